@@ -1,5 +1,25 @@
-"""mcgen: composable, fast, statistically honest sampling on JAX."""
+"""mcgen: composable, fast, statistically honest sampling on JAX.
+
+The public names, nothing else (see DESIGN.md for the layout).
+"""
+from mcgen import adaptation, diagnostics, testing
+from mcgen.diagnostics import SamplingWarning
+from mcgen.kernels import adaptive_mh, independent_mh, rwmh
+from mcgen.result import Result
+from mcgen.run import run_chains
 from mcgen.types import Kernel, Warmup
 
-__all__ = ["Kernel", "Warmup"]
+__all__ = [
+    "Kernel",
+    "Result",
+    "SamplingWarning",
+    "Warmup",
+    "adaptation",
+    "adaptive_mh",
+    "diagnostics",
+    "independent_mh",
+    "run_chains",
+    "rwmh",
+    "testing",
+]
 __version__ = "0.1.0"

@@ -18,8 +18,14 @@ with warnings.catch_warnings():
     import arviz as az
 
 __all__ = [
+    "SamplingWarning",
     "az",
+    "chains_to_arviz",
+    "check_run",
+    "ess_rhat",
+    "plot_trace",
     "psis_smooth",
+    "summary",
     "weighted_to_arviz",
 ]
 
@@ -81,3 +87,103 @@ def weighted_to_arviz(samples: Any, log_weights: Any) -> "az.InferenceData":
     lw = lw - np.logaddexp.reduce(lw)
     posterior = {k: v[None] for k, v in _variables(samples).items()}
     return az.from_dict(posterior=posterior, sample_stats={"log_weight": lw[None]})
+
+
+# ----------------------------------------------------------------------------- chains
+
+# mcgen Info field -> ArviZ sample_stats name (so plot_energy, divergence plots work).
+ARVIZ_STAT_NAMES = {
+    "accept_prob": "acceptance_rate",
+    "is_divergent": "diverging",
+    "logdensity": "lp",
+    "num_grad_evals": "n_steps",
+    "tree_depth": "tree_depth",
+    "step_size": "step_size",
+    "energy": "energy",
+}
+
+
+class SamplingWarning(UserWarning):
+    """A run finished but its diagnostics say the draws may not be trustworthy."""
+
+
+def chains_to_arviz(samples: Any, stats: Mapping[str, Any]) -> "az.InferenceData":
+    """InferenceData with ``posterior`` (from the sample pytree) and ``sample_stats``.
+
+    Leaves have shape ``(chains, draws, *event)``; dict keys and NamedTuple fields become
+    variable names (nested names joined with ``.``); a bare array is called ``x``.  Info
+    fields are renamed to ArviZ's conventions (``is_divergent`` -> ``diverging``,
+    ``accept_prob`` -> ``acceptance_rate``, ``logdensity`` -> ``lp``...).
+    """
+    posterior = _variables(samples)
+    sample_stats = {ARVIZ_STAT_NAMES.get(k, k): np.asarray(v) for k, v in stats.items()}
+    if "diverging" in sample_stats:
+        sample_stats["diverging"] = sample_stats["diverging"].astype(bool)
+    return az.from_dict(posterior=posterior, sample_stats=sample_stats)
+
+
+def summary(idata: "az.InferenceData", **kwargs) -> Any:
+    """ArviZ summary: mean, sd, hdi, mcse, ess_bulk, ess_tail, r_hat (a pandas DataFrame)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return az.summary(idata, **kwargs)
+
+
+def plot_trace(idata: "az.InferenceData", path: str | None = None, **kwargs) -> Any:
+    """ArviZ trace plot; saved to ``path`` (PNG, PDF...) when one is given."""
+    import matplotlib
+
+    if path is not None and matplotlib.get_backend().lower() not in ("agg", "pdf", "svg"):
+        matplotlib.use("Agg")
+    axes = az.plot_trace(idata, **kwargs)
+    if path is not None:
+        import matplotlib.pyplot as plt
+
+        fig = np.ravel(axes)[0].figure
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+    return axes
+
+
+def ess_rhat(samples: Any) -> dict[str, dict[str, np.ndarray]]:
+    """Per-variable ``ess_bulk``, ``ess_tail``, ``r_hat`` (arrays of the event shape)."""
+    variables = {k: np.asarray(v, dtype=np.float64) for k, v in _variables(samples).items()}
+    dataset = az.convert_to_dataset(variables)
+    num_chains = next(iter(variables.values())).shape[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        bulk = az.ess(dataset, method="bulk")
+        tail = az.ess(dataset, method="tail")
+        rhat = az.rhat(dataset) if num_chains > 1 else None
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for name in variables:
+        r = np.asarray(rhat[name]) if rhat is not None else np.full(variables[name].shape[2:], np.nan)
+        out[name] = {"ess_bulk": np.asarray(bulk[name]), "ess_tail": np.asarray(tail[name]), "r_hat": r}
+    return out
+
+
+def check_run(samples: Any, stats: Mapping[str, Any], num_chains: int) -> list[str]:
+    """One line per problem: R-hat > 1.01, ESS < 100 per chain (Stan/ArviZ), divergences."""
+    problems = []
+    diag = ess_rhat(samples)
+    for name, d in diag.items():
+        rhat = np.nanmax(d["r_hat"]) if np.isfinite(d["r_hat"]).any() else np.nan
+        if num_chains > 1 and np.isfinite(rhat) and rhat > 1.01:
+            problems.append(f"{name}: max r_hat = {rhat:.3f} > 1.01; the chains have not mixed.")
+        for kind in ("ess_bulk", "ess_tail"):
+            vals = d[kind][np.isfinite(d[kind])]
+            if vals.size and vals.min() < 100 * num_chains:
+                problems.append(
+                    f"{name}: min {kind} = {vals.min():.0f} < 100 per chain "
+                    f"({100 * num_chains} for {num_chains} chains); run longer or tune the kernel."
+                )
+    if "is_divergent" in stats:
+        n_div = int(np.sum(np.asarray(stats["is_divergent"])))
+        if n_div:
+            problems.append(f"{n_div} divergent transitions after warmup; the draws may be biased.")
+    if "is_nonfinite" in stats:
+        n_bad = int(np.sum(np.asarray(stats["is_nonfinite"])))
+        if n_bad:
+            problems.append(f"{n_bad} proposals had a NaN/+inf log-density and were rejected.")
+    return problems

@@ -1,0 +1,14 @@
+"""Warmup adaptation: dual averaging, Welford covariance estimates, window schedules."""
+from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
+from mcgen.adaptation.welford import WelfordState, welford_covariance, welford_init, welford_update
+
+__all__ = [
+    "DualAveragingState",
+    "WelfordState",
+    "da_final",
+    "da_init",
+    "da_update",
+    "welford_covariance",
+    "welford_init",
+    "welford_update",
+]

@@ -1,0 +1,94 @@
+"""The result of ``run_chains``: draws, per-draw statistics, the last state, timings.
+
+A ``Result`` is plain data.  Everything that talks to ArviZ goes through
+:mod:`mcgen.diagnostics`; the ``InferenceData`` is built on first use and kept.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from mcgen.types import ArrayTree, Kernel
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Result:
+    """Draws from ``run_chains``.
+
+    Attributes
+    ----------
+    samples
+        Pytree of draws; every leaf has shape ``(num_chains, num_samples, *event_shape)``.
+    stats
+        Dict of per-draw kernel statistics (the kernel's ``Info`` fields, flattened with ``.``
+        for nested infos, plus ``logdensity``), each of shape ``(num_chains, num_samples)``.
+    last_state
+        Kernel state of every chain after the last draw (leading chain axis).  Pass the
+        ``Result`` as ``init`` to ``run_chains`` to continue these chains.
+    kernel
+        The kernel that produced the draws.
+    num_chains, num_samples, num_warmup, thin, seed
+        The settings of the run.
+    compile_time
+        Seconds spent tracing and compiling (zero when everything came from the cache).
+    warmup_time, sampling_time
+        Wall-clock seconds of the compiled warmup and sampling phases, compile excluded.
+    messages
+        The diagnostic warnings raised after sampling (R-hat, ESS, divergences).
+    """
+
+    samples: ArrayTree
+    stats: dict[str, np.ndarray]
+    last_state: Any
+    kernel: Kernel
+    num_chains: int
+    num_samples: int
+    num_warmup: int
+    thin: int
+    seed: int
+    compile_time: float
+    warmup_time: float
+    sampling_time: float
+    messages: tuple[str, ...] = ()
+    _cache: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def to_arviz(self):
+        """``arviz.InferenceData`` with groups ``posterior`` and ``sample_stats``."""
+        if "idata" not in self._cache:
+            from mcgen.diagnostics import chains_to_arviz
+
+            self._cache["idata"] = chains_to_arviz(self.samples, self.stats)
+        return self._cache["idata"]
+
+    def summary(self, **kwargs):
+        """ArviZ summary table (mean, sd, hdi, mcse, ess_bulk, ess_tail, r_hat)."""
+        from mcgen.diagnostics import summary
+
+        return summary(self.to_arviz(), **kwargs)
+
+    def plot_trace(self, path: str | None = None, **kwargs):
+        """ArviZ trace plot; written to ``path`` when given.  Returns the matplotlib axes."""
+        from mcgen.diagnostics import plot_trace
+
+        return plot_trace(self.to_arviz(), path=path, **kwargs)
+
+    def diagnostics(self) -> dict[str, dict[str, np.ndarray]]:
+        """Per variable: ``ess_bulk``, ``ess_tail``, ``r_hat`` arrays of the event shape."""
+        if "diag" not in self._cache:
+            from mcgen.diagnostics import ess_rhat
+
+            self._cache["diag"] = ess_rhat(self.samples)
+        return self._cache["diag"]
+
+    def acceptance_rate(self) -> np.ndarray:
+        """Mean acceptance probability per chain (from ``stats['accept_prob']``)."""
+        return np.mean(self.stats["accept_prob"], axis=1)
+
+    def __repr__(self) -> str:
+        import jax
+
+        shapes = jax.tree_util.tree_map(lambda x: tuple(np.shape(x)), self.samples)
+        return (f"Result(chains={self.num_chains}, samples={self.num_samples}, warmup={self.num_warmup}, "
+                f"shapes={shapes}, compile={self.compile_time:.2f}s, sampling={self.sampling_time:.2f}s)")
