@@ -149,10 +149,11 @@ def plot_trace(idata: "az.InferenceData", path: str | None = None, **kwargs) -> 
 def ess_rhat(samples: Any) -> dict[str, dict[str, np.ndarray]]:
     """Per-variable ``ess_bulk``, ``ess_tail``, ``r_hat`` (arrays of the event shape)."""
     variables = {k: np.asarray(v, dtype=np.float64) for k, v in _variables(samples).items()}
-    dataset = az.convert_to_dataset(variables)
     num_chains = next(iter(variables.values())).shape[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", UserWarning)  # "more chains than draws" on short runs
+        dataset = az.convert_to_dataset(variables)
         bulk = az.ess(dataset, method="bulk")
         tail = az.ess(dataset, method="tail")
         rhat = az.rhat(dataset) if num_chains > 1 else None
@@ -165,7 +166,10 @@ def ess_rhat(samples: Any) -> dict[str, dict[str, np.ndarray]]:
 
 def check_run(samples: Any, stats: Mapping[str, Any], num_chains: int) -> list[str]:
     """One line per problem: R-hat > 1.01, ESS < 100 per chain (Stan/ArviZ), divergences."""
-    problems = []
+    problems: list[str] = []
+    num_draws = next(iter(_variables(samples).values())).shape[1]
+    if num_draws < 4:  # too few draws for ESS / R-hat
+        return problems
     diag = ess_rhat(samples)
     for name, d in diag.items():
         rhat = np.nanmax(d["r_hat"]) if np.isfinite(d["r_hat"]).any() else np.nan

@@ -17,9 +17,12 @@ not grow with ``num_samples``).
 **Reproducibility.**  Chain ``i`` draws all its randomness from
 ``fold_in(key(seed), i)``: phase keys are ``fold_in(chain_key, 0|1|2)`` (init, warmup,
 sampling) and step ``t`` of a phase uses ``fold_in(phase_key, t)``.  So chain ``i``'s draws
-do not depend on how many chains run beside it or on how the scan is cut into chunks.  (On
-some targets XLA rounds a batched matrix product differently from an unbatched one; the
-draws then agree to rounding error rather than bit for bit.)
+do not depend on how many chains run beside it or on how the scan is cut into chunks.  Two
+caveats from XLA: it simplifies arithmetic on a batch axis of size one differently (it may
+reassociate constants), so a single chain runs inside a batch of two whose second chain is
+discarded; and it may round a batched matrix product differently at different batch sizes, so
+on targets with dense matrix products chain ``i`` agrees across chain counts to rounding
+error (which Metropolis accept decisions can amplify) rather than bit for bit.
 
 **Compilation.**  Compiled functions are cached on (log-density function, kernel, static
 settings, argument shapes and dtypes).  A second call with the same ``logdensity_fn``
@@ -236,6 +239,16 @@ def _initial_positions(clock, logdensity_fn, init, num_chains, init_keys, init_j
     return _call(clock, _broadcast_jitter, (num_chains,), tree, init_keys, jitter)
 
 
+def _pad_single_chain_batch(logdensity_fn, init, init_batched):
+    """A batch of one position (leading axis 1) becomes a batch of two (the twin is discarded)."""
+    tree = jax.tree_util.tree_map(jnp.asarray, init)
+    if _leading_dims(tree) != {1}:
+        return init
+    if init_batched is None and _logdensity_shape(logdensity_fn, tree) == ():
+        return init  # one position whose leaves happen to have a leading axis of 1
+    return jax.tree_util.tree_map(lambda x: jnp.concatenate([x, x]), tree)
+
+
 def _check_initial_logdensity(states) -> None:
     logdensity = getattr(states, "logdensity", None)
     if logdensity is None:
@@ -273,7 +286,7 @@ def run_chains(
     logdensity_fn: LogDensityFn,
     kernel: Kernel,
     *,
-    init: Any,
+    init: Any = None,
     num_chains: int = 4,
     num_samples: int = 1000,
     num_warmup: int | None = None,
@@ -291,7 +304,10 @@ def run_chains(
     Parameters
     ----------
     logdensity_fn
-        ``logdensity_fn(position) -> scalar``, the log of an unnormalized target density.
+        ``logdensity_fn(position) -> scalar``, the log of an unnormalized target density; or
+        a target object with attributes ``logdensity_fn`` and, optionally, ``transform``
+        (applied to every kept draw) and ``init`` (the default initial position), such as
+        the one ``mc.from_numpyro(model)`` returns.
     kernel
         A :class:`mcgen.Kernel` (``mc.rwmh()``, ``mc.adaptive_mh()``...).
     init
@@ -329,6 +345,14 @@ def run_chains(
         ``samples`` (leaves ``(num_chains, num_samples, *event)``), ``stats``, ``last_state``,
         timings, and ArviZ conversions.
     """
+    if hasattr(logdensity_fn, "logdensity_fn"):  # a target object (e.g. from a NumPyro model)
+        target = logdensity_fn
+        logdensity_fn = target.logdensity_fn
+        transform = transform if transform is not None else getattr(target, "transform", None)
+        init = init if init is not None else getattr(target, "init", None)
+    if init is None:
+        raise ValueError("run_chains needs init: a position, a batch of positions, a callable init(key), "
+                         "or a Result to continue")
     if not isinstance(kernel, Kernel):
         raise TypeError(f"kernel must be an mcgen.Kernel (e.g. mc.rwmh()), got {type(kernel).__name__}")
     if not callable(logdensity_fn):
@@ -346,12 +370,19 @@ def run_chains(
     num_chains, num_samples, num_warmup, thin = int(num_chains), int(num_samples), int(num_warmup), int(thin)
 
     clock = _Clock()
+    # XLA simplifies size-1 batch axes differently; run a lone chain beside a discarded twin
+    # so that its draws equal chain 0 of any larger run (see the module docstring).
+    requested, num_chains = num_chains, max(num_chains, 2)
     init_keys, warm_keys, sample_keys = _call(clock, _chain_keys, (num_chains,), jnp.asarray(seed, jnp.uint32))
     if resume:
-        if init.num_chains != num_chains:
-            raise ValueError(f"init is a Result with {init.num_chains} chains but num_chains={num_chains}")
+        if init.num_chains != requested:
+            raise ValueError(f"init is a Result with {init.num_chains} chains but num_chains={requested}")
         states = init.last_state
+        if requested == 1:
+            states = jax.tree_util.tree_map(lambda x: jnp.concatenate([x, x]), states)
     else:
+        if requested == 1 and init_batched is not False and not callable(init):
+            init = _pad_single_chain_batch(logdensity_fn, init, init_batched)
         positions = _initial_positions(clock, logdensity_fn, init, num_chains, init_keys, init_jitter, init_batched)
         states = _call(clock, _init_states, (kernel, logdensity_fn), positions)
         _check_initial_logdensity(states)
@@ -391,8 +422,11 @@ def run_chains(
         bar.close()
 
     # Chunks are (draws, chains, ...) on the host; join them and put chains first.
-    samples = jax.tree_util.tree_map(lambda *xs: np.swapaxes(np.concatenate(xs, axis=0), 0, 1), *draws)
-    stats = {k: np.swapaxes(np.concatenate([c[k] for c in infos], axis=0), 0, 1) for k in infos[0]}
+    samples = jax.tree_util.tree_map(
+        lambda *xs: np.swapaxes(np.concatenate(xs, axis=0), 0, 1)[:requested], *draws)
+    stats = {k: np.swapaxes(np.concatenate([c[k] for c in infos], axis=0), 0, 1)[:requested] for k in infos[0]}
+    states = jax.tree_util.tree_map(lambda x: x[:requested], states)
+    num_chains = requested
 
     messages: tuple[str, ...] = ()
     if warn:

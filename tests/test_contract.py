@@ -1,0 +1,138 @@
+"""The kernel contract: every kernel and combinator works under jit, vmap, scan, with pytree
+positions, exposes NamedTuple state/info with the common field names, and a second
+``run_chains`` call with the same log-density, kernel settings and shapes compiles nothing.
+
+Every new kernel or combinator joins ``KERNELS`` below.
+"""
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+
+import mcgen as mc
+
+
+class DictNormal:
+    """A proposal over dict positions {"a": (2,), "b": ()} for independent_mh."""
+
+    def sample(self, key):
+        ka, kb = jax.random.split(key)
+        return {"a": 2.0 * jax.random.normal(ka, (2,)), "b": 2.0 * jax.random.normal(kb)}
+
+    def log_prob(self, x):
+        return jnp.sum(dist.Normal(0.0, 2.0).log_prob(x["a"])) + dist.Normal(0.0, 2.0).log_prob(x["b"])
+
+
+def logdensity_dict(x):
+    return -0.5 * jnp.sum(x["a"] ** 2) - 0.5 * x["b"] ** 2
+
+
+def logdensity_flat(x):
+    return -0.5 * jnp.sum(x**2)
+
+
+DICT_INIT = {"a": jnp.array([0.1, -0.2]), "b": jnp.array(0.3)}
+FLAT_INIT = jnp.array([0.1, -0.2, 0.3])
+
+# name -> (constructor, position kinds it supports)
+KERNELS = {
+    "rwmh": (lambda: mc.rwmh(), ("flat", "dict")),
+    "rwmh_fixed": (lambda: mc.rwmh(0.5, adapt=False), ("flat", "dict")),
+    "adaptive_mh": (lambda: mc.adaptive_mh(), ("flat", "dict")),
+    "independent_mh_flat": (lambda: mc.independent_mh(_FLAT_PROPOSAL), ("flat",)),
+    "independent_mh_dict": (lambda: mc.independent_mh(_DICT_PROPOSAL), ("dict",)),
+}
+_FLAT_PROPOSAL = dist.Normal(jnp.zeros(3), 2.0).to_event(1)
+_DICT_PROPOSAL = DictNormal()
+
+CASES = [(name, kind) for name, (_, kinds) in KERNELS.items() for kind in kinds]
+TARGETS = {"flat": (logdensity_flat, FLAT_INIT), "dict": (logdensity_dict, DICT_INIT)}
+
+
+def _leaves_equal_structure(a, b):
+    return jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+
+
+@pytest.mark.parametrize("name, kind", CASES)
+def test_jit_vmap_scan_and_state_conventions(name, kind):
+    kernel = KERNELS[name][0]()
+    logdensity_fn, position = TARGETS[kind]
+    assert isinstance(kernel, mc.Kernel)
+
+    state = jax.jit(kernel.init, static_argnums=1)(position, logdensity_fn)
+    assert hasattr(state, "_fields") and {"position", "logdensity"} <= set(state._fields)
+    assert _leaves_equal_structure(state.position, position)
+    assert jnp.shape(state.logdensity) == ()
+
+    step = jax.jit(kernel.step, static_argnums=2)
+    new_state, info = step(jax.random.key(0), state, logdensity_fn)
+    assert hasattr(info, "_fields") and {"accept_prob", "is_accepted"} <= set(info._fields)
+    assert _leaves_equal_structure(new_state, state)
+    # the cached log-density is the log-density of the position
+    np.testing.assert_allclose(new_state.logdensity, logdensity_fn(new_state.position), rtol=1e-5)
+
+    # vmap across chains
+    positions = jax.tree_util.tree_map(lambda x: jnp.stack([x, x + 0.1, x - 0.1]), position)
+    states = jax.vmap(kernel.init, in_axes=(0, None))(positions, logdensity_fn)
+    keys = jax.random.split(jax.random.key(1), 3)
+    states2, infos = jax.vmap(kernel.step, in_axes=(0, 0, None))(keys, states, logdensity_fn)
+    assert infos.accept_prob.shape == (3,)
+
+    # scan over steps
+    def body(st, k):
+        return kernel.step(k, st, logdensity_fn)
+
+    final, infos = jax.lax.scan(body, state, jax.random.split(jax.random.key(2), 50))
+    assert infos.accept_prob.shape == (50,)
+    assert bool(jnp.all(jnp.isfinite(jnp.asarray(jax.tree_util.tree_leaves(final.position)[0]))))
+
+    # warmup protocol, if any, under jit + vmap + scan
+    if kernel.warmup is not None:
+        w = kernel.warmup(20)
+        ws = jax.vmap(w.init)(states)
+
+        def wbody(s, k):
+            return jax.vmap(w.step, in_axes=(0, 0, None))(jax.random.split(k, 3), s, logdensity_fn)[0], None
+
+        ws, _ = jax.jit(lambda s, k: jax.lax.scan(wbody, s, jax.random.split(k, 20)))(ws, jax.random.key(3))
+        finalized = jax.vmap(w.finalize)(ws)
+        assert _leaves_equal_structure(finalized, states)
+
+
+@pytest.mark.filterwarnings("ignore::mcgen.SamplingWarning")
+@pytest.mark.parametrize("name, kind", CASES)
+def test_second_run_chains_call_does_not_recompile(name, kind):
+    logdensity_fn, position = TARGETS[kind]
+    traces = []
+
+    def counted(x):
+        traces.append(1)
+        return logdensity_fn(x)
+
+    run = dict(num_chains=2, num_samples=10, num_warmup=10, progress=False)
+    mc.run_chains(counted, KERNELS[name][0](), init=position, seed=0, **run)
+    n = len(traces)
+    shifted = jax.tree_util.tree_map(lambda x: x + 0.05, position)
+    res = mc.run_chains(counted, KERNELS[name][0](), init=shifted, seed=1, **run)
+    assert len(traces) == n, f"{name}: second call re-traced the log-density"
+    assert res.compile_time == 0.0
+
+
+def test_kernel_constructors_return_the_same_object_for_the_same_settings():
+    assert mc.rwmh() is mc.rwmh()
+    assert mc.rwmh(0.3) is mc.rwmh(0.3)
+    assert mc.rwmh(0.3) is not mc.rwmh(0.4)
+    assert mc.adaptive_mh() is mc.adaptive_mh()
+    assert mc.independent_mh(_FLAT_PROPOSAL) is mc.independent_mh(_FLAT_PROPOSAL)
+
+
+def test_kernel_settings_are_validated():
+    with pytest.raises(ValueError):
+        mc.rwmh(target_accept=1.5)
+    with pytest.raises(ValueError):
+        mc.adaptive_mh(regularization=-1.0)
+    with pytest.raises(TypeError, match="callable `sample`"):
+        mc.independent_mh(object())

@@ -1,0 +1,173 @@
+"""run_chains: shapes, reproducibility, chunking, resuming, input validation, compilation."""
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mcgen as mc
+from mcgen import testing
+
+GAUSS10 = testing.correlated_gaussian(10, 0.5)
+DICT = testing.dict_gaussian()
+quiet = pytest.mark.filterwarnings("ignore::mcgen.SamplingWarning")
+
+
+def _run(target, kernel=None, **kwargs):
+    kwargs = {"num_chains": 4, "num_samples": 200, "num_warmup": 100, "progress": False, **kwargs}
+    kwargs.setdefault("init", target.init)
+    return mc.run_chains(target.logdensity_fn, kernel or mc.rwmh(), **kwargs)
+
+
+@quiet
+@pytest.mark.parametrize("kernel", [mc.rwmh(), mc.adaptive_mh()], ids=["rwmh", "adaptive_mh"])
+@pytest.mark.parametrize("target", [DICT, GAUSS10], ids=["dict", "gauss10"])
+def test_chain_draws_do_not_depend_on_chain_count_or_chunking(kernel, target):
+    one = _run(target, kernel, num_chains=1)
+    eight = _run(target, kernel, num_chains=8, chunk_size=37)
+    eight_b = _run(target, kernel, num_chains=8, chunk_size=64)
+    for a, b, c in zip(jax.tree_util.tree_leaves(one.samples), jax.tree_util.tree_leaves(eight.samples),
+                       jax.tree_util.tree_leaves(eight_b.samples)):
+        np.testing.assert_array_equal(a[0], b[0])  # chain 0: bit-identical, 1 vs 8 chains
+        np.testing.assert_array_equal(b, c)  # every chain: bit-identical across chunk sizes
+    np.testing.assert_array_equal(one.stats["accept_prob"][0], eight.stats["accept_prob"][0])
+
+
+@quiet
+def test_chain_draws_do_not_depend_on_many_chains_elementwise_target():
+    # An elementwise target: XLA computes it identically batched or not, so 8 vs 64 is exact.
+    # (A dense matrix-vector product may be rounded differently at other batch sizes; see
+    # the run module docstring.)
+    eight = _run(DICT, num_chains=8)
+    many = _run(DICT, num_chains=64, chunk_size=50)
+    for a, b in zip(jax.tree_util.tree_leaves(eight.samples), jax.tree_util.tree_leaves(many.samples)):
+        np.testing.assert_array_equal(a, b[:8])
+
+
+@quiet
+def test_shapes_stats_and_thin():
+    res = _run(DICT, num_chains=3, num_samples=50, thin=3)
+    assert res.samples["loc"].shape == (3, 50, 2)
+    assert res.samples["log_scale"].shape == (3, 50)
+    assert set(res.stats) == {"accept_prob", "is_accepted", "is_nonfinite", "logdensity"}
+    assert all(v.shape == (3, 50) for v in res.stats.values())
+    # thinning keeps every 3rd step of the same chain: thin=1 run's step 3k+2 equals thin=3 draw k
+    full = _run(DICT, num_chains=3, num_samples=150, thin=1)
+    np.testing.assert_array_equal(res.samples["loc"], full.samples["loc"][:, 2::3])
+
+
+@quiet
+def test_resume_from_result_continues_chains():
+    first = _run(GAUSS10, num_samples=100)
+    second = mc.run_chains(GAUSS10.logdensity_fn, mc.rwmh(), init=first, num_chains=4, num_samples=100,
+                           seed=5, progress=False)
+    assert second.num_warmup == 0
+    np.testing.assert_array_equal(second.last_state.params.scale, first.last_state.params.scale)
+    # the first draw of the continuation is one step from the last draw of the first run
+    step = np.abs(second.samples[:, 0] - first.samples[:, -1]).max(axis=-1)
+    assert np.all(step < 5.0)
+
+
+@quiet
+def test_init_forms():
+    batch = jnp.stack([GAUSS10.init + i for i in range(4)])
+    res = _run(GAUSS10, init=batch, num_warmup=0, num_samples=1)
+    assert res.samples.shape == (4, 1, 10)
+    res = _run(GAUSS10, init=lambda key: jax.random.normal(key, (10,)), num_samples=5)
+    assert res.samples.shape == (4, 5, 10)
+    # a broadcast init is jittered per chain, within init_jitter
+    res = _run(GAUSS10, init=jnp.zeros(10), num_warmup=0, num_samples=1, init_jitter=0.0)
+    assert res.samples.shape == (4, 1, 10)
+
+
+def test_ambiguous_init_asks_for_init_batched():
+    with pytest.raises(ValueError, match="init_batched"):
+        mc.run_chains(lambda x: -jnp.sum(x**2), mc.rwmh(), init=jnp.zeros(4), num_chains=4,
+                      num_samples=5, progress=False)
+    res = mc.run_chains(lambda x: -jnp.sum(x**2), mc.rwmh(), init=jnp.zeros(4), num_chains=4,
+                        num_samples=5, progress=False, init_batched=False, warn=False)
+    assert res.samples.shape == (4, 5, 4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"init": jnp.array([jnp.nan, 0.0])}, "NaN or inf"),
+        ({"init": jnp.array([5.0, 0.0]), "init_jitter": 0.0}, "not finite"),
+        ({"num_chains": 0}, "num_chains"),
+        ({"num_samples": -1}, "num_samples"),
+        ({"thin": 0}, "thin"),
+        ({"num_warmup": -3}, "num_warmup"),
+        ({"init_jitter": float("nan")}, "init_jitter"),
+    ],
+)
+def test_bad_input_raises_clear_errors(kwargs, match):
+    def logdensity(x):  # support: x[0] < 3
+        return jnp.where(x[0] < 3.0, -0.5 * jnp.sum(x**2), -jnp.inf)
+
+    args = {"init": jnp.zeros(2), "num_chains": 2, "num_samples": 5, "progress": False, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        mc.run_chains(logdensity, mc.rwmh(), **args)
+
+
+def test_non_scalar_logdensity_and_wrong_kernel():
+    with pytest.raises(ValueError, match="scalar"):
+        mc.run_chains(lambda x: -0.5 * x**2, mc.rwmh(), init=jnp.zeros(3), num_samples=5, progress=False)
+    with pytest.raises(TypeError, match="Kernel"):
+        mc.run_chains(GAUSS10.logdensity_fn, "rwmh", init=GAUSS10.init, num_samples=5, progress=False)
+    with pytest.raises(ValueError, match="scale"):
+        mc.rwmh(scale=-1.0)
+
+
+@quiet
+def test_second_call_does_not_recompile():
+    traces = []
+
+    def logdensity(x):
+        traces.append(1)  # runs only while JAX traces
+        return -0.5 * jnp.sum(x**2)
+
+    first = mc.run_chains(logdensity, mc.rwmh(), init=jnp.zeros(3), num_chains=2, num_samples=20, progress=False)
+    n = len(traces)
+    assert n > 0 and first.compile_time > 0
+    second = mc.run_chains(logdensity, mc.rwmh(), init=jnp.ones(3), num_chains=2, num_samples=20, seed=7,
+                           progress=False)
+    assert len(traces) == n
+    assert second.compile_time == 0.0
+    assert not np.array_equal(first.samples, second.samples)
+
+
+@quiet
+def test_result_arviz_summary_and_trace_plot(tmp_path):
+    res = _run(DICT, num_samples=100)
+    idata = res.to_arviz()
+    assert set(idata.posterior.data_vars) == {"loc", "log_scale"}
+    assert idata.posterior["loc"].shape == (4, 100, 2)
+    assert {"acceptance_rate", "lp"} <= set(idata.sample_stats.data_vars)
+    table = res.summary()
+    assert {"mean", "sd", "hdi_3%", "mcse_mean", "ess_bulk", "ess_tail", "r_hat"} <= set(table.columns)
+    path = tmp_path / "trace.png"
+    res.plot_trace(path=str(path))
+    assert path.stat().st_size > 1000
+    assert res.sampling_time > 0 and res.warmup_time > 0
+
+
+def test_warnings_on_poor_mixing():
+    with pytest.warns(mc.SamplingWarning, match="ess_bulk"):
+        _run(GAUSS10, num_samples=50, num_warmup=10)
+
+
+@quiet
+def test_target_object_with_transform():
+    class Target:
+        logdensity_fn = staticmethod(GAUSS10.logdensity_fn)
+        init = GAUSS10.init
+
+        @staticmethod
+        def transform(x):
+            return {"exp_x0": jnp.exp(x[0]), "x": x}
+
+    res = mc.run_chains(Target(), mc.rwmh(), num_chains=2, num_samples=10, progress=False)
+    assert res.samples["exp_x0"].shape == (2, 10)
+    np.testing.assert_allclose(res.samples["exp_x0"], np.exp(res.samples["x"][..., 0]), rtol=1e-6)
