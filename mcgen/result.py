@@ -37,6 +37,8 @@ class Result:
         Wall-clock seconds of the compiled warmup and sampling phases, compile excluded.
     messages
         The diagnostic warnings raised after sampling (R-hat, ESS, divergences).
+    chain_ids
+        Global index of each chain held (all chains, or this process's with ``gather=False``).
     """
 
     samples: ArrayTree
@@ -52,6 +54,7 @@ class Result:
     warmup_time: float
     sampling_time: float
     messages: tuple[str, ...] = ()
+    chain_ids: Any = None
     _cache: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def to_arviz(self):

@@ -17,12 +17,13 @@ not grow with ``num_samples``).
 **Reproducibility.**  Chain ``i`` draws all its randomness from
 ``fold_in(key(seed), i)``: phase keys are ``fold_in(chain_key, 0|1|2)`` (init, warmup,
 sampling) and step ``t`` of a phase uses ``fold_in(phase_key, t)``.  So chain ``i``'s draws
-do not depend on how many chains run beside it or on how the scan is cut into chunks.  Two
-caveats from XLA: it simplifies arithmetic on a batch axis of size one differently (it may
-reassociate constants), so a single chain runs inside a batch of two whose second chain is
-discarded; and it may round a batched matrix product differently at different batch sizes, so
-on targets with dense matrix products chain ``i`` agrees across chain counts to rounding
-error (which Metropolis accept decisions can amplify) rather than bit for bit.
+do not depend on how many chains run beside it, on how many devices share them, or on how
+the scan is cut into chunks.  Two caveats from XLA: its CPU code for a batch of size one, or
+of 3, 5-7 or 13-15 lanes, rounds some operations differently from other batch sizes, so the
+driver pads the per-device batch away from those sizes with chains it discards (see
+``_padded_chain_count``); and it may round a batched matrix product differently at
+different batch sizes, so on targets with dense matrix products chain ``i`` agrees across
+chain counts to rounding error (which accept decisions can amplify) rather than bit for bit.
 
 **Compilation.**  Compiled functions are cached on (log-density function, kernel, static
 settings, argument shapes and dtypes).  A second call with the same ``logdensity_fn``
@@ -33,11 +34,12 @@ log-density once (not a fresh ``lambda`` per call) to profit from it.
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import sys
 import time
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -60,9 +62,9 @@ class _Clock:
 
 
 def _call(clock: _Clock, fn: Callable, static: tuple, *args):
-    """Run ``fn(*static, *args)`` compiled; compile once per (fn, static, avals)."""
+    """Run ``fn(*static, *args)`` compiled; compile once per (fn, static, avals, shardings)."""
     flat, treedef = jax.tree_util.tree_flatten(args)
-    key = (fn, static, treedef, tuple(jax.typeof(x) for x in flat))
+    key = (fn, static, treedef, tuple((jax.typeof(x), getattr(x, "sharding", None)) for x in flat))
     compiled = _CACHE.get(key)
     if compiled is None:
         start = time.perf_counter()
@@ -109,12 +111,19 @@ def _broadcast_jitter(num_chains: int, position, keys, jitter):
     return jax.vmap(one)(keys)
 
 
+def _over_chains(method: str, fn: Callable) -> Callable:
+    """Map ``fn`` over the leading (chain) axis of every argument: vmap, or lax.map one by one."""
+    if method == "sequential":
+        return lambda *args: jax.lax.map(lambda a: fn(*a), args)
+    return jax.vmap(fn)
+
+
 def _from_callable(init_fn, keys):
     return jax.vmap(init_fn)(keys)
 
 
-def _init_states(kernel: Kernel, logdensity_fn, positions):
-    return jax.vmap(kernel.init, in_axes=(0, None))(positions, logdensity_fn)
+def _init_states(method, kernel: Kernel, logdensity_fn, positions):
+    return _over_chains(method, lambda x: kernel.init(x, logdensity_fn))(positions)
 
 
 def _warmup_of(kernel: Kernel, num_warmup: int):
@@ -125,22 +134,22 @@ def _warmup_of(kernel: Kernel, num_warmup: int):
     return kernel.warmup(num_warmup)
 
 
-def _warmup_init(kernel, num_warmup, states):
-    return jax.vmap(_warmup_of(kernel, num_warmup).init)(states)
+def _warmup_init(method, kernel, num_warmup, states):
+    return _over_chains(method, _warmup_of(kernel, num_warmup).init)(states)
 
 
-def _warmup_finalize(kernel, num_warmup, wstates):
-    return jax.vmap(_warmup_of(kernel, num_warmup).finalize)(wstates)
+def _warmup_finalize(method, kernel, num_warmup, wstates):
+    return _over_chains(method, _warmup_of(kernel, num_warmup).finalize)(wstates)
 
 
-def _warmup_chunk(kernel, logdensity_fn, num_warmup, length, wstates, keys, t0):
+def _warmup_chunk(method, kernel, logdensity_fn, num_warmup, length, wstates, keys, t0):
     w = _warmup_of(kernel, num_warmup)
 
     def body(ws, t):
         def one(state, key):
             return w.step(jax.random.fold_in(key, t), state, logdensity_fn)[0]
 
-        return jax.vmap(one)(ws, keys), None
+        return _over_chains(method, one)(ws, keys), None
 
     ts = t0 + jnp.arange(length, dtype=jnp.uint32)
     return jax.lax.scan(body, wstates, ts)[0]
@@ -157,7 +166,7 @@ def _flat_info(info, state) -> dict:
     return out
 
 
-def _sample_chunk(kernel, logdensity_fn, thin, transform, length, states, keys, t0):
+def _sample_chunk(method, kernel, logdensity_fn, thin, transform, length, states, keys, t0):
     def one(state, key, t):
         if thin == 1:
             state, info = kernel.step(jax.random.fold_in(key, t), state, logdensity_fn)
@@ -171,7 +180,7 @@ def _sample_chunk(kernel, logdensity_fn, thin, transform, length, states, keys, 
         return state, (draw, _flat_info(info, state))
 
     def body(sts, t):
-        return jax.vmap(one, in_axes=(0, 0, None))(sts, keys, t)
+        return _over_chains(method, lambda st, k: one(st, k, t))(sts, keys)
 
     ts = t0 + jnp.arange(length, dtype=jnp.uint32)
     return jax.lax.scan(body, states, ts)
@@ -206,6 +215,8 @@ def _initial_positions(clock, logdensity_fn, init, num_chains, init_keys, init_j
         whole = _logdensity_shape(logdensity_fn, tree)
         can_batch = _leading_dims(tree) == {num_chains}
         first = _logdensity_shape(logdensity_fn, jax.tree_util.tree_map(lambda x: x[0], tree)) if can_batch else None
+        if whole == () and first == () and num_chains == 1:
+            first = None  # one chain: a lone position is far more likely than a batch of one
         if whole == () and first == ():
             raise ValueError(
                 f"init is ambiguous: logdensity_fn gives a scalar both for the whole init and for "
@@ -239,21 +250,120 @@ def _initial_positions(clock, logdensity_fn, init, num_chains, init_keys, init_j
     return _call(clock, _broadcast_jitter, (num_chains,), tree, init_keys, jitter)
 
 
-def _pad_single_chain_batch(logdensity_fn, init, init_batched):
-    """A batch of one position (leading axis 1) becomes a batch of two (the twin is discarded)."""
-    tree = jax.tree_util.tree_map(jnp.asarray, init)
-    if _leading_dims(tree) != {1}:
-        return init
-    if init_batched is None and _logdensity_shape(logdensity_fn, tree) == ():
-        return init  # one position whose leaves happen to have a leading axis of 1
-    return jax.tree_util.tree_map(lambda x: jnp.concatenate([x, x]), tree)
+def _placement(chain_method: str | None, devices: Sequence[Any] | None):
+    """(method, mesh or None) from the user's choice and the visible devices."""
+    from jax.sharding import Mesh
+
+    devices = list(jax.devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("devices is empty; pass None for every visible device")
+    if chain_method is None:
+        chain_method = "sharded" if len(devices) > 1 else "vectorized"
+    if chain_method not in ("vectorized", "sharded", "sequential"):
+        raise ValueError(f"chain_method must be 'vectorized', 'sharded' or 'sequential', got {chain_method!r}")
+    if chain_method == "sharded" and len(devices) > 1:
+        return "vectorized", Mesh(np.array(devices), ("chains",))
+    if chain_method == "sharded":
+        chain_method = "vectorized"  # one device: sharding is plain vmap
+    elif len(devices) == 1 and devices[0] != jax.devices()[0]:
+        return chain_method, Mesh(np.array(devices), ("chains",))
+    return chain_method, None
+
+
+def _padded_chain_count(requested: int, mesh) -> int:
+    """Chains actually run (the padding chains are discarded): a multiple of the device count
+    with a per-device batch that XLA:CPU vectorizes like any larger batch.
+
+    XLA simplifies arithmetic on a batch axis of size one differently (it reassociates
+    constants), and for small batches of 5-7 or 13-15 lanes (3 when sharded) it computes
+    ``exp``/``log`` with a different SIMD tail than for other sizes (measured on x86-64 with
+    AVX2; tests/test_run.py and tests/test_sharding.py check it).  So a device holds at
+    least two chains, and a per-device batch between 3 and 15 is rounded up to a multiple of
+    four: 1 chain runs as 2, 3 as 4, 5-7 as 8.  Chain ``i``'s draws then do not depend on
+    the chain count or the number of devices.
+    """
+    devices = mesh.devices.size if mesh is not None else 1
+    per_device = max(2, -(-requested // devices))
+    if 2 < per_device < 16:
+        per_device = -(-per_device // 4) * 4
+    return devices * per_device
+
+
+def _pad_chains(tree, requested: int, total: int):
+    """Extend a batch of ``requested`` chains to ``total`` by repeating rows (discarded later)."""
+    if total == requested:
+        return tree
+    index = np.arange(total) % requested
+    return jax.tree_util.tree_map(lambda x: jnp.asarray(x)[index], tree)
+
+
+def _place(mesh, tree):
+    """Put the leading (chain) axis of every leaf across the mesh's devices.
+
+    Under ``jax.distributed`` the mesh spans devices of other processes too; every process
+    holds the same host values here and contributes the shards on its own devices.
+    """
+    if mesh is None:
+        return tree
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    sharding = NamedSharding(mesh, PartitionSpec("chains"))
+
+    def put(x):
+        if getattr(x, "sharding", None) == sharding:
+            return x
+        if jax.process_count() == 1:
+            return jax.device_put(x, sharding)
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+        host = _host_value(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree_util.tree_map(put, tree)
+
+
+def _host_value(x) -> np.ndarray:
+    """The full value of ``x`` as numpy, gathering from other processes where needed."""
+    if getattr(x, "is_fully_addressable", True):
+        return np.asarray(x)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def _to_host(tree, gather: bool):
+    """Copy a (draws, chains, ...) pytree to numpy: every chain, or this process's chains.
+
+    Returns the numpy pytree and the ids of the chains it holds.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    first = leaves[0]
+    if all(getattr(x, "is_fully_addressable", True) for x in leaves):
+        return jax.device_get(tree), np.arange(first.shape[1])
+    if gather:
+        from jax.experimental import multihost_utils
+
+        out = [np.asarray(multihost_utils.process_allgather(x, tiled=True)) for x in leaves]
+        return jax.tree_util.tree_unflatten(treedef, out), np.arange(first.shape[1])
+
+    def local(x):
+        shards = {s.index[1].start or 0: s for s in x.addressable_shards}  # one replica per block
+        return np.concatenate([np.asarray(shards[k].data) for k in sorted(shards)], axis=1), shards
+
+    out, ids = [], None
+    for x in leaves:
+        data, shards = local(x)
+        out.append(data)
+        if ids is None:
+            ids = np.concatenate([np.arange(x.shape[1])[shards[k].index[1]] for k in sorted(shards)])
+    return jax.tree_util.tree_unflatten(treedef, out), ids
 
 
 def _check_initial_logdensity(states) -> None:
     logdensity = getattr(states, "logdensity", None)
     if logdensity is None:
         return
-    values = np.asarray(logdensity)
+    values = _host_value(logdensity)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         raise ValueError(
@@ -298,6 +408,9 @@ def run_chains(
     init_batched: bool | None = None,
     transform: Callable[[ArrayTree], ArrayTree] | None = None,
     warn: bool = True,
+    chain_method: str | None = None,
+    devices: Sequence[Any] | None = None,
+    gather: bool = True,
 ) -> Result:
     """Run ``num_chains`` chains of ``kernel`` on ``logdensity_fn``: warmup, then sampling.
 
@@ -338,6 +451,16 @@ def run_chains(
         Applied to each kept position before it is stored (e.g. back to constrained space).
     warn
         Warn (``mcgen.SamplingWarning``) on R-hat > 1.01, ESS < 100 per chain, divergences.
+    chain_method
+        ``"vectorized"`` (vmap on one device), ``"sharded"`` (the chain axis split across
+        ``devices`` with ``jax.sharding``; the default when more than one device is visible)
+        or ``"sequential"`` (``lax.map`` over chains: least memory, slowest).
+    devices
+        Devices to shard over (default ``jax.devices()``: every device of every process
+        under ``jax.distributed``).
+    gather
+        Under ``jax.distributed``: ``True`` gives every process the draws of all chains;
+        ``False`` only the chains on its own devices (``Result.chain_ids`` says which).
 
     Returns
     -------
@@ -369,22 +492,23 @@ def run_chains(
         raise ValueError(f"init_jitter must be a finite number >= 0, got {init_jitter!r}")
     num_chains, num_samples, num_warmup, thin = int(num_chains), int(num_samples), int(num_warmup), int(thin)
 
+    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    method, mesh = _placement(chain_method, devices)
     clock = _Clock()
-    # XLA simplifies size-1 batch axes differently; run a lone chain beside a discarded twin
-    # so that its draws equal chain 0 of any larger run (see the module docstring).
-    requested, num_chains = num_chains, max(num_chains, 2)
-    init_keys, warm_keys, sample_keys = _call(clock, _chain_keys, (num_chains,), jnp.asarray(seed, jnp.uint32))
+    requested = num_chains
+    num_chains = _padded_chain_count(requested, mesh)
+    place = functools.partial(_place, mesh)
+    init_keys, warm_keys, sample_keys = place(
+        _call(clock, _chain_keys, (num_chains,), jnp.asarray(seed, jnp.uint32)))
     if resume:
         if init.num_chains != requested:
             raise ValueError(f"init is a Result with {init.num_chains} chains but num_chains={requested}")
-        states = init.last_state
-        if requested == 1:
-            states = jax.tree_util.tree_map(lambda x: jnp.concatenate([x, x]), states)
+        states = place(_pad_chains(init.last_state, requested, num_chains))
     else:
-        if requested == 1 and init_batched is not False and not callable(init):
-            init = _pad_single_chain_batch(logdensity_fn, init, init_batched)
-        positions = _initial_positions(clock, logdensity_fn, init, num_chains, init_keys, init_jitter, init_batched)
-        states = _call(clock, _init_states, (kernel, logdensity_fn), positions)
+        positions = _initial_positions(clock, logdensity_fn, init, requested, init_keys, init_jitter, init_batched)
+        positions = place(_pad_chains(positions, requested, num_chains))
+        states = _call(clock, _init_states, (method, kernel, logdensity_fn), positions)
         _check_initial_logdensity(states)
 
     bar = _progress_bar(progress, num_warmup + num_samples * thin)
@@ -393,26 +517,27 @@ def run_chains(
 
     warmup_time = 0.0
     if num_warmup > 0:
-        wstates = _call(clock, _warmup_init, (kernel, num_warmup), states)
+        wstates = _call(clock, _warmup_init, (method, kernel, num_warmup), states)
         for t0, n in _chunks(num_warmup, size or num_warmup):
             before = clock.compile
             start = time.perf_counter()
-            wstates = _call(clock, _warmup_chunk, (kernel, logdensity_fn, num_warmup, n),
+            wstates = _call(clock, _warmup_chunk, (method, kernel, logdensity_fn, num_warmup, n),
                             wstates, warm_keys, jnp.asarray(t0, jnp.uint32))
             jax.block_until_ready(wstates)
             warmup_time += time.perf_counter() - start - (clock.compile - before)
             if bar is not None:
                 bar.update(n)
-        states = _call(clock, _warmup_finalize, (kernel, num_warmup), wstates)
+        states = _call(clock, _warmup_finalize, (method, kernel, num_warmup), wstates)
 
     draws, infos, sampling_time = [], [], 0.0
     for t0, n in _chunks(num_samples, size or num_samples):
         before = clock.compile
         start = time.perf_counter()
         states, (chunk_draws, chunk_info) = _call(
-            clock, _sample_chunk, (kernel, logdensity_fn, thin, transform, n),
+            clock, _sample_chunk, (method, kernel, logdensity_fn, thin, transform, n),
             states, sample_keys, jnp.asarray(t0, jnp.uint32))
-        chunk_draws, chunk_info = jax.device_get((chunk_draws, chunk_info))
+        # off the device chunk by chunk: device memory does not grow with num_samples
+        (chunk_draws, chunk_info), chain_ids = _to_host((chunk_draws, chunk_info), gather)
         sampling_time += time.perf_counter() - start - (clock.compile - before)
         draws.append(chunk_draws)
         infos.append(chunk_info)
@@ -421,22 +546,25 @@ def run_chains(
     if bar is not None:
         bar.close()
 
-    # Chunks are (draws, chains, ...) on the host; join them and put chains first.
+    # Chunks are (draws, chains, ...) on the host; join them, put chains first and drop the
+    # padding chains (those with ids >= requested).
+    keep = chain_ids < requested
     samples = jax.tree_util.tree_map(
-        lambda *xs: np.swapaxes(np.concatenate(xs, axis=0), 0, 1)[:requested], *draws)
-    stats = {k: np.swapaxes(np.concatenate([c[k] for c in infos], axis=0), 0, 1)[:requested] for k in infos[0]}
-    states = jax.tree_util.tree_map(lambda x: x[:requested], states)
-    num_chains = requested
+        lambda *xs: np.swapaxes(np.concatenate(xs, axis=0), 0, 1)[keep], *draws)
+    stats = {k: np.swapaxes(np.concatenate([c[k] for c in infos], axis=0), 0, 1)[keep] for k in infos[0]}
+    if num_chains != requested:
+        states = jax.tree_util.tree_map(lambda x: x[:requested], states)
+    chain_ids, num_chains = chain_ids[keep], requested
 
     messages: tuple[str, ...] = ()
     if warn:
         from mcgen.diagnostics import SamplingWarning, check_run
 
-        messages = tuple(check_run(samples, stats, num_chains))
+        messages = tuple(check_run(samples, stats, len(chain_ids)))
         for message in messages:
             warnings.warn(message, SamplingWarning, stacklevel=2)
 
     return Result(samples=samples, stats=stats, last_state=states, kernel=kernel, num_chains=num_chains,
                   num_samples=num_samples, num_warmup=num_warmup, thin=thin, seed=int(seed),
                   compile_time=clock.compile, warmup_time=warmup_time, sampling_time=sampling_time,
-                  messages=messages)
+                  messages=messages, chain_ids=chain_ids)
