@@ -2,15 +2,33 @@
 
 The public names, nothing else (see DESIGN.md for the layout).
 """
-from mcgen import adaptation, diagnostics, testing
+from mcgen import adaptation, diagnostics, direct, reparam, testing
 from mcgen.diagnostics import SamplingWarning
+from mcgen.direct import (
+    Estimate,
+    RejectionResult,
+    WeightedSamples,
+    ancestral_sample,
+    importance_sample,
+    rejection_sample,
+    resample_indices,
+)
 from mcgen.kernels import adaptive_mh, independent_mh, rwmh
 from mcgen.result import Result
 from mcgen.run import run_chains
 from mcgen.types import Kernel, Warmup
 
 __all__ = [
+    "Estimate",
     "Kernel",
+    "RejectionResult",
+    "WeightedSamples",
+    "ancestral_sample",
+    "direct",
+    "importance_sample",
+    "rejection_sample",
+    "reparam",
+    "resample_indices",
     "Result",
     "SamplingWarning",
     "Warmup",

@@ -95,3 +95,13 @@ def no_warmup(kernel: Kernel) -> Callable[[int], Warmup]:
         return Warmup(init=lambda state: state, step=kernel.step, finalize=lambda state: state)
 
     return factory
+
+
+def __getattr__(name: str):
+    # DESIGN.md lists WeightedSamples among the shared types; it lives with the direct
+    # samplers (mcgen/direct/weighted.py) and is re-exported here lazily to avoid a cycle.
+    if name == "WeightedSamples":
+        from mcgen.direct.weighted import WeightedSamples
+
+        return WeightedSamples
+    raise AttributeError(f"module 'mcgen.types' has no attribute {name!r}")
