@@ -5,7 +5,8 @@
     python3 dev.py test    # create .venv, install mcgen[test], run the test suite
 
 The virtual environment is created once and re-installed only when ``pyproject.toml``
-changes.  Extra arguments after ``test`` go to pytest (``python3 dev.py test -k rwmh``).
+changes.  Extra arguments after ``test`` go to pytest (``python3 dev.py test -k rwmh``); the
+suite runs on two pytest-xdist workers unless ``-n`` is given.
 """
 from __future__ import annotations
 
@@ -46,7 +47,9 @@ def main(argv: list[str]) -> int:
     if argv[0] == "demo":
         return subprocess.run([str(PYTHON), str(ROOT / "examples" / "quickstart.py"), *argv[1:]],
                               cwd=ROOT, env=env).returncode
-    code = subprocess.run([str(PYTHON), "-m", "pytest", *argv[1:]], cwd=ROOT, env=env).returncode
+    # two pytest workers by default: the suite is dominated by single-threaded XLA compiles
+    workers = [] if any(a.startswith("-n") for a in argv[1:]) else ["-n", str(min(2, os.cpu_count() or 1))]
+    code = subprocess.run([str(PYTHON), "-m", "pytest", *workers, *argv[1:]], cwd=ROOT, env=env).returncode
     return 0 if code == 5 else code  # 5: no tests collected (e.g. a -k that selects nothing)
 
 
