@@ -2,7 +2,7 @@
 
 The public names, nothing else (see DESIGN.md for the layout).
 """
-from mcgen import adaptation, diagnostics, direct, reparam, testing
+from mcgen import adaptation, diagnostics, direct, generative, neural, reparam, testing
 from mcgen.diagnostics import SamplingWarning
 from mcgen.direct import (
     Estimate,
@@ -25,6 +25,8 @@ __all__ = [
     "WeightedSamples",
     "ancestral_sample",
     "direct",
+    "generative",
+    "neural",
     "importance_sample",
     "rejection_sample",
     "reparam",
