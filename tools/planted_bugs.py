@@ -47,7 +47,8 @@ def run(name: str) -> None:
                f"-c {ROOT / 'pyproject.toml'} " + " ".join(
                    str(ROOT / t) if t.startswith("tests/") else t for t in tests.split(" ")))
         out = subprocess.run(cmd, shell=True, cwd=tmp, env=env, capture_output=True, text=True)
-        summary = [line for line in out.stdout.splitlines() if re.search(r"\d+ (failed|passed)", line)]
+        summary = [line for line in out.stdout.splitlines()
+                   if re.match(r"^=*\s*\d+ (failed|passed)", line.strip("= "))]
         failed = [line.split("::")[-1].split(" ")[0] for line in out.stdout.splitlines() if line.startswith("FAILED")]
         print(f"{name}: {summary[-1] if summary else out.stdout[-300:]}")
         for f in failed:
