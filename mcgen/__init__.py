@@ -2,7 +2,8 @@
 
 The public names, nothing else (see DESIGN.md for the layout).
 """
-from mcgen import adaptation, diagnostics, direct, generative, neural, reparam, testing
+from mcgen import adaptation, bayesnet, diagnostics, direct, generative, neural, reparam, testing
+from mcgen.combinators import PriorLikelihood, compose, gibbs, mixture, parallel_tempering
 from mcgen.diagnostics import SamplingWarning
 from mcgen.direct import (
     Estimate,
@@ -13,13 +14,19 @@ from mcgen.direct import (
     rejection_sample,
     resample_indices,
 )
-from mcgen.kernels import adaptive_mh, independent_mh, rwmh
+from mcgen.kernels import adaptive_mh, categorical_gibbs, independent_mh, rwmh
 from mcgen.result import Result
 from mcgen.run import run_chains
 from mcgen.types import Kernel, Warmup
 
 __all__ = [
     "Estimate",
+    "PriorLikelihood",
+    "categorical_gibbs",
+    "compose",
+    "gibbs",
+    "mixture",
+    "parallel_tempering",
     "Kernel",
     "RejectionResult",
     "WeightedSamples",
@@ -35,6 +42,7 @@ __all__ = [
     "SamplingWarning",
     "Warmup",
     "adaptation",
+    "bayesnet",
     "adaptive_mh",
     "diagnostics",
     "independent_mh",
