@@ -14,13 +14,20 @@ from mcgen.direct import (
     rejection_sample,
     resample_indices,
 )
-from mcgen.kernels import adaptive_mh, categorical_gibbs, independent_mh, rwmh
+from mcgen.kernels import adaptive_mh, categorical_gibbs, hmc, independent_mh, mala, nuts, rwmh, ula
+from mcgen.numpyro_bridge import NumPyroTarget, from_numpyro
 from mcgen.result import Result
 from mcgen.run import run_chains
 from mcgen.types import Kernel, Warmup
 
 __all__ = [
     "Estimate",
+    "NumPyroTarget",
+    "from_numpyro",
+    "hmc",
+    "mala",
+    "nuts",
+    "ula",
     "PriorLikelihood",
     "categorical_gibbs",
     "compose",

@@ -1,7 +1,10 @@
 """Markov transition kernels: one algorithm per module."""
 from mcgen.kernels.adaptive_mh import adaptive_mh
 from mcgen.kernels.categorical_gibbs import categorical_gibbs
+from mcgen.kernels.hmc import hmc
 from mcgen.kernels.independent_mh import independent_mh
+from mcgen.kernels.langevin import mala, ula, ula_step
+from mcgen.kernels.nuts import nuts
 from mcgen.kernels.rwmh import rwmh
 
-__all__ = ["adaptive_mh", "categorical_gibbs", "independent_mh", "rwmh"]
+__all__ = ["adaptive_mh", "categorical_gibbs", "hmc", "independent_mh", "mala", "nuts", "rwmh", "ula", "ula_step"]

@@ -1,0 +1,155 @@
+"""Stan's windowed warmup: dual-averaging step size and a Welford mass matrix, by schedule.
+
+The gradient kernels (MALA, HMC, NUTS) have two kinds of tunables.  The step size is *fast*:
+dual averaging (:mod:`mcgen.adaptation.dual_averaging`) drives the mean acceptance
+statistic to its target within tens of iterations.  The inverse mass matrix is *slow*: it is
+the posterior (co)variance, and estimating it needs hundreds of draws from near the typical
+set.  Stan's schedule (Stan Reference Manual, "HMC algorithm parameters") interleaves them:
+
+1. an initial fast buffer (75 steps by default): step size only, while the chain travels
+   from its starting point to the typical set;
+2. slow windows of doubling length (25, 50, 100, ...), the last stretched to end at the
+   final buffer: draws are accumulated with Welford's algorithm and, at the end of each
+   window, the inverse mass matrix becomes their regularized covariance
+
+   .. math::
+
+       A = \\frac{n}{n + 5}\\, \\hat\\Sigma + \\frac{5}{n + 5}\\, 10^{-3} I ,
+
+   the estimate is reset, the step size is re-initialized by Stan's heuristic for the new
+   metric and dual averaging restarts from it;
+3. a final fast buffer (50 steps): step size only, for the final metric.
+
+With fewer than 150 warmup steps the buffers shrink to 15% / 75% / 10% of them (Stan's
+rule); with fewer than 20 only the step size is adapted.  After warmup the averaged dual
+averaging iterate is the step size, and both tunables are frozen.
+
+Everything is data: :func:`window_schedule` turns the schedule into two boolean arrays
+indexed by the warmup step, so the warmup step has no Python control flow.
+
+References
+----------
+Stan Development Team. Stan Reference Manual, section "HMC algorithm parameters".
+Hoffman, M. D. and Gelman, A. (2014). The No-U-Turn Sampler. JMLR 15, 1593–1623.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
+from mcgen.adaptation.welford import WelfordState, welford_covariance, welford_init, welford_update
+from mcgen.types import Warmup
+
+
+def window_schedule(num_steps: int, initial_buffer: int = 75, final_buffer: int = 50,
+                    first_window: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """Stan's adaptation schedule as two boolean arrays of length ``num_steps``.
+
+    Returns
+    -------
+    slow
+        True at the steps whose draws feed the mass-matrix estimate.
+    window_end
+        True at the last step of each slow window (the metric is updated after it).
+
+    Example
+    -------
+    >>> slow, end = window_schedule(1000)
+    >>> np.flatnonzero(end).tolist()
+    [99, 149, 249, 449, 949]
+    """
+    slow = np.zeros(num_steps, bool)
+    end = np.zeros(num_steps, bool)
+    if num_steps < 20:
+        return slow, end
+    if initial_buffer + first_window + final_buffer > num_steps:
+        initial_buffer = int(0.15 * num_steps)
+        final_buffer = int(0.1 * num_steps)
+        first_window = num_steps - initial_buffer - final_buffer
+    last = num_steps - final_buffer  # first step of the final buffer
+    start, size = initial_buffer, first_window
+    while start < last:
+        stop = start + size
+        if stop + 2 * size > last:  # the next window would not fit: stretch this one
+            stop = last
+        slow[start:stop] = True
+        end[stop - 1] = True
+        start, size = stop, 2 * size
+    return slow, end
+
+
+class WindowAdaptationState(NamedTuple):
+    state: Any  # the kernel's state, whose params are rewritten
+    dual_averaging: DualAveragingState
+    welford: WelfordState
+    count: jax.Array  # warmup steps taken
+    reinit: jax.Array  # run the step-size heuristic before the next transition
+
+
+def window_adaptation(step: Callable, num_steps: int, *, target_accept: float,
+                      initial_step_size: Callable, find_initial: bool = True) -> Warmup:
+    """The windowed warmup of a kernel whose ``state.params`` has ``step_size, inverse_mass``.
+
+    Parameters
+    ----------
+    step
+        The kernel's ``step(key, state, logdensity_fn) -> (state, info)``; ``info`` must have
+        ``accept_prob``.
+    num_steps
+        Length of the warmup (fixes the schedule).
+    target_accept
+        Target of dual averaging (0.8 for NUTS, 0.65 for HMC, 0.574 for MALA).
+    initial_step_size
+        ``initial_step_size(key, state, logdensity_fn, active) -> step_size``: the step-size
+        heuristic, spending no gradient where ``active`` is False.
+    find_initial
+        Run the heuristic before the first step (otherwise start from the state's step size).
+
+    Returns
+    -------
+    Warmup
+        Whose ``finalize`` returns the kernel state with the adapted, frozen parameters.
+    """
+    slow_np, end_np = window_schedule(num_steps)
+    slow, window_end = jnp.asarray(slow_np), jnp.asarray(end_np)
+
+    def init(state) -> WindowAdaptationState:
+        inverse_mass = state.params.inverse_mass
+        welford = welford_init(inverse_mass.shape[0], inverse_mass.ndim == 2, inverse_mass.dtype)
+        return WindowAdaptationState(state, da_init(state.params.step_size), welford,
+                                     jnp.zeros((), jnp.int32), jnp.asarray(find_initial))
+
+    def update(key, ws: WindowAdaptationState, logdensity_fn):
+        key_init, key_step = jax.random.split(key)
+        state = ws.state
+        found = initial_step_size(key_init, state, logdensity_fn, ws.reinit)
+        da = jax.tree_util.tree_map(lambda new, old: jnp.where(ws.reinit, new, old),
+                                    da_init(found), ws.dual_averaging)
+        state, info = step(key_step, state._replace(params=state.params._replace(
+            step_size=jnp.exp(da.log_x).astype(found.dtype))), logdensity_fn)
+        da = da_update(da, info.accept_prob, target_accept)
+
+        i = jnp.minimum(ws.count, max(num_steps - 1, 0))
+        in_slow, is_end = slow[i], window_end[i]
+        flat, _ = ravel_pytree(state.position)
+        welford = jax.tree_util.tree_map(lambda new, old: jnp.where(in_slow, new, old),
+                                         welford_update(ws.welford, flat), ws.welford)
+        inverse_mass = jnp.where(is_end, welford_covariance(welford).astype(flat.dtype),
+                                 state.params.inverse_mass)
+        fresh = welford_init(flat.shape[0], inverse_mass.ndim == 2, flat.dtype)
+        welford = jax.tree_util.tree_map(lambda new, old: jnp.where(is_end, new, old), fresh, welford)
+        params = state.params._replace(step_size=jnp.exp(da.log_x).astype(found.dtype),
+                                       inverse_mass=inverse_mass)
+        return WindowAdaptationState(state._replace(params=params), da, welford, ws.count + 1, is_end), info
+
+    def finalize(ws: WindowAdaptationState):
+        state = ws.state
+        step_size = da_final(ws.dual_averaging).astype(state.params.step_size.dtype)
+        return state._replace(params=state.params._replace(step_size=step_size))
+
+    return Warmup(init, update, finalize)

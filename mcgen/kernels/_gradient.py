@@ -1,0 +1,85 @@
+"""The state shared by the gradient kernels (MALA, HMC, NUTS) and their common warmup.
+
+Every gradient kernel keeps the log-density *and its gradient* at the current position in its
+state, so a transition costs exactly the gradients of the new points it visits: the starting
+point's gradient is never recomputed.  The tunables live in ``state.params``: the step size
+:math:`\\epsilon` and the inverse mass matrix :math:`A` (a ``(d,)`` vector for ``mass="diag"``,
+a ``(d, d)`` matrix for ``mass="dense"``), one per chain.  Positions are any pytree; the
+kernels work on the flattened vector.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from mcgen.adaptation.window import window_adaptation
+from mcgen.kernels._integrators import find_reasonable_step_size, flat_value_and_grad
+from mcgen.kernels._metrics import identity_inverse_mass
+from mcgen.types import Warmup
+
+# Step size used before any adaptation when none is given (Stan's default, stepsize=1).
+DEFAULT_STEP_SIZE = 1.0
+
+
+class GradientParams(NamedTuple):
+    step_size: jax.Array  # scalar
+    inverse_mass: jax.Array  # (d,) diagonal or (d, d) dense
+
+
+class GradientState(NamedTuple):
+    position: Any
+    logdensity: jax.Array
+    logdensity_grad: Any  # same pytree structure as position
+    params: GradientParams
+
+
+def gradient_init(position, logdensity_fn: Callable, step_size, mass: str) -> GradientState:
+    """Evaluate the log-density and gradient at ``position`` and set the starting tunables."""
+    flat, unravel = ravel_pytree(position)
+    if not jnp.issubdtype(flat.dtype, jnp.floating):
+        raise ValueError(f"gradient kernels need a floating-point position, got dtype {flat.dtype}")
+    logdensity, grad = flat_value_and_grad(logdensity_fn, unravel)(flat)
+    eps = DEFAULT_STEP_SIZE if step_size is None else step_size
+    params = GradientParams(jnp.asarray(eps, flat.dtype), identity_inverse_mass(mass, flat.shape[0], flat.dtype))
+    return GradientState(position, logdensity.astype(flat.dtype), unravel(grad), params)
+
+
+def flatten(state: GradientState, logdensity_fn: Callable):
+    """``(q, g, f, unravel)``: flat position and gradient, flat value-and-grad, inverse map."""
+    q, unravel = ravel_pytree(state.position)
+    g, _ = ravel_pytree(state.logdensity_grad)
+    return q, g, flat_value_and_grad(logdensity_fn, unravel), unravel
+
+
+def rebuild(state: GradientState, unravel: Callable, q, logdensity, g) -> GradientState:
+    """A state at the flat point ``q`` with the same tunables."""
+    return GradientState(unravel(q), logdensity.astype(q.dtype), unravel(g), state.params)
+
+
+def initial_step_size(key, state: GradientState, logdensity_fn: Callable, active) -> jax.Array:
+    """Stan's step-size heuristic at the current state (no gradient spent when not active)."""
+    q, g, f, _ = flatten(state, logdensity_fn)
+    return find_reasonable_step_size(key, f, state.params.inverse_mass, q, state.logdensity, g,
+                                     state.params.step_size, active)
+
+
+def gradient_warmup(step: Callable, target_accept: float, step_size_given: bool) -> Callable[[int], Warmup]:
+    """``warmup(num_steps)``: Stan's windowed adaptation of step size and metric.
+
+    When the user fixed a starting step size it seeds dual averaging; otherwise Stan's
+    heuristic finds one before the first transition.
+    """
+
+    def factory(num_steps: int) -> Warmup:
+        return window_adaptation(step, num_steps, target_accept=target_accept,
+                                 initial_step_size=initial_step_size, find_initial=not step_size_given)
+
+    return factory
+
+
+def check_target_accept(target_accept: float, who: str) -> None:
+    if not 0.0 < float(target_accept) < 1.0:
+        raise ValueError(f"{who}: target_accept must lie in (0, 1), got {target_accept!r}")

@@ -1,0 +1,120 @@
+"""Euclidean metrics for the gradient kernels: momenta, kinetic energy, the U-turn test.
+
+Hamiltonian Monte Carlo augments a position :math:`q \\in \\mathbb R^d` with a momentum
+:math:`p \\sim N(0, M)` and simulates the Hamiltonian
+
+.. math::
+
+    H(q, p) = -\\log \\pi(q) + \\tfrac12 p^\\top M^{-1} p .
+
+mcgen stores the *inverse* mass matrix :math:`A = M^{-1}` in ``state.params.inverse_mass``,
+because that is what warmup estimates (the posterior covariance, Stan's convention).  It is a
+vector of shape ``(d,)`` for a diagonal metric and a matrix ``(d, d)`` for a dense one; every
+function here dispatches on that shape at trace time, so one kernel serves both.
+
+The velocity :math:`v = A p = \\dot q` is computed once per leapfrog step and reused for the
+kinetic energy :math:`\\tfrac12 p^\\top v` and the U-turn test.  The generalized U-turn
+criterion (Betancourt 2013) declares a trajectory segment with end velocities
+:math:`v^-, v^+` and summed momentum :math:`\\rho = \\sum_i p_i` to be turning when
+
+.. math::
+
+    v^{-\\top} \\rho \\le 0 \\quad\\text{or}\\quad v^{+\\top} \\rho \\le 0 ,
+
+a test that is symmetric in its two ends, so it does not care in which direction in time the
+segment was integrated.
+
+References
+----------
+Betancourt, M. (2013). Generalizing the No-U-Turn Sampler to Riemannian manifolds.
+arXiv:1304.1920.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
+
+MASS_KINDS = ("diag", "dense")
+
+
+def check_mass(mass: str, who: str) -> None:
+    """Raise a clear ``ValueError`` for an unknown metric name."""
+    if mass not in MASS_KINDS:
+        raise ValueError(f"{who}: mass must be 'diag' or 'dense', got {mass!r}")
+
+
+def check_step_size(step_size, who: str) -> None:
+    """``step_size`` must be ``None`` (adapted) or a positive finite number."""
+    if step_size is None:
+        return
+    try:
+        value = float(step_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"{who}: step_size must be a positive number, got {step_size!r}") from None
+    if not (value > 0.0 and value < float("inf")):
+        raise ValueError(f"{who}: step_size must be a positive finite number, got {step_size!r}")
+
+
+def identity_inverse_mass(mass: str, dim: int, dtype) -> jax.Array:
+    """The starting metric: ones ``(d,)`` for ``"diag"``, the identity for ``"dense"``."""
+    return jnp.ones((dim,), dtype) if mass == "diag" else jnp.eye(dim, dtype=dtype)
+
+
+def velocity(inverse_mass: jax.Array, p: jax.Array) -> jax.Array:
+    """:math:`v = M^{-1} p`."""
+    return inverse_mass * p if inverse_mass.ndim == 1 else inverse_mass @ p
+
+
+def kinetic_energy(p: jax.Array, v: jax.Array) -> jax.Array:
+    """:math:`\\tfrac12 p^\\top M^{-1} p` from the momentum and its velocity."""
+    return 0.5 * jnp.dot(p, v)
+
+
+def momentum_from_normal(inverse_mass: jax.Array) -> Callable[[jax.Array], jax.Array]:
+    """``momentum(z) -> p ~ N(0, M)`` from a standard normal ``z``; factorizes once.
+
+    With :math:`A = M^{-1} = L L^\\top`, :math:`p = L^{-\\top} z` has covariance
+    :math:`L^{-\\top} L^{-1} = A^{-1} = M`.
+    """
+    if inverse_mass.ndim == 1:
+        scale = jax.lax.rsqrt(inverse_mass)
+        return lambda z: scale * z
+    chol = jnp.linalg.cholesky(inverse_mass)
+    return lambda z: solve_triangular(chol.T, z, lower=False)
+
+
+def momentum_sampler(inverse_mass: jax.Array) -> Callable[[jax.Array], jax.Array]:
+    """``sample(key) -> p ~ N(0, M)`` (see :func:`momentum_from_normal`)."""
+    momentum = momentum_from_normal(inverse_mass)
+    dim, dtype = inverse_mass.shape[0], inverse_mass.dtype
+    return lambda key: momentum(jax.random.normal(key, (dim,), dtype))
+
+
+def sqrt_inverse_mass(inverse_mass: jax.Array) -> Callable[[jax.Array], jax.Array]:
+    """``apply(z) = A^{1/2} z`` (a Cholesky factor for a dense ``A``): ``A^{1/2} z ~ N(0, A)``."""
+    if inverse_mass.ndim == 1:
+        scale = jnp.sqrt(inverse_mass)
+        return lambda z: scale * z
+    chol = jnp.linalg.cholesky(inverse_mass)
+    return lambda z: chol @ z
+
+
+def inverse_mass_quadratic(inverse_mass: jax.Array) -> Callable[[jax.Array], jax.Array]:
+    """``quad(r) = r^T A^{-1} r``, the Mahalanobis norm of a Langevin increment."""
+    if inverse_mass.ndim == 1:
+        return lambda r: jnp.sum(r * r / inverse_mass)
+    chol = jnp.linalg.cholesky(inverse_mass)
+
+    def quad(r):
+        w = solve_triangular(chol, r, lower=True)
+        return jnp.dot(w, w)
+
+    return quad
+
+
+def is_turning(v_left: jax.Array, v_right: jax.Array, rho: jax.Array) -> jax.Array:
+    """Generalized U-turn test; the arguments may carry leading batch axes."""
+    return (jnp.sum(v_left * rho, -1) <= 0.0) | (jnp.sum(v_right * rho, -1) <= 0.0)

@@ -1,0 +1,346 @@
+"""The NUTS trajectory, built leaf by leaf in one ``while_loop``.
+
+NUTS (Hoffman & Gelman 2014) grows a trajectory by doubling: at depth :math:`j` it draws a
+direction at random and integrates a new subtree of :math:`2^j` leapfrog steps from the end
+of the trajectory on that side.  The recursive description is a binary tree; this module
+builds the same tree *iteratively*, one leaf per loop iteration, in a single flat
+``lax.while_loop`` (no nested loops, no recursion).  Under ``vmap`` each iteration does one
+leapfrog step for every chain, and a chain whose tree is finished idles until the longest
+tree of the batch is done.
+
+**Multinomial sampling.**  Each leaf :math:`z_i` carries the weight
+:math:`w_i = e^{H_0 - H(z_i)}`.  Inside a subtree the candidate is drawn progressively,
+leaf :math:`i` replacing it with probability :math:`w_i / \\sum_{k \\le i} w_k`, which
+selects each leaf with probability proportional to its weight.  When a finished subtree
+:math:`S` joins the trajectory :math:`T` its candidate replaces the current one with
+probability :math:`\\min(1, W_S / W_T)` (biased progressive sampling, Betancourt 2017).
+
+**U-turns inside a subtree** (Phan, Pradhan & Jankowiak 2019).  Leaf :math:`n` (numbered
+from 0 within the subtree) closes the sub-subtrees of sizes :math:`2, 4, \\dots, 2^k`, where
+:math:`k` is the number of trailing one bits of :math:`n`.  Even leaves open sub-subtrees and
+store a checkpoint in slot :math:`\\operatorname{popcount}(n \\gg 1)`; odd leaves test the
+slots :math:`\\operatorname{popcount}(n \\gg 1) - k + 1, \\dots, \\operatorname{popcount}(n
+\\gg 1)`, so at most ``max_tree_depth - 1`` checkpoints are alive.  With :math:`R_n` the
+momentum sum of the subtree up to leaf :math:`n`, a checkpoint keeps the first momentum
+:math:`p_s`, the momentum :math:`p_{s-1}` before it and :math:`R_{s-1}`; every test is then
+an inner product with :math:`A R_n` or :math:`v_n`, so all slots are tested at once with one
+small matrix product per leaf.  Stan's *additional checks across sub-trees* (Stan >= 2.26)
+are included: for a closed sub-subtree with halves :math:`L, R` the criterion must also hold
+on :math:`L` plus the first leaf of :math:`R` (decided when that leaf is integrated and
+stored as a flag) and on the last leaf of :math:`L` plus :math:`R`.  The same three checks
+are made when a subtree joins the trajectory.
+
+A subtree that turns or diverges (energy error above ``max_energy_error``, or a NaN) is
+discarded whole and the trajectory stops; otherwise the trajectory stops when it turns or
+after ``max_tree_depth`` doublings (:math:`2^{\\text{depth}} - 1` leapfrog steps).
+
+**Randomness.**  All of it comes from the transition's key through Threefry-2x32, the
+generator of ``jax.random``, written out unrolled (:func:`threefry2x32`): stream 0 gives the
+momentum, the doubling directions and the merge uniforms before the loop, and the uniform of
+leaf :math:`t` is block :math:`(t, 1)`, computed inside the loop.  On a CPU, ``jax.random``
+runs Threefry as a small loop of its own, which costs more than a leapfrog step on small
+targets; unrolled, it fuses into the surrounding arithmetic.
+
+References
+----------
+Hoffman, M. D. and Gelman, A. (2014). The No-U-Turn Sampler. JMLR 15, 1593–1623.
+Betancourt, M. (2017). A conceptual introduction to Hamiltonian Monte Carlo. arXiv:1701.02434.
+Phan, D., Pradhan, N. and Jankowiak, M. (2019). Composable effects for flexible and
+accelerated probabilistic programming in NumPyro. arXiv:1912.11554.
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from mcgen.kernels._integrators import leapfrog
+from mcgen.kernels._metrics import momentum_from_normal, velocity
+
+_U32 = jnp.uint32
+# The subtree of doubling j uses checkpoint slots 0 .. j - 1 only.  The loop first runs on this many
+# slots, while every tree is at most this deep (the common case), and only then on all of them.
+_FEW_SLOTS = 3
+
+
+def _rotl(x, r: int):
+    return (x << _U32(r)) | (x >> _U32(32 - r))
+
+
+def threefry2x32(k0, k1, x0, x1):
+    """Threefry-2x32 with 20 rounds (Salmon et al. 2011), unrolled: the generator of
+    ``jax.random``, bit for bit, written out so that XLA fuses it into the surrounding
+    arithmetic instead of running it as a loop of its own."""
+    ks = (k0, k1, k0 ^ k1 ^ _U32(0x1BD11BDA))
+    rotations = ((13, 15, 26, 6), (17, 29, 16, 24))
+    x0, x1 = x0 + ks[0], x1 + ks[1]
+    for i in range(5):
+        for r in rotations[i % 2]:
+            x0 = x0 + x1
+            x1 = _rotl(x1, r) ^ x0
+        x0, x1 = x0 + ks[(i + 1) % 3], x1 + ks[(i + 2) % 3] + _U32(i + 1)
+    return x0, x1
+
+
+def _open_uniform(bits, dtype):
+    """Uniform on (0, 1) from the top 24 bits (exact in float32)."""
+    return ((bits >> 8).astype(dtype) + 0.5) * (2.0 ** -24)
+
+
+def _key_words(key):
+    """The two 32-bit words of a threefry key (typed or raw), or None for other generators."""
+    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    return (data[0].astype(_U32), data[1].astype(_U32)) if data.shape == (2,) else None
+
+
+def _draws(key, dim: int, max_depth: int, dtype):
+    """Standard normal (dim,), directions (max_depth,), log-uniforms (max_depth,), key words."""
+    words = _key_words(key)
+    if words is None or dtype != jnp.float32:  # other generators, other precisions: plain jax.random
+        key_normal, key_rest, key_leaf = jax.random.split(key, 3)
+        z = jax.random.normal(key_normal, (dim,), dtype)
+        rest = jax.random.bits(key_rest, (2 * max_depth,), _U32)
+        words = tuple(jax.random.bits(key_leaf, (2,), _U32))
+    else:  # stream 0 of the key: one threefry block per pair of words
+        half = (dim + 2 * max_depth + 1) // 2
+        bits = jnp.concatenate(threefry2x32(*words, jnp.arange(half, dtype=_U32), jnp.zeros((half,), _U32)))
+        # materialized once: otherwise XLA may fuse (and so recompute) the generator into each consumer
+        bits = jax.lax.optimization_barrier(bits)
+        z = jnp.sqrt(2.0).astype(dtype) * jax.scipy.special.erfinv(2.0 * _open_uniform(bits[:dim], dtype) - 1.0)
+        rest = bits[dim:]
+    forward = (rest[:max_depth] >> 31) == 1
+    log_u_merge = jnp.log(_open_uniform(rest[max_depth:2 * max_depth], dtype))
+    return z, forward, log_u_merge, jnp.stack(words)
+
+
+class Setup(NamedTuple):  # per-transition constants of one chain
+    step_size: jax.Array
+    inverse_mass: jax.Array
+    h0: jax.Array
+    by_depth: jax.Array  # (max_depth, 3): forward in time?, reverses direction?, log merge uniform
+    seeds: jax.Array  # (2,) uint32 key words; leaf t's uniform is threefry(seeds, (t, 1))
+
+
+# The loop state is packed into four arrays: few arrays mean few kernels per iteration, which
+# is what a small leapfrog step costs on a CPU.  Rows of `vecs` (each of length d):
+TIP, FAR = 0, 4  # [q, p, v, g] of the last leaf integrated and of the other end
+NEAR_P, NEAR_V = 8, 9  # the trajectory end the current subtree grows from
+SUB_RHO, RHO = 10, 11  # momentum sums of the subtree so far (R_n) and of the trajectory
+SUB_Q, SUB_G, Q, G = 12, 13, 14, 15  # candidates of the subtree and of the trajectory (the draw)
+_NUM_VECS = 16
+# Entries of `scal` (floats):
+(LOGW_SUB, LOGW, SUB_LOGDENSITY, SUB_ENERGY, LOGDENSITY, ENERGY, SUM_ACCEPT, TIP_PV, FAR_PV, NEAR_PV,
+ PREV_VR) = range(11)
+_NUM_SCAL = 11
+# Entries of `ints`:
+DEPTH, LEAF, NUM_LEAVES, MOVED, DIVERGENT, NONFINITE, DONE, FIRST_TURNING = range(8)
+
+
+class Tree(NamedTuple):
+    vecs: jax.Array  # (16, d), rows above
+    ck: jax.Array  # (3, S, d): checkpoint rows p_s, p_{s-1}, R_{s-1}
+    ck_scal: jax.Array  # (3, S): v_s.R_{s-1}, v_{s-1}.(R_{s-1} - p_{s-1}), left-plus-first flag
+    scal: jax.Array  # (11,): scalars above
+    ints: jax.Array  # (8,) int32: counters and flags above
+
+
+class TreeResult(NamedTuple):
+    q: jax.Array
+    logdensity: jax.Array
+    g: jax.Array
+    energy: jax.Array
+    accept_prob: jax.Array
+    num_leaves: jax.Array
+    depth: jax.Array
+    moved: jax.Array
+    divergent: jax.Array
+    nonfinite: jax.Array
+
+
+def _rowdots(rows, x):
+    """``rows @ x`` (as a product: XLA's CPU reductions over a batched last axis are slow)."""
+    return rows @ x
+
+
+def _turning(a, b):
+    return (a <= 0.0) | (b <= 0.0)
+
+
+def _start(key, q, logdensity, g, step_size, inverse_mass, max_depth: int):
+    """Draw the transition's randomness and the one-point trajectory."""
+    dtype, dim = q.dtype, q.shape[0]
+    z, directions, log_u_merge, seeds = _draws(key, dim, max_depth, dtype)
+    p0 = momentum_from_normal(inverse_mass)(z)
+    v0 = velocity(inverse_mass, p0)
+    pv0 = jnp.dot(p0, v0)
+    h0 = -logdensity + 0.5 * pv0
+    num_slots = max(max_depth - 1, 1)
+    zeros = jnp.zeros_like(q)
+    vecs = jnp.stack([q, p0, v0, g, q, p0, v0, g, zeros, zeros, zeros, p0, q, g, q, g])
+    zero = jnp.zeros((), dtype)
+    scal = jnp.stack([zero, zero, logdensity, h0, logdensity, h0, zero, pv0, pv0, zero, zero])
+    tree = Tree(vecs, jnp.zeros((3, num_slots, dim), dtype), jnp.zeros((3, num_slots), dtype), scal,
+                jnp.zeros((8,), jnp.int32))
+    reverses = jnp.concatenate([jnp.zeros((1,), bool), directions[1:] != directions[:-1]])
+    by_depth = jnp.stack([directions.astype(dtype), reverses.astype(dtype), log_u_merge], axis=1)
+    return Setup(step_size, inverse_mass, h0, by_depth, seeds), tree
+
+
+def _leaf(t: Tree, c: Setup, f, max_depth: int, max_energy_error: float) -> Tree:
+    """Integrate one leaf and update the tree; a finished tree keeps its results.
+
+    Once a chain's tree is done its working entries may change, but never those that make
+    the result (the draw, counters, flags).  All inner products of the leaf come from one
+    reduction over stacked rows.
+    """
+    vecs, sc, ints = t.vecs, t.scal, t.ints
+    dtype = vecs.dtype
+    num_slots = t.ck.shape[1]
+    slots = jnp.arange(num_slots)
+    active = ints[DONE] == 0
+    n, depth = ints[LEAF], ints[DEPTH]
+    opening = n == 0
+    u_bits, _ = threefry2x32(c.seeds[0], c.seeds[1], ints[NUM_LEAVES].astype(_U32), _U32(1))  # stream 1
+    row, log_u_leaf = c.by_depth[depth], jnp.log(_open_uniform(u_bits, dtype))
+    forward = row[0] > 0
+    # at the first leaf of a subtree that grows the other way, the far end becomes the origin
+    turn_around = opening & (row[1] > 0)
+    origin = jnp.where(turn_around, vecs[FAR:FAR + 4], vecs[TIP:TIP + 4])
+    far = jnp.where(turn_around, vecs[TIP:TIP + 4], vecs[FAR:FAR + 4])
+    origin_pv = jnp.where(turn_around, sc[FAR_PV], sc[TIP_PV])
+    far_pv = jnp.where(turn_around, sc[TIP_PV], sc[FAR_PV])
+    eps = jnp.where(forward, c.step_size, -c.step_size)
+    q1, p1, logdensity1, g1 = leapfrog(f, c.inverse_mass, origin[0], origin[1], origin[3], eps)
+    v1 = velocity(c.inverse_mass, p1)
+    rho_before = jnp.where(opening, 0.0, vecs[SUB_RHO])
+    sub_rho = rho_before + p1  # R_n
+    rho_t = vecs[RHO]
+    near = jnp.where(opening, origin[1:3], vecs[NEAR_P:NEAR_V + 1])
+    near_pv = jnp.where(opening, origin_pv, sc[NEAR_PV])
+
+    # even leaves open a checkpoint in slot `top` (odd leaves and finished trees write nothing);
+    # it is written before the tests read the slots (odd leaves test, even ones only write)
+    odd = (n & 1) == 1
+    top = jax.lax.population_count(n >> 1)
+    slot = jnp.where(odd | ~active, num_slots, top)
+    ck = t.ck.at[:, slot].set(jnp.stack([p1, origin[1], rho_before]), mode="drop")
+
+    # inner products: checkpoint rows against A R_n and v_n (two matrix-vector products)
+    a_r = velocity(c.inverse_mass, sub_rho)
+    s_ar = _rowdots(ck[:2].reshape(2 * num_slots, -1), a_r)  # p_s.A R_n, p_{s-1}.A R_n
+    s_v = _rowdots(ck[1:].reshape(2 * num_slots, -1), v1)  # p_{s-1}.v_n, R_{s-1}.v_n
+    pv, vr, vt, vn = _rowdots(jnp.stack([p1, sub_rho, rho_t, near[0]]), v1)
+    ft, fr = _rowdots(jnp.stack([rho_t, sub_rho]), far[2])
+    nr = jnp.dot(near[1], sub_rho)
+
+    h1 = -logdensity1 + 0.0 * pv  # PLANTED: kinetic term dropped
+    nonfinite = jnp.isnan(h1) | (logdensity1 == jnp.inf)
+    logw1 = jnp.where(nonfinite, -jnp.inf, c.h0 - h1)
+    diverging = -logw1 > max_energy_error
+
+    # progressive multinomial sampling within the subtree
+    sub_logw = jnp.where(opening, logw1, jnp.logaddexp(sc[LOGW_SUB], logw1))
+    take = opening | (log_u_leaf < logw1 - sub_logw)
+
+    # U-turn tests of the checkpoint slots closed by an odd leaf, and across their halves
+    ck_sc = t.ck_scal
+    whole = _turning(s_ar[:num_slots] - ck_sc[0], vr - s_v[num_slots:])
+    plus_right = _turning(s_ar[num_slots:] - ck_sc[1], vr - s_v[num_slots:] + s_v[:num_slots])
+    across = jnp.concatenate([(plus_right | (ck_sc[2] > 0))[1:], jnp.zeros((1,), bool)])
+    closed = jax.lax.population_count((~n & (n + 1)) - 1)  # trailing one bits of n
+    tested = odd & (slots <= top) & (slots > top - closed)
+    sub_turning = jnp.any(tested & (whole | (across & (slots < top))))
+    left_plus_first = jnp.any(whole & (slots == top - 1))  # pair (top - 1, top), known now
+    # v_n.R_{n-1} and v_{n-1}.(R_{n-1} - p_{n-1}) from scalars already known
+    row_scalars = jnp.stack([vr - pv, jnp.where(opening, 0.0, sc[PREV_VR]) - origin_pv,
+                             left_plus_first.astype(dtype)])
+    ck_sc = jnp.where(slots == slot, row_scalars[:, None], ck_sc)
+
+    # a finished subtree joins the trajectory: checks on the whole, trajectory + first leaf
+    # (decided at the first leaf, where R_n = p_n) and trajectory's near end + subtree
+    first_turning = jnp.where(opening, _turning(ft + fr, vt + vr), ints[FIRST_TURNING] > 0)
+    merge = (n == (1 << depth) - 1) & ~diverging & ~sub_turning
+    turning = _turning(ft + fr, vt + vr) | first_turning | _turning(near_pv + nr, vn + vr)
+    accept_sub = active & merge & (row[2] < sub_logw - sc[LOGW])
+    done = diverging | sub_turning | (merge & (turning | (depth + 1 >= max_depth)))
+
+    sub_cand = jnp.where(take, jnp.stack([q1, g1]), vecs[SUB_Q:SUB_G + 1])
+    sub_scalars = jnp.where(take, jnp.stack([logdensity1, h1]), sc[SUB_LOGDENSITY:SUB_ENERGY + 1])
+    new_vecs = jnp.concatenate([
+        jnp.stack([q1, p1, v1, g1]), far, near, jnp.stack([sub_rho, jnp.where(merge, rho_t + sub_rho, rho_t)]),
+        sub_cand, jnp.where(accept_sub, sub_cand, vecs[Q:G + 1])])
+    new_scal = jnp.concatenate([
+        jnp.stack([sub_logw, jnp.where(merge, jnp.logaddexp(sc[LOGW], sub_logw), sc[LOGW])]), sub_scalars,
+        jnp.where(accept_sub, sub_scalars, sc[LOGDENSITY:ENERGY + 1]),
+        jnp.stack([sc[SUM_ACCEPT] + jnp.where(active, jnp.exp(jnp.minimum(logw1, 0.0)), 0.0),
+                   pv, far_pv, near_pv, vr])])
+    flags = [ints[MOVED] > 0, ints[DIVERGENT] > 0, ints[NONFINITE] > 0, ints[DONE] > 0]
+    flags = [flags[0] | accept_sub, flags[1] | (active & diverging), flags[2] | (active & nonfinite),
+             flags[3] | (active & done), first_turning]
+    new_ints = jnp.concatenate([
+        jnp.stack([jnp.where(active & merge, depth + 1, depth), jnp.where(merge, 0, n + 1),
+                   ints[NUM_LEAVES] + active.astype(jnp.int32)]),
+        jnp.stack(flags).astype(jnp.int32)])
+    return Tree(new_vecs, ck, ck_sc, new_scal, new_ints)
+
+
+def _result(t: Tree) -> TreeResult:
+    i = t.ints
+    return TreeResult(t.vecs[Q], t.scal[LOGDENSITY], t.vecs[G], t.scal[ENERGY],
+                      t.scal[SUM_ACCEPT] / i[NUM_LEAVES].astype(t.scal.dtype), i[NUM_LEAVES], i[DEPTH],
+                      i[MOVED] > 0, i[DIVERGENT] > 0, i[NONFINITE] > 0)
+
+
+def build_tree(key, f, inverse_mass, q, logdensity, g, step_size, max_depth: int,
+               max_energy_error: float) -> TreeResult:
+    """One NUTS transition's trajectory from ``(q, logdensity, g)``; see the module doc.
+
+    ``f(q) -> (logdensity, grad)``.  Under ``vmap`` a custom batching rule runs one loop for
+    the whole batch whose body is the per-chain leaf step, idempotent once a chain's tree is
+    done: this spares the per-iteration copy of every loop variable that ``vmap`` of a
+    ``while_loop`` otherwise makes.  Values ``f`` closes over (a Gibbs block's other blocks,
+    a temperature) are passed explicitly, so they may be batched too.
+    """
+    closed = jax.make_jaxpr(f)(q)
+    jaxpr = closed.jaxpr
+
+    def f_with(consts):
+        return lambda x: tuple(jax.core.eval_jaxpr(jaxpr, consts, x))
+
+    def leaf(t, c, consts):
+        return _leaf(t, c, f_with(consts), max_depth, max_energy_error)
+
+    num_slots = max(max_depth - 1, 1)
+    few = min(_FEW_SLOTS, num_slots)
+
+    def phases(t, step, any_active, all_shallow):
+        """Loop while the trees are shallow on `few` checkpoint slots, then on all of them."""
+        if few < num_slots:
+            small = t._replace(ck=t.ck[..., :few, :], ck_scal=t.ck_scal[..., :few])
+            small = jax.lax.while_loop(lambda t: any_active(t) & all_shallow(t), step, small)
+            t = small._replace(ck=t.ck.at[..., :few, :].set(small.ck),
+                               ck_scal=t.ck_scal.at[..., :few].set(small.ck_scal))
+        return jax.lax.while_loop(any_active, step, t)
+
+    @jax.custom_batching.custom_vmap
+    def run(key, q, logdensity, g, step_size, inverse_mass, consts):
+        c, t = _start(key, q, logdensity, g, step_size, inverse_mass, max_depth)
+        t = phases(t, lambda t: leaf(t, c, consts), lambda t: t.ints[DONE] == 0, lambda t: t.ints[DEPTH] <= few)
+        return _result(t)
+
+    @run.def_vmap
+    def run_batched(axis_size, in_batched, key, q, logdensity, g, step_size, inverse_mass, consts):
+        del axis_size
+        axes = [jax.tree_util.tree_map(lambda b: 0 if b else None, b) for b in in_batched]
+        start = jax.vmap(functools.partial(_start, max_depth=max_depth), in_axes=tuple(axes[:6]))
+        c, t = start(key, q, logdensity, g, step_size, inverse_mass)
+        step = jax.vmap(leaf, in_axes=(0, 0, axes[6]))
+        active = lambda t: t.ints[:, DONE] == 0  # noqa: E731
+        t = phases(t, lambda t: step(t, c, consts), lambda t: jnp.any(active(t)),
+                   lambda t: jnp.all(~active(t) | (t.ints[:, DEPTH] <= few)))
+        out = jax.vmap(_result)(t)
+        return out, jax.tree_util.tree_map(lambda _: True, out)
+
+    return run(key, q, logdensity, g, step_size, inverse_mass, list(closed.consts))

@@ -1,0 +1,178 @@
+"""Statistical tests of NUTS (mcgen.kernels.nuts).
+
+Targets with known answers: a correlated 10-d Gaussian (diagonal and dense metric), a 100-d
+Gaussian with scales log-spaced over two decades, eight schools (non-centered, through
+``from_numpyro``) and a Bayesian logistic regression (n = 1000, d = 25), the last two against
+long BlackJAX reference runs stored in ``tests/data`` (``benchmarks/make_eight_schools_reference.py``).
+Means and variances must lie within 4 MCSE (ESS-based) of the truth; with ~100 compared
+quantities per test a correct sampler fails about 0.6% of the time.  The invariance check
+starts 4000 chains at exact draws and takes a few steps with a fixed step size.  Seeds fixed.
+"""
+import pathlib
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+import mcgen as mc
+from mcgen import testing
+from mcgen.kernels.nuts import nuts
+from mcgen.numpyro_bridge import from_numpyro
+
+DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
+GAUSS10 = testing.correlated_gaussian(10, 0.5)
+SCALES = jnp.asarray(np.logspace(-2, 0, 100), jnp.float32)
+
+
+def gaussian_100(x):
+    return -0.5 * jnp.sum((x / SCALES) ** 2)
+
+
+def eight_schools(sigma, y=None):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+    tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
+    with numpyro.plate("J", sigma.shape[0]):
+        theta_tilde = numpyro.sample("theta_tilde", dist.Normal(0.0, 1.0))
+        theta = numpyro.deterministic("theta", mu + tau * theta_tilde)
+        numpyro.sample("obs", dist.Normal(theta, sigma), obs=y)
+
+
+EIGHT = np.load(DATA / "eight_schools_reference.npz")
+EIGHT_TARGET = from_numpyro(eight_schools, jnp.asarray(EIGHT["sigma"]), y=jnp.asarray(EIGHT["y"]))
+SITES = ("mu", "tau", "theta", "theta_tilde")
+LOGI = np.load(DATA / "logistic_regression_reference.npz")
+_X, _Y = jnp.asarray(LOGI["x"]), jnp.asarray(LOGI["y"])
+
+
+def logistic(beta):
+    logits = _X @ beta
+    return jnp.sum(_Y * logits - jnp.logaddexp(0.0, logits)) - 0.5 * jnp.sum(beta**2)
+
+
+def run(target, kernel, *, init=None, chains=4, samples=1000, warmup=1000, seed=0):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mc.SamplingWarning)
+        return mc.run_chains(target, kernel, init=init, num_chains=chains, num_samples=samples,
+                             num_warmup=warmup, seed=seed, progress=False)
+
+
+def assert_matches_reference(samples, ref, sites, z=4.0):
+    """4-MCSE check against a stored reference whose own MCSE is negligible (< 1/5 of ours)."""
+    draws = {k: samples[k] for k in sites}
+    report = testing.check_moments(draws, {k: ref[f"{k}_mean"] for k in sites}, {k: ref[f"{k}_var"] for k in sites},
+                                   z=z)
+    ref_mcse = np.concatenate([np.ravel(ref[f"{k}_mean_mcse"]) for k in sites])
+    assert np.all(ref_mcse < 0.2 * report.mean_mcse), "reference run too short for this test"
+    assert report.passed, f"moments differ from the reference by more than {z} MCSE:\n{report}"
+    return report
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize("kwargs", [dict(max_tree_depth=0), dict(max_tree_depth=2.5), dict(mass="full"),
+                                    dict(step_size=0.0), dict(step_size=-1.0), dict(target_accept=1.0),
+                                    dict(max_energy_error=0.0)])
+def test_bad_settings_raise(kwargs):
+    with pytest.raises(ValueError):
+        nuts(**kwargs)
+
+
+def test_constructor_is_cached():
+    assert nuts(max_tree_depth=8) is nuts(max_tree_depth=8)
+
+
+# ----------------------------------------------------------------------------- exactness
+
+
+@pytest.mark.parametrize("mass", ["diag", "dense"])
+def test_invariance_with_fixed_step_size(mass):
+    testing.assert_invariance(nuts(mass=mass, step_size=0.6, adapt=False), GAUSS10.logdensity_fn, GAUSS10.sample,
+                              num_chains=4000, num_steps=3)
+
+
+@pytest.mark.parametrize("mass", ["diag", "dense"])
+def test_correlated_gaussian_moments(mass):
+    res = run(GAUSS10.logdensity_fn, nuts(mass=mass), init=GAUSS10.init)
+    testing.assert_moments(res.samples, GAUSS10.mean, GAUSS10.var)
+    # warmup reached the target acceptance statistic (0.8; Stan's averaged step lands a bit above)
+    assert 0.7 < float(np.mean(res.stats["accept_prob"])) < 0.97
+    if mass == "dense":  # the dense metric learned the covariance: short trees
+        assert float(np.mean(res.stats["tree_depth"])) < 3.5
+
+
+def test_gaussian_100d_log_spaced_scales():
+    res = run(gaussian_100, nuts(), init=jnp.zeros(100))
+    # every fifth coordinate (scales 0.01 .. 1): 40 compared quantities, ~0.3% false failures
+    testing.assert_moments(res.samples[..., ::5], jnp.zeros(20), SCALES[::5] ** 2)
+    inverse_mass = np.asarray(res.last_state.params.inverse_mass[0])
+    # the diagonal metric follows the variances over four decades
+    assert np.corrcoef(np.log(inverse_mass), np.log(np.asarray(SCALES) ** 2))[0, 1] > 0.99
+
+
+def test_eight_schools_against_reference():
+    res = run(EIGHT_TARGET, nuts(), samples=2000)
+    assert_matches_reference(res.samples, EIGHT, SITES)
+    assert res.stats["is_divergent"].sum() <= 4  # non-centered: none or few
+
+
+def test_logistic_regression_against_reference():
+    res = run(logistic, nuts(), init=jnp.zeros(25))
+    assert_matches_reference({"beta": res.samples}, LOGI, ("beta",))
+
+
+# ----------------------------------------------------------------------------- diagnostics
+
+
+def funnel_centered(p):
+    v, x = p["v"], p["x"]
+    return -0.5 * (v / 3.0) ** 2 - 0.5 * jnp.sum(x**2) * jnp.exp(-v) - 0.5 * x.shape[0] * v
+
+
+def funnel_noncentered(p):
+    return -0.5 * (p["v"] / 3.0) ** 2 - 0.5 * jnp.sum(p["z"] ** 2)
+
+
+def test_funnel_divergences():
+    centered = run(funnel_centered, nuts(), init={"v": jnp.zeros(()), "x": jnp.zeros(9)})
+    noncentered = run(funnel_noncentered, nuts(), init={"v": jnp.zeros(()), "z": jnp.zeros(9)})
+    assert centered.stats["is_divergent"].sum() >= 3  # the neck of the funnel defeats the integrator
+    assert noncentered.stats["is_divergent"].sum() <= 2
+    assert any("divergent" in m for m in centered.messages)
+    idata = centered.to_arviz()
+    for name in ("diverging", "tree_depth", "energy", "n_steps", "step_size", "acceptance_rate", "lp"):
+        assert name in idata.sample_stats
+
+
+def test_tree_depth_and_gradient_counts_agree():
+    res = run(GAUSS10.logdensity_fn, nuts(max_tree_depth=4), init=GAUSS10.init, samples=300, warmup=300)
+    depth, grads = res.stats["tree_depth"], res.stats["num_grad_evals"]
+    assert depth.max() <= 4 and grads.max() <= 2**4 - 1
+    # a tree of depth j merged 2^j - 1 leaves, plus at most one rejected subtree of 2^j leaves
+    assert np.all(grads >= 2**depth - 1) and np.all(grads <= 2 ** (depth + 1) - 1)
+
+
+def test_nan_region_is_a_divergence_not_a_crash():
+    def logdensity(x):  # N(0, I) but NaN for x[0] > 1.5
+        return jnp.where(x[0] > 1.5, jnp.nan, -0.5 * jnp.sum(x**2))
+
+    res = run(logdensity, nuts(step_size=0.5, adapt=False), init=jnp.zeros(2), warmup=0, samples=1000)
+    assert np.all(np.isfinite(res.samples)) and np.all(res.samples[..., 0] <= 1.5)
+    assert res.stats["is_nonfinite"].sum() > 0 and res.stats["is_divergent"].sum() > 0
+
+
+def test_vmap_and_jit_match_single_chain():
+    kernel, target = nuts(step_size=0.5, adapt=False), GAUSS10
+    keys = jax.random.split(jax.random.key(3), 3)
+    positions = target.sample(jax.random.key(4), 3)
+    step = jax.jit(lambda k, s: kernel.step(k, s, target.logdensity_fn))
+    batched = jax.jit(jax.vmap(lambda k, x: kernel.step(k, kernel.init(x, target.logdensity_fn),
+                                                         target.logdensity_fn)))(keys, positions)
+    for i in range(3):
+        single = step(keys[i], kernel.init(positions[i], target.logdensity_fn))
+        np.testing.assert_allclose(batched[0].position[i], single[0].position, rtol=1e-5, atol=1e-5)
+        assert int(batched[1].num_grad_evals[i]) == int(single[1].num_grad_evals)
