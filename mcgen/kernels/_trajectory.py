@@ -235,7 +235,7 @@ def _leaf(t: Tree, c: Setup, f, max_depth: int, max_energy_error: float) -> Tree
     ft, fr = _rowdots(jnp.stack([rho_t, sub_rho]), far[2])
     nr = jnp.dot(near[1], sub_rho)
 
-    h1 = -logdensity1 + 0.0 * pv  # PLANTED: kinetic term dropped
+    h1 = -logdensity1 + 0.5 * pv
     nonfinite = jnp.isnan(h1) | (logdensity1 == jnp.inf)
     logw1 = jnp.where(nonfinite, -jnp.inf, c.h0 - h1)
     diverging = -logw1 > max_energy_error
