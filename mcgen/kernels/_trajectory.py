@@ -23,8 +23,8 @@ slots :math:`\\operatorname{popcount}(n \\gg 1) - k + 1, \\dots, \\operatorname{
 \\gg 1)`, so at most ``max_tree_depth - 1`` checkpoints are alive.  With :math:`R_n` the
 momentum sum of the subtree up to leaf :math:`n`, a checkpoint keeps the first momentum
 :math:`p_s`, the momentum :math:`p_{s-1}` before it and :math:`R_{s-1}`; every test is then
-an inner product with :math:`A R_n` or :math:`v_n`, so all slots are tested at once with one
-small matrix product per leaf.  Stan's *additional checks across sub-trees* (Stan >= 2.26)
+an inner product with :math:`A R_n` or :math:`v_n`, so all slots are tested at once with two
+small matrix-vector products per leaf.  Stan's *additional checks across sub-trees* (Stan >= 2.26)
 are included: for a closed sub-subtree with halves :math:`L, R` the criterion must also hold
 on :math:`L` plus the first leaf of :math:`R` (decided when that leaf is integrated and
 stored as a flag) and on the last leaf of :math:`L` plus :math:`R`.  The same three checks
@@ -34,12 +34,10 @@ A subtree that turns or diverges (energy error above ``max_energy_error``, or a 
 discarded whole and the trajectory stops; otherwise the trajectory stops when it turns or
 after ``max_tree_depth`` doublings (:math:`2^{\\text{depth}} - 1` leapfrog steps).
 
-**Randomness.**  All of it comes from the transition's key through Threefry-2x32, the
-generator of ``jax.random``, written out unrolled (:func:`threefry2x32`): stream 0 gives the
-momentum, the doubling directions and the merge uniforms before the loop, and the uniform of
-leaf :math:`t` is block :math:`(t, 1)`, computed inside the loop.  On a CPU, ``jax.random``
-runs Threefry as a small loop of its own, which costs more than a leapfrog step on small
-targets; unrolled, it fuses into the surrounding arithmetic.
+**Randomness.**  All of it comes from the transition's key through Threefry-2x32
+(:mod:`mcgen.kernels._random`): stream 0 gives the momentum, the doubling directions and the
+merge uniforms before the loop, and the uniform of leaf :math:`t` is block :math:`(t, 1)`,
+computed inside the loop body, where the unrolled generator fuses into the arithmetic.
 
 References
 ----------
@@ -54,65 +52,16 @@ import functools
 from typing import NamedTuple
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 
 from mcgen.kernels._integrators import leapfrog
 from mcgen.kernels._metrics import momentum_from_normal, velocity
+from mcgen.kernels._random import U32, nuts_draws, open_uniform, threefry2x32
 
-_U32 = jnp.uint32
 # The subtree of doubling j uses checkpoint slots 0 .. j - 1 only.  The loop first runs on this many
 # slots, while every tree is at most this deep (the common case), and only then on all of them.
 _FEW_SLOTS = 3
-
-
-def _rotl(x, r: int):
-    return (x << _U32(r)) | (x >> _U32(32 - r))
-
-
-def threefry2x32(k0, k1, x0, x1):
-    """Threefry-2x32 with 20 rounds (Salmon et al. 2011), unrolled: the generator of
-    ``jax.random``, bit for bit, written out so that XLA fuses it into the surrounding
-    arithmetic instead of running it as a loop of its own."""
-    ks = (k0, k1, k0 ^ k1 ^ _U32(0x1BD11BDA))
-    rotations = ((13, 15, 26, 6), (17, 29, 16, 24))
-    x0, x1 = x0 + ks[0], x1 + ks[1]
-    for i in range(5):
-        for r in rotations[i % 2]:
-            x0 = x0 + x1
-            x1 = _rotl(x1, r) ^ x0
-        x0, x1 = x0 + ks[(i + 1) % 3], x1 + ks[(i + 2) % 3] + _U32(i + 1)
-    return x0, x1
-
-
-def _open_uniform(bits, dtype):
-    """Uniform on (0, 1) from the top 24 bits (exact in float32)."""
-    return ((bits >> 8).astype(dtype) + 0.5) * (2.0 ** -24)
-
-
-def _key_words(key):
-    """The two 32-bit words of a threefry key (typed or raw), or None for other generators."""
-    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
-    return (data[0].astype(_U32), data[1].astype(_U32)) if data.shape == (2,) else None
-
-
-def _draws(key, dim: int, max_depth: int, dtype):
-    """Standard normal (dim,), directions (max_depth,), log-uniforms (max_depth,), key words."""
-    words = _key_words(key)
-    if words is None or dtype != jnp.float32:  # other generators, other precisions: plain jax.random
-        key_normal, key_rest, key_leaf = jax.random.split(key, 3)
-        z = jax.random.normal(key_normal, (dim,), dtype)
-        rest = jax.random.bits(key_rest, (2 * max_depth,), _U32)
-        words = tuple(jax.random.bits(key_leaf, (2,), _U32))
-    else:  # stream 0 of the key: one threefry block per pair of words
-        half = (dim + 2 * max_depth + 1) // 2
-        bits = jnp.concatenate(threefry2x32(*words, jnp.arange(half, dtype=_U32), jnp.zeros((half,), _U32)))
-        # materialized once: otherwise XLA may fuse (and so recompute) the generator into each consumer
-        bits = jax.lax.optimization_barrier(bits)
-        z = jnp.sqrt(2.0).astype(dtype) * jax.scipy.special.erfinv(2.0 * _open_uniform(bits[:dim], dtype) - 1.0)
-        rest = bits[dim:]
-    forward = (rest[:max_depth] >> 31) == 1
-    log_u_merge = jnp.log(_open_uniform(rest[max_depth:2 * max_depth], dtype))
-    return z, forward, log_u_merge, jnp.stack(words)
 
 
 class Setup(NamedTuple):  # per-transition constants of one chain
@@ -123,17 +72,15 @@ class Setup(NamedTuple):  # per-transition constants of one chain
     seeds: jax.Array  # (2,) uint32 key words; leaf t's uniform is threefry(seeds, (t, 1))
 
 
-# The loop state is packed into four arrays: few arrays mean few kernels per iteration, which
+# The loop state is packed into five arrays: few arrays mean few kernels per iteration, which
 # is what a small leapfrog step costs on a CPU.  Rows of `vecs` (each of length d):
 TIP, FAR = 0, 4  # [q, p, v, g] of the last leaf integrated and of the other end
 NEAR_P, NEAR_V = 8, 9  # the trajectory end the current subtree grows from
 SUB_RHO, RHO = 10, 11  # momentum sums of the subtree so far (R_n) and of the trajectory
 SUB_Q, SUB_G, Q, G = 12, 13, 14, 15  # candidates of the subtree and of the trajectory (the draw)
-_NUM_VECS = 16
 # Entries of `scal` (floats):
 (LOGW_SUB, LOGW, SUB_LOGDENSITY, SUB_ENERGY, LOGDENSITY, ENERGY, SUM_ACCEPT, TIP_PV, FAR_PV, NEAR_PV,
  PREV_VR) = range(11)
-_NUM_SCAL = 11
 # Entries of `ints`:
 DEPTH, LEAF, NUM_LEAVES, MOVED, DIVERGENT, NONFINITE, DONE, FIRST_TURNING = range(8)
 
@@ -171,7 +118,7 @@ def _turning(a, b):
 def _start(key, q, logdensity, g, step_size, inverse_mass, max_depth: int):
     """Draw the transition's randomness and the one-point trajectory."""
     dtype, dim = q.dtype, q.shape[0]
-    z, directions, log_u_merge, seeds = _draws(key, dim, max_depth, dtype)
+    z, directions, log_u_merge, seeds = nuts_draws(key, dim, max_depth, dtype)
     p0 = momentum_from_normal(inverse_mass)(z)
     v0 = velocity(inverse_mass, p0)
     pv0 = jnp.dot(p0, v0)
@@ -192,8 +139,8 @@ def _leaf(t: Tree, c: Setup, f, max_depth: int, max_energy_error: float) -> Tree
     """Integrate one leaf and update the tree; a finished tree keeps its results.
 
     Once a chain's tree is done its working entries may change, but never those that make
-    the result (the draw, counters, flags).  All inner products of the leaf come from one
-    reduction over stacked rows.
+    the result (the draw, counters, flags).  The inner products of the U-turn tests come from
+    a few matrix-vector products over stacked rows.
     """
     vecs, sc, ints = t.vecs, t.scal, t.ints
     dtype = vecs.dtype
@@ -202,8 +149,8 @@ def _leaf(t: Tree, c: Setup, f, max_depth: int, max_energy_error: float) -> Tree
     active = ints[DONE] == 0
     n, depth = ints[LEAF], ints[DEPTH]
     opening = n == 0
-    u_bits, _ = threefry2x32(c.seeds[0], c.seeds[1], ints[NUM_LEAVES].astype(_U32), _U32(1))  # stream 1
-    row, log_u_leaf = c.by_depth[depth], jnp.log(_open_uniform(u_bits, dtype))
+    u_bits, _ = threefry2x32(c.seeds[0], c.seeds[1], ints[NUM_LEAVES].astype(U32), U32(1))  # stream 1
+    row, log_u_leaf = c.by_depth[depth], jnp.log(open_uniform(u_bits, dtype))
     forward = row[0] > 0
     # at the first leaf of a subtree that grows the other way, the far end becomes the origin
     turn_around = opening & (row[1] > 0)
@@ -307,7 +254,7 @@ def build_tree(key, f, inverse_mass, q, logdensity, g, step_size, max_depth: int
     jaxpr = closed.jaxpr
 
     def f_with(consts):
-        return lambda x: tuple(jax.core.eval_jaxpr(jaxpr, consts, x))
+        return lambda x: tuple(jax.extend.core.jaxpr_as_fun(jax.extend.core.ClosedJaxpr(jaxpr, consts))(x))
 
     def leaf(t, c, consts):
         return _leaf(t, c, f_with(consts), max_depth, max_energy_error)

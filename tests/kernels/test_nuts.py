@@ -82,6 +82,17 @@ def test_bad_settings_raise(kwargs):
         nuts(**kwargs)
 
 
+def test_unrolled_threefry_is_jax_random_bit_for_bit():
+    from jax._src.random.threefry2x32 import threefry_2x32
+
+    from mcgen.kernels._random import threefry2x32
+
+    key = jnp.array([123456, 987654], jnp.uint32)
+    count = jnp.arange(8, dtype=jnp.uint32)
+    ours = jnp.concatenate(threefry2x32(key[0], key[1], count[:4], count[4:]))
+    np.testing.assert_array_equal(ours, threefry_2x32(key, count))
+
+
 def test_constructor_is_cached():
     assert nuts(max_tree_depth=8) is nuts(max_tree_depth=8)
 
