@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mcgen.kernels import _random
 from mcgen.result import Result
 from mcgen.types import ArrayTree, Kernel, LogDensityFn
 
@@ -88,8 +89,8 @@ def clear_cache() -> None:
 
 def _chain_keys(num_chains: int, seed):
     root = jax.random.key(seed)
-    chain = jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.arange(num_chains, dtype=jnp.uint32))
-    phase = jax.vmap(lambda k: jax.vmap(lambda j: jax.random.fold_in(k, j))(jnp.arange(3, dtype=jnp.uint32)))
+    chain = jax.vmap(lambda i: _random.fold_in(root, i))(jnp.arange(num_chains, dtype=jnp.uint32))
+    phase = jax.vmap(lambda k: jax.vmap(lambda j: _random.fold_in(k, j))(jnp.arange(3, dtype=jnp.uint32)))
     keys = phase(chain)  # (num_chains, 3): init, warmup, sampling
     return keys[:, 0], keys[:, 1], keys[:, 2]
 
@@ -147,7 +148,7 @@ def _warmup_chunk(method, kernel, logdensity_fn, num_warmup, length, wstates, ke
 
     def body(ws, t):
         def one(state, key):
-            return w.step(jax.random.fold_in(key, t), state, logdensity_fn)[0]
+            return w.step(_random.fold_in(key, t), state, logdensity_fn)[0]
 
         return _over_chains(method, one)(ws, keys), None
 
@@ -169,10 +170,10 @@ def _flat_info(info, state) -> dict:
 def _sample_chunk(method, kernel, logdensity_fn, thin, transform, length, states, keys, t0):
     def one(state, key, t):
         if thin == 1:
-            state, info = kernel.step(jax.random.fold_in(key, t), state, logdensity_fn)
+            state, info = kernel.step(_random.fold_in(key, t), state, logdensity_fn)
         else:
             def inner(st, j):
-                return kernel.step(jax.random.fold_in(key, t * thin + j), st, logdensity_fn)
+                return kernel.step(_random.fold_in(key, t * thin + j), st, logdensity_fn)
 
             state, infos = jax.lax.scan(inner, state, jnp.arange(thin, dtype=jnp.uint32))
             info = jax.tree_util.tree_map(lambda x: x[-1], infos)

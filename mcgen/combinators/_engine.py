@@ -39,6 +39,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from mcgen.kernels import _random
 from mcgen.kernels._proposal import scalar_logdensity
 from mcgen.types import Kernel, Warmup, no_warmup
 
@@ -145,7 +146,7 @@ def sweep(key, items, mode, position, stored: dict, logdensity_fn, dtype, check)
     infos, logdensity = {}, None
     for i, item in enumerate(items):
         position, logdensity, kept, infos[item.name] = step_item(
-            item, mode, jax.random.fold_in(key, i), position, stored[item.name], logdensity_fn, check)
+            item, mode, _random.fold_in(key, i), position, stored[item.name], logdensity_fn, check)
         stored = {**stored, item.name: kept}
     return position, _joint(logdensity, logdensity_fn, position, dtype), stored, infos
 
@@ -156,13 +157,13 @@ def pick_one(key, items, log_weights, mode, position, stored: dict, logdensity_f
 
     Returns ``(position, logdensity, stored, infos, updated)``; ``updated`` marks the choice."""
     n = len(items)
-    choice = jax.random.categorical(jax.random.fold_in(key, n), jnp.asarray(log_weights, jnp.float32))
+    choice = jax.random.categorical(_random.fold_in(key, n), jnp.asarray(log_weights, jnp.float32))
 
     def run(j):
         def branch(position, stored):
             item = items[j]
             position, logdensity, kept, info = step_item(
-                item, mode, jax.random.fold_in(key, j), position, stored[item.name], logdensity_fn, check)
+                item, mode, _random.fold_in(key, j), position, stored[item.name], logdensity_fn, check)
             logdensity = _joint(logdensity, logdensity_fn, position, dtype)
             return position, logdensity, {**stored, item.name: kept}, info
 

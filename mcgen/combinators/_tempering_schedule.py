@@ -36,6 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mcgen.kernels import _random
+
 # Floor on the per-pair rejection rate when inverting the barrier: keeps Lambda strictly
 # increasing (so the interpolation is invertible) where a pair never rejected in a round.
 _MIN_REJECTION = 1e-4
@@ -85,11 +87,11 @@ def propose_swaps(key, accept_prob: jax.Array, step: jax.Array, reversible: bool
     Non-reversible (DEO): pairs of the parity of ``step`` are attempted.  Reversible (SEO):
     the parity is a fair coin each step.
     """
-    key_parity, key_accept = jax.random.split(key)
+    key_parity, key_accept = _random.split(key)
     parity = jax.random.bernoulli(key_parity).astype(jnp.int32) if reversible else step % 2
     pairs = jnp.arange(accept_prob.shape[0], dtype=jnp.int32)
     attempted = (pairs % 2) == parity
-    u = jax.random.uniform(key_accept, accept_prob.shape, accept_prob.dtype)
+    u = _random.uniform(key_accept, accept_prob.shape, accept_prob.dtype)
     swapped = attempted & (u < accept_prob)
     no = jnp.zeros(1, bool)
     up, down = jnp.concatenate([swapped, no]), jnp.concatenate([no, swapped])

@@ -54,6 +54,7 @@ import jax
 import jax.numpy as jnp
 
 from mcgen.combinators import _tempering_schedule as sched
+from mcgen.kernels import _random
 from mcgen.kernels._proposal import cached_constructor
 from mcgen.types import Kernel, Warmup, no_warmup
 
@@ -176,8 +177,8 @@ def _with_replicas(state: PTState, replicas, cache: Cache, return_all: bool) -> 
 def _pt_step(key, state: PTState, logdensity_fn, inner_step, *, reference, reversible, return_all):
     split = _split_fns(logdensity_fn, reference)
     betas = state.params.betas
-    key_local, key_swap = jax.random.split(key)
-    keys = jax.random.split(key_local, betas.shape[0])
+    key_local, key_swap = _random.split(key)
+    keys = _random.split(key_local, betas.shape[0])
     replicas, infos = jax.vmap(lambda k, s, b: inner_step(k, s, _tempered(split, b)))(keys, state.replicas, betas)
     inner = _kernel_state(replicas)
     cache = _evaluate(split, inner.position, "logdensity_grad" in inner._fields)

@@ -37,6 +37,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
+from mcgen.kernels import _random
+
 MASS_KINDS = ("diag", "dense")
 
 
@@ -90,7 +92,7 @@ def momentum_sampler(inverse_mass: jax.Array) -> Callable[[jax.Array], jax.Array
     """``sample(key) -> p ~ N(0, M)`` (see :func:`momentum_from_normal`)."""
     momentum = momentum_from_normal(inverse_mass)
     dim, dtype = inverse_mass.shape[0], inverse_mass.dtype
-    return lambda key: momentum(jax.random.normal(key, (dim,), dtype))
+    return lambda key: momentum(_random.normal(key, (dim,), dtype))
 
 
 def sqrt_inverse_mass(inverse_mass: jax.Array) -> Callable[[jax.Array], jax.Array]:

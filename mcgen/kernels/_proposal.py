@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from mcgen.kernels import _random
 from mcgen.types import ArrayTree
 
 
@@ -47,7 +48,7 @@ def mh_accept(key: jax.Array, log_ratio: jax.Array, proposal_logdensity: jax.Arr
     is_nonfinite = is_bad_logdensity(proposal_logdensity)
     log_ratio = jnp.where(is_nonfinite | jnp.isnan(log_ratio), -jnp.inf, log_ratio)
     accept_prob = jnp.exp(jnp.minimum(log_ratio, 0.0))
-    log_u = jnp.log(jax.random.uniform(key, dtype=accept_prob.dtype))
+    log_u = jnp.log(_random.uniform(key, dtype=accept_prob.dtype))
     do_accept = log_u < log_ratio
     return do_accept, accept_prob, is_nonfinite
 
@@ -97,9 +98,9 @@ def random_walk_move(key, position: ArrayTree, logdensity: jax.Array, logdensity
     ``perturb(z)`` maps a standard normal vector ``z`` (shape ``(d,)``) to the increment.
     Returns ``(position, logdensity, accept_prob, is_accepted, is_nonfinite)``.
     """
-    key_proposal, key_accept = jax.random.split(key)
+    key_proposal, key_accept = _random.split(key)
     flat, unravel = ravel_pytree(position)
-    noise = jax.random.normal(key_proposal, flat.shape, flat.dtype)
+    noise = _random.normal(key_proposal, flat.shape, flat.dtype)
     proposal = unravel(flat + perturb(noise))
     proposal_logdensity = scalar_logdensity(logdensity_fn, proposal)
     do_accept, accept_prob, is_nonfinite = mh_accept(

@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from mcgen.kernels import _random
 from mcgen.kernels._proposal import cached_constructor, is_bad_logdensity, scalar_logdensity
 from mcgen.types import Kernel
 
@@ -149,7 +150,7 @@ def categorical_gibbs(num_categories: int | tuple = 2, *, parallel: bool = False
                 logdensity = jnp.where(jnp.isfinite(logits[c]), logits[c].astype(logdensity.dtype), logdensity)
                 return (current.at[j].set(c), logdensity), bad_j
 
-            keys = jax.vmap(lambda j: jax.random.fold_in(key, j))(jnp.arange(n, dtype=jnp.uint32))
+            keys = jax.vmap(lambda j: _random.fold_in(key, j))(jnp.arange(n, dtype=jnp.uint32))
             (new, logdensity), bad = jax.lax.scan(body, (flat, state.logdensity), (jnp.arange(n), keys))
         info = CategoricalGibbsInfo(jnp.ones((), logdensity.dtype), jnp.ones((), bool), jnp.any(bad),
                                     jnp.sum(new != flat).astype(jnp.int32))

@@ -45,6 +45,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from mcgen.kernels import _random
 from mcgen.kernels._gradient import (GradientState, check_target_accept, flatten, gradient_init,
                                      gradient_warmup, rebuild)
 from mcgen.kernels._integrators import hamiltonian, integrate
@@ -101,12 +102,12 @@ def hmc(num_integration_steps: int = 10, mass: str = "diag", *, step_size: float
         return gradient_init(position, logdensity_fn, step_size, mass)
 
     def step(key, state: GradientState, logdensity_fn):
-        key_momentum, key_jitter, key_accept = jax.random.split(key, 3)
+        key_momentum, key_jitter, key_accept = _random.split(key, 3)
         q, g, f, unravel = flatten(state, logdensity_fn)
         inverse_mass = state.params.inverse_mass
         eps = state.params.step_size
         if jitter > 0.0:
-            eps = eps * (1.0 + jitter * jax.random.uniform(key_jitter, (), eps.dtype, -1.0, 1.0))
+            eps = eps * (1.0 + jitter * _random.uniform(key_jitter, (), eps.dtype, -1.0, 1.0))
         p = momentum_sampler(inverse_mass)(key_momentum)
         h0 = hamiltonian(state.logdensity, p, inverse_mass)
         q1, p1, logdensity1, g1 = integrate(f, inverse_mass, q, p, state.logdensity, g, eps,

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from mcgen.kernels import _random
 from mcgen.kernels._proposal import cached_constructor, mh_accept, scalar_logdensity, select
 from mcgen.kernels.rwmh import RWMHInfo
 from mcgen.types import Kernel
@@ -72,7 +73,7 @@ def independent_mh(proposal) -> Kernel:
                                   _log_q(proposal, position))
 
     def step(key, state: IndependentMHState, logdensity_fn):
-        key_proposal, key_accept = jax.random.split(key)
+        key_proposal, key_accept = _random.split(key)
         y = proposal.sample(key_proposal)
         y = jax.tree_util.tree_map(lambda a, b: jnp.asarray(a, jnp.asarray(b).dtype), y, state.position)
         log_q_y = _log_q(proposal, y)

@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from mcgen.kernels import _random
 from mcgen.kernels._gradient import (GradientState, check_target_accept, flatten, gradient_init,
                                      gradient_warmup, rebuild)
 from mcgen.kernels._integrators import flat_value_and_grad
@@ -75,7 +76,7 @@ def ula_step(key, position, score_fn: Callable, step_size) -> Any:
     """
     flat, unravel = ravel_pytree(position)
     score, _ = ravel_pytree(score_fn(position))
-    noise = jax.random.normal(key, flat.shape, flat.dtype)
+    noise = _random.normal(key, flat.shape, flat.dtype)
     return unravel(flat + 0.5 * step_size**2 * score.astype(flat.dtype) + step_size * noise)
 
 
@@ -184,7 +185,7 @@ def mala(step_size: float | None = None, mass: str = "diag", *, target_accept: f
         return gradient_init(position, logdensity_fn, step_size, mass)
 
     def step(key, state: GradientState, logdensity_fn):
-        key_proposal, key_accept = jax.random.split(key)
+        key_proposal, key_accept = _random.split(key)
         x, gx, f, unravel = flatten(state, logdensity_fn)
         inverse_mass, eps = state.params.inverse_mass, state.params.step_size
         quad = inverse_mass_quadratic(inverse_mass)
@@ -192,7 +193,7 @@ def mala(step_size: float | None = None, mass: str = "diag", *, target_accept: f
         def drift(z, gz):
             return z + 0.5 * eps**2 * velocity(inverse_mass, gz)
 
-        noise = jax.random.normal(key_proposal, x.shape, x.dtype)
+        noise = _random.normal(key_proposal, x.shape, x.dtype)
         y = drift(x, gx) + eps * sqrt_inverse_mass(inverse_mass)(noise)
         logdensity_y, gy = f(y)
         log_q_forward = -0.5 * jnp.dot(noise, noise)  # (y - drift(x))^T A^{-1} (y - drift(x)) / eps^2
