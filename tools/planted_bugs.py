@@ -86,10 +86,11 @@ def run(name: str) -> None:
         shutil.copy(ROOT / "pyproject.toml", pathlib.Path(tmp) / "pyproject.toml")
         cmd = f"{sys.executable} -m pytest -q -rf -p no:cacheprovider --rootdir {tmp} {tests}"
         out = subprocess.run(cmd, shell=True, cwd=tmp, env=env, capture_output=True, text=True)
-        summary = [line for line in out.stdout.splitlines()
-                   if re.match(r"^=*\s*\d+ (failed|passed)", line.strip("= "))]
-        failed = [line.split("::")[-1].split(" ")[0] for line in out.stdout.splitlines() if line.startswith("FAILED")]
-        print(f"{name}: {summary[-1] if summary else out.stdout[-300:]}")
+        failed = [line.split("::", 1)[-1].split(" ")[0] for line in out.stdout.splitlines()
+                  if line.startswith("FAILED")]
+        passed = re.search(r"(\d+) passed", out.stdout)
+        verdict = "CAUGHT" if failed else "MISSED"
+        print(f"{name}: {verdict} by {len(failed)} test(s), {passed.group(1) if passed else 0} passed", flush=True)
         for f in failed:
             print(f"    caught by {f}")
 
