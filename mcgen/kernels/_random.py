@@ -78,6 +78,10 @@ def _threefry_key(key):
 def _blocks(k0, k1, shape):
     """Threefry of the counters ``(0, i)``, ``i`` the flat index over ``shape`` (both output words)."""
     count = jnp.arange(math.prod(shape), dtype=U32).reshape(shape)
+    if count.size > 1:
+        # the key is computed once: otherwise XLA fuses the hashing that derived it (a split,
+        # a fold_in) into the loop over the counters and repeats it for every element
+        k0, k1 = jax.lax.optimization_barrier((k0, k1))
     return threefry2x32(k0, k1, jnp.zeros_like(count), count)
 
 
