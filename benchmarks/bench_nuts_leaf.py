@@ -1,0 +1,90 @@
+"""Cost per leapfrog leaf of vmapped NUTS, mcgen against BlackJAX, with the adaptation taken out.
+
+Both libraries run NUTS with the same fixed step size and inverse mass matrix from the same
+points, ``--draws`` transitions of ``--chains`` vmapped chains in one compiled ``lax.scan``.
+Reported: the total of per-draw maxima of leapfrog steps over chains (the loop iterations a
+vmapped NUTS must run: every chain waits for the longest tree), and the steady-state time per
+such iteration (best of ``--repeats``; the two libraries alternate).  Equal iteration counts
+show that the two build the same trees; the time per iteration is then the per-leaf overhead.
+
+Usage: python benchmarks/bench_nuts_leaf.py [--target gaussian_100|funnel_10] [--chains 4 128]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import bench_nuts as B
+from mcgen.kernels.nuts import nuts
+
+SETUPS = {  # log-density, inverse mass, step size (trees of a few doublings)
+    "gaussian_100": (B.gaussian_100, B._SCALES ** 2, 0.6),
+    "funnel_10": (B.funnel_10, jnp.array([9.0] + [1.0] * 9), 0.9),
+}
+
+
+def loops(target: str, chains: int, draws: int):
+    ld, imm, eps = SETUPS[target]
+    dim = imm.shape[0]
+    x0 = jax.random.normal(jax.random.key(0), (chains, dim)) * jnp.sqrt(imm)
+    kernel = nuts(step_size=eps, adapt=False)
+
+    def mcgen_loop(x0, key):
+        st = jax.vmap(kernel.init, in_axes=(0, None))(x0, ld)
+        st = st._replace(params=st.params._replace(inverse_mass=jnp.broadcast_to(imm, (chains, dim))))
+
+        def body(s, k):
+            s, info = jax.vmap(lambda kk, ss: kernel.step(kk, ss, ld))(jax.random.split(k, chains), s)
+            return s, info.num_grad_evals
+        return jax.lax.scan(body, st, jax.random.split(key, draws))[1]
+
+    bj = blackjax.nuts(ld, eps, imm)
+
+    def blackjax_loop(x0, key):
+        st = jax.vmap(bj.init)(x0)
+
+        def body(s, k):
+            s, info = jax.vmap(bj.step)(jax.random.split(k, chains), s)
+            return s, info.num_integration_steps
+        return jax.lax.scan(body, st, jax.random.split(key, draws))[1]
+
+    return x0, {"mcgen": mcgen_loop, "blackjax": blackjax_loop}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", default="gaussian_100", choices=list(SETUPS))
+    parser.add_argument("--chains", type=int, nargs="+", default=[4, 128])
+    parser.add_argument("--draws", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    key = jax.random.key(1)
+    for chains in args.chains:
+        x0, fns = loops(args.target, chains, args.draws)
+        compiled, best, iters = {}, {}, {}
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            compiled[name] = jax.jit(fn).lower(x0, key).compile()
+            compile_s = time.perf_counter() - start
+            leaves = np.asarray(compiled[name](x0, key))
+            iters[name] = int(leaves.max(1).sum())
+            best[name] = np.inf
+            print(f"{args.target} chains={chains:4d} {name:9s} compile {compile_s:.2f} s, "
+                  f"lockstep iterations {iters[name]}, mean leaves per draw {leaves.mean():.2f}")
+        for _ in range(args.repeats):
+            for name in fns:
+                start = time.perf_counter()
+                jax.block_until_ready(compiled[name](x0, key))
+                best[name] = min(best[name], time.perf_counter() - start)
+        per = {name: 1e6 * best[name] / iters[name] for name in fns}
+        print(f"{args.target} chains={chains:4d} us per iteration: mcgen {per['mcgen']:.2f}, "
+              f"blackjax {per['blackjax']:.2f}, ratio mcgen/blackjax {per['mcgen'] / per['blackjax']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
