@@ -7,7 +7,9 @@ conjugate posterior with known moments; NUTS on the unconstrained target, mapped
 Jacobian is missing.  Eight schools checks names, deterministic sites and ``run_chains``'s
 use of the target's ``init`` and ``transform``.
 """
+import sys
 import warnings
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +22,9 @@ import mcgen as mc
 from mcgen import testing
 from mcgen.kernels.nuts import nuts
 from mcgen.numpyro_bridge import from_numpyro
+
+sys.path.insert(0, str(Path(__file__).parent / "kernels"))
+from gradient_targets import eight_schools  # noqa: E402
 
 ALPHA = np.array([2.0, 3.0, 5.0])
 COUNTS = np.array([4.0, 1.0, 7.0])
@@ -41,15 +46,6 @@ def posterior_moments():
     a2, b2 = A + X.size / 2.0, B + np.sum(X**2) / 2.0  # inverse-gamma posterior
     v_mean, v_var = b2 / (a2 - 1.0), b2**2 / ((a2 - 1.0) ** 2 * (a2 - 2.0))
     return {"p": p_mean, "variance": v_mean}, {"p": p_var, "variance": v_var}
-
-
-def eight_schools(sigma, y=None):
-    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
-    tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
-    with numpyro.plate("J", sigma.shape[0]):
-        theta_tilde = numpyro.sample("theta_tilde", dist.Normal(0.0, 1.0))
-        numpyro.deterministic("theta", mu + tau * theta_tilde)
-        numpyro.sample("obs", dist.Normal(mu + tau * theta_tilde, sigma), obs=y)
 
 
 SIGMA = jnp.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])

@@ -7,60 +7,19 @@ with step-size jitter in the moment tests (a fixed trajectory length resonates o
 which makes ESS, and so the MCSE, unreliable); the invariance checks use fixed step sizes,
 with and without jitter.  Seeds fixed.
 """
-import pathlib
-import warnings
+import sys
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
-import numpyro
-import numpyro.distributions as dist
 import pytest
 
-import mcgen as mc
 from mcgen import testing
 from mcgen.kernels.hmc import hmc
-from mcgen.numpyro_bridge import from_numpyro
 
-DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
-GAUSS10 = testing.correlated_gaussian(10, 0.5)
-SCALES = jnp.asarray(np.logspace(-2, 0, 100), jnp.float32)
-EIGHT = np.load(DATA / "eight_schools_reference.npz")
-LOGI = np.load(DATA / "logistic_regression_reference.npz")
-_X, _Y = jnp.asarray(LOGI["x"]), jnp.asarray(LOGI["y"])
-
-
-def gaussian_100(x):
-    return -0.5 * jnp.sum((x / SCALES) ** 2)
-
-
-def eight_schools(sigma, y=None):
-    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
-    tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
-    with numpyro.plate("J", sigma.shape[0]):
-        theta_tilde = numpyro.sample("theta_tilde", dist.Normal(0.0, 1.0))
-        numpyro.deterministic("theta", mu + tau * theta_tilde)
-        numpyro.sample("obs", dist.Normal(mu + tau * theta_tilde, sigma), obs=y)
-
-
-def logistic(beta):
-    logits = _X @ beta
-    return jnp.sum(_Y * logits - jnp.logaddexp(0.0, logits)) - 0.5 * jnp.sum(beta**2)
-
-
-def run(target, kernel, *, init=None, chains=4, samples=1000, warmup=1000, seed=0):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", mc.SamplingWarning)
-        return mc.run_chains(target, kernel, init=init, num_chains=chains, num_samples=samples,
-                             num_warmup=warmup, seed=seed, progress=False)
-
-
-def assert_matches_reference(samples, ref, sites, z=4.0):
-    draws = {k: samples[k] for k in sites}
-    report = testing.check_moments(draws, {k: ref[f"{k}_mean"] for k in sites}, {k: ref[f"{k}_var"] for k in sites},
-                                   z=z)
-    ref_mcse = np.concatenate([np.ravel(ref[f"{k}_mean_mcse"]) for k in sites])
-    assert np.all(ref_mcse < 0.2 * report.mean_mcse), "reference run too short for this test"
-    assert report.passed, f"moments differ from the reference by more than {z} MCSE:\n{report}"
+sys.path.insert(0, str(Path(__file__).parent))
+from gradient_targets import (EIGHT, EIGHT_SITES, EIGHT_TARGET, GAUSS10, LOGI, SCALES,  # noqa: E402
+                              assert_matches_reference, gaussian_100, logistic, run)
 
 
 @pytest.mark.parametrize("kwargs", [dict(num_integration_steps=0), dict(num_integration_steps=2.0),
@@ -91,9 +50,8 @@ def test_gaussian_100d_log_spaced_scales():
 
 
 def test_eight_schools_against_reference():
-    target = from_numpyro(eight_schools, jnp.asarray(EIGHT["sigma"]), y=jnp.asarray(EIGHT["y"]))
-    res = run(target, hmc(10, jitter=0.5), samples=3000)
-    assert_matches_reference(res.samples, EIGHT, ("mu", "tau", "theta", "theta_tilde"))
+    res = run(EIGHT_TARGET, hmc(10, jitter=0.5), samples=3000)
+    assert_matches_reference(res.samples, EIGHT, EIGHT_SITES)
 
 
 def test_logistic_regression_against_reference():

@@ -8,67 +8,20 @@ Means and variances must lie within 4 MCSE (ESS-based) of the truth; with ~100 c
 quantities per test a correct sampler fails about 0.6% of the time.  The invariance check
 starts 4000 chains at exact draws and takes a few steps with a fixed step size.  Seeds fixed.
 """
-import pathlib
-import warnings
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
-import numpyro.distributions as dist
 import pytest
 
-import mcgen as mc
 from mcgen import testing
 from mcgen.kernels.nuts import nuts
-from mcgen.numpyro_bridge import from_numpyro
 
-DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
-GAUSS10 = testing.correlated_gaussian(10, 0.5)
-SCALES = jnp.asarray(np.logspace(-2, 0, 100), jnp.float32)
-
-
-def gaussian_100(x):
-    return -0.5 * jnp.sum((x / SCALES) ** 2)
-
-
-def eight_schools(sigma, y=None):
-    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
-    tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
-    with numpyro.plate("J", sigma.shape[0]):
-        theta_tilde = numpyro.sample("theta_tilde", dist.Normal(0.0, 1.0))
-        theta = numpyro.deterministic("theta", mu + tau * theta_tilde)
-        numpyro.sample("obs", dist.Normal(theta, sigma), obs=y)
-
-
-EIGHT = np.load(DATA / "eight_schools_reference.npz")
-EIGHT_TARGET = from_numpyro(eight_schools, jnp.asarray(EIGHT["sigma"]), y=jnp.asarray(EIGHT["y"]))
-SITES = ("mu", "tau", "theta", "theta_tilde")
-LOGI = np.load(DATA / "logistic_regression_reference.npz")
-_X, _Y = jnp.asarray(LOGI["x"]), jnp.asarray(LOGI["y"])
-
-
-def logistic(beta):
-    logits = _X @ beta
-    return jnp.sum(_Y * logits - jnp.logaddexp(0.0, logits)) - 0.5 * jnp.sum(beta**2)
-
-
-def run(target, kernel, *, init=None, chains=4, samples=1000, warmup=1000, seed=0):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", mc.SamplingWarning)
-        return mc.run_chains(target, kernel, init=init, num_chains=chains, num_samples=samples,
-                             num_warmup=warmup, seed=seed, progress=False)
-
-
-def assert_matches_reference(samples, ref, sites, z=4.0):
-    """4-MCSE check against a stored reference whose own MCSE is negligible (< 1/5 of ours)."""
-    draws = {k: samples[k] for k in sites}
-    report = testing.check_moments(draws, {k: ref[f"{k}_mean"] for k in sites}, {k: ref[f"{k}_var"] for k in sites},
-                                   z=z)
-    ref_mcse = np.concatenate([np.ravel(ref[f"{k}_mean_mcse"]) for k in sites])
-    assert np.all(ref_mcse < 0.2 * report.mean_mcse), "reference run too short for this test"
-    assert report.passed, f"moments differ from the reference by more than {z} MCSE:\n{report}"
-    return report
+sys.path.insert(0, str(Path(__file__).parent))
+from gradient_targets import (EIGHT, EIGHT_SITES, EIGHT_TARGET, GAUSS10, LOGI, SCALES,  # noqa: E402
+                              assert_matches_reference, gaussian_100, logistic, run)
 
 
 # ----------------------------------------------------------------------------- settings
@@ -144,7 +97,7 @@ def test_gaussian_100d_log_spaced_scales():
 
 def test_eight_schools_against_reference():
     res = run(EIGHT_TARGET, nuts(), samples=2000)
-    assert_matches_reference(res.samples, EIGHT, SITES)
+    assert_matches_reference(res.samples, EIGHT, EIGHT_SITES)
     assert res.stats["is_divergent"].sum() <= 4  # non-centered: none or few
 
 
