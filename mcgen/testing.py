@@ -11,6 +11,9 @@ statistically whether draws match a known answer, with error bars from the draws
   chains from *exact* draws of the target, take ``k`` steps, and test that the result is still
   distributed as the target.  The chains are independent, so the test is exact (no
   autocorrelation to estimate) and catches a wrong acceptance ratio after a handful of steps.
+* :func:`run_warmup` and :func:`assert_no_recompile` check the mechanics of a kernel you wrote:
+  its warmup protocol runs under ``jit`` + ``vmap`` + ``scan``, and a second ``run_chains``
+  call with the same settings and shapes compiles nothing.
 
 Every check returns a report with the statistics and ``passed``; the ``assert_*`` forms raise
 an ``AssertionError`` with the report.  Tolerances are in standard errors (``z``): with ``m``
@@ -35,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats as sps
 
+from mcgen.run import run_chains
 from mcgen.types import Kernel
 
 __all__ = [
@@ -43,9 +47,11 @@ __all__ = [
     "TwoSampleReport",
     "assert_invariance",
     "assert_moments",
+    "assert_no_recompile",
     "check_invariance",
     "check_moments",
     "exact_gaussian_sampler",
+    "run_warmup",
     "two_sample_test",
     "Target",
     "bimodal_1d",
@@ -287,6 +293,53 @@ def assert_invariance(kernel: Kernel, logdensity_fn: Callable, exact_sampler: Ca
     if not report.passed:
         raise AssertionError(f"kernel does not leave the target invariant: {report}")
     return report
+
+
+def run_warmup(kernel: Kernel, states: Any, logdensity_fn: Callable, num_steps: int = 20, seed: int = 3) -> Any:
+    """Run ``kernel.warmup(num_steps)`` on a batch of states (leading chain axis) in one
+    compiled program (``jit`` of a ``scan`` over ``vmap``-ed warmup steps) and return the
+    finalized states; for checking the warmup protocol of a kernel."""
+    if kernel.warmup is None:
+        raise ValueError("run_warmup: this kernel has no warmup")
+    warm = kernel.warmup(num_steps)
+    num_chains = jax.tree_util.tree_leaves(states)[0].shape[0]
+
+    @jax.jit
+    def run(sts, key):
+        ws = jax.vmap(warm.init)(sts)
+
+        def body(w, k):
+            return jax.vmap(warm.step, in_axes=(0, 0, None))(jax.random.split(k, num_chains), w, logdensity_fn)[0], None
+
+        return jax.vmap(warm.finalize)(jax.lax.scan(body, ws, jax.random.split(key, num_steps))[0])
+
+    return run(states, jax.random.key(seed))
+
+
+def assert_no_recompile(logdensity_fn: Callable, make_kernel: Callable[[], Kernel], init: Any, init_again: Any,
+                        *, wrap: Callable[[Callable], Any] | None = None, **run_kwargs) -> None:
+    """Assert that a second ``run_chains`` call (new seed, new init ``init_again``) with the same
+    log-density, kernel settings and shapes traces and compiles nothing.
+
+    ``make_kernel()`` builds the kernel afresh for each call (kernel constructors are cached on
+    their settings, so it should return the same object).  ``wrap`` turns the counted
+    log-density into the target passed to ``run_chains`` (e.g. a prior/likelihood pair).
+    ``run_kwargs`` go to ``run_chains`` (default: 2 chains, 10 warmup and 10 draws).
+    """
+    traces = []
+
+    def counted(x):
+        traces.append(1)
+        return logdensity_fn(x)
+
+    target = counted if wrap is None else wrap(counted)
+    run = dict(num_chains=2, num_samples=10, num_warmup=10, progress=False, warn=False) | run_kwargs
+    run_chains(target, make_kernel(), init=init, seed=0, **run)
+    first = len(traces)
+    res = run_chains(target, make_kernel(), init=init_again, seed=1, **run)
+    if len(traces) != first or res.compile_time != 0.0:
+        raise AssertionError(f"the second run_chains call re-traced the log-density ({len(traces) - first} "
+                             f"traces) or compiled ({res.compile_time:.2f} s)")
 
 
 def exact_gaussian_sampler(mean: Any, cov: Any) -> Callable[[jax.Array, int], jax.Array]:

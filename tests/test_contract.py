@@ -4,8 +4,6 @@ positions, exposes NamedTuple state/info with the common field names, and a seco
 
 Every new kernel or combinator joins ``KERNELS`` below.
 """
-import warnings
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +11,7 @@ import numpyro.distributions as dist
 import pytest
 
 import mcgen as mc
+from mcgen import testing
 
 
 class DictNormal:
@@ -97,34 +96,15 @@ def test_jit_vmap_scan_and_state_conventions(name, kind):
 
     # warmup protocol, if any, under jit + vmap + scan
     if kernel.warmup is not None:
-        w = kernel.warmup(20)
-        ws = jax.vmap(w.init)(states)
-
-        def wbody(s, k):
-            return jax.vmap(w.step, in_axes=(0, 0, None))(jax.random.split(k, 3), s, logdensity_fn)[0], None
-
-        ws, _ = jax.jit(lambda s, k: jax.lax.scan(wbody, s, jax.random.split(k, 20)))(ws, jax.random.key(3))
-        finalized = jax.vmap(w.finalize)(ws)
-        assert _leaves_equal_structure(finalized, states)
+        assert _leaves_equal_structure(testing.run_warmup(kernel, states, logdensity_fn), states)
 
 
 @pytest.mark.filterwarnings("ignore::mcgen.SamplingWarning")
 @pytest.mark.parametrize("name, kind", CASES)
 def test_second_run_chains_call_does_not_recompile(name, kind):
     logdensity_fn, position = TARGETS[kind]
-    traces = []
-
-    def counted(x):
-        traces.append(1)
-        return logdensity_fn(x)
-
-    run = dict(num_chains=2, num_samples=10, num_warmup=10, progress=False)
-    mc.run_chains(counted, KERNELS[name][0](), init=position, seed=0, **run)
-    n = len(traces)
     shifted = jax.tree_util.tree_map(lambda x: x + 0.05, position)
-    res = mc.run_chains(counted, KERNELS[name][0](), init=shifted, seed=1, **run)
-    assert len(traces) == n, f"{name}: second call re-traced the log-density"
-    assert res.compile_time == 0.0
+    testing.assert_no_recompile(logdensity_fn, KERNELS[name][0], position, shifted)
 
 
 def test_kernel_constructors_return_the_same_object_for_the_same_settings():

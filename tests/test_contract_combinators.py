@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mcgen as mc
+from mcgen import testing
 from mcgen.combinators import compose, gibbs, mixture
 from mcgen.kernels.categorical_gibbs import categorical_gibbs
 
@@ -106,37 +107,15 @@ def test_jit_vmap_scan_and_state_conventions(name, kind):
 
     # warmup protocol, if any, under jit + vmap + scan
     if kernel.warmup is not None:
-        w = kernel.warmup(20)
-
-        def warm(sts, key):
-            ws = jax.vmap(w.init)(sts)
-
-            def wbody(s, k):
-                return jax.vmap(w.step, in_axes=(0, 0, None))(jax.random.split(k, 3), s, logdensity_fn)[0], None
-
-            return jax.vmap(w.finalize)(jax.lax.scan(wbody, ws, jax.random.split(key, 20))[0])
-
-        finalized = jax.jit(warm)(states, jax.random.key(3))
-        assert _same_structure(finalized, states)
+        assert _same_structure(testing.run_warmup(kernel, states, logdensity_fn), states)
 
 
 @pytest.mark.filterwarnings("ignore::mcgen.SamplingWarning")
 @pytest.mark.parametrize("name, kind", CASES)
 def test_second_run_chains_call_does_not_recompile(name, kind):
     logdensity_fn, position = TARGETS[kind]
-    traces = []
-
-    def counted(x):
-        traces.append(1)
-        return logdensity_fn(x)
-
-    run = dict(num_chains=2, num_samples=10, num_warmup=10, progress=False, init_batched=False)
-    mc.run_chains(counted, KERNELS[name][0](), init=position, seed=0, **run)
-    n = len(traces)
     shifted = jax.tree_util.tree_map(lambda x: x + 0.05 if x.dtype.kind == "f" else x, position)
-    res = mc.run_chains(counted, KERNELS[name][0](), init=shifted, seed=1, **run)
-    assert len(traces) == n, f"{name}: second call re-traced the log-density"
-    assert res.compile_time == 0.0
+    testing.assert_no_recompile(logdensity_fn, KERNELS[name][0], position, shifted, init_batched=False)
 
 
 def test_constructors_return_the_same_object_for_the_same_settings():

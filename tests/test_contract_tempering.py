@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import mcgen as mc
+from mcgen import testing
 from mcgen.combinators.tempering import PriorLikelihood, parallel_tempering
 
 
@@ -91,14 +92,7 @@ def test_jit_vmap_scan_and_state_conventions(name, kind):
                                                             logdensity_fn)
     assert vinfos.swap_accept_prob.shape == (2, n - 1)
 
-    w = kernel.warmup(24)
-    ws = jax.vmap(w.init)(states)
-
-    def wbody(s, k):
-        return jax.vmap(w.step, in_axes=(0, 0, None))(jax.random.split(k, 2), s, logdensity_fn)[0], None
-
-    ws, _ = jax.jit(lambda s, k: jax.lax.scan(wbody, s, jax.random.split(k, 24)))(ws, jax.random.key(3))
-    finalized = jax.vmap(w.finalize)(ws)
+    finalized = testing.run_warmup(kernel, states, logdensity_fn, num_steps=24)
     assert _same_structure(finalized, states)
     betas = np.asarray(finalized.params.betas)
     assert np.all(np.diff(betas, axis=1) > 0) and np.all(betas[:, -1] == 1.0)
@@ -109,19 +103,9 @@ def test_jit_vmap_scan_and_state_conventions(name, kind):
 @pytest.mark.parametrize("name, kind", [("pt_rwmh", "flat"), ("pt_rwmh", "pair")])
 def test_second_run_chains_call_does_not_recompile(name, kind):
     logdensity_fn, position = TARGETS[kind]
-    traces = []
-
-    def counted(x):
-        traces.append(1)
-        return logdensity_fn(x)
-
-    target = PriorLikelihood(log_prior_flat, counted) if kind == "pair" else counted
-    run = dict(num_chains=2, num_samples=10, num_warmup=10, progress=False, warn=False)
-    mc.run_chains(target, KERNELS[name][0](), init=position, seed=0, **run)
-    n = len(traces)
-    res = mc.run_chains(target, KERNELS[name][0](), init=position + 0.05, seed=1, **run)
-    assert len(traces) == n, "second call re-traced the log-density"
-    assert res.compile_time == 0.0
+    wrap = (lambda f: PriorLikelihood(log_prior_flat, f)) if kind == "pair" else None
+    logdensity_fn = logdensity_fn.log_likelihood if kind == "pair" else logdensity_fn
+    testing.assert_no_recompile(logdensity_fn, KERNELS[name][0], position, position + 0.05, wrap=wrap)
 
 
 def test_constructor_is_cached():

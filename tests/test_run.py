@@ -183,3 +183,13 @@ def test_target_object_with_transform():
     res = mc.run_chains(Target(), mc.rwmh(), num_chains=2, num_samples=10, progress=False)
     assert res.samples["exp_x0"].shape == (2, 10)
     np.testing.assert_allclose(res.samples["exp_x0"], np.exp(res.samples["x"][..., 0]), rtol=1e-6)
+
+
+def test_assert_no_recompile_catches_a_kernel_rebuilt_per_call():
+    def logdensity(x):
+        return -0.5 * jnp.sum(x**2)
+
+    testing.assert_no_recompile(logdensity, mc.rwmh, jnp.zeros(3), jnp.ones(3))
+    # an array setting is unhashable, so the constructor cannot be cached: a new kernel each call
+    with pytest.raises(AssertionError, match="re-traced"):
+        testing.assert_no_recompile(logdensity, lambda: mc.rwmh(jnp.array(0.5)), jnp.zeros(3), jnp.ones(3))
