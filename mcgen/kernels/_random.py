@@ -172,26 +172,21 @@ def normal(key, shape=(), dtype=jnp.float32):
     return np.array(np.sqrt(2), dtype) * erfinv_f32(u)
 
 
-def _key_words(key):
-    """The two 32-bit words of a threefry key (typed or raw), or None for other generators."""
-    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
-    return (data[0].astype(U32), data[1].astype(U32)) if data.shape == (2,) else None
-
-
 def nuts_draws(key, dim: int, max_depth: int, dtype):
     """Standard normal (dim,), directions (max_depth,), log-uniforms (max_depth,), key words."""
-    words = _key_words(key)
-    if words is None or dtype != jnp.float32:  # other generators, other precisions: plain jax.random
+    threefry = _threefry_key(key)
+    if threefry is None or dtype != jnp.float32:  # other generators, other precisions: plain jax.random
         key_normal, key_rest, key_leaf = jax.random.split(key, 3)
         z = jax.random.normal(key_normal, (dim,), dtype)
         rest = jax.random.bits(key_rest, (2 * max_depth,), U32)
         words = tuple(jax.random.bits(key_leaf, (2,), U32))
     else:  # stream 0 of the key: one threefry block per pair of words
+        words = threefry[:2]
         half = (dim + 2 * max_depth + 1) // 2
         bits = jnp.concatenate(threefry2x32(*words, jnp.arange(half, dtype=U32), jnp.zeros((half,), U32)))
         # materialized once: otherwise XLA may fuse (and so recompute) the generator into each consumer
         bits = jax.lax.optimization_barrier(bits)
-        z = jnp.sqrt(2.0).astype(dtype) * jax.scipy.special.erfinv(2.0 * open_uniform(bits[:dim], dtype) - 1.0)
+        z = np.float32(np.sqrt(2)) * erfinv_f32(2.0 * open_uniform(bits[:dim], dtype) - 1.0)
         rest = bits[dim:]
     forward = (rest[:max_depth] >> 31) == 1
     log_u_merge = jnp.log(open_uniform(rest[max_depth:2 * max_depth], dtype))
