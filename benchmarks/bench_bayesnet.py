@@ -37,7 +37,6 @@ import time
 import warnings
 
 import jax
-import numpy as np
 
 from mcgen import bayesnet
 from mcgen.bayesnet.sampling import CHUNK_SIZE, draw

@@ -42,6 +42,7 @@ import numpy as np
 import mcgen as mc
 from mcgen.diagnostics import ess_rhat
 from mcgen.kernels.nuts import nuts
+from make_eight_schools_reference import logistic_data  # the data of the stored reference run
 
 # ----------------------------------------------------------------------------- targets
 
@@ -61,15 +62,6 @@ def eight_schools(p):
     lp = -0.5 * (mu / 5.0) ** 2 - jnp.log1p((tau / 5.0) ** 2) + log_tau  # Jacobian of exp
     lp = lp - 0.5 * jnp.sum(tt**2)
     return lp - 0.5 * jnp.sum(((_Y8 - mu - tau * tt) / _SIGMA8) ** 2)
-
-
-def logistic_data(n: int = 1000, d: int = 25, seed: int = 0):
-    """Fixed synthetic data: X ~ N(0, 1), beta ~ N(0, 0.5^2), y ~ Bernoulli(sigmoid(X beta))."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, d)).astype(np.float32)
-    beta = 0.5 * rng.standard_normal(d).astype(np.float32)
-    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-x @ beta))).astype(np.float32)
-    return x, y
 
 
 _X, _YL = (jnp.asarray(a) for a in logistic_data())
