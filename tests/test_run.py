@@ -1,5 +1,4 @@
 """run_chains: shapes, reproducibility, chunking, resuming, input validation, compilation."""
-import warnings
 
 import jax
 import jax.numpy as jnp

@@ -8,7 +8,6 @@ import sys
 import warnings
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import mcgen as mc
