@@ -106,9 +106,29 @@ class TreeResult(NamedTuple):
     nonfinite: jax.Array
 
 
-def _rowdots(rows, x):
-    """``rows @ x`` (as a product: XLA's CPU reductions over a batched last axis are slow)."""
-    return rows @ x
+# XLA:CPU hands a reduction whose operand has at least this many elements to YNNPACK, which is
+# slow on the small reductions of a leaf; smaller ones it compiles into its own loops.
+_LIBRARY_REDUCE_SIZE = 4096
+_MAX_PIECES = 4
+
+
+def _rowdots(rows, x, batch: int):
+    """``rows @ x`` for one chain of ``batch`` vmapped together, without a library call.
+
+    A batched matrix-vector product is an Eigen call on the CPU, and Eigen's thread pool
+    makes its time differ from one process to the next (by up to 2x on the 100-d Gaussian at
+    4 chains).  A sum over the major axis of ``rows.T * x`` compiles into XLA's own vectorized
+    loop instead, as long as each reduction stays below XLA's library threshold, so the sum
+    over ``d`` is split into a few pieces; when that would take many pieces (many chains,
+    many checkpoint rows) the product is the cheaper choice and is used.
+    """
+    k, d = rows.shape
+    per = max(1, (_LIBRARY_REDUCE_SIZE - 1) // (batch * k))
+    if -(-d // per) > _MAX_PIECES:
+        return rows @ x
+    terms = rows.T * x[:, None]  # (d, k)
+    pieces = [jnp.sum(terms[i:i + per], axis=0) for i in range(0, d, per)]
+    return functools.reduce(jnp.add, pieces)
 
 
 def _turning(a, b):
@@ -135,7 +155,7 @@ def _start(key, q, logdensity, g, step_size, inverse_mass, max_depth: int):
     return Setup(step_size, inverse_mass, h0, by_depth, seeds), tree
 
 
-def _leaf(t: Tree, c: Setup, f, max_depth: int, max_energy_error: float) -> Tree:
+def _leaf(t: Tree, c: Setup, f, max_depth: int, max_energy_error: float, batch: int = 1) -> Tree:
     """Integrate one leaf and update the tree; a finished tree keeps its results.
 
     Once a chain's tree is done its working entries may change, but never those that make
@@ -176,10 +196,10 @@ def _leaf(t: Tree, c: Setup, f, max_depth: int, max_energy_error: float) -> Tree
 
     # inner products: checkpoint rows against A R_n and v_n (two matrix-vector products)
     a_r = velocity(c.inverse_mass, sub_rho)
-    s_ar = _rowdots(ck[:2].reshape(2 * num_slots, -1), a_r)  # p_s.A R_n, p_{s-1}.A R_n
-    s_v = _rowdots(ck[1:].reshape(2 * num_slots, -1), v1)  # p_{s-1}.v_n, R_{s-1}.v_n
-    pv, vr, vt, vn = _rowdots(jnp.stack([p1, sub_rho, rho_t, near[0]]), v1)
-    ft, fr = _rowdots(jnp.stack([rho_t, sub_rho]), far[2])
+    s_ar = _rowdots(ck[:2].reshape(2 * num_slots, -1), a_r, batch)  # p_s.A R_n, p_{s-1}.A R_n
+    s_v = _rowdots(ck[1:].reshape(2 * num_slots, -1), v1, batch)  # p_{s-1}.v_n, R_{s-1}.v_n
+    pv, vr, vt, vn = _rowdots(jnp.stack([p1, sub_rho, rho_t, near[0]]), v1, batch)
+    ft, fr = _rowdots(jnp.stack([rho_t, sub_rho]), far[2], batch)
     nr = jnp.dot(near[1], sub_rho)
 
     h1 = -logdensity1 + 0.5 * pv
@@ -256,8 +276,8 @@ def build_tree(key, f, inverse_mass, q, logdensity, g, step_size, max_depth: int
     def f_with(consts):
         return lambda x: tuple(jax.extend.core.jaxpr_as_fun(jax.extend.core.ClosedJaxpr(jaxpr, consts))(x))
 
-    def leaf(t, c, consts):
-        return _leaf(t, c, f_with(consts), max_depth, max_energy_error)
+    def leaf(t, c, consts, batch=1):
+        return _leaf(t, c, f_with(consts), max_depth, max_energy_error, batch)
 
     num_slots = max(max_depth - 1, 1)
     few = min(_FEW_SLOTS, num_slots)
@@ -279,11 +299,10 @@ def build_tree(key, f, inverse_mass, q, logdensity, g, step_size, max_depth: int
 
     @run.def_vmap
     def run_batched(axis_size, in_batched, key, q, logdensity, g, step_size, inverse_mass, consts):
-        del axis_size
         axes = [jax.tree_util.tree_map(lambda b: 0 if b else None, b) for b in in_batched]
         start = jax.vmap(functools.partial(_start, max_depth=max_depth), in_axes=tuple(axes[:6]))
         c, t = start(key, q, logdensity, g, step_size, inverse_mass)
-        step = jax.vmap(leaf, in_axes=(0, 0, axes[6]))
+        step = jax.vmap(functools.partial(leaf, batch=axis_size), in_axes=(0, 0, axes[6]))
         active = lambda t: t.ints[:, DONE] == 0  # noqa: E731
         t = phases(t, lambda t: step(t, c, consts), lambda t: jnp.any(active(t)),
                    lambda t: jnp.all(~active(t) | (t.ints[:, DEPTH] <= few)))
