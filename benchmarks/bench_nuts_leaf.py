@@ -7,7 +7,10 @@ vmapped NUTS must run: every chain waits for the longest tree), and the steady-s
 such iteration (best of ``--repeats``; the two libraries alternate).  Equal iteration counts
 show that the two build the same trees; the time per iteration is then the per-leaf overhead.
 
-Usage: python benchmarks/bench_nuts_leaf.py [--target gaussian_100|funnel_10] [--chains 4 128]
+Also printed: the time of the vmapped log-density gradient alone, the part no sampler can save.
+
+Usage: python benchmarks/bench_nuts_leaf.py [--target gaussian_100|funnel_10|logistic_1000x25]
+       [--chains 4 128]
 """
 from __future__ import annotations
 
@@ -25,7 +28,30 @@ from mcgen.kernels.nuts import nuts
 SETUPS = {  # log-density, inverse mass, step size (trees of a few doublings)
     "gaussian_100": (B.gaussian_100, B._SCALES ** 2, 0.6),
     "funnel_10": (B.funnel_10, jnp.array([9.0] + [1.0] * 9), 0.9),
+    # with this metric and step size every tree has 7 leaves, as with the adapted ones in bench_nuts.py
+    "logistic_1000x25": (B.logistic_regression, jnp.full(25, 0.01), 0.45),
 }
+
+
+def gradient_cost(target: str, chains: int, calls: int = 2000, repeats: int = 5) -> float:
+    """Steady-state microseconds of one vmapped value-and-gradient of the target for all chains."""
+    ld, imm, _ = SETUPS[target]
+    f = jax.vmap(jax.value_and_grad(ld))
+
+    def loop(x):
+        def body(_, x):
+            value, grad = f(x)
+            return x + 1e-6 * grad + 1e-9 * value[:, None]
+        return jax.lax.fori_loop(0, calls, body, x)
+    x0 = jax.random.normal(jax.random.key(0), (chains, imm.shape[0])) * jnp.sqrt(imm)
+    compiled = jax.jit(loop).lower(x0).compile()
+    jax.block_until_ready(compiled(x0))
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(x0))
+        best = min(best, time.perf_counter() - start)
+    return 1e6 * best / calls
 
 
 def loops(target: str, chains: int, draws: int):
@@ -82,8 +108,10 @@ def main():
                 jax.block_until_ready(compiled[name](x0, key))
                 best[name] = min(best[name], time.perf_counter() - start)
         per = {name: 1e6 * best[name] / iters[name] for name in fns}
+        grad = gradient_cost(args.target, chains)
         print(f"{args.target} chains={chains:4d} us per iteration: mcgen {per['mcgen']:.2f}, "
-              f"blackjax {per['blackjax']:.2f}, ratio mcgen/blackjax {per['mcgen'] / per['blackjax']:.2f}")
+              f"blackjax {per['blackjax']:.2f}, ratio mcgen/blackjax {per['mcgen'] / per['blackjax']:.2f}; "
+              f"the log-density gradient alone {grad:.2f}")
 
 
 if __name__ == "__main__":
