@@ -157,3 +157,15 @@ def test_vmap_and_jit_match_single_chain():
         single = step(keys[i], kernel.init(positions[i], target.logdensity_fn))
         np.testing.assert_allclose(batched[0].position[i], single[0].position, rtol=1e-5, atol=1e-5)
         assert int(batched[1].num_grad_evals[i]) == int(single[1].num_grad_evals)
+
+
+@pytest.mark.parametrize("rows,dim,batch", [(6, 100, 4), (18, 100, 4), (6, 10, 128), (18, 10, 128),
+                                            (4, 1000, 1), (2, 7, 600)])
+def test_rowdots_pieces_equal_the_product(rows, dim, batch):
+    """The U-turn inner products, split into pieces by batch size, equal ``rows @ x``."""
+    from mcgen.kernels._trajectory import _rowdots
+
+    r = jax.random.normal(jax.random.key(0), (batch, rows, dim))
+    x = jax.random.normal(jax.random.key(1), (batch, dim))
+    ours = jax.jit(jax.vmap(lambda a, b: _rowdots(a, b, batch)))(r, x)
+    np.testing.assert_allclose(ours, np.einsum("bkd,bd->bk", np.asarray(r), np.asarray(x)), rtol=1e-4, atol=1e-4)
