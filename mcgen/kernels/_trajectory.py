@@ -135,15 +135,14 @@ def _turning(a, b):
     return (a <= 0.0) | (b <= 0.0)
 
 
-def _start(key, q, logdensity, g, step_size, inverse_mass, max_depth: int):
-    """Draw the transition's randomness and the one-point trajectory."""
+def _start(key, q, logdensity, g, step_size, inverse_mass, max_depth: int, num_slots: int):
+    """Draw the transition's randomness and the one-point trajectory (``num_slots`` checkpoints)."""
     dtype, dim = q.dtype, q.shape[0]
     z, directions, log_u_merge, seeds = nuts_draws(key, dim, max_depth, dtype)
     p0 = momentum_from_normal(inverse_mass)(z)
     v0 = velocity(inverse_mass, p0)
     pv0 = jnp.dot(p0, v0)
     h0 = -logdensity + 0.5 * pv0
-    num_slots = max(max_depth - 1, 1)
     zeros = jnp.zeros_like(q)
     vecs = jnp.stack([q, p0, v0, g, q, p0, v0, g, zeros, zeros, zeros, p0, q, g, q, g])
     zero = jnp.zeros((), dtype)
@@ -282,31 +281,34 @@ def build_tree(key, f, inverse_mass, q, logdensity, g, step_size, max_depth: int
     num_slots = max(max_depth - 1, 1)
     few = min(_FEW_SLOTS, num_slots)
 
-    def phases(t, step, any_active, all_shallow):
-        """Loop while the trees are shallow on `few` checkpoint slots, then on all of them."""
-        if few < num_slots:
-            small = t._replace(ck=t.ck[..., :few, :], ck_scal=t.ck_scal[..., :few])
-            small = jax.lax.while_loop(lambda t: any_active(t) & all_shallow(t), step, small)
-            t = small._replace(ck=t.ck.at[..., :few, :].set(small.ck),
-                               ck_scal=t.ck_scal.at[..., :few].set(small.ck_scal))
-        return jax.lax.while_loop(any_active, step, t)
+    def phases(t, step, any_active, all_shallow, result):
+        """Loop while the trees are shallow on `few` checkpoint slots, then, only if some tree
+        goes deeper, on all of them; return ``result`` of the final tree."""
+        if few == num_slots:
+            return result(jax.lax.while_loop(any_active, step, t))
+        t = jax.lax.while_loop(lambda t: any_active(t) & all_shallow(t), step, t)
+
+        def deeper(t):
+            pad = [(0, 0)] * (t.ck.ndim - 2) + [(0, num_slots - few), (0, 0)]
+            t = t._replace(ck=jnp.pad(t.ck, pad), ck_scal=jnp.pad(t.ck_scal, pad[:-1]))
+            return result(jax.lax.while_loop(any_active, step, t))
+        return jax.lax.cond(any_active(t), deeper, result, t)
 
     @jax.custom_batching.custom_vmap
     def run(key, q, logdensity, g, step_size, inverse_mass, consts):
-        c, t = _start(key, q, logdensity, g, step_size, inverse_mass, max_depth)
-        t = phases(t, lambda t: leaf(t, c, consts), lambda t: t.ints[DONE] == 0, lambda t: t.ints[DEPTH] <= few)
-        return _result(t)
+        c, t = _start(key, q, logdensity, g, step_size, inverse_mass, max_depth, few)
+        return phases(t, lambda t: leaf(t, c, consts), lambda t: t.ints[DONE] == 0, lambda t: t.ints[DEPTH] <= few,
+                      _result)
 
     @run.def_vmap
     def run_batched(axis_size, in_batched, key, q, logdensity, g, step_size, inverse_mass, consts):
         axes = [jax.tree_util.tree_map(lambda b: 0 if b else None, b) for b in in_batched]
-        start = jax.vmap(functools.partial(_start, max_depth=max_depth), in_axes=tuple(axes[:6]))
+        start = jax.vmap(functools.partial(_start, max_depth=max_depth, num_slots=few), in_axes=tuple(axes[:6]))
         c, t = start(key, q, logdensity, g, step_size, inverse_mass)
         step = jax.vmap(functools.partial(leaf, batch=axis_size), in_axes=(0, 0, axes[6]))
         active = lambda t: t.ints[:, DONE] == 0  # noqa: E731
-        t = phases(t, lambda t: step(t, c, consts), lambda t: jnp.any(active(t)),
-                   lambda t: jnp.all(~active(t) | (t.ints[:, DEPTH] <= few)))
-        out = jax.vmap(_result)(t)
+        out = phases(t, lambda t: step(t, c, consts), lambda t: jnp.any(active(t)),
+                     lambda t: jnp.all(~active(t) | (t.ints[:, DEPTH] <= few)), jax.vmap(_result))
         return out, jax.tree_util.tree_map(lambda _: True, out)
 
     return run(key, q, logdensity, g, step_size, inverse_mass, list(closed.consts))
