@@ -169,3 +169,14 @@ def test_rowdots_pieces_equal_the_product(rows, dim, batch):
     x = jax.random.normal(jax.random.key(1), (batch, dim))
     ours = jax.jit(jax.vmap(lambda a, b: _rowdots(a, b, batch)))(r, x)
     np.testing.assert_allclose(ours, np.einsum("bkd,bd->bk", np.asarray(r), np.asarray(x)), rtol=1e-4, atol=1e-4)
+
+
+def test_deep_trees_past_the_shallow_phase():
+    """With a small step size trees grow past the first three doublings, where the loop moves
+    on to all checkpoint slots; the draws stay right and the depth is not cut there."""
+    kernel = nuts(step_size=0.08, adapt=False)
+    res = run(GAUSS10.logdensity_fn, kernel, init=GAUSS10.init, samples=300, warmup=0)
+    depth = np.asarray(res.stats["tree_depth"])
+    assert depth.max() >= 6 and np.mean(depth > 4) > 0.5
+    testing.assert_moments(res.samples, GAUSS10.mean, GAUSS10.var)
+    testing.assert_invariance(kernel, GAUSS10.logdensity_fn, GAUSS10.sample, num_chains=1000, num_steps=2)
