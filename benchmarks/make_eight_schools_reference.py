@@ -57,6 +57,14 @@ def logistic_data(n: int = 1000, d: int = 25, seed: int = 0):
     return x, y
 
 
+def logistic_logdensity(x, y):
+    """Bernoulli-logit log-likelihood of data ``(x, y)`` plus a ``N(0, 1)`` prior on the coefficients."""
+    def logdensity(beta):
+        logits = x @ beta
+        return jnp.sum(y * logits - jnp.logaddexp(0.0, logits)) - 0.5 * jnp.sum(beta**2)
+    return logdensity
+
+
 def blackjax_nuts(logdensity, init, num_chains, num_warmup, num_draws, seed):
     """Stan-style warmup per chain, then ``num_draws`` NUTS draws per chain (vmapped)."""
     adapt = blackjax.window_adaptation(blackjax.nuts, logdensity, target_acceptance_rate=0.9)
@@ -121,12 +129,7 @@ def main(num_chains: int = 64, num_draws: int = 20_000) -> None:
           {k: int(v) for k, v in eight.items() if k.endswith("min_ess")})
 
     x, y = logistic_data()
-    xj, yj = jnp.asarray(x), jnp.asarray(y)
-
-    def logistic(beta):
-        logits = xj @ beta
-        return jnp.sum(yj * logits - jnp.logaddexp(0.0, logits)) - 0.5 * jnp.sum(beta**2)
-
+    logistic = logistic_logdensity(jnp.asarray(x), jnp.asarray(y))
     chains, n = num_chains // 2, num_draws // 2
     init = 0.1 * jax.random.normal(jax.random.key(3), (chains, x.shape[1]))
     beta = blackjax_nuts(logistic, init, chains, 1000, n, seed=4)

@@ -2,9 +2,9 @@
 
 Usage: python tools/planted_bugs.py [--list] [bug ...]
 
-Each bug is a (file, old, new) substitution applied to a fresh copy of ``mcgen/`` and
-``tests/`` in a temporary directory; pytest runs there, so the planted copy shadows the
-installed package and **the working tree is never edited**.  (Plant new bugs by adding them
+Each bug is a (file, old, new) substitution applied to a fresh copy of ``mcgen/``, ``tests/``
+and ``benchmarks/`` (the reference models) in a temporary directory; pytest runs there, so the
+planted copy shadows the installed package and **the working tree is never edited**.  (Plant new bugs by adding them
 here, never by editing the shared sources: an experiment left behind gets committed.)  The
 listed tests must FAIL with the bug in place.  Prints one line per bug: how many of the
 selected tests failed, and which.
@@ -78,7 +78,7 @@ BUGS = {
 def run(name: str) -> None:
     path, old, new, tests = BUGS[name]
     with tempfile.TemporaryDirectory() as tmp:
-        for folder in ("mcgen", "tests"):
+        for folder in ("mcgen", "tests", "benchmarks"):  # the tests import the reference models
             shutil.copytree(ROOT / folder, pathlib.Path(tmp) / folder,
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         target = pathlib.Path(tmp) / path
