@@ -55,12 +55,11 @@ import jax
 import jax.extend
 import jax.numpy as jnp
 
-from mcgen.kernels._integrators import leapfrog
 from mcgen.kernels._metrics import momentum_from_normal, velocity
 from mcgen.kernels._random import U32, nuts_draws, open_uniform, threefry2x32
 
-# The subtree of doubling j uses checkpoint slots 0 .. j - 1 only.  The loop first runs on this many
-# slots, while every tree is at most this deep (the common case), and only then on all of them.
+# The subtree of doubling j uses checkpoint slots 0 .. j - 1 only.  A leaf tests this many slots
+# while every growing tree is at most this deep (the common case), and all of them otherwise.
 _FEW_SLOTS = 3
 
 
@@ -154,18 +153,23 @@ def _start(key, q, logdensity, g, step_size, inverse_mass, max_depth: int, num_s
     return Setup(step_size, inverse_mass, h0, by_depth, seeds), tree
 
 
-def _leaf(t: Tree, c: Setup, f, max_depth: int, max_energy_error: float, batch: int = 1) -> Tree:
-    """Integrate one leaf and update the tree; a finished tree keeps its results.
+class _Drift(NamedTuple):  # per-chain values of a leaf known before its gradient
+    opening: jax.Array
+    row: jax.Array  # by_depth row of the current doubling
+    log_u_leaf: jax.Array
+    origin: jax.Array  # (4, d) [q, p, v, g] of the end the leaf grows from
+    far: jax.Array
+    origin_pv: jax.Array
+    far_pv: jax.Array
+    eps: jax.Array  # signed step size
+    p_half: jax.Array  # momentum after the first half kick
+    q1: jax.Array  # the new point, where the gradient is taken
 
-    Once a chain's tree is done its working entries may change, but never those that make
-    the result (the draw, counters, flags).  The inner products of the U-turn tests come from
-    a few matrix-vector products over stacked rows.
-    """
+
+def _drift(t: Tree, c: Setup) -> _Drift:
+    """First half of a leaf: pick the end to grow from, half kick, drift to the new point."""
     vecs, sc, ints = t.vecs, t.scal, t.ints
     dtype = vecs.dtype
-    num_slots = t.ck.shape[1]
-    slots = jnp.arange(num_slots)
-    active = ints[DONE] == 0
     n, depth = ints[LEAF], ints[DEPTH]
     opening = n == 0
     u_bits, _ = threefry2x32(c.seeds[0], c.seeds[1], ints[NUM_LEAVES].astype(U32), U32(1))  # stream 1
@@ -178,25 +182,65 @@ def _leaf(t: Tree, c: Setup, f, max_depth: int, max_energy_error: float, batch: 
     origin_pv = jnp.where(turn_around, sc[FAR_PV], sc[TIP_PV])
     far_pv = jnp.where(turn_around, sc[TIP_PV], sc[FAR_PV])
     eps = jnp.where(forward, c.step_size, -c.step_size)
-    q1, p1, logdensity1, g1 = leapfrog(f, c.inverse_mass, origin[0], origin[1], origin[3], eps)
+    p_half = origin[1] + (0.5 * eps) * origin[3]
+    q1 = origin[0] + eps * velocity(c.inverse_mass, p_half)
+    return _Drift(opening, row, log_u_leaf, origin, far, origin_pv, far_pv, eps, p_half, q1)
+
+
+class _Kick(NamedTuple):
+    p1: jax.Array
+    v1: jax.Array
+    rho_before: jax.Array
+    sub_rho: jax.Array
+    a_r: jax.Array
+    ck: jax.Array  # checkpoints with this leaf's (if it opens one) written in
+
+
+def _kick(t: Tree, c: Setup, dr: _Drift, g1) -> _Kick:
+    """Second half kick; the checkpoint an even leaf opens is written before the tests read it."""
+    num_slots = t.ck.shape[1]
+    active = t.ints[DONE] == 0
+    n = t.ints[LEAF]
+    p1 = dr.p_half + (0.5 * dr.eps) * g1
     v1 = velocity(c.inverse_mass, p1)
-    rho_before = jnp.where(opening, 0.0, vecs[SUB_RHO])
+    rho_before = jnp.where(dr.opening, 0.0, t.vecs[SUB_RHO])
     sub_rho = rho_before + p1  # R_n
+    # even leaves open a checkpoint in slot `top` (odd leaves and finished trees write nothing)
+    odd = (n & 1) == 1
+    slot = jnp.where(odd | ~active, num_slots, jax.lax.population_count(n >> 1))
+    ck = t.ck.at[:, slot].set(jnp.stack([p1, dr.origin[1], rho_before]), mode="drop")
+    return _Kick(p1, v1, rho_before, sub_rho, velocity(c.inverse_mass, sub_rho), ck)
+
+
+def _slot_products(ck, a_r, v1, used: int, batch: int):
+    """Inner products of the first ``used`` checkpoint slots with :math:`A R_n` and :math:`v_n`:
+    rows ``p_s.A R_n, p_{s-1}.A R_n`` and ``p_{s-1}.v_n, R_{s-1}.v_n``, each ``(2, slots)``; the
+    slots past ``used`` (not open in trees of this depth) are zero."""
+    num_slots, dim = ck.shape[1:]
+    s_ar = _rowdots(ck[:2, :used].reshape(2 * used, dim), a_r, batch).reshape(2, used)
+    s_v = _rowdots(ck[1:, :used].reshape(2 * used, dim), v1, batch).reshape(2, used)
+    pad = [(0, 0), (0, num_slots - used)]
+    return jnp.pad(s_ar, pad), jnp.pad(s_v, pad)
+
+
+def _finish(t: Tree, c: Setup, dr: _Drift, kick: _Kick, s_ar, s_v, logdensity1, g1, max_depth: int,
+            max_energy_error: float, batch: int) -> Tree:
+    """Update the tree with the new leaf: energies, multinomial choice, U-turn tests, merge.
+
+    A finished tree keeps its results: once a chain's tree is done its working entries may
+    change, but never those that make the result (the draw, counters, flags).
+    """
+    vecs, sc, ints = t.vecs, t.scal, t.ints
+    dtype = vecs.dtype
+    num_slots = t.ck.shape[1]
+    slots = jnp.arange(num_slots)
+    active = ints[DONE] == 0
+    n, depth = ints[LEAF], ints[DEPTH]
+    opening, row, origin, far = dr.opening, dr.row, dr.origin, dr.far
+    q1, p1, v1, sub_rho = dr.q1, kick.p1, kick.v1, kick.sub_rho
     rho_t = vecs[RHO]
     near = jnp.where(opening, origin[1:3], vecs[NEAR_P:NEAR_V + 1])
-    near_pv = jnp.where(opening, origin_pv, sc[NEAR_PV])
-
-    # even leaves open a checkpoint in slot `top` (odd leaves and finished trees write nothing);
-    # it is written before the tests read the slots (odd leaves test, even ones only write)
-    odd = (n & 1) == 1
-    top = jax.lax.population_count(n >> 1)
-    slot = jnp.where(odd | ~active, num_slots, top)
-    ck = t.ck.at[:, slot].set(jnp.stack([p1, origin[1], rho_before]), mode="drop")
-
-    # inner products: checkpoint rows against A R_n and v_n (two matrix-vector products)
-    a_r = velocity(c.inverse_mass, sub_rho)
-    s_ar = _rowdots(ck[:2].reshape(2 * num_slots, -1), a_r, batch)  # p_s.A R_n, p_{s-1}.A R_n
-    s_v = _rowdots(ck[1:].reshape(2 * num_slots, -1), v1, batch)  # p_{s-1}.v_n, R_{s-1}.v_n
+    near_pv = jnp.where(opening, dr.origin_pv, sc[NEAR_PV])
     pv, vr, vt, vn = _rowdots(jnp.stack([p1, sub_rho, rho_t, near[0]]), v1, batch)
     ft, fr = _rowdots(jnp.stack([rho_t, sub_rho]), far[2], batch)
     nr = jnp.dot(near[1], sub_rho)
@@ -208,19 +252,22 @@ def _leaf(t: Tree, c: Setup, f, max_depth: int, max_energy_error: float, batch: 
 
     # progressive multinomial sampling within the subtree
     sub_logw = jnp.where(opening, logw1, jnp.logaddexp(sc[LOGW_SUB], logw1))
-    take = opening | (log_u_leaf < logw1 - sub_logw)
+    take = opening | (dr.log_u_leaf < logw1 - sub_logw)
 
     # U-turn tests of the checkpoint slots closed by an odd leaf, and across their halves
+    odd = (n & 1) == 1
+    top = jax.lax.population_count(n >> 1)
+    slot = jnp.where(odd | ~active, num_slots, top)
     ck_sc = t.ck_scal
-    whole = _turning(s_ar[:num_slots] - ck_sc[0], vr - s_v[num_slots:])
-    plus_right = _turning(s_ar[num_slots:] - ck_sc[1], vr - s_v[num_slots:] + s_v[:num_slots])
+    whole = _turning(s_ar[0] - ck_sc[0], vr - s_v[1])
+    plus_right = _turning(s_ar[1] - ck_sc[1], vr - s_v[1] + s_v[0])
     across = jnp.concatenate([(plus_right | (ck_sc[2] > 0))[1:], jnp.zeros((1,), bool)])
     closed = jax.lax.population_count((~n & (n + 1)) - 1)  # trailing one bits of n
     tested = odd & (slots <= top) & (slots > top - closed)
     sub_turning = jnp.any(tested & (whole | (across & (slots < top))))
     left_plus_first = jnp.any(whole & (slots == top - 1))  # pair (top - 1, top), known now
     # v_n.R_{n-1} and v_{n-1}.(R_{n-1} - p_{n-1}) from scalars already known
-    row_scalars = jnp.stack([vr - pv, jnp.where(opening, 0.0, sc[PREV_VR]) - origin_pv,
+    row_scalars = jnp.stack([vr - pv, jnp.where(opening, 0.0, sc[PREV_VR]) - dr.origin_pv,
                              left_plus_first.astype(dtype)])
     ck_sc = jnp.where(slots == slot, row_scalars[:, None], ck_sc)
 
@@ -241,7 +288,7 @@ def _leaf(t: Tree, c: Setup, f, max_depth: int, max_energy_error: float, batch: 
         jnp.stack([sub_logw, jnp.where(merge, jnp.logaddexp(sc[LOGW], sub_logw), sc[LOGW])]), sub_scalars,
         jnp.where(accept_sub, sub_scalars, sc[LOGDENSITY:ENERGY + 1]),
         jnp.stack([sc[SUM_ACCEPT] + jnp.where(active, jnp.exp(jnp.minimum(logw1, 0.0)), 0.0),
-                   pv, far_pv, near_pv, vr])])
+                   pv, dr.far_pv, near_pv, vr])])
     flags = [ints[MOVED] > 0, ints[DIVERGENT] > 0, ints[NONFINITE] > 0, ints[DONE] > 0]
     flags = [flags[0] | accept_sub, flags[1] | (active & diverging), flags[2] | (active & nonfinite),
              flags[3] | (active & done), first_turning]
@@ -249,7 +296,48 @@ def _leaf(t: Tree, c: Setup, f, max_depth: int, max_energy_error: float, batch: 
         jnp.stack([jnp.where(active & merge, depth + 1, depth), jnp.where(merge, 0, n + 1),
                    ints[NUM_LEAVES] + active.astype(jnp.int32)]),
         jnp.stack(flags).astype(jnp.int32)])
-    return Tree(new_vecs, ck, ck_sc, new_scal, new_ints)
+    return Tree(new_vecs, kick.ck, ck_sc, new_scal, new_ints)
+
+
+def _grow(t: Tree, c: Setup, gradient, mapped, batch: int, max_depth: int, max_energy_error: float) -> Tree:
+    """Run the leaf loop until every tree is done.
+
+    One leaf is four pieces.  The gradient runs inside a ``cond`` (whose predicate, "some tree
+    is still growing", always holds in the loop body): a ``cond`` is a boundary XLA does not
+    fuse across, so the log-density and its gradient are computed once and stored, like the
+    bare gradient.  Without it XLA:CPU inlines the cheap arithmetic of a structured
+    log-density (a time series is hundreds of scalar operations) into every wide update that
+    depends on the leaf's energy and recomputes it for each element: 2-3x the gradient's cost
+    on the Inference Gym's stochastic-volatility model.  The U-turn products run on the first
+    ``_FEW_SLOTS`` checkpoint slots while every growing tree is at most that deep (the common
+    case), on all of them otherwise, chosen per leaf by a second ``cond``.
+
+    ``mapped(fn)`` maps a per-chain function over the batch (``jax.vmap``, or the identity
+    for one chain); ``gradient(q)`` evaluates the (batched) value and gradient.
+    """
+    num_slots = t.ck.shape[-2]
+    few = min(_FEW_SLOTS, num_slots)
+    growing = lambda t: t.ints[..., DONE] == 0  # noqa: E731
+
+    def products(used):
+        return lambda ck, a_r, v1: mapped(functools.partial(_slot_products, used=used, batch=batch))(ck, a_r, v1)
+
+    def body(t):
+        dr = mapped(_drift)(t, c)
+        shapes = jax.eval_shape(gradient, dr.q1)
+        logdensity1, g1 = jax.lax.cond(
+            jnp.any(growing(t)), gradient,
+            lambda q: jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), dr.q1)
+        kick = mapped(_kick)(t, c, dr, g1)
+        if few == num_slots:
+            s_ar, s_v = products(num_slots)(kick.ck, kick.a_r, kick.v1)
+        else:
+            shallow = jnp.all(~growing(t) | (t.ints[..., DEPTH] <= few))
+            s_ar, s_v = jax.lax.cond(shallow, products(few), products(num_slots), kick.ck, kick.a_r, kick.v1)
+        finish = functools.partial(_finish, max_depth=max_depth, max_energy_error=max_energy_error, batch=batch)
+        return mapped(finish)(t, c, dr, kick, s_ar, s_v, logdensity1, g1)
+
+    return jax.lax.while_loop(lambda t: jnp.any(growing(t)), body, t)
 
 
 def _result(t: Tree) -> TreeResult:
@@ -275,40 +363,23 @@ def build_tree(key, f, inverse_mass, q, logdensity, g, step_size, max_depth: int
     def f_with(consts):
         return lambda x: tuple(jax.extend.core.jaxpr_as_fun(jax.extend.core.ClosedJaxpr(jaxpr, consts))(x))
 
-    def leaf(t, c, consts, batch=1):
-        return _leaf(t, c, f_with(consts), max_depth, max_energy_error, batch)
-
     num_slots = max(max_depth - 1, 1)
-    few = min(_FEW_SLOTS, num_slots)
-
-    def phases(t, step, any_active, all_shallow, result):
-        """Loop while the trees are shallow on `few` checkpoint slots, then, only if some tree
-        goes deeper, on all of them; return ``result`` of the final tree."""
-        if few == num_slots:
-            return result(jax.lax.while_loop(any_active, step, t))
-        t = jax.lax.while_loop(lambda t: any_active(t) & all_shallow(t), step, t)
-
-        def deeper(t):
-            pad = [(0, 0)] * (t.ck.ndim - 2) + [(0, num_slots - few), (0, 0)]
-            t = t._replace(ck=jnp.pad(t.ck, pad), ck_scal=jnp.pad(t.ck_scal, pad[:-1]))
-            return result(jax.lax.while_loop(any_active, step, t))
-        return jax.lax.cond(any_active(t), deeper, result, t)
+    grow = functools.partial(_grow, max_depth=max_depth, max_energy_error=max_energy_error)
 
     @jax.custom_batching.custom_vmap
     def run(key, q, logdensity, g, step_size, inverse_mass, consts):
-        c, t = _start(key, q, logdensity, g, step_size, inverse_mass, max_depth, few)
-        return phases(t, lambda t: leaf(t, c, consts), lambda t: t.ints[DONE] == 0, lambda t: t.ints[DEPTH] <= few,
-                      _result)
+        c, t = _start(key, q, logdensity, g, step_size, inverse_mass, max_depth, num_slots)
+        return _result(grow(t, c, f_with(consts), lambda fn: fn, 1))
 
     @run.def_vmap
     def run_batched(axis_size, in_batched, key, q, logdensity, g, step_size, inverse_mass, consts):
         axes = [jax.tree_util.tree_map(lambda b: 0 if b else None, b) for b in in_batched]
-        start = jax.vmap(functools.partial(_start, max_depth=max_depth, num_slots=few), in_axes=tuple(axes[:6]))
+        start = jax.vmap(functools.partial(_start, max_depth=max_depth, num_slots=num_slots),
+                         in_axes=tuple(axes[:6]))
         c, t = start(key, q, logdensity, g, step_size, inverse_mass)
-        step = jax.vmap(functools.partial(leaf, batch=axis_size), in_axes=(0, 0, axes[6]))
-        active = lambda t: t.ints[:, DONE] == 0  # noqa: E731
-        out = phases(t, lambda t: step(t, c, consts), lambda t: jnp.any(active(t)),
-                     lambda t: jnp.all(~active(t) | (t.ints[:, DEPTH] <= few)), jax.vmap(_result))
+        gradient = jax.vmap(lambda x, k: f_with(k)(x), in_axes=(0, axes[6]))
+        t = grow(t, c, lambda x: gradient(x, consts), jax.vmap, axis_size)
+        out = jax.vmap(_result)(t)
         return out, jax.tree_util.tree_map(lambda _: True, out)
 
     return run(key, q, logdensity, g, step_size, inverse_mass, list(closed.consts))

@@ -1,0 +1,301 @@
+"""NUTS on the Inference Gym: mcgen against BlackJAX and NumPyro, scored against ground truth.
+
+The Inference Gym (``pip install inference-gym tfp-nightly``; the ``bench`` extra) is Google's
+public set of posteriors with ground-truth moments.  Each target is turned into a flat
+log-density on the unconstrained space: the model's ``default_event_space_bijector`` maps a
+flat vector to the model's (structured) event, and the log-Jacobian of that map is added.
+All three libraries get this same JAX function, the same per-chain starting points (uniform
+in [-2, 2] on the unconstrained space, as Stan does), NUTS with a diagonal metric, Stan's
+windowed warmup, target acceptance 0.8 and maximum tree depth 10.
+
+Reported per target and library (median over ``--reps`` repetitions with different seeds,
+libraries interleaved; compile and first-call times from the first repetition):
+
+* ``us/grad``: sampling seconds per *lockstep* leapfrog step, i.e. divided by the sum over
+  draws of the longest trajectory among the vmapped chains (every chain of a vmapped NUTS
+  waits for the longest); ``bare``: one vmapped value-and-gradient of the log-density for
+  all chains, alone, with its outputs stored (no sampler can be cheaper per step);
+* ``ESS/grad``: smallest bulk ESS over the coordinates of the draws mapped back to the
+  constrained space, per gradient evaluation of sampling (summed over chains);
+* ``ESS/s``: that ESS per second of sampling (warmup and compilation excluded);
+* ``first call``: seconds of the first whole run (trace, compile, warmup, sampling);
+  ``compile``: the tracing, lowering and XLA-compilation part of it (JAX's monitoring
+  events);
+* ``div``: divergent transitions in sampling; ``R-hat``: largest over coordinates;
+* ``max |z|``: the largest over coordinates of (mean of the draws - ground-truth mean) over
+  the Monte-Carlo standard error of that difference (``sd_truth / sqrt(ESS_mean)`` combined
+  with the ground truth's own standard error where the Gym gives one), against the
+  Bonferroni threshold for a family-wise 1% level over the target's coordinates.
+
+Usage::
+
+    python benchmarks/bench_gym.py                       # 6 targets, 4 chains, 1000 + 1000, 3 reps
+    python benchmarks/bench_gym.py --targets EightSchools --reps 1 --libraries mcgen blackjax
+    python benchmarks/bench_gym.py --quick               # 300 + 300, one repetition
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from scipy import stats as sps
+
+import bench_nuts as B
+import mcgen as mc
+from mcgen.kernels.nuts import nuts
+
+TARGETS = ["IllConditionedGaussian", "NealsFunnel", "EightSchools",
+           "BrownianMotionUnknownScalesMissingMiddleObservations", "StochasticVolatilitySP500Small",
+           "SyntheticItemResponseTheory"]
+
+
+class GymTarget:
+    """A Gym model as a flat unconstrained log-density, its map back, and its ground truth."""
+
+    def __init__(self, name: str):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from inference_gym import using_jax as gym
+            from tensorflow_probability.substrates import jax as tfp
+        nest = tfp.tf2jax.nest
+        model = getattr(gym.targets, name)()
+        bijector, dtype = model.default_event_space_bijector, model.dtype
+        shapes = nest.map_structure_up_to(dtype, lambda b, s: tuple(b.inverse_event_shape(s)), bijector,
+                                          model.event_shape)
+        zeros = nest.map_structure_up_to(dtype, lambda s, d: jnp.zeros(s, d), shapes, dtype)
+        flat, unravel = ravel_pytree(zeros)
+
+        def constrain(z):
+            return nest.map_structure_up_to(dtype, lambda b, x: b.forward(x), bijector, unravel(z))
+
+        def logdensity(z):
+            x = unravel(z)
+            log_jacobian = nest.map_structure_up_to(
+                dtype, lambda b, xi, s: jnp.sum(b.forward_log_det_jacobian(xi, event_ndims=len(s))),
+                bijector, x, shapes)
+            return model.unnormalized_log_prob(constrain(z)) + sum(jax.tree_util.tree_leaves(log_jacobian))
+
+        identity = model.sample_transformations["identity"]
+        self.name, self.dim = name, flat.shape[0]
+        self.logdensity = logdensity
+        self.constrain_flat = jax.jit(jax.vmap(jax.vmap(lambda z: ravel_pytree(constrain(z))[0])))
+        self.truth_mean = np.asarray(ravel_pytree(jax.tree_util.tree_map(
+            jnp.asarray, identity.ground_truth_mean))[0], np.float64)
+        self.truth_sd = np.asarray(ravel_pytree(jax.tree_util.tree_map(
+            jnp.asarray, identity.ground_truth_standard_deviation))[0], np.float64)
+        se = getattr(identity, "ground_truth_mean_standard_error", None)
+        self.truth_se = (np.zeros_like(self.truth_mean) if se is None else
+                         np.asarray(ravel_pytree(jax.tree_util.tree_map(jnp.asarray, se))[0], np.float64))
+
+    def inits(self, num_chains: int, rep: int):
+        key = jax.random.key(7919 + rep)
+        return jax.random.uniform(key, (num_chains, self.dim), jnp.float32, -2.0, 2.0)
+
+    def score(self, draws) -> dict:
+        """ESS, R-hat and ground-truth z of unconstrained draws (chains, draws, dim)."""
+        import arviz as az
+
+        x = np.asarray(self.constrain_flat(jnp.asarray(draws)), np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = az.convert_to_dataset({"x": x})
+            ess_bulk = np.asarray(az.ess(ds, method="bulk")["x"])
+            ess_mean = np.asarray(az.ess(ds, method="mean")["x"])
+            rhat = np.asarray(az.rhat(ds)["x"])
+        mcse = np.sqrt(self.truth_sd ** 2 / np.maximum(ess_mean, 1.0) + self.truth_se ** 2)
+        z = (x.mean(axis=(0, 1)) - self.truth_mean) / mcse
+        return {"ess": float(np.min(ess_bulk)), "rhat": float(np.max(rhat)), "z": float(np.max(np.abs(z)))}
+
+    def z_threshold(self) -> float:
+        return float(sps.norm.isf(0.01 / (2 * self.truth_mean.size)))
+
+
+# ----------------------------------------------------------------------------- libraries
+
+
+def _lockstep(leaves) -> int:
+    """Loop iterations of a vmapped NUTS: per draw, the longest trajectory among the chains."""
+    leaves = np.asarray(leaves)  # (chains, draws)
+    return int(leaves.max(axis=0).sum())
+
+
+def run_mcgen(target, init, num_chains, warmup, draws, seed):
+    c0, t0 = B.CLOCK.seconds, time.perf_counter()
+    res = mc.run_chains(target.logdensity, nuts(), init=init, init_batched=True, num_chains=num_chains,
+                        num_samples=draws, num_warmup=warmup, seed=seed, progress=False, warn=False)
+    first = time.perf_counter() - t0
+    leaves = res.stats["num_grad_evals"]
+    return dict(draws=res.samples, sample=res.sampling_time, grads=float(np.sum(leaves)), lockstep=_lockstep(leaves),
+                div=int(np.sum(res.stats["is_divergent"])), compile=B.CLOCK.seconds - c0, first=first)
+
+
+_BJ: dict = {}
+
+
+def run_blackjax(target, init, num_chains, warmup, draws, seed):
+    import blackjax
+
+    key = (target.name, warmup, draws)
+    if key not in _BJ:
+        adapt = blackjax.window_adaptation(blackjax.nuts, target.logdensity)
+
+        def warm(keys, positions):
+            (state, params), _ = jax.vmap(lambda k, x: adapt.run(k, x, num_steps=warmup))(keys, positions)
+            return state, params
+
+        def sample(keys, states, params):
+            def one_chain(k, state, p):
+                step = blackjax.nuts(target.logdensity, **p).step
+
+                def body(s, kk):
+                    s, info = step(kk, s)
+                    return s, (s.position, info.num_integration_steps, info.is_divergent)
+
+                return jax.lax.scan(body, state, jax.random.split(k, draws))[1]
+
+            return jax.vmap(one_chain)(keys, states, params)
+
+        _BJ[key] = (jax.jit(warm), jax.jit(sample))
+    warm, sample = _BJ[key]
+    keys = jax.random.split(jax.random.key(seed), 2 * num_chains)
+    c0, t0 = B.CLOCK.seconds, time.perf_counter()
+    states, params = jax.block_until_ready(warm(keys[:num_chains], init))
+    compiled = sample.lower(keys[num_chains:], states, params).compile()
+    start = time.perf_counter()
+    positions, steps, div = jax.block_until_ready(compiled(keys[num_chains:], states, params))
+    end = time.perf_counter()
+    return dict(draws=positions, sample=end - start, grads=float(np.sum(steps)), lockstep=_lockstep(steps),
+                div=int(np.sum(div)), compile=B.CLOCK.seconds - c0, first=end - t0)
+
+
+def run_numpyro(target, init, num_chains, warmup, draws, seed):
+    from numpyro.infer import MCMC, NUTS
+
+    kernel = NUTS(potential_fn=lambda z: -target.logdensity(z))
+    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=num_chains,
+                chain_method="vectorized", progress_bar=False)
+    key_warm, key_run = jax.random.split(jax.random.key(seed))
+    c0, t0 = B.CLOCK.seconds, time.perf_counter()
+    mcmc.warmup(key_warm, init_params=init, extra_fields=("num_steps",), collect_warmup=False)
+    c1 = B.CLOCK.seconds
+    start = time.perf_counter()
+    mcmc.run(key_run, extra_fields=("num_steps", "diverging"))
+    samples = jax.block_until_ready(mcmc.get_samples(group_by_chain=True))
+    end = time.perf_counter()
+    extra = mcmc.get_extra_fields(group_by_chain=True)
+    steps = np.asarray(extra["num_steps"])
+    return dict(draws=samples, sample=end - start - (B.CLOCK.seconds - c1), grads=float(np.sum(steps)),
+                lockstep=_lockstep(steps), div=int(np.sum(extra["diverging"])), compile=B.CLOCK.seconds - c0,
+                first=end - t0)
+
+
+LIBRARIES = {"mcgen": run_mcgen, "blackjax": run_blackjax, "numpyro": run_numpyro}
+
+
+def bare_gradient(target, init, calls: int = 300, repeats: int = 5) -> float:
+    """Microseconds of one vmapped value-and-gradient for all chains, outputs stored: the loop
+    carries the value and gradient, so each is computed once per call (a bound no sampler beats)."""
+    f = jax.vmap(jax.value_and_grad(target.logdensity))
+
+    def loop(x):
+        def body(_, carry):
+            x, value, grad = carry
+            x = x + 1e-6 * grad + 1e-9 * value[:, None]
+            value, grad = f(x)
+            return x, value, grad
+
+        return jax.lax.fori_loop(0, calls, body, (x, *f(x)))
+
+    compiled = jax.jit(loop).lower(init).compile()
+    jax.block_until_ready(compiled(init))
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(init))
+        best = min(best, time.perf_counter() - start)
+    return 1e6 * best / calls
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def bench(names, num_chains, warmup, draws, reps, libraries):
+    rows = {}
+    for name in names:
+        target = GymTarget(name)
+        results = {lib: [] for lib in libraries}
+        for rep in range(reps):
+            init = target.inits(num_chains, rep)
+            for lib in libraries:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    r = LIBRARIES[lib](target, init, num_chains, warmup, draws, rep)
+                scored = target.score(r.pop("draws"))
+                r.update(scored, us_grad=1e6 * r["sample"] / r["lockstep"], ess_grad=scored["ess"] / r["grads"],
+                         ess_s=scored["ess"] / r["sample"])
+                results[lib].append(r)
+                print(f"  {name[:24]:24s} rep {rep} {lib:9s} " + "  ".join(
+                    f"{k}={v:.4g}" for k, v in r.items()), flush=True)
+        bare = bare_gradient(target, target.inits(num_chains, 0))
+        for lib in libraries:
+            med = {k: statistics.median(r[k] for r in results[lib]) for k in results[lib][0]}
+            med.update(compile=results[lib][0]["compile"], first=results[lib][0]["first"],
+                       z=max(r["z"] for r in results[lib]), rhat=max(r["rhat"] for r in results[lib]),
+                       bare=bare, threshold=target.z_threshold(), dim=target.dim)
+            rows[(name, lib)] = med
+    return rows
+
+
+def table(rows, names, libraries, num_chains):
+    lines = [f"\n### Inference Gym, {num_chains} chains (median of reps; z and R-hat: worst rep)\n",
+             "| target | d | library | us/grad | bare | first call s | compile s | ESS/grad | ESS/s | div "
+             "| R-hat | max abs z (limit) | us/grad ratio | first-call ratio | ESS/grad ratio | ESS/s ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    ratios = {lib: [] for lib in libraries}
+    for name in names:
+        ours = rows[(name, "mcgen")]
+        for lib in libraries:
+            r = rows[(name, lib)]
+            if lib == "mcgen":
+                rat = ["", "", "", ""]
+            else:
+                rat = [f"{ours['us_grad'] / r['us_grad']:.2f}", f"{ours['first'] / r['first']:.2f}",
+                       f"{ours['ess_grad'] / r['ess_grad']:.2f}", f"{ours['ess_s'] / r['ess_s']:.2f}"]
+                ratios[lib].append(ours["ess_s"] / r["ess_s"])
+            lines.append(f"| {name[:40]} | {r['dim']} | {lib} | {r['us_grad']:.1f} | {r['bare']:.1f} | {r['first']:.1f} "
+                         f"| {r['compile']:.1f} | {r['ess_grad']:.4f} | {r['ess_s']:.0f} | {r['div']:.0f} "
+                         f"| {r['rhat']:.3f} | {r['z']:.2f} ({r['threshold']:.2f}) | " + " | ".join(rat) + " |")
+    for lib in libraries:
+        if ratios[lib]:
+            lines.append(f"\nmedian ESS/s ratio mcgen / {lib}: {statistics.median(ratios[lib]):.2f} "
+                         f"(min {min(ratios[lib]):.2f})")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--targets", nargs="+", default=TARGETS)
+    parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=list(LIBRARIES))
+    parser.add_argument("--quick", action="store_true", help="300 warmup + 300 draws, one repetition")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.warmup, args.draws, args.reps = 300, 300, 1
+    libraries = ["mcgen"] + [lib for lib in args.libraries if lib != "mcgen"]
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; {args.chains} chains, warmup {args.warmup}, "
+          f"draws {args.draws}, reps {args.reps}", flush=True)
+    rows = bench(args.targets, args.chains, args.warmup, args.draws, args.reps, libraries)
+    print(table(rows, args.targets, libraries, args.chains))
+
+
+if __name__ == "__main__":
+    main()
