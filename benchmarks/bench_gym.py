@@ -84,7 +84,9 @@ class GymTarget:
         identity = model.sample_transformations["identity"]
         self.name, self.dim = name, flat.shape[0]
         self.logdensity = logdensity
-        self.constrain_flat = jax.jit(jax.vmap(jax.vmap(lambda z: ravel_pytree(constrain(z))[0])))
+        # the transformation maps the model's event to the structure of the ground truth (e.g.
+        # a dict with its own key order), so draws and truth flatten in the same order
+        self.constrain_flat = jax.jit(jax.vmap(jax.vmap(lambda z: ravel_pytree(identity(constrain(z)))[0])))
         self.truth_mean = np.asarray(ravel_pytree(jax.tree_util.tree_map(
             jnp.asarray, identity.ground_truth_mean))[0], np.float64)
         self.truth_sd = np.asarray(ravel_pytree(jax.tree_util.tree_map(
