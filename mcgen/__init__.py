@@ -1,6 +1,6 @@
 """mcgen: composable, fast, statistically honest sampling on JAX.
 
-The public names, nothing else (see DESIGN.md for the layout).
+The public names, nothing else.
 """
 from mcgen import adaptation, bayesnet, diagnostics, direct, generative, neural, reparam, testing
 from mcgen.combinators import PriorLikelihood, compose, gibbs, mixture, parallel_tempering
@@ -14,7 +14,7 @@ from mcgen.direct import (
     rejection_sample,
     resample_indices,
 )
-from mcgen.kernels import adaptive_mh, categorical_gibbs, hmc, independent_mh, mala, nuts, rwmh, ula
+from mcgen.kernels import adaptive_mh, barker, categorical_gibbs, hmc, independent_mh, mala, nuts, rwmh, ula
 from mcgen.numpyro_bridge import NumPyroTarget, from_numpyro
 from mcgen.result import Result
 from mcgen.run import run_chains
@@ -51,6 +51,7 @@ __all__ = [
     "adaptation",
     "bayesnet",
     "adaptive_mh",
+    "barker",
     "diagnostics",
     "independent_mh",
     "run_chains",
