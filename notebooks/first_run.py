@@ -20,7 +20,6 @@
 
 # %%
 import arviz as az
-import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np

@@ -9,4 +9,5 @@ from mcgen.kernels.langevin import mala, ula, ula_step
 from mcgen.kernels.nuts import nuts
 from mcgen.kernels.rwmh import rwmh
 
-__all__ = ["adaptive_mh", "barker", "base", "categorical_gibbs", "hmc", "independent_mh", "mala", "nuts", "rwmh", "ula", "ula_step"]
+__all__ = ["adaptive_mh", "barker", "base", "categorical_gibbs", "hmc", "independent_mh", "mala", "nuts", "rwmh",
+           "ula", "ula_step"]
