@@ -2,6 +2,8 @@
 
 The public names, nothing else.
 """
+from importlib import metadata as _metadata
+
 from mcgen import adaptation, bayesnet, diagnostics, direct, generative, neural, reparam, testing
 from mcgen.combinators import PriorLikelihood, compose, gibbs, mixture, parallel_tempering
 from mcgen.diagnostics import SamplingWarning
@@ -15,6 +17,7 @@ from mcgen.direct import (
     resample_indices,
 )
 from mcgen.kernels import adaptive_mh, barker, categorical_gibbs, hmc, independent_mh, mala, nuts, rwmh, ula
+from mcgen.blackjax_bridge import from_blackjax
 from mcgen.numpyro_bridge import NumPyroTarget, from_numpyro
 from mcgen.result import Result
 from mcgen.run import run_chains
@@ -23,6 +26,7 @@ from mcgen.types import Kernel, Warmup
 __all__ = [
     "Estimate",
     "NumPyroTarget",
+    "from_blackjax",
     "from_numpyro",
     "hmc",
     "mala",
@@ -58,4 +62,7 @@ __all__ = [
     "rwmh",
     "testing",
 ]
-__version__ = "0.1.0"
+try:  # the version is written once, in pyproject.toml
+    __version__ = _metadata.version("mcgen")
+except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
