@@ -79,8 +79,8 @@ def from_blackjax(algorithm: Any) -> Kernel:
     --------
     >>> import blackjax, jax.numpy as jnp, mcgen as mc
     >>> logdensity = lambda x: -0.5 * jnp.sum(x**2)
-    >>> kernel = mc.from_blackjax(blackjax.nuts(logdensity, 0.8, jnp.ones(2)))
-    >>> res = mc.run_chains(logdensity, kernel, init=jnp.zeros(2), num_chains=2, num_samples=200,
+    >>> kernel = mc.from_blackjax(blackjax.nuts(logdensity, 0.8, jnp.ones(3)))
+    >>> res = mc.run_chains(logdensity, kernel, init=jnp.zeros(3), num_chains=2, num_samples=200,
     ...                     num_warmup=50, progress=False, warn=False)
     >>> sorted(res.stats)[:3]
     ['accept_prob', 'energy', 'is_divergent']
