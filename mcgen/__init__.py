@@ -1,7 +1,9 @@
 """mcgen: composable, fast, statistically honest sampling on JAX.
 
-The public names, nothing else (see DESIGN.md for the layout).
+The public names, nothing else.
 """
+from importlib import metadata as _metadata
+
 from mcgen import adaptation, bayesnet, diagnostics, direct, generative, neural, reparam, testing
 from mcgen.combinators import PriorLikelihood, compose, gibbs, mixture, parallel_tempering
 from mcgen.diagnostics import SamplingWarning
@@ -14,7 +16,8 @@ from mcgen.direct import (
     rejection_sample,
     resample_indices,
 )
-from mcgen.kernels import adaptive_mh, categorical_gibbs, hmc, independent_mh, mala, nuts, rwmh, ula
+from mcgen.kernels import adaptive_mh, barker, categorical_gibbs, hmc, independent_mh, mala, nuts, rwmh, ula
+from mcgen.blackjax_bridge import from_blackjax
 from mcgen.numpyro_bridge import NumPyroTarget, from_numpyro
 from mcgen.result import Result
 from mcgen.run import run_chains
@@ -23,6 +26,7 @@ from mcgen.types import Kernel, Warmup
 __all__ = [
     "Estimate",
     "NumPyroTarget",
+    "from_blackjax",
     "from_numpyro",
     "hmc",
     "mala",
@@ -51,10 +55,14 @@ __all__ = [
     "adaptation",
     "bayesnet",
     "adaptive_mh",
+    "barker",
     "diagnostics",
     "independent_mh",
     "run_chains",
     "rwmh",
     "testing",
 ]
-__version__ = "0.1.0"
+try:  # the version is written once, in pyproject.toml
+    __version__ = _metadata.version("mcgen")
+except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -1,6 +1,6 @@
 """The types every part of mcgen shares.
 
-A Markov kernel is a pair of pure functions (DESIGN.md section 1)::
+A Markov kernel is a pair of pure functions::
 
     state = kernel.init(position, logdensity_fn)
     state, info = kernel.step(key, state, logdensity_fn)
@@ -18,15 +18,16 @@ automatically when ``num_warmup > 0``, and combinators build their warmup from t
 kernels they hold.  Draws returned by ``run_chains`` always come from the frozen kernel, so
 adaptation never breaks invariance of the reported draws.
 
-State conventions (STYLE.md): NamedTuples with the common field names ``position``,
+State conventions: NamedTuples with the common field names ``position``,
 ``logdensity``, ``logdensity_grad`` (where there is one) and ``params`` (tunables).  ``Info``
-NamedTuples use the same names across kernels where the meaning is the same:
-``accept_prob``, ``is_accepted``, ``is_divergent``, ``num_grad_evals``, ``step_size``,
-``energy``, ``logdensity_nonfinite``.
+NamedTuples use the same names across kernels where the meaning is the same (see
+:data:`INFO_FIELDS`).  The rules the combinators and the driver rely on are written as the
+protocols :class:`KernelState`, :class:`TunableState` and :class:`AdaptationState`, and
+checked for every kernel of mcgen by :func:`mcgen.kernels.base.check_kernel`.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Protocol
+from typing import Any, Callable, NamedTuple, Protocol, runtime_checkable
 
 import jax
 
@@ -48,6 +49,57 @@ class StepFn(Protocol):
     def __call__(self, key: PRNGKey, state: Any, logdensity_fn: LogDensityFn) -> tuple[Any, Any]: ...
 
 
+@runtime_checkable
+class KernelState(Protocol):
+    """What every kernel state holds (a NamedTuple with at least these fields).
+
+    ``position`` is the current point (any pytree, the structure ``init`` was given) and
+    ``logdensity`` the scalar log-density there.  Every other field must be a function of
+    ``position``, the log-density function and ``params``: combinators rebuild a state with
+    ``kernel.init(position, logdensity_fn)._replace(params=params)`` whenever the target
+    changes under a kernel (another Gibbs block moved, another tempered replica swapped in).
+    """
+
+    position: ArrayTree
+    logdensity: Array
+
+
+@runtime_checkable
+class TunableState(KernelState, Protocol):
+    """A kernel state with tunables (step size, scale, mass matrix...) in a field ``params``.
+
+    Required of every kernel that has a warmup: each chain, Gibbs block and temperature keeps
+    its own ``params``, and combinators store nothing else of an inner kernel between steps.
+    """
+
+    params: Any
+
+
+@runtime_checkable
+class AdaptationState(Protocol):
+    """A warmup state: it holds the kernel state it adapts in a field named ``state``.
+
+    Combinators reach the kernel state inside any nesting of warmups by following ``state``
+    fields, so every ``Warmup.init`` must return such a NamedTuple.
+    """
+
+    state: Any
+
+
+INFO_FIELDS: dict[str, str] = {
+    "accept_prob": "float in [0, 1]: the Metropolis-Hastings acceptance probability",
+    "is_accepted": "bool: the proposal was accepted",
+    "is_nonfinite": "bool: the proposal's log-density was NaN or +inf (and it was rejected)",
+    "is_divergent": "bool: the trajectory's energy error exceeded the divergence threshold",
+    "num_grad_evals": "int: gradient evaluations spent by the step",
+    "step_size": "float: the step size used",
+    "energy": "float: the Hamiltonian at the new state",
+}
+"""The common ``Info`` field names and what they mean.  A kernel that reports one of these
+quantities uses this name (``run_chains`` and the ArviZ bridge read them); it may add fields
+of its own under other names."""
+
+
 class Warmup(NamedTuple):
     """An adaptation phase for a kernel.
 
@@ -55,7 +107,8 @@ class Warmup(NamedTuple):
     ----------
     init
         ``init(state) -> warmup_state``: wraps an initialized kernel state (so a warmup can
-        start from the last state of an earlier run).
+        start from the last state of an earlier run) in a NamedTuple that keeps it in a field
+        named ``state`` (:class:`AdaptationState`).
     step
         ``step(key, warmup_state, logdensity_fn) -> (warmup_state, info)``: one kernel step
         followed by an update of the tunables in the wrapped state.
@@ -98,7 +151,7 @@ def no_warmup(kernel: Kernel) -> Callable[[int], Warmup]:
 
 
 def __getattr__(name: str):
-    # DESIGN.md lists WeightedSamples among the shared types; it lives with the direct
+    # WeightedSamples is one of the shared types; it lives with the direct
     # samplers (mcgen/direct/weighted.py) and is re-exported here lazily to avoid a cycle.
     if name == "WeightedSamples":
         from mcgen.direct.weighted import WeightedSamples

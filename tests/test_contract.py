@@ -2,8 +2,12 @@
 positions, exposes NamedTuple state/info with the common field names, and a second
 ``run_chains`` call with the same log-density, kernel settings and shapes compiles nothing.
 
-Every new kernel or combinator joins ``KERNELS`` below.
+Every new kernel or combinator joins ``KERNELS`` below.  The kernel skeleton of the guide
+(``docs/writing-kernels.md``) is read from the page and registered as written.
 """
+import pathlib
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +16,21 @@ import pytest
 
 import mcgen as mc
 from mcgen import testing
+from mcgen.kernels.base import check_kernel
+
+DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
+
+
+def docs_skeleton():
+    """``my_kernel`` from the first Python block of the guide page "Writing a kernel"."""
+    text = (DOCS / "writing-kernels.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, str(DOCS / "writing-kernels.md"), "exec"), namespace)
+    return namespace["my_kernel"]
+
+
+SKELETON = docs_skeleton()
 
 
 class DictNormal:
@@ -47,6 +66,8 @@ KERNELS = {
     "hmc": (lambda: mc.hmc(num_integration_steps=5), ("flat", "dict")),
     "nuts": (lambda: mc.nuts(max_tree_depth=5), ("flat", "dict")),
     "ula": (lambda: mc.ula(0.1), ("flat", "dict")),
+    "barker": (lambda: mc.barker(), ("flat", "dict")),
+    "docs_skeleton": (lambda: SKELETON(), ("flat", "dict")),
 }
 _FLAT_PROPOSAL = dist.Normal(jnp.zeros(3), 2.0).to_event(1)
 _DICT_PROPOSAL = DictNormal()
@@ -97,6 +118,29 @@ def test_jit_vmap_scan_and_state_conventions(name, kind):
     # warmup protocol, if any, under jit + vmap + scan
     if kernel.warmup is not None:
         assert _leaves_equal_structure(testing.run_warmup(kernel, states, logdensity_fn), states)
+
+
+@pytest.mark.parametrize("name, kind", CASES)
+def test_kernel_follows_the_rules_combinators_rely_on(name, kind):
+    """The protocols of mcgen.types (params, a warmup's ``state`` field, Info names, rebuild)."""
+    logdensity_fn, position = TARGETS[kind]
+    check_kernel(KERNELS[name][0](), position, logdensity_fn, num_steps=3)
+
+
+def test_check_kernel_catches_broken_rules():
+    def init(position, logdensity_fn):
+        return {"position": position, "logdensity": logdensity_fn(position)}  # a dict, not a NamedTuple
+
+    with pytest.raises(AssertionError, match="NamedTuple"):
+        check_kernel(mc.Kernel(init, lambda key, state, fn: (state, None)), FLAT_INIT, logdensity_flat)
+    rw = mc.rwmh()
+    bad_warmup = mc.Kernel(rw.init, rw.step, lambda n: mc.Warmup(lambda st: (st,), None, None))
+    with pytest.raises(AssertionError, match="`state`"):
+        check_kernel(bad_warmup, FLAT_INIT, logdensity_flat)
+    stale = mc.Kernel(rw.init, lambda key, st, fn: (st._replace(logdensity=st.logdensity + 1.0),
+                                                    rw.step(key, st, fn)[1]))
+    with pytest.raises(AssertionError, match="logdensity"):
+        check_kernel(stale, FLAT_INIT, logdensity_flat)
 
 
 @pytest.mark.filterwarnings("ignore::mcgen.SamplingWarning")

@@ -7,9 +7,7 @@ conjugate posterior with known moments; NUTS on the unconstrained target, mapped
 Jacobian is missing.  Eight schools checks names, deterministic sites and ``run_chains``'s
 use of the target's ``init`` and ``transform``.
 """
-import sys
 import warnings
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -23,8 +21,7 @@ from mcgen import testing
 from mcgen.kernels.nuts import nuts
 from mcgen.numpyro_bridge import from_numpyro
 
-sys.path.insert(0, str(Path(__file__).parent / "kernels"))
-from gradient_targets import eight_schools  # noqa: E402
+from tests.kernels.gradient_targets import eight_schools
 
 ALPHA = np.array([2.0, 3.0, 5.0])
 COUNTS = np.array([4.0, 1.0, 7.0])

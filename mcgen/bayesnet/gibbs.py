@@ -103,9 +103,19 @@ def gibbs_kernel(bn, observed: Sequence[str] = ()) -> Kernel:
 
     Example
     -------
-    >>> kernel = gibbs_kernel(bn, observed=["wet_grass"])                        # doctest: +SKIP
-    >>> res = mcgen.run_chains(bn.logdensity_fn(), kernel, init=positions,       # doctest: +SKIP
-    ...                        init_batched=True, num_chains=64, num_samples=1000)
+    >>> from mcgen.bayesnet import BayesNet
+    >>> bn = BayesNet.from_dict({
+    ...     "cloudy": {"states": ["T", "F"], "cpt": [0.5, 0.5]},
+    ...     "rain": {"states": ["T", "F"], "parents": ["cloudy"], "cpt": [[0.8, 0.2], [0.2, 0.8]]},
+    ... })
+    >>> import jax.numpy as jnp, mcgen
+    >>> kernel = gibbs_kernel(bn, observed=["rain"])
+    >>> init = {"cloudy": jnp.zeros(8, jnp.int32), "rain": jnp.zeros(8, jnp.int32)}   # rain = T
+    >>> res = mcgen.run_chains(bn.logdensity_fn(), kernel, init=init, init_batched=True, num_chains=8,
+    ...                        num_samples=500, num_warmup=0, progress=False, warn=False)
+    >>> p = float((res.samples["cloudy"] == 0).mean())   # P(cloudy = T | rain = T) = 0.8
+    >>> bool(abs(p - 0.8) < 4 * (0.8 * 0.2 / 4000) ** 0.5)   # one free variable: iid exact draws
+    True
     """
     for name in observed:
         bn._check_name(name)

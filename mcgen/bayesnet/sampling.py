@@ -143,8 +143,14 @@ def forward_sample(bn, num_samples: int, *, seed: int | jax.Array = 0) -> dict[s
 
     Example
     -------
-    >>> draws = forward_sample(bn, 100_000, seed=0)          # doctest: +SKIP
-    >>> draws["cloudy"].mean()                                # doctest: +SKIP
+    >>> from mcgen.bayesnet import BayesNet
+    >>> bn = BayesNet.from_dict({
+    ...     "cloudy": {"states": ["T", "F"], "cpt": [0.5, 0.5]},
+    ...     "rain": {"states": ["T", "F"], "parents": ["cloudy"], "cpt": [[0.8, 0.2], [0.2, 0.8]]},
+    ... })
+    >>> draws = forward_sample(bn, 100_000, seed=0)     # state indices: 0 is "T"
+    >>> bool(abs((draws["rain"] == 0).mean() - 0.5) < 0.01)   # P(rain = T) = 0.5
+    True
     """
     return draw(bn, num_samples, seed=seed)[0]
 
@@ -178,8 +184,15 @@ def likelihood_weighting(bn, num_samples: int, evidence: Mapping[str, Any] | Non
 
     Example
     -------
-    >>> ws = likelihood_weighting(bn, 100_000, {"wet_grass": "T"})           # doctest: +SKIP
-    >>> ws.expectation(lambda s: s["cloudy"] == 0).mean, ws.ess()            # doctest: +SKIP
+    >>> from mcgen.bayesnet import BayesNet
+    >>> bn = BayesNet.from_dict({
+    ...     "cloudy": {"states": ["T", "F"], "cpt": [0.5, 0.5]},
+    ...     "rain": {"states": ["T", "F"], "parents": ["cloudy"], "cpt": [[0.8, 0.2], [0.2, 0.8]]},
+    ... })
+    >>> ws = likelihood_weighting(bn, 100_000, {"rain": "T"}, seed=0)
+    >>> est = ws.expectation(lambda s: s["cloudy"] == 0)     # P(cloudy = T | rain = T) = 0.8
+    >>> bool(abs(est.mean - 0.8) < 4 * est.mcse)
+    True
     """
     values, logw = draw(bn, num_samples, evidence=evidence, mode="likelihood_weighting", keep=keep, seed=seed)
     return WeightedSamples(values, logw)

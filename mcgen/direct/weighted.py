@@ -143,9 +143,13 @@ class WeightedSamples:
 
     Examples
     --------
-    >>> ws = importance_sample(key, log_p, proposal, 10_000)   # doctest: +SKIP
-    >>> est = ws.expectation(lambda x: x**2)                    # doctest: +SKIP
-    >>> est.mean, est.mcse, ws.ess(), ws.pareto_k()             # doctest: +SKIP
+    >>> import jax, numpyro.distributions as dist
+    >>> from mcgen.direct import importance_sample
+    >>> log_p = lambda x: dist.Normal(0.0, 1.0).log_prob(x)    # E[x^2] = 1
+    >>> ws = importance_sample(jax.random.key(0), log_p, dist.Normal(0.0, 2.0), 10_000)
+    >>> est = ws.expectation(lambda x: x**2)
+    >>> bool(abs(est.mean - 1.0) < 4 * est.mcse), bool(ws.ess() > 1000), bool(ws.pareto_k() < 0.5)
+    (True, True, True)
     """
 
     samples: ArrayTree

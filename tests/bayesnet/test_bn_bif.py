@@ -1,15 +1,12 @@
 """BIF reading and writing: the files in tests/data, round trips, strict errors, pgmpy interop
 (pgmpy reads our BIF and gives the same exact answers on the 40-node network)."""
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mcgen import bayesnet
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bn_testutils import DATA, asia, random40, weather  # noqa: E402
+from tests.bayesnet.bn_testutils import DATA, asia, random40, weather
 
 
 def _same(a: bayesnet.BayesNet, b: bayesnet.BayesNet) -> bool:

@@ -1,6 +1,4 @@
 """Exact inference (variable elimination) against brute-force enumeration of the joint."""
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +8,7 @@ from hypothesis import strategies as st
 from mcgen import bayesnet
 from mcgen.bayesnet import BayesNet, Variable
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bn_testutils import asia, brute_force_posterior, weather  # noqa: E402
+from tests.bayesnet.bn_testutils import asia, brute_force_posterior, weather
 
 
 def test_weather_by_hand():

@@ -4,9 +4,7 @@ Planted bugs these tests were checked to catch (each edit made, the tests run an
 the edit reverted): the Gibbs conditional missing the children's factors; the conditional
 using only the first child.
 """
-import sys
 import warnings
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +18,7 @@ from mcgen.diagnostics import SamplingWarning
 from mcgen.result import Result
 from mcgen.types import Kernel
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bn_testutils import asia, assert_within_mcse, random40, weather  # noqa: E402
+from tests.bayesnet.bn_testutils import asia, assert_within_mcse, random40, weather
 
 
 def _start(bn, evidence):

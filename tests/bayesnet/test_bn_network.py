@@ -1,7 +1,5 @@
 """Building and validating networks; evidence handling; the joint log-density."""
 import itertools
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -11,8 +9,7 @@ import pytest
 from mcgen import bayesnet
 from mcgen.bayesnet import BayesNet, Variable
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bn_testutils import asia, brute_force_joint, weather  # noqa: E402
+from tests.bayesnet.bn_testutils import asia, brute_force_joint, weather
 
 
 def _two(cpt_b=((0.3, 0.7), (0.6, 0.4)), parents_b=("a",)):

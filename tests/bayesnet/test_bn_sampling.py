@@ -4,9 +4,7 @@ Planted bugs these tests were checked to catch (each edit made, the tests run an
 the edit reverted): likelihood weighting without the evidence weight; rejection that does
 not reject; the parent strides of the CPT row index reversed.
 """
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +13,7 @@ from mcgen import bayesnet
 from mcgen.bayesnet import BayesNet, Variable
 from mcgen.direct.weighted import WeightedSamples
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bn_testutils import Z_MAX, asia, assert_within_mcse, random40, weather  # noqa: E402
+from tests.bayesnet.bn_testutils import Z_MAX, asia, assert_within_mcse, random40, weather
 
 N = 100_000
 WEATHER_QUERIES = [(["cloudy"], {"wet_grass": "T"}), (["sprinkler"], {"wet_grass": "T", "rain": "T"}),

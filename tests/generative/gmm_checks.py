@@ -1,6 +1,6 @@
 """Shared by the generative and neural tests: an analytic Gaussian mixture and its checks.
 
-Imported by path (``sys.path``) from the test modules; not a test module itself.
+Imported as ``tests.generative.gmm_checks`` by the test modules; not a test module itself.
 """
 import numpy as np
 import jax.numpy as jnp

@@ -1,6 +1,4 @@
 """Diffusion samplers against the exact noise predictor of a Gaussian mixture."""
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -12,8 +10,7 @@ from mcgen.generative import (cosine_schedule, eps_fn_to_score_fn, eps_to_score,
                               mmd_rbf, sample_diffusion, score_fn_to_eps_fn, score_to_eps,
                               time_grid, x0_to_eps)
 
-sys.path.insert(0, str(Path(__file__).parent))
-from gmm_checks import gmm_failures, gmm_params  # noqa: E402
+from tests.generative.gmm_checks import gmm_failures, gmm_params
 
 N = 4000
 SCHED = linear_schedule()

@@ -1,13 +1,12 @@
 """Targets and helpers shared by the gradient-kernel tests (HMC, MALA, NUTS, from_numpyro).
 
-Imported by path (``sys.path``) from the test modules; not a test module itself.  Targets with
+Imported as ``tests.kernels.gradient_targets`` by the test modules; not a test module itself.  Targets with
 known answers: a correlated 10-d Gaussian, a 100-d Gaussian with scales log-spaced over two
 decades, eight schools (non-centered NumPyro model) and a Bayesian logistic regression
 (n = 1000, d = 25); the last two come with long BlackJAX reference runs stored in
 ``tests/data`` (``benchmarks/make_eight_schools_reference.py``).
 """
 import pathlib
-import sys
 import warnings
 
 import jax.numpy as jnp
@@ -15,12 +14,11 @@ import numpy as np
 
 import mcgen as mc
 from mcgen import testing
+from benchmarks.make_eight_schools_reference import eight_schools, logistic_logdensity
 from mcgen.numpyro_bridge import from_numpyro
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 # the models exactly as the stored reference runs sampled them
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
-from make_eight_schools_reference import eight_schools, logistic_logdensity  # noqa: E402
 
 GAUSS10 = testing.correlated_gaussian(10, 0.5)
 SCALES = jnp.asarray(np.logspace(-2, 0, 100), jnp.float32)

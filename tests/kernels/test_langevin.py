@@ -7,8 +7,6 @@ exact draws stay distributed as the target.  ULA is biased by design: on a Gauss
 stationary variance is the known discretized value, not the target's, and the test checks
 exactly that (to 4 MCSE), for the log-density kernel and the score-only kernel.  Seeds fixed.
 """
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +16,7 @@ import pytest
 from mcgen import testing
 from mcgen.kernels.langevin import mala, ula, ula_step
 
-sys.path.insert(0, str(Path(__file__).parent))
-from gradient_targets import (EIGHT, EIGHT_SITES, EIGHT_TARGET, GAUSS10, LOGI, SCALES,  # noqa: E402
+from tests.kernels.gradient_targets import (EIGHT, EIGHT_SITES, EIGHT_TARGET, GAUSS10, LOGI, SCALES,
                               assert_matches_reference, gaussian_100, logistic, run)
 
 

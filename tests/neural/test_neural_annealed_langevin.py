@@ -1,6 +1,4 @@
 """Annealed Langevin dynamics against the exact noise-conditional score of a Gaussian mixture."""
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -10,8 +8,7 @@ import pytest
 from mcgen.generative import gmm_noised_score_fn
 from mcgen.neural import annealed_langevin, geometric_sigmas
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "generative"))
-from gmm_checks import gmm_failures, gmm_params  # noqa: E402
+from tests.generative.gmm_checks import gmm_failures, gmm_params
 
 W, MU, COV = gmm_params()
 SCORE_FN = gmm_noised_score_fn(W, MU, COV)
