@@ -25,15 +25,18 @@ driver pads the per-device batch away from those sizes with chains it discards (
 different batch sizes, so on targets with dense matrix products chain ``i`` agrees across
 chain counts to rounding error (which accept decisions can amplify) rather than bit for bit.
 
+The parts live in :mod:`mcgen._driver` (compile cache, compiled steps, initial positions,
+placement across devices and hosts); this module holds the loop that drives them.
+
 **Compilation.**  Compiled functions are cached on (log-density function, kernel, static
 settings, argument shapes and dtypes).  A second call with the same ``logdensity_fn``
 object, an equal kernel (kernel constructors return the same object for the same settings)
 and the same shapes compiles nothing, whatever the seed or initial values.  Build the
 log-density once (not a fresh ``lambda`` per call) to profit from it.
 """
+
 from __future__ import annotations
 
-import collections
 import functools
 import math
 import sys
@@ -45,336 +48,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mcgen.kernels import _random
+from mcgen._driver.compile import _call, _Clock, clear_cache
+from mcgen._driver.placement import _pad_chains, _padded_chain_count, _place, _placement, _to_host
+from mcgen._driver.positions import _check_initial_logdensity, _initial_positions
+from mcgen._driver.steps import (
+    _chain_keys,
+    _init_states,
+    _sample_chunk,
+    _warmup_chunk,
+    _warmup_finalize,
+    _warmup_init,
+)
 from mcgen.result import Result
 from mcgen.types import ArrayTree, Kernel, LogDensityFn
 
-# ------------------------------------------------------------------ compiled-function cache
-
-_CACHE: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
-_CACHE_SIZE = 128
-
-
-class _Clock:
-    """Accumulates compile seconds of one run."""
-
-    def __init__(self) -> None:
-        self.compile = 0.0
-
-
-def _call(clock: _Clock, fn: Callable, static: tuple, *args):
-    """Run ``fn(*static, *args)`` compiled; compile once per (fn, static, avals, shardings)."""
-    flat, treedef = jax.tree_util.tree_flatten(args)
-    key = (fn, static, treedef, tuple((jax.typeof(x), getattr(x, "sharding", None)) for x in flat))
-    compiled = _CACHE.get(key)
-    if compiled is None:
-        start = time.perf_counter()
-        compiled = jax.jit(lambda *a: fn(*static, *a)).lower(*args).compile()
-        clock.compile += time.perf_counter() - start
-        _CACHE[key] = compiled
-        if len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    else:
-        _CACHE.move_to_end(key)
-    return compiled(*args)
-
-
-def clear_cache() -> None:
-    """Forget every compiled function (frees memory; the next run compiles afresh)."""
-    _CACHE.clear()
-
-
-# ------------------------------------------------------------------ compiled pieces
-
-
-def _chain_keys(num_chains: int, seed):
-    root = jax.random.key(seed)
-    chain = jax.vmap(lambda i: _random.fold_in(root, i))(jnp.arange(num_chains, dtype=jnp.uint32))
-    phase = jax.vmap(lambda k: jax.vmap(lambda j: _random.fold_in(k, j))(jnp.arange(3, dtype=jnp.uint32)))
-    keys = phase(chain)  # (num_chains, 3): init, warmup, sampling
-    return keys[:, 0], keys[:, 1], keys[:, 2]
-
-
-def _broadcast_jitter(num_chains: int, position, keys, jitter):
-    def one(key):
-        leaves, treedef = jax.tree_util.tree_flatten(position)
-        subkeys = jax.random.split(key, len(leaves))
-        out = []
-        for k, leaf in zip(subkeys, leaves):
-            leaf = jnp.asarray(leaf)
-            if jnp.issubdtype(leaf.dtype, jnp.floating):
-                leaf = leaf + jitter.astype(leaf.dtype) * jax.random.uniform(
-                    k, leaf.shape, leaf.dtype, minval=-1.0, maxval=1.0)
-            out.append(leaf)
-        return jax.tree_util.tree_unflatten(treedef, out)
-
-    del num_chains
-    return jax.vmap(one)(keys)
-
-
-def _over_chains(method: str, fn: Callable) -> Callable:
-    """Map ``fn`` over the leading (chain) axis of every argument: vmap, or lax.map one by one."""
-    if method == "sequential":
-        return lambda *args: jax.lax.map(lambda a: fn(*a), args)
-    return jax.vmap(fn)
-
-
-def _from_callable(init_fn, keys):
-    return jax.vmap(init_fn)(keys)
-
-
-def _init_states(method, kernel: Kernel, logdensity_fn, positions):
-    return _over_chains(method, lambda x: kernel.init(x, logdensity_fn))(positions)
-
-
-def _warmup_of(kernel: Kernel, num_warmup: int):
-    if kernel.warmup is None:
-        from mcgen.types import no_warmup
-
-        return no_warmup(kernel)(num_warmup)
-    return kernel.warmup(num_warmup)
-
-
-def _warmup_init(method, kernel, num_warmup, states):
-    return _over_chains(method, _warmup_of(kernel, num_warmup).init)(states)
-
-
-def _warmup_finalize(method, kernel, num_warmup, wstates):
-    return _over_chains(method, _warmup_of(kernel, num_warmup).finalize)(wstates)
-
-
-def _warmup_chunk(method, kernel, logdensity_fn, num_warmup, length, wstates, keys, t0):
-    w = _warmup_of(kernel, num_warmup)
-
-    def body(ws, t):
-        def one(state, key):
-            return w.step(_random.fold_in(key, t), state, logdensity_fn)[0]
-
-        return _over_chains(method, one)(ws, keys), None
-
-    ts = t0 + jnp.arange(length, dtype=jnp.uint32)
-    return jax.lax.scan(body, wstates, ts)[0]
-
-
-def _flat_info(info, state) -> dict:
-    """Info fields (nested ones joined by '.') plus the state's log-density."""
-    out = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(info)[0]:
-        name = ".".join(getattr(p, "name", None) or str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
-        out[name or "info"] = leaf
-    if hasattr(state, "logdensity"):
-        out["logdensity"] = state.logdensity
-    return out
-
-
-def _sample_chunk(method, kernel, logdensity_fn, thin, transform, length, states, keys, t0):
-    def one(state, key, t):
-        if thin == 1:
-            state, info = kernel.step(_random.fold_in(key, t), state, logdensity_fn)
-        else:
-            def inner(st, j):
-                return kernel.step(_random.fold_in(key, t * thin + j), st, logdensity_fn)
-
-            state, infos = jax.lax.scan(inner, state, jnp.arange(thin, dtype=jnp.uint32))
-            info = jax.tree_util.tree_map(lambda x: x[-1], infos)
-        draw = state.position if transform is None else transform(state.position)
-        return state, (draw, _flat_info(info, state))
-
-    def body(sts, t):
-        return _over_chains(method, lambda st, k: one(st, k, t))(sts, keys)
-
-    ts = t0 + jnp.arange(length, dtype=jnp.uint32)
-    return jax.lax.scan(body, states, ts)
-
-
-def _logdensity_shape(logdensity_fn, position):
-    """Shape of ``logdensity_fn(position)``, or None if it cannot be evaluated there."""
-    try:
-        return jax.eval_shape(logdensity_fn, position).shape
-    except Exception:  # noqa: BLE001 - any failure means "not a valid single position"
-        return None
-
-
-# ------------------------------------------------------------------ initial positions
-
-
-def _leading_dims(tree) -> set:
-    return {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree_util.tree_leaves(tree)}
-
-
-def _initial_positions(clock, logdensity_fn, init, num_chains, init_keys, init_jitter, init_batched):
-    if callable(init):
-        return _call(clock, _from_callable, (init,), init_keys)
-    tree = jax.tree_util.tree_map(jnp.asarray, init)
-    if not jax.tree_util.tree_leaves(tree):
-        raise ValueError("init is an empty pytree; give a position (an array or a dict of arrays).")
-    bad = [leaf for leaf in jax.tree_util.tree_leaves(tree)
-           if jnp.issubdtype(leaf.dtype, jnp.floating) and not bool(jnp.all(jnp.isfinite(leaf)))]
-    if bad:
-        raise ValueError("init contains NaN or inf values; every initial coordinate must be finite.")
-    if init_batched is None:
-        whole = _logdensity_shape(logdensity_fn, tree)
-        can_batch = _leading_dims(tree) == {num_chains}
-        first = _logdensity_shape(logdensity_fn, jax.tree_util.tree_map(lambda x: x[0], tree)) if can_batch else None
-        if whole == () and first == () and num_chains == 1:
-            first = None  # one chain: a lone position is far more likely than a batch of one
-        if whole == () and first == ():
-            raise ValueError(
-                f"init is ambiguous: logdensity_fn gives a scalar both for the whole init and for "
-                f"init[0], and every leaf's leading axis equals num_chains={num_chains}. Pass "
-                "init_batched=True if init holds one position per chain, or init_batched=False if "
-                "it is one position to broadcast."
-            )
-        if whole == ():
-            init_batched = False
-        elif first == ():
-            init_batched = True
-        elif whole is None and first is None:
-            raise ValueError(
-                "logdensity_fn cannot be evaluated at init (neither as one position nor as a batch "
-                f"of {num_chains}); check the shapes of init against what logdensity_fn expects."
-            )
-        else:
-            shape = whole if whole is not None else first
-            raise ValueError(
-                f"logdensity_fn must return a scalar, got shape {shape}. Sum the log-density over "
-                "data points and dimensions (e.g. `jnp.sum(...)`)."
-            )
-    if init_batched:
-        if _leading_dims(tree) != {num_chains}:
-            raise ValueError(
-                f"init_batched=True needs every leaf of init to have leading axis num_chains="
-                f"{num_chains}; got leading sizes {sorted(map(str, _leading_dims(tree)))}."
-            )
-        return tree
-    jitter = jnp.asarray(init_jitter, jnp.float32)
-    return _call(clock, _broadcast_jitter, (num_chains,), tree, init_keys, jitter)
-
-
-def _placement(chain_method: str | None, devices: Sequence[Any] | None):
-    """(method, mesh or None) from the user's choice and the visible devices."""
-    from jax.sharding import Mesh
-
-    devices = list(jax.devices() if devices is None else devices)
-    if not devices:
-        raise ValueError("devices is empty; pass None for every visible device")
-    if chain_method is None:
-        chain_method = "sharded" if len(devices) > 1 else "vectorized"
-    if chain_method not in ("vectorized", "sharded", "sequential"):
-        raise ValueError(f"chain_method must be 'vectorized', 'sharded' or 'sequential', got {chain_method!r}")
-    if chain_method == "sharded" and len(devices) > 1:
-        return "vectorized", Mesh(np.array(devices), ("chains",))
-    if chain_method == "sharded":
-        chain_method = "vectorized"  # one device: sharding is plain vmap
-    elif len(devices) == 1 and devices[0] != jax.devices()[0]:
-        return chain_method, Mesh(np.array(devices), ("chains",))
-    return chain_method, None
-
-
-def _padded_chain_count(requested: int, mesh) -> int:
-    """Chains actually run (the padding chains are discarded): a multiple of the device count
-    with a per-device batch that XLA:CPU vectorizes like any larger batch.
-
-    XLA simplifies arithmetic on a batch axis of size one differently (it reassociates
-    constants), and for small batches of 5-7 or 13-15 lanes (3 when sharded) it computes
-    ``exp``/``log`` with a different SIMD tail than for other sizes (measured on x86-64 with
-    AVX2; tests/test_run.py and tests/test_sharding.py check it).  So a device holds at
-    least two chains, and a per-device batch between 3 and 15 is rounded up to a multiple of
-    four: 1 chain runs as 2, 3 as 4, 5-7 as 8.  Chain ``i``'s draws then do not depend on
-    the chain count or the number of devices.
-    """
-    devices = mesh.devices.size if mesh is not None else 1
-    per_device = max(2, -(-requested // devices))
-    if 2 < per_device < 16:
-        per_device = -(-per_device // 4) * 4
-    return devices * per_device
-
-
-def _pad_chains(tree, requested: int, total: int):
-    """Extend a batch of ``requested`` chains to ``total`` by repeating rows (discarded later)."""
-    if total == requested:
-        return tree
-    index = np.arange(total) % requested
-    return jax.tree_util.tree_map(lambda x: jnp.asarray(x)[index], tree)
-
-
-def _place(mesh, tree):
-    """Put the leading (chain) axis of every leaf across the mesh's devices.
-
-    Under ``jax.distributed`` the mesh spans devices of other processes too; every process
-    holds the same host values here and contributes the shards on its own devices.
-    """
-    if mesh is None:
-        return tree
-    from jax.sharding import NamedSharding, PartitionSpec
-
-    sharding = NamedSharding(mesh, PartitionSpec("chains"))
-
-    def put(x):
-        if getattr(x, "sharding", None) == sharding:
-            return x
-        if jax.process_count() == 1:
-            return jax.device_put(x, sharding)
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
-        host = _host_value(x)
-        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
-
-    return jax.tree_util.tree_map(put, tree)
-
-
-def _host_value(x) -> np.ndarray:
-    """The full value of ``x`` as numpy, gathering from other processes where needed."""
-    if getattr(x, "is_fully_addressable", True):
-        return np.asarray(x)
-    from jax.experimental import multihost_utils
-
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-
-
-def _to_host(tree, gather: bool):
-    """Copy a (draws, chains, ...) pytree to numpy: every chain, or this process's chains.
-
-    Returns the numpy pytree and the ids of the chains it holds.
-    """
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    first = leaves[0]
-    if all(getattr(x, "is_fully_addressable", True) for x in leaves):
-        return jax.device_get(tree), np.arange(first.shape[1])
-    if gather:
-        from jax.experimental import multihost_utils
-
-        out = [np.asarray(multihost_utils.process_allgather(x, tiled=True)) for x in leaves]
-        return jax.tree_util.tree_unflatten(treedef, out), np.arange(first.shape[1])
-
-    def local(x):
-        shards = {s.index[1].start or 0: s for s in x.addressable_shards}  # one replica per block
-        return np.concatenate([np.asarray(shards[k].data) for k in sorted(shards)], axis=1), shards
-
-    out, ids = [], None
-    for x in leaves:
-        data, shards = local(x)
-        out.append(data)
-        if ids is None:
-            ids = np.concatenate([np.arange(x.shape[1])[shards[k].index[1]] for k in sorted(shards)])
-    return jax.tree_util.tree_unflatten(treedef, out), ids
-
-
-def _check_initial_logdensity(states) -> None:
-    logdensity = getattr(states, "logdensity", None)
-    if logdensity is None:
-        return
-    values = _host_value(logdensity)
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        raise ValueError(
-            f"the log-density at the initial position is not finite for chain(s) "
-            f"{bad[:10].tolist()} (value {values[bad[0]]}); start inside the support of the target "
-            "(with a broadcast init, try init_jitter=0 or a point away from the boundary)."
-        )
-
-
-# ------------------------------------------------------------------ the driver
+__all__ = ["run_chains", "clear_cache"]
 
 
 def _chunks(total: int, size: int):
