@@ -17,10 +17,11 @@ from mcgen.direct import (
 from mcgen.kernels import adaptive_mh, categorical_gibbs, hmc, independent_mh, mala, nuts, rwmh, ula
 from mcgen.numpyro_bridge import NumPyroTarget, from_numpyro
 from mcgen.result import Result
-from mcgen.run import run_chains
+from mcgen.run import CheckpointError, run_chains
 from mcgen.types import Kernel, Warmup
 
 __all__ = [
+    "CheckpointError",
     "Estimate",
     "NumPyroTarget",
     "from_numpyro",

@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
+import os
+import pathlib
 import time
 import warnings
 from typing import Any, Callable, Sequence
@@ -48,9 +49,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mcgen._driver import progress as _progress
+from mcgen._driver.checkpoint import CheckpointError, Checkpointer, fingerprint
 from mcgen._driver.compile import _call, _Clock, clear_cache
-from mcgen._driver.placement import _pad_chains, _padded_chain_count, _place, _placement, _to_host
+from mcgen._driver.placement import _host_value, _pad_chains, _padded_chain_count, _place, _placement, _to_host
 from mcgen._driver.positions import _check_initial_logdensity, _initial_positions
+from mcgen._driver.store import DrawStore
 from mcgen._driver.steps import (
     _chain_keys,
     _init_states,
@@ -62,23 +66,38 @@ from mcgen._driver.steps import (
 from mcgen.result import Result
 from mcgen.types import ArrayTree, Kernel, LogDensityFn
 
-__all__ = ["run_chains", "clear_cache"]
+__all__ = ["run_chains", "clear_cache", "CheckpointError"]
 
 
-def _chunks(total: int, size: int):
-    t = 0
+# Draws per sampling chunk when they go to disk: about this many bytes of draws and stats a
+# chunk (one zarr chunk per chain holds a chain's share), so host memory stays flat.
+_STORE_CHUNK_BYTES = 16 * 2**20
+# Above this many bytes on disk, the R-hat / ESS warnings are skipped (they would read it all).
+_CHECK_BYTES = 256 * 2**20
+
+
+def _chunks(total: int, size: int, start: int = 0):
+    t = start
     while t < total:
         n = min(size, total - t)
         yield t, n
         t += n
 
 
-def _progress_bar(enabled: bool, total: int):
-    if not enabled or not sys.stderr.isatty():
-        return None
-    from tqdm.auto import tqdm
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    return tqdm(total=total, desc="sampling", unit="step", leave=False)
+    try:
+        return version("mcgen")
+    except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+        return "unknown"
+
+
+def _step_spec(method, kernel, logdensity_fn, thin, transform, states, keys):
+    """Shapes and dtypes of one sampling step's draws and stats, chain axis first."""
+    out = jax.eval_shape(functools.partial(_sample_chunk, method, kernel, logdensity_fn, thin, transform, 1),
+                         states, keys, jnp.asarray(0, jnp.uint32))[1]
+    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), out)
 
 
 def run_chains(
@@ -91,7 +110,7 @@ def run_chains(
     num_warmup: int | None = None,
     thin: int = 1,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | str = "auto",
     chunk_size: int | None = None,
     init_jitter: float = 0.1,
     init_batched: bool | None = None,
@@ -100,6 +119,9 @@ def run_chains(
     chain_method: str | None = None,
     devices: Sequence[Any] | None = None,
     gather: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: float = 60.0,
+    store: str | os.PathLike | None = None,
 ) -> Result:
     """Run ``num_chains`` chains of ``kernel`` on ``logdensity_fn``: warmup, then sampling.
 
@@ -116,7 +138,8 @@ def run_chains(
         Where chains start: one position pytree (broadcast to every chain, each float
         coordinate jittered by ``Uniform(-init_jitter, init_jitter)``); a batch of positions
         with a leading ``num_chains`` axis; a callable ``init(key) -> position``; or a
-        :class:`Result`, whose chains are continued from their last state.
+        :class:`Result`, whose chains are continued from their last state (with its adapted
+        tunables: a warm start, optionally with a short ``num_warmup``).
     num_chains, num_samples
         Chains run in parallel (vmapped) and draws kept per chain.
     num_warmup
@@ -127,10 +150,16 @@ def run_chains(
     seed
         Integer seed; chain ``i`` uses ``fold_in(key(seed), i)``.
     progress
-        Show a progress bar (only when stderr is a terminal).
+        ``"auto"`` (default): a progress display in a terminal or a Jupyter kernel, none
+        elsewhere (CI, pipes); ``True``: always; ``False``: never.  It shows the phase,
+        ``compiling…`` apart from stepping, a rate and time left that exclude compilation,
+        and during sampling the divergences so far, mean acceptance, step size and (for
+        parallel tempering) round trips.
     chunk_size
-        Steps per compiled chunk between host syncs.  Default: a twentieth of each phase with
-        a progress bar, the whole phase without.  Never changes a draw.
+        Steps per compiled chunk between host syncs (checkpoints and the progress display
+        happen between chunks).  Default: a twentieth of each phase with a progress display,
+        a checkpoint or a store (capped so a chunk of draws stays near 16 MB on disk), the
+        whole phase otherwise.  Never changes a draw.
     init_jitter
         Half-width of the uniform jitter added to a broadcast initial position (0 disables).
     init_batched
@@ -150,12 +179,46 @@ def run_chains(
     gather
         Under ``jax.distributed``: ``True`` gives every process the draws of all chains;
         ``False`` only the chains on its own devices (``Result.chain_ids`` says which).
+    checkpoint
+        A directory for checkpoints.  Between chunks, at most every ``checkpoint_every``
+        seconds and once at the end, the chain states (warmup states during warmup), the
+        step reached and the draws so far are written atomically.  Calling ``run_chains``
+        again with the same arguments and the same ``checkpoint`` continues from the last
+        checkpoint and returns the same ``Result`` as a run never interrupted (a finished
+        run is read back without stepping).  A checkpoint from a different call is refused
+        with a :class:`CheckpointError` naming the difference; a corrupt one is named too.
+        The draws go to ``checkpoint/draws.zarr`` unless ``store`` is given.
+    checkpoint_every
+        Seconds between checkpoints (0: at every chunk boundary).
+    store
+        A directory for a zarr store that receives every kept draw and stat as it comes off
+        the device, so host memory stays flat whatever ``num_samples``; the ``Result``'s
+        ``samples`` and ``stats`` are then zarr arrays read lazily (``np.asarray`` loads
+        one).  An earlier mcgen store at the path is replaced.
 
     Returns
     -------
     Result
         ``samples`` (leaves ``(num_chains, num_samples, *event)``), ``stats``, ``last_state``,
         timings, and ArviZ conversions.
+
+    Raises
+    ------
+    CheckpointError
+        When a checkpoint cannot be written (the last good one is kept) or the one found
+        belongs to another run or is corrupt.
+
+    Example
+    -------
+    >>> import jax.numpy as jnp, mcgen as mc
+    >>> def logdensity(x):
+    ...     return -0.5 * jnp.sum(x**2)
+    >>> res = mc.run_chains(logdensity, mc.rwmh(), init=jnp.zeros(2), num_samples=200,
+    ...                     progress=False, warn=False)
+    >>> res.samples.shape
+    (4, 200, 2)
+
+    With ``checkpoint="run1"`` the same call survives a kill: run it again and it resumes.
     """
     if hasattr(logdensity_fn, "logdensity_fn"):  # a target object (e.g. from a NumPyro model)
         target = logdensity_fn
@@ -179,12 +242,21 @@ def run_chains(
         raise ValueError(f"num_warmup must be an integer >= 0, got {num_warmup!r}")
     if not (np.isfinite(init_jitter) and init_jitter >= 0):
         raise ValueError(f"init_jitter must be a finite number >= 0, got {init_jitter!r}")
+    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be an integer >= 1 or None, got {chunk_size!r}")
     num_chains, num_samples, num_warmup, thin = int(num_chains), int(num_samples), int(num_warmup), int(thin)
 
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    to_disk = checkpoint is not None or store is not None
+    if to_disk and jax.process_count() > 1:
+        raise NotImplementedError("checkpoint= and store= work in a single process for now; under "
+                                  "jax.distributed write the draws yourself from process 0")
+    if checkpoint is not None and store is None:
+        store = pathlib.Path(checkpoint) / "draws.zarr"
     method, mesh = _placement(chain_method, devices)
-    clock = _Clock()
+    bar = _progress.Progress(_progress.wanted(progress))
+    clock = _Clock(on_compile=lambda: bar.compiling(True))
     requested = num_chains
     num_chains = _padded_chain_count(requested, mesh)
     place = functools.partial(_place, mesh)
@@ -200,26 +272,69 @@ def run_chains(
         states = _call(clock, _init_states, (method, kernel, logdensity_fn), positions)
         _check_initial_logdensity(states)
 
-    bar = _progress_bar(progress, num_warmup + num_samples * thin)
-    auto = max(1, math.ceil((num_warmup + num_samples) / 20)) if bar is not None else None
+    auto = max(1, math.ceil((num_warmup + num_samples) / 20)) if bar.enabled or to_disk else None
     size = chunk_size or auto
+    sample_size = size or num_samples
+    spec = None
+    if store is not None:
+        spec = _step_spec(method, kernel, logdensity_fn, thin, transform, states, sample_keys)
+        per_draw = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(spec))
+        if chunk_size is None:
+            sample_size = max(1, min(sample_size, _STORE_CHUNK_BYTES // max(per_draw, 1)))
 
-    warmup_time = 0.0
-    if num_warmup > 0:
-        wstates = _call(clock, _warmup_init, (method, kernel, num_warmup), states)
-        for t0, n in _chunks(num_warmup, size or num_warmup):
+    # a checkpoint from an earlier call of the same run: continue from it
+    ckpt, saved, wstates = None, None, None
+    if checkpoint is not None:
+        run_id = fingerprint(kernel=kernel, logdensity_fn=logdensity_fn, transform=transform, seed=seed,
+                             num_chains=requested, padded_chains=num_chains, num_samples=num_samples,
+                             num_warmup=num_warmup, thin=thin, init_states=states, version=_version())
+        ckpt = Checkpointer(checkpoint, checkpoint_every, run_id)
+        templates = {"sampling": states}
+        if num_warmup > 0:
+            wstates = templates["warmup"] = _call(clock, _warmup_init, (method, kernel, num_warmup), states)
+        saved = ckpt.load(templates)
+    earlier = saved.times if saved is not None else {}
+    compile_before = float(earlier.get("compile", 0.0))
+
+    def times() -> dict:
+        return {"compile": compile_before + clock.compile, "warmup": warmup_time, "sampling": sampling_time}
+
+    warmup_time = float(earlier.get("warmup", 0.0))
+    sampling_time = float(earlier.get("sampling", 0.0))
+    warm_start, sample_start, crcs = 0, 0, {}
+    if saved is not None and saved.phase == "warmup":
+        wstates, warm_start = place(jax.device_put(saved.states)), saved.step
+    elif saved is not None:
+        states, sample_start = place(jax.device_put(saved.states)), saved.step
+        sample_size, crcs = int(saved.draws.get("chunk", sample_size)), saved.draws.get("crc32", {})
+
+    if num_warmup > 0 and sample_start == 0 and (saved is None or saved.phase == "warmup"):
+        if wstates is None:
+            wstates = _call(clock, _warmup_init, (method, kernel, num_warmup), states)
+        bar.start("warmup", num_warmup, warm_start)
+        for t0, n in _chunks(num_warmup, size or num_warmup, warm_start):
             before = clock.compile
             start = time.perf_counter()
             wstates = _call(clock, _warmup_chunk, (method, kernel, logdensity_fn, num_warmup, n),
                             wstates, warm_keys, jnp.asarray(t0, jnp.uint32))
             jax.block_until_ready(wstates)
-            warmup_time += time.perf_counter() - start - (clock.compile - before)
-            if bar is not None:
-                bar.update(n)
+            seconds = time.perf_counter() - start - (clock.compile - before)
+            warmup_time += seconds
+            bar.compiling(False)
+            bar.advance(n, seconds)
+            if ckpt is not None and ckpt.due() and t0 + n < num_warmup:
+                ckpt.save("warmup", t0 + n, wstates, times(), host=_host_value)
         states = _call(clock, _warmup_finalize, (method, kernel, num_warmup), wstates)
 
-    draws, infos, sampling_time = [], [], 0.0
-    for t0, n in _chunks(num_samples, size or num_samples):
+    draw_store = None
+    if store is not None:
+        draw_store = DrawStore(store, spec[0], spec[1], requested, num_samples, sample_size,
+                               fresh=sample_start == 0)
+        if sample_start > 0:
+            draw_store.verify(sample_start, crcs)
+    draws, infos, chain_ids = [], [], np.arange(num_chains)
+    bar.start("sampling", num_samples * thin, sample_start * thin)
+    for t0, n in _chunks(num_samples, sample_size, sample_start):
         before = clock.compile
         start = time.perf_counter()
         states, (chunk_draws, chunk_info) = _call(
@@ -227,26 +342,40 @@ def run_chains(
             states, sample_keys, jnp.asarray(t0, jnp.uint32))
         # off the device chunk by chunk: device memory does not grow with num_samples
         (chunk_draws, chunk_info), chain_ids = _to_host((chunk_draws, chunk_info), gather)
-        sampling_time += time.perf_counter() - start - (clock.compile - before)
-        draws.append(chunk_draws)
-        infos.append(chunk_info)
-        if bar is not None:
-            bar.update(n * thin)
-    if bar is not None:
-        bar.close()
+        seconds = time.perf_counter() - start - (clock.compile - before)
+        sampling_time += seconds
+        keep = chain_ids < requested
+        if draw_store is not None:
+            for name, crc in draw_store.write(t0, chunk_draws, chunk_info, keep).items():
+                crcs.setdefault(name, []).append(crc)
+        else:
+            draws.append(chunk_draws)
+            infos.append(chunk_info)
+        bar.compiling(False)
+        bar.advance(n * thin, seconds, chunk_info, keep)
+        if ckpt is not None and (ckpt.due() or t0 + n == num_samples):
+            ckpt.save("sampling", t0 + n, states, times(), {"chunk": sample_size, "crc32": crcs},
+                      store=pathlib.Path(store), host=_host_value)
+    bar.close()
 
-    # Chunks are (draws, chains, ...) on the host; join them, put chains first and drop the
-    # padding chains (those with ids >= requested).
-    keep = chain_ids < requested
-    samples = jax.tree_util.tree_map(
-        lambda *xs: np.swapaxes(np.concatenate(xs, axis=0), 0, 1)[keep], *draws)
-    stats = {k: np.swapaxes(np.concatenate([c[k] for c in infos], axis=0), 0, 1)[keep] for k in infos[0]}
+    if draw_store is not None:
+        samples, stats = draw_store.lazy()
+    else:
+        # Chunks are (draws, chains, ...) on the host; join them, put chains first and drop the
+        # padding chains (those with ids >= requested).
+        keep = chain_ids < requested
+        samples = jax.tree_util.tree_map(
+            lambda *xs: np.swapaxes(np.concatenate(xs, axis=0), 0, 1)[keep], *draws)
+        stats = {k: np.swapaxes(np.concatenate([c[k] for c in infos], axis=0), 0, 1)[keep] for k in infos[0]}
+        chain_ids = chain_ids[keep]
     if num_chains != requested:
         states = jax.tree_util.tree_map(lambda x: x[:requested], states)
-    chain_ids, num_chains = chain_ids[keep], requested
+    if draw_store is not None:
+        chain_ids = np.arange(requested)
+    num_chains = requested
 
     messages: tuple[str, ...] = ()
-    if warn:
+    if warn and (draw_store is None or draw_store.nbytes() <= _CHECK_BYTES):
         from mcgen.diagnostics import SamplingWarning, check_run
 
         messages = tuple(check_run(samples, stats, len(chain_ids)))
@@ -255,5 +384,5 @@ def run_chains(
 
     return Result(samples=samples, stats=stats, last_state=states, kernel=kernel, num_chains=num_chains,
                   num_samples=num_samples, num_warmup=num_warmup, thin=thin, seed=int(seed),
-                  compile_time=clock.compile, warmup_time=warmup_time, sampling_time=sampling_time,
-                  messages=messages, chain_ids=chain_ids)
+                  compile_time=compile_before + clock.compile, warmup_time=warmup_time,
+                  sampling_time=sampling_time, messages=messages, chain_ids=chain_ids)
