@@ -84,6 +84,18 @@ def _chunks(total: int, size: int, start: int = 0):
         t += n
 
 
+def _even(total: int, size: int) -> int:
+    """A chunk size near ``size`` that divides ``total`` when one exists in ``[size/2, size]``.
+
+    Every distinct chunk length is one more compilation; equal chunks need only one.
+    """
+    size = min(size, total)
+    for candidate in range(size, (size + 1) // 2 - 1, -1):
+        if total % candidate == 0:
+            return candidate
+    return size
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -274,13 +286,17 @@ def run_chains(
 
     auto = max(1, math.ceil((num_warmup + num_samples) / 20)) if bar.enabled or to_disk else None
     size = chunk_size or auto
-    sample_size = size or num_samples
+
+    def fit(total: int, target: int | None) -> int:  # a chunk size for a phase of ``total`` steps
+        return min(chunk_size, total) if chunk_size else _even(total, target or total)
+
+    sample_size = fit(num_samples, size)
     spec = None
     if store is not None:
         spec = _step_spec(method, kernel, logdensity_fn, thin, transform, states, sample_keys)
         per_draw = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(spec))
         if chunk_size is None:
-            sample_size = max(1, min(sample_size, _STORE_CHUNK_BYTES // max(per_draw, 1)))
+            sample_size = fit(num_samples, max(1, min(sample_size, _STORE_CHUNK_BYTES // max(per_draw, 1))))
 
     # a checkpoint from an earlier call of the same run: continue from it
     ckpt, saved, wstates = None, None, None
@@ -312,7 +328,7 @@ def run_chains(
         if wstates is None:
             wstates = _call(clock, _warmup_init, (method, kernel, num_warmup), states)
         bar.start("warmup", num_warmup, warm_start)
-        for t0, n in _chunks(num_warmup, size or num_warmup, warm_start):
+        for t0, n in _chunks(num_warmup, fit(num_warmup, size), warm_start):
             before = clock.compile
             start = time.perf_counter()
             wstates = _call(clock, _warmup_chunk, (method, kernel, logdensity_fn, num_warmup, n),

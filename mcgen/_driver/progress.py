@@ -6,19 +6,18 @@ computes the rate and the time left from stepping time alone, so a long first co
 make the start look slow.  During sampling it shows the chains' health from the draws' stats:
 divergences so far, mean acceptance, mean step size and, for parallel tempering, round trips.
 
-``progress="auto"`` shows it in a terminal (stderr is a TTY) and in a Jupyter kernel (where
-``tqdm.auto`` draws a notebook widget when ``ipywidgets`` is installed, text otherwise), and
-hides it elsewhere (CI logs, pipes, batch jobs).
+``progress="auto"`` shows it in a terminal (stderr is a TTY) and in a Jupyter kernel (a
+``tqdm.notebook`` widget when ``ipywidgets`` is installed, text in the cell's output
+otherwise), and hides it elsewhere (CI logs, pipes, batch jobs).
 """
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any, Mapping
 
 import numpy as np
 
-BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {postfix}"
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{postfix}"
 
 
 def in_jupyter_kernel() -> bool:
@@ -42,6 +41,22 @@ def wanted(progress: bool | str) -> bool:
     raise ValueError(f"progress must be True, False or 'auto', got {progress!r}")
 
 
+def _tqdm_class():
+    """tqdm's notebook widget in a Jupyter kernel with ipywidgets, its text bar otherwise."""
+    if in_jupyter_kernel():
+        try:
+            import ipywidgets  # noqa: F401
+
+            from tqdm.notebook import tqdm
+
+            return tqdm
+        except ImportError:
+            pass  # text in the cell's output, without tqdm.auto's warning about widgets
+    from tqdm.std import tqdm
+
+    return tqdm
+
+
 def _clock(seconds: float) -> str:
     seconds = int(round(seconds))
     h, rest = divmod(seconds, 3600)
@@ -53,7 +68,7 @@ class Health:
     """Running totals of the chains' health during sampling (host numpy, real chains only)."""
 
     def __init__(self) -> None:
-        self.divergences = 0
+        self.divergences = None
         self.accept_sum = 0.0
         self.count = 0
         self.step_size = None
@@ -62,7 +77,7 @@ class Health:
     def add(self, stats: Mapping[str, Any], keep: np.ndarray) -> None:
         """Fold in one chunk of stats, each ``(draws, chains, ...)``; ``keep`` masks real chains."""
         if "is_divergent" in stats:
-            self.divergences += int(np.sum(np.asarray(stats["is_divergent"])[:, keep]))
+            self.divergences = (self.divergences or 0) + int(np.sum(np.asarray(stats["is_divergent"])[:, keep]))
         if "accept_prob" in stats:
             accept = np.asarray(stats["accept_prob"], np.float64)[:, keep]
             self.accept_sum += float(np.nansum(accept))
@@ -78,7 +93,8 @@ class Health:
             parts.append(f"accept {self.accept_sum / self.count:.2f}")
         if self.step_size is not None:
             parts.append(f"step {self.step_size:.3g}")
-        parts.append(f"divergences {self.divergences}")
+        if self.divergences is not None:
+            parts.append(f"divergences {self.divergences}")
         if self.round_trips is not None:
             parts.append(f"round trips {self.round_trips}")
         return ", ".join(parts)
@@ -106,8 +122,7 @@ class Progress:
         self.close()
         if not self.enabled or total <= 0:
             return
-        from tqdm.auto import tqdm
-
+        tqdm = _tqdm_class()
         self.phase, self.total, self.steps, self.seconds = phase, total, 0, 0.0
         self.health = Health() if phase == "sampling" else None
         self.bar = tqdm(total=total, initial=done, desc=phase, unit="step", file=self.file,
@@ -145,10 +160,8 @@ class Progress:
 
     def close(self) -> None:
         if self.bar is not None:
+            self.bar.set_description_str(self.phase, refresh=False)
+            self._show()
             self.bar.close()
             self.bar = None
 
-
-def timer() -> float:
-    """The clock the driver measures stepping with."""
-    return time.perf_counter()
