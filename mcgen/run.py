@@ -345,33 +345,37 @@ def run_chains(
     draw_store = None
     if store is not None:
         draw_store = DrawStore(store, spec[0], spec[1], requested, num_samples, sample_size,
-                               fresh=sample_start == 0)
+                               fresh=sample_start == 0, durable=ckpt is not None)
         if sample_start > 0:
             draw_store.verify(sample_start, crcs)
     draws, infos, chain_ids = [], [], np.arange(num_chains)
     bar.start("sampling", num_samples * thin, sample_start * thin)
-    for t0, n in _chunks(num_samples, sample_size, sample_start):
-        before = clock.compile
-        start = time.perf_counter()
-        states, (chunk_draws, chunk_info) = _call(
-            clock, _sample_chunk, (method, kernel, logdensity_fn, thin, transform, n),
-            states, sample_keys, jnp.asarray(t0, jnp.uint32))
-        # off the device chunk by chunk: device memory does not grow with num_samples
-        (chunk_draws, chunk_info), chain_ids = _to_host((chunk_draws, chunk_info), gather)
-        seconds = time.perf_counter() - start - (clock.compile - before)
-        sampling_time += seconds
-        keep = chain_ids < requested
+    try:
+        for t0, n in _chunks(num_samples, sample_size, sample_start):
+            before = clock.compile
+            start = time.perf_counter()
+            states, (chunk_draws, chunk_info) = _call(
+                clock, _sample_chunk, (method, kernel, logdensity_fn, thin, transform, n),
+                states, sample_keys, jnp.asarray(t0, jnp.uint32))
+            # off the device chunk by chunk: device memory does not grow with num_samples
+            (chunk_draws, chunk_info), chain_ids = _to_host((chunk_draws, chunk_info), gather)
+            seconds = time.perf_counter() - start - (clock.compile - before)
+            sampling_time += seconds
+            keep = chain_ids < requested
+            if draw_store is not None:
+                draw_store.write(t0, chunk_draws, chunk_info, keep)  # on a background thread
+            else:
+                draws.append(chunk_draws)
+                infos.append(chunk_info)
+            bar.compiling(False)
+            bar.advance(n * thin, seconds, chunk_info, keep)
+            if ckpt is not None and (ckpt.due() or t0 + n == num_samples):
+                crcs = draw_store.flush(durable=True)  # the draws are on disk before the checkpoint
+                ckpt.save("sampling", t0 + n, states, times(), {"chunk": sample_size, "crc32": crcs},
+                          host=_host_value)
+    finally:
         if draw_store is not None:
-            for name, crc in draw_store.write(t0, chunk_draws, chunk_info, keep).items():
-                crcs.setdefault(name, []).append(crc)
-        else:
-            draws.append(chunk_draws)
-            infos.append(chunk_info)
-        bar.compiling(False)
-        bar.advance(n * thin, seconds, chunk_info, keep)
-        if ckpt is not None and (ckpt.due() or t0 + n == num_samples):
-            ckpt.save("sampling", t0 + n, states, times(), {"chunk": sample_size, "crc32": crcs},
-                      store=pathlib.Path(store), host=_host_value)
+            draw_store.close()
     bar.close()
 
     if draw_store is not None:

@@ -210,7 +210,7 @@ def test_corrupt_or_truncated_checkpoint_is_named(tmp_path):
     with pytest.raises(mc.CheckpointError, match="manifest.json cannot be read"):
         _small(checkpoint=tmp_path, checkpoint_every=0)
     (where / "manifest.json").write_bytes(manifest)
-    chunk = tmp_path / "draws.zarr" / "posterior" / "loc" / "c" / "1" / "2" / "0"
+    chunk = tmp_path / "draws.zarr" / "posterior" / "loc" / "c" / "0" / "2" / "0"
     data = bytearray(chunk.read_bytes())
     data[-5] ^= 0xFF
     chunk.write_bytes(bytes(data))

@@ -15,7 +15,7 @@ Layout of a checkpoint directory::
         leaf-0000.npy ...       state leaves, ``.npy`` (``allow_pickle=False``)
 
 A new checkpoint is written under a temporary name, every file is fsynced (the draws written
-since the last checkpoint too), and one ``rename`` publishes it; only then is the previous one
+since the last checkpoint first), and one ``rename`` publishes it; only then is the previous one
 deleted.  A kill at any moment leaves either the old or the new checkpoint whole.  On resume
 the manifest's fingerprint is compared with the current call (kernel, log-density, shapes,
 seed, counts, initial positions, mcgen version) and every file with its checksum; a mismatch
@@ -59,19 +59,6 @@ def _fsync_dir(path: pathlib.Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _fsync_since(root: pathlib.Path, since: float) -> None:
-    """fsync every file under ``root`` modified at or after ``since`` (the draws of the last chunks)."""
-    for folder, _, files in os.walk(root):
-        for name in files:
-            p = os.path.join(folder, name)
-            if os.stat(p).st_mtime >= since:
-                fd = os.open(p, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
 
 
 # ------------------------------------------------------------------ what identifies a run
@@ -192,7 +179,6 @@ class Checkpointer:
         self.every = float(every)
         self.run = run
         self.last = time.monotonic()
-        self.since = time.time()
         self.seq = max(self._sequence(), default=0)
 
     def _sequence(self) -> list[int]:
@@ -263,15 +249,15 @@ class Checkpointer:
                      where.name)
 
     def save(self, phase: str, step: int, states, times: dict, draws: dict | None = None,
-             store: pathlib.Path | None = None, host: Callable = np.asarray) -> None:
-        """Write a checkpoint atomically; the previous one is deleted only once this one is whole."""
+             host: Callable = np.asarray) -> None:
+        """Write a checkpoint atomically; the previous one is deleted only once this one is whole.
+
+        The draws it refers to must be on disk already (``DrawStore.flush(durable=True)``).
+        """
         self.seq += 1
         final = self.path / f"{_PREFIX}{self.seq:06d}"
         tmp = self.path / f".tmp-{_PREFIX}{self.seq:06d}-{os.getpid()}"
-        start = time.time()
         try:
-            if store is not None:
-                _fsync_since(store, self.since - 1.0)  # the draws this checkpoint refers to
             tmp.mkdir()
             entries = []
             for i, leaf in enumerate(jax.tree_util.tree_leaves(states)):
@@ -300,4 +286,3 @@ class Checkpointer:
             if (p.name.startswith(_PREFIX) and p != final) or p.name.startswith(".tmp-"):
                 shutil.rmtree(p, ignore_errors=True)
         self.last = time.monotonic()
-        self.since = start

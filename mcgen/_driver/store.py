@@ -10,10 +10,13 @@ off the device, so host memory stays flat whatever ``num_samples`` is.  The stor
 
 Names follow :func:`mcgen.diagnostics.chains_to_arviz` (dict keys and NamedTuple fields joined
 with ``.``; a bare array is ``x``); stats keep mcgen's names (``accept_prob``...).  A zarr
-chunk holds one chain and exactly one sampling chunk of draws, so every zarr chunk is written
+chunk holds every chain and exactly one sampling chunk of draws, so every zarr chunk is written
 once and a write that is cut short (a kill) only ever touches draws past the last checkpoint.
-Each chunk's CRC-32 is returned to the caller, who records it in the checkpoint manifest, and
-:meth:`DrawStore.verify` checks the committed draws against it on resume.
+Writes (compression and I/O) run on one background thread while the next chunk samples, with
+at most two chunks waiting, so memory stays bounded; :meth:`DrawStore.flush` waits for them
+and, for a checkpoint, fsyncs the files written.  Each chunk's CRC-32 is kept in order; the
+checkpoint manifest records them and :meth:`DrawStore.verify` checks the committed draws
+against them on resume.
 
 Read it back without mcgen::
 
@@ -22,11 +25,11 @@ Read it back without mcgen::
 """
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import pathlib
 import zlib
-from typing import Any
 
 import jax
 import numpy as np
@@ -66,6 +69,14 @@ def check_path(path: pathlib.Path, what: str) -> None:
         raise OSError(err.errno, f"{what} path {str(path)!r} is not writable: {err.strerror or err}") from err
 
 
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class DrawStore:
     """The zarr store of one run's kept draws and stats.
 
@@ -83,16 +94,20 @@ class DrawStore:
     fresh
         ``True``: create the store (replacing an earlier mcgen store at ``path``);
         ``False``: open the existing one (a resume).
+    durable
+        fsync every chunk file as it is written (on the writer thread, so the wait overlaps
+        sampling): what a checkpoint that refers to these draws needs.
     """
 
-    def __init__(self, path, draws, stats, num_chains: int, num_samples: int, chunk: int, fresh: bool):
+    def __init__(self, path, draws, stats, num_chains: int, num_samples: int, chunk: int, fresh: bool,
+                 durable: bool = False):
         import zarr
 
         self.path = pathlib.Path(path)
         self.treedef = jax.tree_util.tree_structure(draws)
         self.names = leaf_names(draws)
         self.stat_names = list(stats)
-        self.num_chains, self.num_samples, self.chunk = num_chains, num_samples, chunk
+        self.num_chains, self.num_samples, self.chunk, self.durable = num_chains, num_samples, chunk, durable
         leaves = jax.tree_util.tree_leaves(draws)
         if fresh:
             check_path(self.path, "store")
@@ -117,8 +132,9 @@ class DrawStore:
                 for name, spec in zip(names, specs):
                     event = tuple(spec.shape[1:])
                     dims = ("chain", "draw") + tuple(f"{name}_dim_{i}" for i in range(len(event)))
-                    g.create_array(name, shape=(num_chains, num_samples) + event, chunks=(1, chunk) + event,
-                                   dtype=spec.dtype, fill_value=0, dimension_names=dims)
+                    g.create_array(name, shape=(num_chains, num_samples) + event,
+                                   chunks=(num_chains, chunk) + event, dtype=spec.dtype, fill_value=0,
+                                   dimension_names=dims)
         else:
             root = zarr.open_group(str(self.path), mode="r+")
             attrs = dict(root.attrs)
@@ -127,23 +143,54 @@ class DrawStore:
             if attrs.get(_MARK) != STORE_FORMAT or got != want:
                 raise ValueError(f"the draws store {str(self.path)!r} does not match the checkpoint: "
                                  f"store has {got}, checkpoint expects {want}")
-        self.posterior = [root["posterior"][n] for n in self.names]
-        self.stats = {n: root["sample_stats"][n] for n in self.stat_names}
+        # every chunk is written, even one equal to the fill value: no stale chunk survives a rewrite
+        config = {"write_empty_chunks": True}
+        self.posterior = [root["posterior"][n].with_config(config) for n in self.names]
+        self.stats = {n: root["sample_stats"][n].with_config(config) for n in self.stat_names}
+        self.crcs: dict[str, list[int]] = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcgen-store")
+        self._pending: list[concurrent.futures.Future] = []
+        self._written: list[str] = []
 
-    def write(self, t0: int, draws, stats: dict, keep: np.ndarray) -> dict[str, int]:
-        """Write draws ``t0 .. t0 + n`` (host arrays ``(n, chains, ...)``); return their CRC-32s."""
-        crcs = {}
-        for name, array, leaf in zip(self.names, self.posterior, jax.tree_util.tree_leaves(draws)):
-            crcs[f"posterior/{name}"] = self._put(array, t0, leaf, keep)
-        for name in self.stat_names:
-            crcs[f"sample_stats/{name}"] = self._put(self.stats[name], t0, stats[name], keep)
-        return crcs
+    def write(self, t0: int, draws, stats: dict, keep: np.ndarray) -> None:
+        """Queue draws ``t0 .. t0 + n`` (host arrays ``(n, chains, ...)``, padding chains masked out)."""
+        jobs = [(f"posterior/{name}", array, leaf)
+                for name, array, leaf in zip(self.names, self.posterior, jax.tree_util.tree_leaves(draws))]
+        jobs += [(f"sample_stats/{name}", self.stats[name], stats[name]) for name in self.stat_names]
+        while len(self._pending) >= 2:  # bounded: at most two chunks wait in memory
+            self._pending.pop(0).result()
+        self._pending.append(self._pool.submit(self._write_all, t0, jobs, keep))
+
+    def _write_all(self, t0: int, jobs, keep) -> None:
+        for name, array, chunk in jobs:
+            self.crcs.setdefault(name, []).append(self._put(array, t0, chunk, keep))
+            if self.durable:
+                index = "/".join(["0", str(t0 // self.chunk)] + ["0"] * (array.ndim - 2))
+                file = os.path.join(self.path, name, "c", index)
+                _fsync(file)
+                self._written.append(os.path.dirname(file))
 
     @staticmethod
     def _put(array, t0: int, chunk: np.ndarray, keep: np.ndarray) -> int:
         block = np.ascontiguousarray(np.swapaxes(np.asarray(chunk), 0, 1)[keep])
         array[:, t0:t0 + block.shape[1]] = block
         return zlib.crc32(block.tobytes())
+
+    def flush(self, durable: bool) -> dict[str, list[int]]:
+        """Wait for the queued writes; with ``durable``, fsync them.  Returns the CRC-32s so far."""
+        while self._pending:
+            self._pending.pop(0).result()
+        if durable:  # the chunk files are fsynced already; their directory entries now
+            for folder in set(self._written):
+                _fsync(folder)
+            self._written.clear()
+        return {k: list(v) for k, v in self.crcs.items()}
+
+    def close(self) -> None:
+        try:
+            self.flush(durable=False)
+        finally:
+            self._pool.shutdown(wait=True)
 
     def verify(self, committed: int, crcs: dict[str, list[int]]) -> None:
         """Check the first ``committed`` draws against the CRC-32s recorded chunk by chunk."""
@@ -152,6 +199,7 @@ class DrawStore:
         if set(crcs) != set(arrays):
             raise ValueError(f"the draws store {str(self.path)!r} holds {sorted(arrays)} but the checkpoint "
                              f"recorded {sorted(crcs)}")
+        self.crcs = {name: list(crcs[name][: -(-committed // self.chunk)]) for name in arrays}
         for name, array in arrays.items():
             sums = crcs[name]
             for i, t0 in enumerate(range(0, committed, self.chunk)):
