@@ -11,8 +11,11 @@ The driver does four things, each a compiled function:
 4. **Sampling**: ``num_samples * thin`` steps of ``kernel.step``, keeping every ``thin``-th.
 
 Steps run in a ``lax.scan`` over a ``vmap`` across chains, cut into chunks; between chunks
-the host advances a progress bar and copies the draws off the device (so device memory does
-not grow with ``num_samples``).
+the host advances the progress display, copies the draws off the device (so device memory
+does not grow with ``num_samples``), hands them to the on-disk store when there is one, and
+writes a checkpoint when one is due.  Since every random number is a pure function of (seed,
+chain, phase, step), a checkpoint is just the states and the step reached, and a rerun of
+the same call resumes bit for bit.
 
 **Reproducibility.**  Chain ``i`` draws all its randomness from
 ``fold_in(key(seed), i)``: phase keys are ``fold_in(chain_key, 0|1|2)`` (init, warmup,
@@ -26,7 +29,8 @@ different batch sizes, so on targets with dense matrix products chain ``i`` agre
 chain counts to rounding error (which accept decisions can amplify) rather than bit for bit.
 
 The parts live in :mod:`mcgen._driver` (compile cache, compiled steps, initial positions,
-placement across devices and hosts); this module holds the loop that drives them.
+placement across devices and hosts, checkpoints, the draws store, the progress display); this
+module holds the loop that drives them.
 
 **Compilation.**  Compiled functions are cached on (log-density function, kernel, static
 settings, argument shapes and dtypes).  A second call with the same ``logdensity_fn``
