@@ -11,8 +11,12 @@ compile time excluded from both.
     python benchmarks/bench_store.py                        # 4 x 2.5e6 x 100 (4 GB of draws)
     python benchmarks/bench_store.py --draws 250000         # a quick look
 
-Measured (2-core x86-64 VM shared with other jobs, one core pinned, zarr 3.1, 2026-11-30):
-see docs/checkpoints.md.
+Measured (2-core x86-64 VM shared with other jobs, one core pinned, zarr 3.1, 2026-11-30),
+the default 4 x 2.5e6 x 100:
+
+         store: 4 chains x 2,500,000 draws x 100-d, 0.87 GB on disk, peak RSS 591 MB, 76.2 s (compile 8.4 s apart)
+    checkpoint: 4 chains x 2,500,000 draws x 100-d, 0.87 GB on disk, peak RSS 592 MB, 72.4 s (compile 8.0 s apart)
+    checkpoint overhead at the default interval (60 s): -5.0% of the run's wall time   (noise: several %)
 """
 import argparse
 import json

@@ -105,6 +105,17 @@ class Progress:
 
     ``advance(n, seconds)`` adds ``n`` steps that took ``seconds`` of stepping (compilation
     excluded); rate and time left come from those seconds only.
+
+    Example
+    -------
+    >>> import io
+    >>> out = io.StringIO()
+    >>> bar = Progress(True, file=out)
+    >>> bar.start("warmup", 1000)
+    >>> bar.advance(250, 0.5)
+    >>> out.getvalue().split("\r")[-1].split("| ")[-1]
+    '250/1000, 500 step/s, 00:02 left'
+    >>> bar.close()
     """
 
     def __init__(self, enabled: bool, file=None) -> None:
