@@ -211,10 +211,18 @@ def test_corrupt_or_truncated_checkpoint_is_named(tmp_path):
         _small(checkpoint=tmp_path, checkpoint_every=0)
     (where / "manifest.json").write_bytes(manifest)
     chunk = tmp_path / "draws.zarr" / "posterior" / "loc" / "c" / "0" / "2" / "0"
-    data = bytearray(chunk.read_bytes())
-    data[-5] ^= 0xFF
+    good = chunk.read_bytes()
+    data = bytearray(good)
+    data[-5] ^= 0xFF  # a damaged chunk file: it no longer decodes
     chunk.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"draws store .* is corrupt: posterior/loc, draws 10..14"):
+        _small(checkpoint=tmp_path, checkpoint_every=0)
+    chunk.write_bytes(good)
+    import zarr
+
+    stats = zarr.open_group(str(tmp_path / "draws.zarr"), mode="r+")["sample_stats"]["accept_prob"]
+    stats[1, 16] = 0.123  # a chunk that decodes well but holds other values: only the CRC tells
+    with pytest.raises(ValueError, match=r"draws store .* is corrupt: sample_stats/accept_prob, draws 15..19"):
         _small(checkpoint=tmp_path, checkpoint_every=0)
 
 
