@@ -113,7 +113,7 @@ class Progress:
     >>> bar = Progress(True, file=out)
     >>> bar.start("warmup", 1000)
     >>> bar.advance(250, 0.5)
-    >>> out.getvalue().split("\r")[-1].split("| ")[-1]
+    >>> out.getvalue().split(chr(13))[-1].split("| ")[-1]
     '250/1000, 500 step/s, 00:02 left'
     >>> bar.close()
     """
