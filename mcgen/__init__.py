@@ -20,10 +20,11 @@ from mcgen.kernels import adaptive_mh, barker, categorical_gibbs, hmc, independe
 from mcgen.blackjax_bridge import from_blackjax
 from mcgen.numpyro_bridge import NumPyroTarget, from_numpyro
 from mcgen.result import Result
-from mcgen.run import run_chains
+from mcgen.run import CheckpointError, run_chains
 from mcgen.types import Kernel, Warmup
 
 __all__ = [
+    "CheckpointError",
     "Estimate",
     "NumPyroTarget",
     "from_blackjax",

@@ -11,8 +11,11 @@ The driver does four things, each a compiled function:
 4. **Sampling**: ``num_samples * thin`` steps of ``kernel.step``, keeping every ``thin``-th.
 
 Steps run in a ``lax.scan`` over a ``vmap`` across chains, cut into chunks; between chunks
-the host advances a progress bar and copies the draws off the device (so device memory does
-not grow with ``num_samples``).
+the host advances the progress display, copies the draws off the device (so device memory
+does not grow with ``num_samples``), hands them to the on-disk store when there is one, and
+writes a checkpoint when one is due.  Since every random number is a pure function of (seed,
+chain, phase, step), a checkpoint is just the states and the step reached, and a rerun of
+the same call resumes bit for bit.
 
 **Reproducibility.**  Chain ``i`` draws all its randomness from
 ``fold_in(key(seed), i)``: phase keys are ``fold_in(chain_key, 0|1|2)`` (init, warmup,
@@ -25,18 +28,23 @@ driver pads the per-device batch away from those sizes with chains it discards (
 different batch sizes, so on targets with dense matrix products chain ``i`` agrees across
 chain counts to rounding error (which accept decisions can amplify) rather than bit for bit.
 
+The parts live in :mod:`mcgen._driver` (compile cache, compiled steps, initial positions,
+placement across devices and hosts, checkpoints, the draws store, the progress display); this
+module holds the loop that drives them.
+
 **Compilation.**  Compiled functions are cached on (log-density function, kernel, static
 settings, argument shapes and dtypes).  A second call with the same ``logdensity_fn``
 object, an equal kernel (kernel constructors return the same object for the same settings)
 and the same shapes compiles nothing, whatever the seed or initial values.  Build the
 log-density once (not a fresh ``lambda`` per call) to profit from it.
 """
+
 from __future__ import annotations
 
-import collections
 import functools
 import math
-import sys
+import os
+import pathlib
 import time
 import warnings
 from typing import Any, Callable, Sequence
@@ -45,352 +53,67 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mcgen.kernels import _random
+from mcgen._driver import progress as _progress
+from mcgen._driver.checkpoint import CheckpointError, Checkpointer, fingerprint
+from mcgen._driver.compile import _call, _Clock, clear_cache
+from mcgen._driver.placement import _host_value, _pad_chains, _padded_chain_count, _place, _placement, _to_host
+from mcgen._driver.positions import _check_initial_logdensity, _initial_positions
+from mcgen._driver.store import DrawStore
+from mcgen._driver.steps import (
+    _chain_keys,
+    _init_states,
+    _sample_chunk,
+    _warmup_chunk,
+    _warmup_finalize,
+    _warmup_init,
+)
 from mcgen.result import Result
 from mcgen.types import ArrayTree, Kernel, LogDensityFn
 
-# ------------------------------------------------------------------ compiled-function cache
+__all__ = ["run_chains", "clear_cache", "CheckpointError"]
 
-_CACHE: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
-_CACHE_SIZE = 128
 
+# Draws per sampling chunk when they go to disk: about this many bytes of draws and stats a
+# chunk (one zarr chunk per chain holds a chain's share), so host memory stays flat.
+_STORE_CHUNK_BYTES = 16 * 2**20
+# Above this many bytes on disk, the R-hat / ESS warnings are skipped (they would read it all).
+_CHECK_BYTES = 256 * 2**20
 
-class _Clock:
-    """Accumulates compile seconds of one run."""
 
-    def __init__(self) -> None:
-        self.compile = 0.0
-
-
-def _call(clock: _Clock, fn: Callable, static: tuple, *args):
-    """Run ``fn(*static, *args)`` compiled; compile once per (fn, static, avals, shardings)."""
-    flat, treedef = jax.tree_util.tree_flatten(args)
-    key = (fn, static, treedef, tuple((jax.typeof(x), getattr(x, "sharding", None)) for x in flat))
-    compiled = _CACHE.get(key)
-    if compiled is None:
-        start = time.perf_counter()
-        compiled = jax.jit(lambda *a: fn(*static, *a)).lower(*args).compile()
-        clock.compile += time.perf_counter() - start
-        _CACHE[key] = compiled
-        if len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    else:
-        _CACHE.move_to_end(key)
-    return compiled(*args)
-
-
-def clear_cache() -> None:
-    """Forget every compiled function (frees memory; the next run compiles afresh)."""
-    _CACHE.clear()
-
-
-# ------------------------------------------------------------------ compiled pieces
-
-
-def _chain_keys(num_chains: int, seed):
-    root = jax.random.key(seed)
-    chain = jax.vmap(lambda i: _random.fold_in(root, i))(jnp.arange(num_chains, dtype=jnp.uint32))
-    phase = jax.vmap(lambda k: jax.vmap(lambda j: _random.fold_in(k, j))(jnp.arange(3, dtype=jnp.uint32)))
-    keys = phase(chain)  # (num_chains, 3): init, warmup, sampling
-    return keys[:, 0], keys[:, 1], keys[:, 2]
-
-
-def _broadcast_jitter(num_chains: int, position, keys, jitter):
-    def one(key):
-        leaves, treedef = jax.tree_util.tree_flatten(position)
-        subkeys = jax.random.split(key, len(leaves))
-        out = []
-        for k, leaf in zip(subkeys, leaves):
-            leaf = jnp.asarray(leaf)
-            if jnp.issubdtype(leaf.dtype, jnp.floating):
-                leaf = leaf + jitter.astype(leaf.dtype) * jax.random.uniform(
-                    k, leaf.shape, leaf.dtype, minval=-1.0, maxval=1.0)
-            out.append(leaf)
-        return jax.tree_util.tree_unflatten(treedef, out)
-
-    del num_chains
-    return jax.vmap(one)(keys)
-
-
-def _over_chains(method: str, fn: Callable) -> Callable:
-    """Map ``fn`` over the leading (chain) axis of every argument: vmap, or lax.map one by one."""
-    if method == "sequential":
-        return lambda *args: jax.lax.map(lambda a: fn(*a), args)
-    return jax.vmap(fn)
-
-
-def _from_callable(init_fn, keys):
-    return jax.vmap(init_fn)(keys)
-
-
-def _init_states(method, kernel: Kernel, logdensity_fn, positions):
-    return _over_chains(method, lambda x: kernel.init(x, logdensity_fn))(positions)
-
-
-def _warmup_of(kernel: Kernel, num_warmup: int):
-    if kernel.warmup is None:
-        from mcgen.types import no_warmup
-
-        return no_warmup(kernel)(num_warmup)
-    return kernel.warmup(num_warmup)
-
-
-def _warmup_init(method, kernel, num_warmup, states):
-    return _over_chains(method, _warmup_of(kernel, num_warmup).init)(states)
-
-
-def _warmup_finalize(method, kernel, num_warmup, wstates):
-    return _over_chains(method, _warmup_of(kernel, num_warmup).finalize)(wstates)
-
-
-def _warmup_chunk(method, kernel, logdensity_fn, num_warmup, length, wstates, keys, t0):
-    w = _warmup_of(kernel, num_warmup)
-
-    def body(ws, t):
-        def one(state, key):
-            return w.step(_random.fold_in(key, t), state, logdensity_fn)[0]
-
-        return _over_chains(method, one)(ws, keys), None
-
-    ts = t0 + jnp.arange(length, dtype=jnp.uint32)
-    return jax.lax.scan(body, wstates, ts)[0]
-
-
-def _flat_info(info, state) -> dict:
-    """Info fields (nested ones joined by '.') plus the state's log-density."""
-    out = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(info)[0]:
-        name = ".".join(getattr(p, "name", None) or str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
-        out[name or "info"] = leaf
-    if hasattr(state, "logdensity"):
-        out["logdensity"] = state.logdensity
-    return out
-
-
-def _sample_chunk(method, kernel, logdensity_fn, thin, transform, length, states, keys, t0):
-    def one(state, key, t):
-        if thin == 1:
-            state, info = kernel.step(_random.fold_in(key, t), state, logdensity_fn)
-        else:
-            def inner(st, j):
-                return kernel.step(_random.fold_in(key, t * thin + j), st, logdensity_fn)
-
-            state, infos = jax.lax.scan(inner, state, jnp.arange(thin, dtype=jnp.uint32))
-            info = jax.tree_util.tree_map(lambda x: x[-1], infos)
-        draw = state.position if transform is None else transform(state.position)
-        return state, (draw, _flat_info(info, state))
-
-    def body(sts, t):
-        return _over_chains(method, lambda st, k: one(st, k, t))(sts, keys)
-
-    ts = t0 + jnp.arange(length, dtype=jnp.uint32)
-    return jax.lax.scan(body, states, ts)
-
-
-def _logdensity_shape(logdensity_fn, position):
-    """Shape of ``logdensity_fn(position)``, or None if it cannot be evaluated there."""
-    try:
-        return jax.eval_shape(logdensity_fn, position).shape
-    except Exception:  # noqa: BLE001 - any failure means "not a valid single position"
-        return None
-
-
-# ------------------------------------------------------------------ initial positions
-
-
-def _leading_dims(tree) -> set:
-    return {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree_util.tree_leaves(tree)}
-
-
-def _initial_positions(clock, logdensity_fn, init, num_chains, init_keys, init_jitter, init_batched):
-    if callable(init):
-        return _call(clock, _from_callable, (init,), init_keys)
-    tree = jax.tree_util.tree_map(jnp.asarray, init)
-    if not jax.tree_util.tree_leaves(tree):
-        raise ValueError("init is an empty pytree; give a position (an array or a dict of arrays).")
-    bad = [leaf for leaf in jax.tree_util.tree_leaves(tree)
-           if jnp.issubdtype(leaf.dtype, jnp.floating) and not bool(jnp.all(jnp.isfinite(leaf)))]
-    if bad:
-        raise ValueError("init contains NaN or inf values; every initial coordinate must be finite.")
-    if init_batched is None:
-        whole = _logdensity_shape(logdensity_fn, tree)
-        can_batch = _leading_dims(tree) == {num_chains}
-        first = _logdensity_shape(logdensity_fn, jax.tree_util.tree_map(lambda x: x[0], tree)) if can_batch else None
-        if whole == () and first == () and num_chains == 1:
-            first = None  # one chain: a lone position is far more likely than a batch of one
-        if whole == () and first == ():
-            raise ValueError(
-                f"init is ambiguous: logdensity_fn gives a scalar both for the whole init and for "
-                f"init[0], and every leaf's leading axis equals num_chains={num_chains}. Pass "
-                "init_batched=True if init holds one position per chain, or init_batched=False if "
-                "it is one position to broadcast."
-            )
-        if whole == ():
-            init_batched = False
-        elif first == ():
-            init_batched = True
-        elif whole is None and first is None:
-            raise ValueError(
-                "logdensity_fn cannot be evaluated at init (neither as one position nor as a batch "
-                f"of {num_chains}); check the shapes of init against what logdensity_fn expects."
-            )
-        else:
-            shape = whole if whole is not None else first
-            raise ValueError(
-                f"logdensity_fn must return a scalar, got shape {shape}. Sum the log-density over "
-                "data points and dimensions (e.g. `jnp.sum(...)`)."
-            )
-    if init_batched:
-        if _leading_dims(tree) != {num_chains}:
-            raise ValueError(
-                f"init_batched=True needs every leaf of init to have leading axis num_chains="
-                f"{num_chains}; got leading sizes {sorted(map(str, _leading_dims(tree)))}."
-            )
-        return tree
-    jitter = jnp.asarray(init_jitter, jnp.float32)
-    return _call(clock, _broadcast_jitter, (num_chains,), tree, init_keys, jitter)
-
-
-def _placement(chain_method: str | None, devices: Sequence[Any] | None):
-    """(method, mesh or None) from the user's choice and the visible devices."""
-    from jax.sharding import Mesh
-
-    devices = list(jax.devices() if devices is None else devices)
-    if not devices:
-        raise ValueError("devices is empty; pass None for every visible device")
-    if chain_method is None:
-        chain_method = "sharded" if len(devices) > 1 else "vectorized"
-    if chain_method not in ("vectorized", "sharded", "sequential"):
-        raise ValueError(f"chain_method must be 'vectorized', 'sharded' or 'sequential', got {chain_method!r}")
-    if chain_method == "sharded" and len(devices) > 1:
-        return "vectorized", Mesh(np.array(devices), ("chains",))
-    if chain_method == "sharded":
-        chain_method = "vectorized"  # one device: sharding is plain vmap
-    elif len(devices) == 1 and devices[0] != jax.devices()[0]:
-        return chain_method, Mesh(np.array(devices), ("chains",))
-    return chain_method, None
-
-
-def _padded_chain_count(requested: int, mesh) -> int:
-    """Chains actually run (the padding chains are discarded): a multiple of the device count
-    with a per-device batch that XLA:CPU vectorizes like any larger batch.
-
-    XLA simplifies arithmetic on a batch axis of size one differently (it reassociates
-    constants), and for small batches of 5-7 or 13-15 lanes (3 when sharded) it computes
-    ``exp``/``log`` with a different SIMD tail than for other sizes (measured on x86-64 with
-    AVX2; tests/test_run.py and tests/test_sharding.py check it).  So a device holds at
-    least two chains, and a per-device batch between 3 and 15 is rounded up to a multiple of
-    four: 1 chain runs as 2, 3 as 4, 5-7 as 8.  Chain ``i``'s draws then do not depend on
-    the chain count or the number of devices.
-    """
-    devices = mesh.devices.size if mesh is not None else 1
-    per_device = max(2, -(-requested // devices))
-    if 2 < per_device < 16:
-        per_device = -(-per_device // 4) * 4
-    return devices * per_device
-
-
-def _pad_chains(tree, requested: int, total: int):
-    """Extend a batch of ``requested`` chains to ``total`` by repeating rows (discarded later)."""
-    if total == requested:
-        return tree
-    index = np.arange(total) % requested
-    return jax.tree_util.tree_map(lambda x: jnp.asarray(x)[index], tree)
-
-
-def _place(mesh, tree):
-    """Put the leading (chain) axis of every leaf across the mesh's devices.
-
-    Under ``jax.distributed`` the mesh spans devices of other processes too; every process
-    holds the same host values here and contributes the shards on its own devices.
-    """
-    if mesh is None:
-        return tree
-    from jax.sharding import NamedSharding, PartitionSpec
-
-    sharding = NamedSharding(mesh, PartitionSpec("chains"))
-
-    def put(x):
-        if getattr(x, "sharding", None) == sharding:
-            return x
-        if jax.process_count() == 1:
-            return jax.device_put(x, sharding)
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
-        host = _host_value(x)
-        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
-
-    return jax.tree_util.tree_map(put, tree)
-
-
-def _host_value(x) -> np.ndarray:
-    """The full value of ``x`` as numpy, gathering from other processes where needed."""
-    if getattr(x, "is_fully_addressable", True):
-        return np.asarray(x)
-    from jax.experimental import multihost_utils
-
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-
-
-def _to_host(tree, gather: bool):
-    """Copy a (draws, chains, ...) pytree to numpy: every chain, or this process's chains.
-
-    Returns the numpy pytree and the ids of the chains it holds.
-    """
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    first = leaves[0]
-    if all(getattr(x, "is_fully_addressable", True) for x in leaves):
-        return jax.device_get(tree), np.arange(first.shape[1])
-    if gather:
-        from jax.experimental import multihost_utils
-
-        out = [np.asarray(multihost_utils.process_allgather(x, tiled=True)) for x in leaves]
-        return jax.tree_util.tree_unflatten(treedef, out), np.arange(first.shape[1])
-
-    def local(x):
-        shards = {s.index[1].start or 0: s for s in x.addressable_shards}  # one replica per block
-        return np.concatenate([np.asarray(shards[k].data) for k in sorted(shards)], axis=1), shards
-
-    out, ids = [], None
-    for x in leaves:
-        data, shards = local(x)
-        out.append(data)
-        if ids is None:
-            ids = np.concatenate([np.arange(x.shape[1])[shards[k].index[1]] for k in sorted(shards)])
-    return jax.tree_util.tree_unflatten(treedef, out), ids
-
-
-def _check_initial_logdensity(states) -> None:
-    logdensity = getattr(states, "logdensity", None)
-    if logdensity is None:
-        return
-    values = _host_value(logdensity)
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        raise ValueError(
-            f"the log-density at the initial position is not finite for chain(s) "
-            f"{bad[:10].tolist()} (value {values[bad[0]]}); start inside the support of the target "
-            "(with a broadcast init, try init_jitter=0 or a point away from the boundary)."
-        )
-
-
-# ------------------------------------------------------------------ the driver
-
-
-def _chunks(total: int, size: int):
-    t = 0
+def _chunks(total: int, size: int, start: int = 0):
+    t = start
     while t < total:
         n = min(size, total - t)
         yield t, n
         t += n
 
 
-def _progress_bar(enabled: bool, total: int):
-    if not enabled or not sys.stderr.isatty():
-        return None
-    from tqdm.auto import tqdm
+def _even(total: int, size: int) -> int:
+    """A chunk size near ``size`` that divides ``total`` when one exists in ``[size/2, size]``.
 
-    return tqdm(total=total, desc="sampling", unit="step", leave=False)
+    Every distinct chunk length is one more compilation; equal chunks need only one.
+    """
+    size = min(size, total)
+    for candidate in range(size, (size + 1) // 2 - 1, -1):
+        if total % candidate == 0:
+            return candidate
+    return size
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mcgen")
+    except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+        return "unknown"
+
+
+def _step_spec(method, kernel, logdensity_fn, thin, transform, states, keys):
+    """Shapes and dtypes of one sampling step's draws and stats, chain axis first."""
+    out = jax.eval_shape(functools.partial(_sample_chunk, method, kernel, logdensity_fn, thin, transform, 1),
+                         states, keys, jnp.asarray(0, jnp.uint32))[1]
+    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), out)
 
 
 def run_chains(
@@ -403,7 +126,7 @@ def run_chains(
     num_warmup: int | None = None,
     thin: int = 1,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | str = "auto",
     chunk_size: int | None = None,
     init_jitter: float = 0.1,
     init_batched: bool | None = None,
@@ -412,6 +135,9 @@ def run_chains(
     chain_method: str | None = None,
     devices: Sequence[Any] | None = None,
     gather: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: float = 60.0,
+    store: str | os.PathLike | None = None,
 ) -> Result:
     """Run ``num_chains`` chains of ``kernel`` on ``logdensity_fn``: warmup, then sampling.
 
@@ -428,7 +154,8 @@ def run_chains(
         Where chains start: one position pytree (broadcast to every chain, each float
         coordinate jittered by ``Uniform(-init_jitter, init_jitter)``); a batch of positions
         with a leading ``num_chains`` axis; a callable ``init(key) -> position``; or a
-        :class:`Result`, whose chains are continued from their last state.
+        :class:`Result`, whose chains are continued from their last state (with its adapted
+        tunables: a warm start, optionally with a short ``num_warmup``).
     num_chains, num_samples
         Chains run in parallel (vmapped) and draws kept per chain.
     num_warmup
@@ -439,10 +166,16 @@ def run_chains(
     seed
         Integer seed; chain ``i`` uses ``fold_in(key(seed), i)``.
     progress
-        Show a progress bar (only when stderr is a terminal).
+        ``"auto"`` (default): a progress display in a terminal or a Jupyter kernel, none
+        elsewhere (CI, pipes); ``True``: always; ``False``: never.  It shows the phase,
+        ``compiling…`` apart from stepping, a rate and time left that exclude compilation,
+        and during sampling the divergences so far, mean acceptance, step size and (for
+        parallel tempering) round trips.
     chunk_size
-        Steps per compiled chunk between host syncs.  Default: a twentieth of each phase with
-        a progress bar, the whole phase without.  Never changes a draw.
+        Steps per compiled chunk between host syncs (checkpoints and the progress display
+        happen between chunks).  Default: a twentieth of each phase with a progress display,
+        a checkpoint or a store (capped so a chunk of draws stays near 16 MB on disk), the
+        whole phase otherwise.  Never changes a draw.
     init_jitter
         Half-width of the uniform jitter added to a broadcast initial position (0 disables).
     init_batched
@@ -462,12 +195,46 @@ def run_chains(
     gather
         Under ``jax.distributed``: ``True`` gives every process the draws of all chains;
         ``False`` only the chains on its own devices (``Result.chain_ids`` says which).
+    checkpoint
+        A directory for checkpoints.  Between chunks, at most every ``checkpoint_every``
+        seconds and once at the end, the chain states (warmup states during warmup), the
+        step reached and the draws so far are written atomically.  Calling ``run_chains``
+        again with the same arguments and the same ``checkpoint`` continues from the last
+        checkpoint and returns the same ``Result`` as a run never interrupted (a finished
+        run is read back without stepping).  A checkpoint from a different call is refused
+        with a :class:`CheckpointError` naming the difference; a corrupt one is named too.
+        The draws go to ``checkpoint/draws.zarr`` unless ``store`` is given.
+    checkpoint_every
+        Seconds between checkpoints (0: at every chunk boundary).
+    store
+        A directory for a zarr store that receives every kept draw and stat as it comes off
+        the device, so host memory stays flat whatever ``num_samples``; the ``Result``'s
+        ``samples`` and ``stats`` are then zarr arrays read lazily (``np.asarray`` loads
+        one).  An earlier mcgen store at the path is replaced.
 
     Returns
     -------
     Result
         ``samples`` (leaves ``(num_chains, num_samples, *event)``), ``stats``, ``last_state``,
         timings, and ArviZ conversions.
+
+    Raises
+    ------
+    CheckpointError
+        When a checkpoint cannot be written (the last good one is kept) or the one found
+        belongs to another run or is corrupt.
+
+    Example
+    -------
+    >>> import jax.numpy as jnp, mcgen as mc
+    >>> def logdensity(x):
+    ...     return -0.5 * jnp.sum(x**2)
+    >>> res = mc.run_chains(logdensity, mc.rwmh(), init=jnp.zeros(2), num_samples=200,
+    ...                     progress=False, warn=False)
+    >>> res.samples.shape
+    (4, 200, 2)
+
+    With ``checkpoint="run1"`` the same call survives a kill: run it again and it resumes.
     """
     if hasattr(logdensity_fn, "logdensity_fn"):  # a target object (e.g. from a NumPyro model)
         target = logdensity_fn
@@ -491,12 +258,21 @@ def run_chains(
         raise ValueError(f"num_warmup must be an integer >= 0, got {num_warmup!r}")
     if not (np.isfinite(init_jitter) and init_jitter >= 0):
         raise ValueError(f"init_jitter must be a finite number >= 0, got {init_jitter!r}")
+    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be an integer >= 1 or None, got {chunk_size!r}")
     num_chains, num_samples, num_warmup, thin = int(num_chains), int(num_samples), int(num_warmup), int(thin)
 
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    to_disk = checkpoint is not None or store is not None
+    if to_disk and jax.process_count() > 1:
+        raise NotImplementedError("checkpoint= and store= work in a single process for now; under "
+                                  "jax.distributed write the draws yourself from process 0")
+    if checkpoint is not None and store is None:
+        store = pathlib.Path(checkpoint) / "draws.zarr"
     method, mesh = _placement(chain_method, devices)
-    clock = _Clock()
+    bar = _progress.Progress(_progress.wanted(progress))
+    clock = _Clock(on_compile=lambda: bar.compiling(True))
     requested = num_chains
     num_chains = _padded_chain_count(requested, mesh)
     place = functools.partial(_place, mesh)
@@ -512,53 +288,118 @@ def run_chains(
         states = _call(clock, _init_states, (method, kernel, logdensity_fn), positions)
         _check_initial_logdensity(states)
 
-    bar = _progress_bar(progress, num_warmup + num_samples * thin)
-    auto = max(1, math.ceil((num_warmup + num_samples) / 20)) if bar is not None else None
+    auto = max(1, math.ceil((num_warmup + num_samples) / 20)) if bar.enabled or to_disk else None
     size = chunk_size or auto
 
-    warmup_time = 0.0
-    if num_warmup > 0:
-        wstates = _call(clock, _warmup_init, (method, kernel, num_warmup), states)
-        for t0, n in _chunks(num_warmup, size or num_warmup):
+    def fit(total: int, target: int | None) -> int:  # a chunk size for a phase of ``total`` steps
+        return min(chunk_size, total) if chunk_size else _even(total, target or total)
+
+    sample_size = fit(num_samples, size)
+    spec = None
+    if store is not None:
+        spec = _step_spec(method, kernel, logdensity_fn, thin, transform, states, sample_keys)
+        per_draw = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(spec))
+        if chunk_size is None:
+            sample_size = fit(num_samples, max(1, min(sample_size, _STORE_CHUNK_BYTES // max(per_draw, 1))))
+
+    # a checkpoint from an earlier call of the same run: continue from it
+    ckpt, saved, wstates = None, None, None
+    if checkpoint is not None:
+        run_id = fingerprint(kernel=kernel, logdensity_fn=logdensity_fn, transform=transform, seed=seed,
+                             num_chains=requested, padded_chains=num_chains, num_samples=num_samples,
+                             num_warmup=num_warmup, thin=thin, init_states=states, version=_version())
+        ckpt = Checkpointer(checkpoint, checkpoint_every, run_id)
+        templates = {"sampling": states}
+        if num_warmup > 0:
+            wstates = templates["warmup"] = _call(clock, _warmup_init, (method, kernel, num_warmup), states)
+        saved = ckpt.load(templates)
+    earlier = saved.times if saved is not None else {}
+    compile_before = float(earlier.get("compile", 0.0))
+
+    def times() -> dict:
+        return {"compile": compile_before + clock.compile, "warmup": warmup_time, "sampling": sampling_time}
+
+    warmup_time = float(earlier.get("warmup", 0.0))
+    sampling_time = float(earlier.get("sampling", 0.0))
+    warm_start, sample_start, crcs = 0, 0, {}
+    if saved is not None and saved.phase == "warmup":
+        wstates, warm_start = place(jax.device_put(saved.states)), saved.step
+    elif saved is not None:
+        states, sample_start = place(jax.device_put(saved.states)), saved.step
+        sample_size, crcs = int(saved.draws.get("chunk", sample_size)), saved.draws.get("crc32", {})
+
+    if num_warmup > 0 and sample_start == 0 and (saved is None or saved.phase == "warmup"):
+        if wstates is None:
+            wstates = _call(clock, _warmup_init, (method, kernel, num_warmup), states)
+        bar.start("warmup", num_warmup, warm_start)
+        for t0, n in _chunks(num_warmup, fit(num_warmup, size), warm_start):
             before = clock.compile
             start = time.perf_counter()
             wstates = _call(clock, _warmup_chunk, (method, kernel, logdensity_fn, num_warmup, n),
                             wstates, warm_keys, jnp.asarray(t0, jnp.uint32))
             jax.block_until_ready(wstates)
-            warmup_time += time.perf_counter() - start - (clock.compile - before)
-            if bar is not None:
-                bar.update(n)
+            seconds = time.perf_counter() - start - (clock.compile - before)
+            warmup_time += seconds
+            bar.compiling(False)
+            bar.advance(n, seconds)
+            if ckpt is not None and ckpt.due() and t0 + n < num_warmup:
+                ckpt.save("warmup", t0 + n, wstates, times(), host=_host_value)
         states = _call(clock, _warmup_finalize, (method, kernel, num_warmup), wstates)
 
-    draws, infos, sampling_time = [], [], 0.0
-    for t0, n in _chunks(num_samples, size or num_samples):
-        before = clock.compile
-        start = time.perf_counter()
-        states, (chunk_draws, chunk_info) = _call(
-            clock, _sample_chunk, (method, kernel, logdensity_fn, thin, transform, n),
-            states, sample_keys, jnp.asarray(t0, jnp.uint32))
-        # off the device chunk by chunk: device memory does not grow with num_samples
-        (chunk_draws, chunk_info), chain_ids = _to_host((chunk_draws, chunk_info), gather)
-        sampling_time += time.perf_counter() - start - (clock.compile - before)
-        draws.append(chunk_draws)
-        infos.append(chunk_info)
-        if bar is not None:
-            bar.update(n * thin)
-    if bar is not None:
-        bar.close()
+    draw_store = None
+    if store is not None:
+        draw_store = DrawStore(store, spec[0], spec[1], requested, num_samples, sample_size,
+                               fresh=sample_start == 0, durable=ckpt is not None)
+        if sample_start > 0:
+            draw_store.verify(sample_start, crcs)
+    draws, infos, chain_ids = [], [], np.arange(num_chains)
+    bar.start("sampling", num_samples * thin, sample_start * thin)
+    try:
+        for t0, n in _chunks(num_samples, sample_size, sample_start):
+            before = clock.compile
+            start = time.perf_counter()
+            states, (chunk_draws, chunk_info) = _call(
+                clock, _sample_chunk, (method, kernel, logdensity_fn, thin, transform, n),
+                states, sample_keys, jnp.asarray(t0, jnp.uint32))
+            # off the device chunk by chunk: device memory does not grow with num_samples
+            (chunk_draws, chunk_info), chain_ids = _to_host((chunk_draws, chunk_info), gather)
+            seconds = time.perf_counter() - start - (clock.compile - before)
+            sampling_time += seconds
+            keep = chain_ids < requested
+            if draw_store is not None:
+                draw_store.write(t0, chunk_draws, chunk_info, keep)  # on a background thread
+            else:
+                draws.append(chunk_draws)
+                infos.append(chunk_info)
+            bar.compiling(False)
+            bar.advance(n * thin, seconds, chunk_info, keep)
+            if ckpt is not None and (ckpt.due() or t0 + n == num_samples):
+                crcs = draw_store.flush(durable=True)  # the draws are on disk before the checkpoint
+                ckpt.save("sampling", t0 + n, states, times(), {"chunk": sample_size, "crc32": crcs},
+                          host=_host_value)
+    finally:
+        if draw_store is not None:
+            draw_store.close()
+    bar.close()
 
-    # Chunks are (draws, chains, ...) on the host; join them, put chains first and drop the
-    # padding chains (those with ids >= requested).
-    keep = chain_ids < requested
-    samples = jax.tree_util.tree_map(
-        lambda *xs: np.swapaxes(np.concatenate(xs, axis=0), 0, 1)[keep], *draws)
-    stats = {k: np.swapaxes(np.concatenate([c[k] for c in infos], axis=0), 0, 1)[keep] for k in infos[0]}
+    if draw_store is not None:
+        samples, stats = draw_store.lazy()
+    else:
+        # Chunks are (draws, chains, ...) on the host; join them, put chains first and drop the
+        # padding chains (those with ids >= requested).
+        keep = chain_ids < requested
+        samples = jax.tree_util.tree_map(
+            lambda *xs: np.swapaxes(np.concatenate(xs, axis=0), 0, 1)[keep], *draws)
+        stats = {k: np.swapaxes(np.concatenate([c[k] for c in infos], axis=0), 0, 1)[keep] for k in infos[0]}
+        chain_ids = chain_ids[keep]
     if num_chains != requested:
         states = jax.tree_util.tree_map(lambda x: x[:requested], states)
-    chain_ids, num_chains = chain_ids[keep], requested
+    if draw_store is not None:
+        chain_ids = np.arange(requested)
+    num_chains = requested
 
     messages: tuple[str, ...] = ()
-    if warn:
+    if warn and (draw_store is None or draw_store.nbytes() <= _CHECK_BYTES):
         from mcgen.diagnostics import SamplingWarning, check_run
 
         messages = tuple(check_run(samples, stats, len(chain_ids)))
@@ -567,5 +408,5 @@ def run_chains(
 
     return Result(samples=samples, stats=stats, last_state=states, kernel=kernel, num_chains=num_chains,
                   num_samples=num_samples, num_warmup=num_warmup, thin=thin, seed=int(seed),
-                  compile_time=clock.compile, warmup_time=warmup_time, sampling_time=sampling_time,
-                  messages=messages, chain_ids=chain_ids)
+                  compile_time=compile_before + clock.compile, warmup_time=warmup_time,
+                  sampling_time=sampling_time, messages=messages, chain_ids=chain_ids)

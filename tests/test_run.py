@@ -47,7 +47,7 @@ def test_chain_draws_do_not_depend_on_many_chains_elementwise_target():
 @quiet
 def test_chain_draws_do_not_depend_on_awkward_chain_counts():
     # XLA:CPU rounds exp/log differently for batches of 1, 3, 5-7, 13-15 lanes; the driver pads
-    # those batches (see run._padded_chain_count), so every count gives the same chain draws.
+    # those batches (see mcgen._driver.placement._padded_chain_count), so every count gives the same chain draws.
     ref = _run(DICT, num_chains=16)
     for n in (1, 3, 5, 6, 7, 13):
         res = _run(DICT, num_chains=n)

@@ -1,0 +1,122 @@
+"""Where chains run: padding, sharding across devices and hosts, copying draws to the host.
+
+With several devices the chain axis of every state is split over a one-axis
+``Mesh(devices, ("chains",))``; under ``jax.distributed`` the mesh spans every process.
+XLA:CPU rounds some operations differently for per-device batches of 1, 3, 5-7 and 13-15
+lanes, so the chain count is padded away from those sizes with chains that are discarded.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+def _placement(chain_method: str | None, devices: Sequence[Any] | None):
+    """(method, mesh or None) from the user's choice and the visible devices."""
+    from jax.sharding import Mesh
+
+    devices = list(jax.devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("devices is empty; pass None for every visible device")
+    if chain_method is None:
+        chain_method = "sharded" if len(devices) > 1 else "vectorized"
+    if chain_method not in ("vectorized", "sharded", "sequential"):
+        raise ValueError(f"chain_method must be 'vectorized', 'sharded' or 'sequential', got {chain_method!r}")
+    if chain_method == "sharded" and len(devices) > 1:
+        return "vectorized", Mesh(np.array(devices), ("chains",))
+    if chain_method == "sharded":
+        chain_method = "vectorized"  # one device: sharding is plain vmap
+    elif len(devices) == 1 and devices[0] != jax.devices()[0]:
+        return chain_method, Mesh(np.array(devices), ("chains",))
+    return chain_method, None
+
+
+def _padded_chain_count(requested: int, mesh) -> int:
+    """Chains actually run (the padding chains are discarded): a multiple of the device count
+    with a per-device batch that XLA:CPU vectorizes like any larger batch.
+
+    XLA simplifies arithmetic on a batch axis of size one differently (it reassociates
+    constants), and for small batches of 5-7 or 13-15 lanes (3 when sharded) it computes
+    ``exp``/``log`` with a different SIMD tail than for other sizes (measured on x86-64 with
+    AVX2; tests/test_run.py and tests/test_sharding.py check it).  So a device holds at
+    least two chains, and a per-device batch between 3 and 15 is rounded up to a multiple of
+    four: 1 chain runs as 2, 3 as 4, 5-7 as 8.  Chain ``i``'s draws then do not depend on
+    the chain count or the number of devices.
+    """
+    devices = mesh.devices.size if mesh is not None else 1
+    per_device = max(2, -(-requested // devices))
+    if 2 < per_device < 16:
+        per_device = -(-per_device // 4) * 4
+    return devices * per_device
+
+
+def _pad_chains(tree, requested: int, total: int):
+    """Extend a batch of ``requested`` chains to ``total`` by repeating rows (discarded later)."""
+    if total == requested:
+        return tree
+    index = np.arange(total) % requested
+    return jax.tree_util.tree_map(lambda x: jnp.asarray(x)[index], tree)
+
+
+def _place(mesh, tree):
+    """Put the leading (chain) axis of every leaf across the mesh's devices.
+
+    Under ``jax.distributed`` the mesh spans devices of other processes too; every process
+    holds the same host values here and contributes the shards on its own devices.
+    """
+    if mesh is None:
+        return tree
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    sharding = NamedSharding(mesh, PartitionSpec("chains"))
+
+    def put(x):
+        if getattr(x, "sharding", None) == sharding:
+            return x
+        if jax.process_count() == 1:
+            return jax.device_put(x, sharding)
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+        host = _host_value(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree_util.tree_map(put, tree)
+
+
+def _host_value(x) -> np.ndarray:
+    """The full value of ``x`` as numpy, gathering from other processes where needed."""
+    if getattr(x, "is_fully_addressable", True):
+        return np.asarray(x)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def _to_host(tree, gather: bool):
+    """Copy a (draws, chains, ...) pytree to numpy: every chain, or this process's chains.
+
+    Returns the numpy pytree and the ids of the chains it holds.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    first = leaves[0]
+    if all(getattr(x, "is_fully_addressable", True) for x in leaves):
+        return jax.device_get(tree), np.arange(first.shape[1])
+    if gather:
+        from jax.experimental import multihost_utils
+
+        out = [np.asarray(multihost_utils.process_allgather(x, tiled=True)) for x in leaves]
+        return jax.tree_util.tree_unflatten(treedef, out), np.arange(first.shape[1])
+
+    def local(x):
+        shards = {s.index[1].start or 0: s for s in x.addressable_shards}  # one replica per block
+        return np.concatenate([np.asarray(shards[k].data) for k in sorted(shards)], axis=1), shards
+
+    out, ids = [], None
+    for x in leaves:
+        data, shards = local(x)
+        out.append(data)
+        if ids is None:
+            ids = np.concatenate([np.arange(x.shape[1])[shards[k].index[1]] for k in sorted(shards)])
+    return jax.tree_util.tree_unflatten(treedef, out), ids

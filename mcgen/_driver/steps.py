@@ -1,0 +1,96 @@
+"""The compiled pieces of a run: chain keys, kernel init, warmup and sampling chunks.
+
+Chain ``i`` draws all its randomness from ``fold_in(key(seed), i)``: phase keys are
+``fold_in(chain_key, 0|1|2)`` (init, warmup, sampling) and step ``t`` of a phase uses
+``fold_in(phase_key, t)``.  A chunk is a ``lax.scan`` over steps ``t0 .. t0 + length - 1``
+of a ``vmap`` (or ``lax.map``) across chains, so where the scan is cut never changes a draw.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from mcgen.kernels import _random
+from mcgen.types import Kernel
+
+def _chain_keys(num_chains: int, seed):
+    root = jax.random.key(seed)
+    chain = jax.vmap(lambda i: _random.fold_in(root, i))(jnp.arange(num_chains, dtype=jnp.uint32))
+    phase = jax.vmap(lambda k: jax.vmap(lambda j: _random.fold_in(k, j))(jnp.arange(3, dtype=jnp.uint32)))
+    keys = phase(chain)  # (num_chains, 3): init, warmup, sampling
+    return keys[:, 0], keys[:, 1], keys[:, 2]
+
+
+def _over_chains(method: str, fn: Callable) -> Callable:
+    """Map ``fn`` over the leading (chain) axis of every argument: vmap, or lax.map one by one."""
+    if method == "sequential":
+        return lambda *args: jax.lax.map(lambda a: fn(*a), args)
+    return jax.vmap(fn)
+
+
+def _init_states(method, kernel: Kernel, logdensity_fn, positions):
+    return _over_chains(method, lambda x: kernel.init(x, logdensity_fn))(positions)
+
+
+def _warmup_of(kernel: Kernel, num_warmup: int):
+    if kernel.warmup is None:
+        from mcgen.types import no_warmup
+
+        return no_warmup(kernel)(num_warmup)
+    return kernel.warmup(num_warmup)
+
+
+def _warmup_init(method, kernel, num_warmup, states):
+    return _over_chains(method, _warmup_of(kernel, num_warmup).init)(states)
+
+
+def _warmup_finalize(method, kernel, num_warmup, wstates):
+    return _over_chains(method, _warmup_of(kernel, num_warmup).finalize)(wstates)
+
+
+def _warmup_chunk(method, kernel, logdensity_fn, num_warmup, length, wstates, keys, t0):
+    w = _warmup_of(kernel, num_warmup)
+
+    def body(ws, t):
+        def one(state, key):
+            return w.step(_random.fold_in(key, t), state, logdensity_fn)[0]
+
+        return _over_chains(method, one)(ws, keys), None
+
+    ts = t0 + jnp.arange(length, dtype=jnp.uint32)
+    return jax.lax.scan(body, wstates, ts)[0]
+
+
+def _flat_info(info, state) -> dict:
+    """Info fields (nested ones joined by '.') plus the state's log-density."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(info)[0]:
+        name = ".".join(getattr(p, "name", None) or str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
+        out[name or "info"] = leaf
+    if hasattr(state, "logdensity"):
+        out["logdensity"] = state.logdensity
+    return out
+
+
+def _sample_chunk(method, kernel, logdensity_fn, thin, transform, length, states, keys, t0):
+    def one(state, key, t):
+        if thin == 1:
+            state, info = kernel.step(_random.fold_in(key, t), state, logdensity_fn)
+        else:
+            def inner(st, j):
+                return kernel.step(_random.fold_in(key, t * thin + j), st, logdensity_fn)
+
+            state, infos = jax.lax.scan(inner, state, jnp.arange(thin, dtype=jnp.uint32))
+            info = jax.tree_util.tree_map(lambda x: x[-1], infos)
+        draw = state.position if transform is None else transform(state.position)
+        return state, (draw, _flat_info(info, state))
+
+    def body(sts, t):
+        return _over_chains(method, lambda st, k: one(st, k, t))(sts, keys)
+
+    ts = t0 + jnp.arange(length, dtype=jnp.uint32)
+    return jax.lax.scan(body, states, ts)
+
+
