@@ -35,8 +35,8 @@ BUGS = {
                             "tests/kernels/test_metropolis.py -k independent"),
     # gradient kernels (issue 3)
     "hmc_kinetic_dropped": ("mcgen/kernels/_integrators.py",
-                            "h = -logdensity + kinetic_energy(p, velocity(inverse_mass, p))",
-                            "h = -logdensity + 0.0 * kinetic_energy(p, velocity(inverse_mass, p))",
+                            "h = -logdensity + kinetic_energy(p, velocity(inverse_mass, p), inverse_mass)",
+                            "h = -logdensity + 0.0 * kinetic_energy(p, velocity(inverse_mass, p), inverse_mass)",
                             "tests/kernels/test_hmc.py -k 'invariance or moments or scales'"),
     "leapfrog_full_first_kick": ("mcgen/kernels/_integrators.py", "    p = p + half * g\n    q = q",
                                  "    p = p + step_size * g\n    q = q",
