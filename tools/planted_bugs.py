@@ -72,6 +72,59 @@ BUGS = {
     "momentum_wrong_covariance": ("mcgen/kernels/_metrics.py", "scale = jax.lax.rsqrt(inverse_mass)",
                                   "scale = jnp.sqrt(inverse_mass)",
                                   "tests/kernels/test_nuts.py -k 'moments or scales'"),
+    # ---- issue 19: the kinds the suite missed, and one bug in every weak area
+    # driver: every chain gets the same random stream (chains become copies)
+    "driver_same_stream": ("mcgen/run.py", "chain = jax.vmap(lambda i: _random.fold_in(root, i))",
+                           "chain = jax.vmap(lambda i: _random.fold_in(root, 0 * i))",
+                           "tests/test_chains_independent.py"),
+    # driver/kernels: the kinetic energy summed by XLA in a batch-dependent order again
+    "hmc_kinetic_batch_dependent": ("mcgen/kernels/_metrics.py", "return 0.5 * fixed_order_sum(terms)",
+                                    "return 0.5 * jnp.dot(p, v)",
+                                    "tests/test_determinism.py -k 'chain_count and hmc'"),
+    # a default that silently resonates
+    "hmc_default_no_jitter": ("mcgen/kernels/hmc.py", "jitter: float = 0.5,", "jitter: float = 0.0,",
+                              "tests/kernels/test_hmc_defaults.py"),
+    # testing helpers: a one-sided moment check, an invariance check against dependent draws,
+    # a two-sample test without its Bonferroni correction
+    "moments_one_sided": ("mcgen/testing.py",
+                          "zs = [np.abs(self.mean_z)] + ([np.abs(self.var_z)] if self.var_z is not None else [])",
+                          "zs = [self.mean_z] + ([self.var_z] if self.var_z is not None else [])",
+                          "tests/test_testing_calibration.py -k moments"),
+    "invariance_dependent_draws": ("mcgen/testing.py", "fresh = exact_sampler(key_fresh, num_chains)",
+                                   "fresh = exact_sampler(key_start, num_chains)",
+                                   "tests/test_testing_calibration.py -k invariance"),
+    "two_sample_no_bonferroni": ("mcgen/testing.py", "np.min(self.p_values) * self.p_values.size",
+                                 "np.min(self.p_values)", "tests/test_testing_calibration.py -k two_sample"),
+    # direct samplers and Bayesian networks: right estimates, wrong error bars
+    "is_log_normalizer_mcse_inflated": ("mcgen/direct/weighted.py",
+                                        "math.log(n), jnp.sqrt(jnp.maximum(rel_var, 0)))",
+                                        "math.log(n), 1.5 * jnp.sqrt(jnp.maximum(rel_var, 0)))",
+                                        "tests/test_testing_calibration.py -k importance"),
+    "bn_query_mcse_inflated": ("mcgen/bayesnet/query.py", "return p, np.sqrt(np.maximum(var, 0.0))",
+                               "return p, 1.5 * np.sqrt(np.maximum(var, 0.0))",
+                               "tests/test_testing_calibration.py -k bayesnet"),
+    "bn_query_mcse_deflated": ("mcgen/bayesnet/query.py", "return p, np.sqrt(np.maximum(var, 0.0))",
+                               "return p, 0.7 * np.sqrt(np.maximum(var, 0.0))",
+                               "tests/test_testing_calibration.py -k bayesnet"),
+    # dense metrics: only wrong once the metric is not diagonal
+    "dense_sqrt_transposed": ("mcgen/kernels/_metrics.py", "return lambda z: chol @ z", "return lambda z: chol.T @ z",
+                              "tests/kernels/test_dense_metric.py"),
+    "dense_momentum_wrong_factor": ("mcgen/kernels/_metrics.py",
+                                    "return lambda z: solve_triangular(chol.T, z, lower=False)",
+                                    "return lambda z: solve_triangular(chol, z, lower=True)",
+                                    "tests/kernels/test_dense_metric.py"),
+    # adaptation: the dense Welford estimate keeps only the diagonal (a valid sampler, a wrong metric)
+    "welford_dense_diagonal_only": ("mcgen/adaptation/welford.py", "m2 = state.m2 + jnp.outer(delta, x - mean)",
+                                    "m2 = state.m2 + jnp.diag(delta * (x - mean))",
+                                    "tests/kernels/test_dense_metric.py -k warmup"),
+    # generative: the tempered rejection sampler ignores its temperature
+    "flow_rejection_ignores_temperature": (
+        "mcgen/generative/flows.py",
+        "z = temperature * jax.random.normal(key, (num_samples,) + latent_shape)\n        x = jax.vmap(forward)(z)\n"
+        "        return x, jax.vmap(log_prob)(x) >= threshold",
+        "z = jax.random.normal(key, (num_samples,) + latent_shape)\n        x = jax.vmap(forward)(z)\n"
+        "        return x, jax.vmap(log_prob)(x) >= threshold",
+        "tests/generative/test_generative_flows.py"),
 }
 
 
