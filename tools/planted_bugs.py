@@ -86,14 +86,14 @@ BUGS = {
                               "tests/kernels/test_hmc_defaults.py"),
     # testing helpers: a one-sided moment check, an invariance check against dependent draws,
     # a two-sample test without its Bonferroni correction
-    "moments_one_sided": ("mcgen/testing.py",
+    "moments_one_sided": ("mcgen/testing/_checks.py",
                           "zs = [np.abs(self.mean_z)] + ([np.abs(self.var_z)] if self.var_z is not None else [])",
                           "zs = [self.mean_z] + ([self.var_z] if self.var_z is not None else [])",
                           "tests/test_testing_calibration.py -k moments"),
-    "invariance_dependent_draws": ("mcgen/testing.py", "fresh = exact_sampler(key_fresh, num_chains)",
+    "invariance_dependent_draws": ("mcgen/testing/_checks.py", "fresh = exact_sampler(key_fresh, num_chains)",
                                    "fresh = exact_sampler(key_start, num_chains)",
                                    "tests/test_testing_calibration.py -k invariance"),
-    "two_sample_no_bonferroni": ("mcgen/testing.py", "np.min(self.p_values) * self.p_values.size",
+    "two_sample_no_bonferroni": ("mcgen/testing/_checks.py", "np.min(self.p_values) * self.p_values.size",
                                  "np.min(self.p_values)", "tests/test_testing_calibration.py -k two_sample"),
     # direct samplers and Bayesian networks: right estimates, wrong error bars
     "is_log_normalizer_mcse_inflated": ("mcgen/direct/weighted.py",
