@@ -3,6 +3,7 @@
 * :mod:`mcgen.testing._checks`: moment checks in MCSE units, two-sample tests, the marginal
   invariance check from exact draws, warmup and recompilation checks, reference targets.
 * :mod:`mcgen.testing.sbc`: simulation-based calibration (Talts et al. 2018).
+* :mod:`mcgen.testing.geweke`: Geweke's joint-distribution test (2004).
 
 Every helper states its false-alarm rate and is itself tested for calibration and power
 (``tests/test_testing_calibration.py``, ``tests/test_sbc.py``).
@@ -18,9 +19,11 @@ from mcgen.testing._checks import (InvarianceReport, MomentReport, Target, TwoSa
                                    assert_moments, assert_no_recompile, bimodal_1d, check_invariance,
                                    check_moments, correlated_gaussian, dict_gaussian, exact_gaussian_sampler,
                                    run_warmup, two_sample_test)
+from mcgen.testing.geweke import GewekeReport, geweke
 from mcgen.testing.sbc import SBCReport, rank_uniformity, sbc
 
 __all__ = [
+    "GewekeReport",
     "InvarianceReport",
     "MomentReport",
     "SBCReport",
@@ -35,6 +38,7 @@ __all__ = [
     "correlated_gaussian",
     "dict_gaussian",
     "exact_gaussian_sampler",
+    "geweke",
     "rank_uniformity",
     "run_warmup",
     "sbc",
