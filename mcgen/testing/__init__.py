@@ -4,6 +4,8 @@
   invariance check from exact draws, warmup and recompilation checks, reference targets.
 * :mod:`mcgen.testing.sbc`: simulation-based calibration (Talts et al. 2018).
 * :mod:`mcgen.testing.geweke`: Geweke's joint-distribution test (2004).
+* :mod:`mcgen.testing.exact_invariance`: a sequential exact test of one kernel step
+  (Gandy & Scott 2020), usable on a single Gibbs block.
 
 Every helper states its false-alarm rate and is itself tested for calibration and power
 (``tests/test_testing_calibration.py``, ``tests/test_sbc.py``).
@@ -19,10 +21,12 @@ from mcgen.testing._checks import (InvarianceReport, MomentReport, Target, TwoSa
                                    assert_moments, assert_no_recompile, bimodal_1d, check_invariance,
                                    check_moments, correlated_gaussian, dict_gaussian, exact_gaussian_sampler,
                                    run_warmup, two_sample_test)
+from mcgen.testing.exact_invariance import ExactInvarianceReport, exact_invariance_test
 from mcgen.testing.geweke import GewekeReport, geweke
 from mcgen.testing.sbc import SBCReport, rank_uniformity, sbc
 
 __all__ = [
+    "ExactInvarianceReport",
     "GewekeReport",
     "InvarianceReport",
     "MomentReport",
@@ -38,6 +42,7 @@ __all__ = [
     "correlated_gaussian",
     "dict_gaussian",
     "exact_gaussian_sampler",
+    "exact_invariance_test",
     "geweke",
     "rank_uniformity",
     "run_warmup",
