@@ -58,3 +58,22 @@ def test_warmup_adapts_a_dense_metric_and_samples_the_target():
     true_corr = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
     assert np.max(np.abs(corr - true_corr)) < 0.25, np.max(np.abs(corr - true_corr))
     testing.assert_moments(res.samples, GAUSS10.mean, GAUSS10.var)
+
+
+def test_dense_factors_have_the_right_covariances():
+    # exact linear algebra on the metric: A^{1/2} z ~ N(0, A) (MALA's noise), the momentum
+    # p ~ N(0, A^{-1}), and the Mahalanobis norm r^T A^{-1} r.  A transposed Cholesky factor
+    # changes MALA's stationary law only slightly (hard to see in draws), but not these.
+    import jax
+
+    from mcgen.kernels._metrics import inverse_mass_quadratic, momentum_from_normal, sqrt_inverse_mass
+
+    eye = jnp.eye(10)
+    a = np.asarray(METRIC, np.float64)
+    s = np.asarray(jax.vmap(sqrt_inverse_mass(METRIC))(eye), np.float64).T  # columns: S e_i
+    np.testing.assert_allclose(s @ s.T, a, rtol=1e-4, atol=1e-4)
+    m = np.asarray(jax.vmap(momentum_from_normal(METRIC))(eye), np.float64).T
+    np.testing.assert_allclose(m @ m.T, np.linalg.inv(a), rtol=1e-3, atol=1e-3)
+    r = np.random.default_rng(1).standard_normal(10)
+    assert float(inverse_mass_quadratic(METRIC)(jnp.asarray(r, jnp.float32))) == pytest.approx(
+        r @ np.linalg.solve(a, r), rel=1e-4)
