@@ -93,3 +93,25 @@ def test_sbc_report_plot_and_errors():
         testing.sbc(mc.rwmh(), prior, simulate, logdensity, num_simulations=0)
     with pytest.raises(ValueError):
         testing.rank_uniformity(np.full((10, 1), 5), 3)
+
+
+def prior_dict(key):
+    ka, kb = jax.random.split(key)
+    return {"a": jax.random.normal(ka, (1,)), "b": jax.random.normal(kb, (1,))}
+
+
+def simulate_dict(key, theta):
+    return jnp.concatenate([theta["a"], theta["b"]]) + jax.random.normal(key, (N_OBS, 2))
+
+
+def logdensity_dict(theta, y):
+    return logdensity(jnp.concatenate([theta["a"], theta["b"]]), y)
+
+
+def test_sbc_of_a_gibbs_sampler():
+    from mcgen.combinators import gibbs
+
+    sweep = gibbs({"a": mc.rwmh(), "b": mc.mala()})  # each block adapts its own tunables in warmup
+    rep = testing.sbc(sweep, prior_dict, simulate_dict, logdensity_dict, num_simulations=200, thin=4,
+                      num_warmup=150, seed=2, names=["a", "b"])
+    assert rep.passed, str(rep)
