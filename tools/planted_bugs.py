@@ -35,8 +35,8 @@ BUGS = {
                             "tests/kernels/test_metropolis.py -k independent"),
     # gradient kernels (issue 3)
     "hmc_kinetic_dropped": ("mcgen/kernels/_integrators.py",
-                            "h = -logdensity + kinetic_energy(p, velocity(inverse_mass, p))",
-                            "h = -logdensity + 0.0 * kinetic_energy(p, velocity(inverse_mass, p))",
+                            "h = -logdensity + kinetic_energy(p, velocity(inverse_mass, p), inverse_mass)",
+                            "h = -logdensity + 0.0 * kinetic_energy(p, velocity(inverse_mass, p), inverse_mass)",
                             "tests/kernels/test_hmc.py -k 'invariance or moments or scales'"),
     "leapfrog_full_first_kick": ("mcgen/kernels/_integrators.py", "    p = p + half * g\n    q = q",
                                  "    p = p + step_size * g\n    q = q",
@@ -82,6 +82,68 @@ BUGS = {
     "progress_on_in_pipes": ("mcgen/_driver/progress.py",
                              'return in_jupyter_kernel() or bool(getattr(sys.stderr, "isatty", lambda: False)())',
                              "return True", "tests/test_progress.py"),
+    # ---- issue 19: the kinds the suite missed, and one bug in every weak area
+    # driver: every chain gets the same random stream (chains become copies)
+    "driver_same_stream": ("mcgen/_driver/steps.py", "chain = jax.vmap(lambda i: _random.fold_in(root, i))",
+                           "chain = jax.vmap(lambda i: _random.fold_in(root, 0 * i))",
+                           "tests/test_chains_independent.py"),
+    # driver/kernels: the kinetic energy summed by XLA in a batch-dependent order again
+    "hmc_kinetic_batch_dependent": ("mcgen/kernels/_metrics.py", "return 0.5 * fixed_order_sum(terms)",
+                                    "return 0.5 * jnp.dot(p, v)",
+                                    "tests/test_determinism.py -k 'chain_count and hmc'"),
+    # a default that silently resonates
+    "hmc_default_no_jitter": ("mcgen/kernels/hmc.py", "jitter: float = 0.5,", "jitter: float = 0.0,",
+                              "tests/kernels/test_hmc_defaults.py"),
+    # testing helpers: a one-sided moment check, an invariance check against dependent draws,
+    # a two-sample test without its Bonferroni correction
+    "moments_one_sided": ("mcgen/testing/_checks.py",
+                          "zs = [np.abs(self.mean_z)] + ([np.abs(self.var_z)] if self.var_z is not None else [])",
+                          "zs = [self.mean_z] + ([self.var_z] if self.var_z is not None else [])",
+                          "tests/test_testing_calibration.py -k moments"),
+    "invariance_dependent_draws": ("mcgen/testing/_checks.py", "fresh = exact_sampler(key_fresh, num_chains)",
+                                   "fresh = exact_sampler(key_start, num_chains)",
+                                   "tests/test_testing_calibration.py -k invariance"),
+    "two_sample_no_bonferroni": ("mcgen/testing/_checks.py", "np.min(self.p_values) * self.p_values.size",
+                                 "np.min(self.p_values)", "tests/test_testing_calibration.py -k two_sample"),
+    # direct samplers and Bayesian networks: right estimates, wrong error bars
+    "is_log_normalizer_mcse_inflated": ("mcgen/direct/weighted.py",
+                                        "math.log(n), jnp.sqrt(jnp.maximum(rel_var, 0)))",
+                                        "math.log(n), 1.5 * jnp.sqrt(jnp.maximum(rel_var, 0)))",
+                                        "tests/test_testing_calibration.py -k importance"),
+    "bn_query_mcse_inflated": ("mcgen/bayesnet/query.py", "return p, np.sqrt(np.maximum(var, 0.0))",
+                               "return p, 1.5 * np.sqrt(np.maximum(var, 0.0))",
+                               "tests/test_testing_calibration.py -k bayesnet"),
+    "bn_query_mcse_deflated": ("mcgen/bayesnet/query.py", "return p, np.sqrt(np.maximum(var, 0.0))",
+                               "return p, 0.7 * np.sqrt(np.maximum(var, 0.0))",
+                               "tests/test_testing_calibration.py -k bayesnet"),
+    # dense metrics: only wrong once the metric is not diagonal
+    "dense_sqrt_transposed": ("mcgen/kernels/_metrics.py", "return lambda z: chol @ z", "return lambda z: chol.T @ z",
+                              "tests/kernels/test_dense_metric.py"),
+    "dense_momentum_wrong_factor": ("mcgen/kernels/_metrics.py",
+                                    "return lambda z: solve_triangular(chol.T, z, lower=False)",
+                                    "return lambda z: solve_triangular(chol, z, lower=True)",
+                                    "tests/kernels/test_dense_metric.py"),
+    # adaptation: the dense Welford estimate keeps only the diagonal (a valid sampler, a wrong metric)
+    "welford_dense_diagonal_only": ("mcgen/adaptation/welford.py", "m2 = state.m2 + jnp.outer(delta, x - mean)",
+                                    "m2 = state.m2 + jnp.diag(delta * (x - mean))",
+                                    "tests/kernels/test_dense_metric.py -k warmup"),
+    # generative: the tempered rejection sampler ignores its temperature
+    "flow_rejection_ignores_temperature": (
+        "mcgen/generative/flows.py",
+        "z = temperature * jax.random.normal(key, (num_samples,) + latent_shape)\n        x = jax.vmap(forward)(z)\n"
+        "        return x, jax.vmap(log_prob)(x) >= threshold",
+        "z = jax.random.normal(key, (num_samples,) + latent_shape)\n        x = jax.vmap(forward)(z)\n"
+        "        return x, jax.vmap(log_prob)(x) >= threshold",
+        "tests/generative/test_generative_flows.py"),
+    # the new helpers: SBC without its Bonferroni correction, Geweke's standard error without
+    # the chains' part, the sequential invariance test without alpha spending
+    "sbc_no_bonferroni": ("mcgen/testing/sbc.py", "return float(min(1.0, np.min(self.p_values) * self.p_values.size))",
+                          "return float(min(1.0, np.min(self.p_values)))", "tests/test_sbc.py"),
+    "geweke_se_marginal_only": ("mcgen/testing/geweke.py",
+                                "se = np.sqrt(g_m.var(0, ddof=1) / num_marginal + g_s.var(0, ddof=1) / num_chains)",
+                                "se = np.sqrt(g_m.var(0, ddof=1) / num_marginal)", "tests/test_geweke.py"),
+    "exact_invariance_no_alpha_spending": ("mcgen/testing/exact_invariance.py", "report.levels.append(alpha / 2**k)",
+                                           "report.levels.append(alpha)", "tests/test_exact_invariance.py"),
 }
 
 

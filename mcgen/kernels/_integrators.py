@@ -70,7 +70,7 @@ def integrate(f: FlatValueAndGrad, inverse_mass, q, p, logdensity, g, step_size,
 
 def hamiltonian(logdensity, p, inverse_mass):
     """:math:`H = -\\log\\pi + K`; NaN (and a log-density of ``+inf``) become ``+inf``."""
-    h = -logdensity + kinetic_energy(p, velocity(inverse_mass, p))
+    h = -logdensity + kinetic_energy(p, velocity(inverse_mass, p), inverse_mass)
     return jnp.where(jnp.isnan(h) | (logdensity == jnp.inf), jnp.inf, h)
 
 

@@ -70,9 +70,41 @@ def velocity(inverse_mass: jax.Array, p: jax.Array) -> jax.Array:
     return inverse_mass * p if inverse_mass.ndim == 1 else inverse_mass @ p
 
 
-def kinetic_energy(p: jax.Array, v: jax.Array) -> jax.Array:
-    """:math:`\\tfrac12 p^\\top M^{-1} p` from the momentum and its velocity."""
-    return 0.5 * jnp.dot(p, v)
+def fixed_order_sum(x: jax.Array) -> jax.Array:
+    """Sum over the last axis in a fixed pairwise order, whatever the batch around it.
+
+    ``jnp.sum`` and ``jnp.dot`` under ``vmap`` become one reduction over a batch of rows, and
+    XLA:CPU picks its vectorization (across the rows, or along each row) by the batch size,
+    so the same row can round differently with 2 chains than with 8.  Here the sum is a
+    tree of elementwise adds of halves (``log2(d)`` of them, ``O(d)`` work): elementwise
+    arithmetic has one rounding per element, so a chain's sum never depends on how many
+    chains are batched beside it.
+    """
+    while x.shape[-1] > 1:
+        n = x.shape[-1]
+        half = n // 2
+        head = x[..., :half] + x[..., half:2 * half]
+        x = jnp.concatenate([head, x[..., 2 * half:]], axis=-1) if n % 2 else head
+    return x[..., 0]
+
+
+def kinetic_energy(p: jax.Array, v: jax.Array, inverse_mass: jax.Array | None = None) -> jax.Array:
+    """:math:`\\tfrac12 p^\\top M^{-1} p` from the momentum and its velocity.
+
+    Summed in a fixed order (:func:`fixed_order_sum`), so that a chain's Hamiltonian, and
+    with it every accept decision, is the same whatever the number of chains beside it.
+    With a diagonal ``inverse_mass`` the terms are :math:`v_i^2 / A_{ii}` (equal to
+    :math:`p_i v_i`): XLA:CPU lets LLVM contract a product feeding an add into a fused
+    multiply-add, and whether it does depends on how the batch is vectorized, so the terms
+    must not be bare products.  A dense metric goes through a batched matrix product, which
+    XLA may round differently by batch size anyway (the documented exception in
+    :mod:`mcgen.run`).
+    """
+    if inverse_mass is not None and inverse_mass.ndim == 1:
+        terms = v * v / inverse_mass  # a division ends each term: nothing to contract
+    else:
+        terms = p * v
+    return 0.5 * fixed_order_sum(terms)
 
 
 def momentum_from_normal(inverse_mass: jax.Array) -> Callable[[jax.Array], jax.Array]:
@@ -107,7 +139,7 @@ def sqrt_inverse_mass(inverse_mass: jax.Array) -> Callable[[jax.Array], jax.Arra
 def inverse_mass_quadratic(inverse_mass: jax.Array) -> Callable[[jax.Array], jax.Array]:
     """``quad(r) = r^T A^{-1} r``, the Mahalanobis norm of a Langevin increment."""
     if inverse_mass.ndim == 1:
-        return lambda r: jnp.sum(r * r / inverse_mass)
+        return lambda r: fixed_order_sum(r * r / inverse_mass)
     chol = jnp.linalg.cholesky(inverse_mass)
 
     def quad(r):

@@ -14,10 +14,16 @@ Metropolis–Hastings step with a symmetric proposal on :math:`(q, p)`; the kine
 symmetric in :math:`p`, so the flip only matters for the proof and the momentum is then
 discarded.  An energy error above ``max_energy_error`` is reported as a divergence.
 
-Optional *jitter* draws the step size of each transition uniformly from
-:math:`\\epsilon\\,[1 - j, 1 + j]`, which breaks the periodic orbits a fixed
-:math:`L\\epsilon` can fall into on near-Gaussian targets (Neal 2011, section 5.4.2.2); the
-draw is independent of the state, so each transition stays reversible.
+*Jitter* (on by default, :math:`j = 0.5`) draws the step size of each transition uniformly
+from :math:`\\epsilon\\,[1 - j, 1 + j]`, which breaks the periodic orbits a fixed
+:math:`L\\epsilon` falls into on near-Gaussian targets (Neal 2011, section 5.4.2.2): along a
+direction of scale :math:`\\sigma` the trajectory turns by an angle :math:`\\theta = L\\epsilon
+/ \\sigma`, and at :math:`\\theta` near a multiple of :math:`\\pi` a chain without jitter
+barely moves (or flips sign every transition), whatever the acceptance rate says.  With
+:math:`j = 0.5` the angle is spread over :math:`\\theta\\,[0.5, 1.5]`, an interval at least
+as wide as :math:`\\theta` itself, so no adapted step size can make the chain near-periodic.
+The draw is independent of the state, so each transition stays reversible; ``jitter=0``
+restores the fixed trajectory.
 
 The inverse mass matrix :math:`M^{-1}` and the step size live in ``state.params``; warmup
 (Stan's windowed adaptation, :mod:`mcgen.adaptation.window`) tunes them for a mean acceptance
@@ -66,7 +72,7 @@ class HMCInfo(NamedTuple):
 
 @cached_constructor
 def hmc(num_integration_steps: int = 10, mass: str = "diag", *, step_size: float | None = None,
-        jitter: float = 0.0, target_accept: float = 0.65, max_energy_error: float = 1000.0,
+        jitter: float = 0.5, target_accept: float = 0.65, max_energy_error: float = 1000.0,
         adapt: bool = True) -> Kernel:
     """Hamiltonian Monte Carlo (leapfrog integrator, Metropolis correction).
 
@@ -79,7 +85,8 @@ def hmc(num_integration_steps: int = 10, mass: str = "diag", *, step_size: float
     step_size
         Starting step size (default: Stan's heuristic in warmup, 1.0 without warmup).
     jitter
-        Half-width :math:`j \\in [0, 1)` of the relative uniform jitter of the step size.
+        Half-width :math:`j \\in [0, 1)` of the relative uniform jitter of the step size
+        (default 0.5; 0 gives a fixed trajectory, which can resonate on Gaussian targets).
     target_accept
         Acceptance probability targeted by dual averaging.
     max_energy_error

@@ -86,3 +86,20 @@ def test_bad_input():
         sample_flow(jax.random.key(0), affine_forward, (2,), 0)
     with pytest.raises(ValueError, match="max_rounds"):
         sample_flow_rejection(jax.random.key(0), affine_forward, lambda x: 0.0, (2,), 10, 0.0, max_rounds=0)
+
+
+@pytest.mark.parametrize("temperature", [0.6, 1.5])
+def test_rejection_honours_temperature(temperature):
+    """At temperature T the proposals are z ~ N(0, T^2 I), so kept latents have |z|^2 / T^2
+    ~ chi2(2) truncated at r^2 / T^2 (the rejection path must not fall back to T = 1)."""
+    log_prob = flow_log_prob(affine_inverse)
+    log_det = -float(jnp.linalg.slogdet(A)[1])
+    r2 = 2.0
+    tau = -0.5 * r2 - np.log(2 * np.pi) + log_det
+    x, valid = sample_flow_rejection(jax.random.key(5), affine_forward, log_prob, (2,), 2000, tau,
+                                     temperature=temperature)
+    assert bool(jnp.all(valid))
+    radius2 = np.asarray(jnp.sum(jax.vmap(affine_inverse)(x) ** 2, axis=1)) / temperature**2
+    bound = r2 / temperature**2
+    cdf = lambda v: stats.chi2(2).cdf(v) / stats.chi2(2).cdf(bound)  # noqa: E731
+    assert stats.kstest(radius2, cdf).pvalue > 1e-3

@@ -31,6 +31,7 @@ Example
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import jax
@@ -261,7 +262,23 @@ def check_invariance(
     """
     key_start, key_fresh, key_steps = jax.random.split(jax.random.key(seed), 3)
     start = exact_sampler(key_start, num_chains)
-    fresh = exact_sampler(key_fresh, num_chains)
+    fresh = exact_sampler(key_fresh, num_chains)  # independent of start: the comparison is exact
+    run = _invariance_runner(kernel, logdensity_fn, state_fn, num_chains, num_steps)
+    moved = run(start, key_steps)
+    xs = np.concatenate([np.asarray(a, np.float64).reshape(num_chains, -1) for a in jax.tree_util.tree_leaves(moved)], 1)
+    ys = np.concatenate([np.asarray(a, np.float64).reshape(num_chains, -1) for a in jax.tree_util.tree_leaves(fresh)], 1)
+    two = two_sample_test(xs, ys, method="ks", alpha=alpha)
+    se_mean = np.sqrt(xs.var(0) / num_chains + ys.var(0) / num_chains)
+    mean_z = (xs.mean(0) - ys.mean(0)) / se_mean
+    cx, cy = (xs - xs.mean(0)) ** 2, (ys - ys.mean(0)) ** 2
+    var_z = (cx.mean(0) - cy.mean(0)) / np.sqrt(cx.var(0) / num_chains + cy.var(0) / num_chains)
+    return InvarianceReport(two, mean_z, var_z, z)
+
+
+@functools.lru_cache(maxsize=64)
+def _invariance_runner(kernel: Kernel, logdensity_fn: Callable, state_fn, num_chains: int, num_steps: int):
+    """The compiled ``(positions, key) -> positions`` of :func:`check_invariance`, cached so that
+    repeated checks (many seeds, as in a calibration study) compile once."""
 
     @jax.jit
     def run(positions, key):
@@ -276,15 +293,7 @@ def check_invariance(
         states, _ = jax.lax.scan(body, states, jax.random.split(key, num_steps))
         return states.position
 
-    moved = run(start, key_steps)
-    xs = np.concatenate([np.asarray(a, np.float64).reshape(num_chains, -1) for a in jax.tree_util.tree_leaves(moved)], 1)
-    ys = np.concatenate([np.asarray(a, np.float64).reshape(num_chains, -1) for a in jax.tree_util.tree_leaves(fresh)], 1)
-    two = two_sample_test(xs, ys, method="ks", alpha=alpha)
-    se_mean = np.sqrt(xs.var(0) / num_chains + ys.var(0) / num_chains)
-    mean_z = (xs.mean(0) - ys.mean(0)) / se_mean
-    cx, cy = (xs - xs.mean(0)) ** 2, (ys - ys.mean(0)) ** 2
-    var_z = (cx.mean(0) - cy.mean(0)) / np.sqrt(cx.var(0) / num_chains + cy.var(0) / num_chains)
-    return InvarianceReport(two, mean_z, var_z, z)
+    return run
 
 
 def assert_invariance(kernel: Kernel, logdensity_fn: Callable, exact_sampler: Callable, **kwargs) -> InvarianceReport:

@@ -1,0 +1,51 @@
+"""Statistical checks that a sampler draws from its target (one concern per module).
+
+* :mod:`mcgen.testing._checks`: moment checks in MCSE units, two-sample tests, the marginal
+  invariance check from exact draws, warmup and recompilation checks, reference targets.
+* :mod:`mcgen.testing.sbc`: simulation-based calibration (Talts et al. 2018).
+* :mod:`mcgen.testing.geweke`: Geweke's joint-distribution test (2004).
+* :mod:`mcgen.testing.exact_invariance`: a sequential exact test of one kernel step
+  (Gandy & Scott 2020), usable on a single Gibbs block.
+
+Every helper states its false-alarm rate and is itself tested for calibration and power
+(``tests/test_testing_calibration.py``, ``tests/test_sbc.py``).
+
+Example
+-------
+>>> import jax.numpy as jnp, mcgen as mc
+>>> res = mc.run_chains(lambda x: -0.5 * jnp.sum(x**2), mc.rwmh(), init=jnp.zeros(2),
+...                     num_chains=4, num_samples=2000, progress=False)
+>>> mc.testing.assert_moments(res.samples, mean=jnp.zeros(2), var=jnp.ones(2))  # doctest: +SKIP
+"""
+from mcgen.testing._checks import (InvarianceReport, MomentReport, Target, TwoSampleReport, assert_invariance,
+                                   assert_moments, assert_no_recompile, bimodal_1d, check_invariance,
+                                   check_moments, correlated_gaussian, dict_gaussian, exact_gaussian_sampler,
+                                   run_warmup, two_sample_test)
+from mcgen.testing.exact_invariance import ExactInvarianceReport, exact_invariance_test
+from mcgen.testing.geweke import GewekeReport, geweke
+from mcgen.testing.sbc import SBCReport, rank_uniformity, sbc
+
+__all__ = [
+    "ExactInvarianceReport",
+    "GewekeReport",
+    "InvarianceReport",
+    "MomentReport",
+    "SBCReport",
+    "Target",
+    "TwoSampleReport",
+    "assert_invariance",
+    "assert_moments",
+    "assert_no_recompile",
+    "bimodal_1d",
+    "check_invariance",
+    "check_moments",
+    "correlated_gaussian",
+    "dict_gaussian",
+    "exact_gaussian_sampler",
+    "exact_invariance_test",
+    "geweke",
+    "rank_uniformity",
+    "run_warmup",
+    "sbc",
+    "two_sample_test",
+]

@@ -1,0 +1,195 @@
+"""Tests of the tests: every statistical helper of ``mcgen.testing``, and every error bar mcgen
+reports, is calibrated (an exact sampler fails at the stated rate, within binomial bounds,
+over hundreds of seeds) and has power (a sampler with a planted bias of stated size fails with
+probability at least 0.9).
+
+A helper that became lenient (a z-bound that lost its absolute value, an invariance check
+compared against dependent draws, an inflated error bar) passes every sampler; these tests do
+not.  Exact samplers are vectorized (iid numpy draws, or one ``vmap`` over seeds), so the
+whole module runs in well under a minute.  Seeds fixed.
+"""
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+from scipy import stats
+
+import mcgen as mc
+from mcgen import testing
+from mcgen.types import Kernel
+
+TAIL = 1e-4  # each binomial bound is exceeded by a calibrated helper with probability < 1e-4
+
+
+def binomial_bounds(n: int, p: float) -> tuple[int, int]:
+    """Counts outside [lo, hi] have probability < TAIL each under Binomial(n, p)."""
+    return int(stats.binom.ppf(TAIL, n, p)), int(stats.binom.isf(TAIL, n, p))
+
+
+def assert_rate(count: int, n: int, p: float, what: str):
+    lo, hi = binomial_bounds(n, p)
+    assert lo <= count <= hi, f"{what}: {count} of {n} (stated rate {p:.4f}: expected {lo}..{hi})"
+
+
+# ----------------------------------------------------------------------------- check_moments
+
+def _iid_chains(rng, n_seeds, mean_shift=0.0, sd=1.0):
+    """Exact iid N(0, 1) draws shaped (seeds, chains=4, draws=500, d=3), optionally biased in coordinate 0."""
+    x = rng.standard_normal((n_seeds, 4, 500, 3))
+    x[..., 0] = mean_shift + sd * x[..., 0]
+    return x
+
+
+def test_check_moments_false_alarm_rate_is_the_stated_one():
+    # z = 2 on 6 independent z-scores (3 means, 3 variances): stated rate 1 - (1 - 2 Phi(-2))^6.
+    # A one-sided check (z without absolute value) would fail at about half that rate.
+    n = 400
+    x = _iid_chains(np.random.default_rng(0), n)
+    fails = sum(not testing.check_moments(x[s], np.zeros(3), np.ones(3), z=2.0).passed for s in range(n))
+    assert_rate(fails, n, 1 - (1 - 2 * stats.norm.sf(2.0)) ** 6, "check_moments false alarms")
+
+
+@pytest.mark.parametrize("shift, sd", [(-0.15, 1.0), (0.15, 1.0), (0.0, np.sqrt(0.8)), (0.0, np.sqrt(1.2))],
+                         ids=["mean_low", "mean_high", "var_low", "var_high"])
+def test_check_moments_power_in_both_directions(shift, sd):
+    # 2000 draws: a mean bias of 0.15 sd is 6.7 MCSE, a 20% variance error 6.3: both directions
+    # must fail the default z = 4 check at least 90% of the time.
+    n = 40
+    x = _iid_chains(np.random.default_rng(1), n, shift, sd)
+    fails = sum(not testing.check_moments(x[s], np.zeros(3), np.ones(3)).passed for s in range(n))
+    assert fails >= 0.9 * n, f"power {fails}/{n}"
+    with pytest.raises(AssertionError):
+        testing.assert_moments(x[0], np.zeros(3), np.ones(3))
+
+
+# ----------------------------------------------------------------------------- two_sample_test
+
+def test_two_sample_ks_false_alarm_rate():
+    # Bonferroni over 2 independent coordinates at alpha = 0.1: rate 1 - (1 - 0.05)^2
+    n, rng = 400, np.random.default_rng(2)
+    fails = sum(not testing.two_sample_test(rng.standard_normal((500, 2)), rng.standard_normal((500, 2)),
+                                            alpha=0.1).passed for _ in range(n))
+    assert_rate(fails, n, 1 - 0.95**2, "KS false alarms")
+
+
+def test_two_sample_ks_power():
+    # a location shift of 0.4 sd in one of two coordinates, 500 draws each, default alpha 1e-3
+    n, rng = 40, np.random.default_rng(3)
+    fails = sum(not testing.two_sample_test(rng.standard_normal((500, 2)) + [0.4, 0.0],
+                                            rng.standard_normal((500, 2))).passed for _ in range(n))
+    assert fails >= 0.9 * n, f"power {fails}/{n}"
+
+
+def test_two_sample_energy_false_alarm_rate_and_power():
+    # the permutation p-value (count + 1) / (B + 1) is exact: with B = 49 and alpha = 0.1 a
+    # correct sampler fails with probability 5 / 50 = 0.1
+    n, rng = 200, np.random.default_rng(4)
+    fails = sum(not testing.two_sample_test(rng.standard_normal((30, 2)), rng.standard_normal((30, 2)),
+                                            method="energy", alpha=0.1, num_permutations=49, seed=s).passed
+                for s in range(n))
+    assert_rate(fails, n, 0.1, "energy false alarms")
+    # power: correlation 0.95 against independence (equal marginals: KS cannot see it), 150 draws
+    cov = np.array([[1.0, 0.95], [0.95, 1.0]])
+    fails = sum(not testing.two_sample_test(rng.multivariate_normal(np.zeros(2), cov, 150),
+                                            rng.standard_normal((150, 2)), method="energy", alpha=0.05,
+                                            num_permutations=49, seed=s).passed for s in range(20))
+    assert fails >= 18, f"energy power {fails}/20"
+
+
+# ----------------------------------------------------------------------------- check_invariance
+
+def _ar1_kernel(rho: float, innovation_scale: float = 1.0) -> Kernel:
+    """x' = rho x + sqrt(1 - rho^2) s xi: exactly N(0, 1)-invariant for s = 1, and strongly
+    dependent on its start (a slowly mixing exact kernel)."""
+    from typing import NamedTuple
+
+    class S(NamedTuple):
+        position: jax.Array
+        logdensity: jax.Array
+
+    def init(position, logdensity_fn):
+        return S(position, logdensity_fn(position))
+
+    def step(key, state, logdensity_fn):
+        x = rho * state.position + np.sqrt(1 - rho**2) * innovation_scale * jax.random.normal(key, (1,))
+        return S(x, logdensity_fn(x)), None
+
+    return Kernel(init, step)
+
+
+def _std_normal_1d(x):
+    return -0.5 * jnp.sum(x**2)
+
+
+def _exact_1d(key, n):
+    return jax.random.normal(key, (n, 1))
+
+
+EXACT_AR1 = _ar1_kernel(0.9)
+BIASED_AR1 = _ar1_kernel(0.9, 1.3)
+
+
+def test_check_invariance_false_alarm_rate_with_a_slowly_mixing_exact_kernel():
+    # KS only (z = 10 disables the moment bound), alpha = 0.1 on one coordinate.  After 3 steps
+    # of the AR(1) kernel the chains are correlated 0.73 with their starts: a check that
+    # compared them with their own starting draws (dependent) instead of fresh exact ones
+    # would almost never fail.
+    n = 200
+    fails = sum(not testing.check_invariance(EXACT_AR1, _std_normal_1d, _exact_1d, num_chains=400, num_steps=3,
+                                             seed=s, alpha=0.1, z=10.0).passed for s in range(n))
+    assert_rate(fails, n, 0.1, "check_invariance false alarms")
+
+
+def test_check_invariance_power():
+    # innovation 1.3x too wide: after 3 steps the variance is 1.33 instead of 1 (defaults:
+    # alpha 1e-3, z 4, 4000 chains)
+    n = 20
+    fails = sum(not testing.check_invariance(BIASED_AR1, _std_normal_1d, _exact_1d, num_steps=3, seed=s).passed
+                for s in range(n))
+    assert fails >= 0.9 * n, f"power {fails}/{n}"
+
+
+# ----------------------------------------------------------------------------- reported error bars
+
+def test_importance_sampling_log_normalizer_mcse_is_calibrated():
+    # Z = 3: the target is 3 N(1, 0.5^2); proposal N(0, 2^2) (finite weight variance).  Over
+    # 300 seeds (estimate - log 3) / MCSE must behave like N(0, 1): the fractions beyond 1 and
+    # 2 MCSE within binomial bounds (an MCSE inflated 1.5x halves the first).
+    def log_target(x):
+        return jnp.log(3.0) + dist.Normal(1.0, 0.5).log_prob(x)
+
+    proposal = dist.Normal(0.0, 2.0)
+    n = 300
+
+    @jax.jit
+    @jax.vmap
+    def z_score(key):
+        est = mc.importance_sample(key, log_target, proposal, 2000).log_normalizer()
+        return (est.mean - jnp.log(3.0)) / est.mcse
+
+    zs = np.abs(np.asarray(z_score(jax.random.split(jax.random.key(0), n))))
+    assert_rate(int(np.sum(zs > 1)), n, 2 * stats.norm.sf(1), "log-normalizer |z| > 1")
+    assert_rate(int(np.sum(zs > 2)), n, 2 * stats.norm.sf(2), "log-normalizer |z| > 2")
+
+
+@pytest.mark.parametrize("method, evidence", [("forward", None), ("rejection", {"smoke": "yes"}),
+                                              ("likelihood_weighting", {"xray": "yes", "smoke": "no"})])
+def test_bayesnet_query_mcse_is_calibrated(method, evidence):
+    # asia: P(lung | evidence) and P(bronc | evidence) against variable elimination; over 150
+    # seeds of 2500 draws the z-scores (estimate - exact) / MCSE behave like N(0, 1)
+    from mcgen import bayesnet
+
+    bn = bayesnet.read_bif(pathlib.Path(__file__).parent / "data" / "asia.bif")
+    exact = bayesnet.query(bn, ["lung", "bronc"], evidence, method="exact")
+    zs = []
+    for s in range(150):
+        res = bayesnet.query(bn, ["lung", "bronc"], evidence, method=method, num_samples=2500, seed=s)
+        for v in ("lung", "bronc"):
+            zs.append((res.probs[v][0] - exact.probs[v][0]) / res.stderr[v][0])
+    zs = np.abs(np.array(zs))
+    n = zs.size  # two variables per seed: nearly independent (lung and bronc are d-separated given smoke)
+    assert_rate(int(np.sum(zs > 1)), n, 2 * stats.norm.sf(1), f"{method} |z| > 1")
+    assert_rate(int(np.sum(zs > 2)), n, 2 * stats.norm.sf(2), f"{method} |z| > 2")
