@@ -26,7 +26,7 @@ Example
 >>> import jax.numpy as jnp, mcgen as mc
 >>> res = mc.run_chains(lambda x: -0.5 * jnp.sum(x**2), mc.rwmh(), init=jnp.zeros(2),
 ...                     num_chains=4, num_samples=2000, progress=False)
->>> mc.testing.assert_moments(res.samples, mean=jnp.zeros(2), var=jnp.ones(2))
+>>> _ = mc.testing.assert_moments(res.samples, mean=jnp.zeros(2), var=jnp.ones(2))
 """
 from __future__ import annotations
 
