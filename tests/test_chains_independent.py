@@ -6,7 +6,6 @@ understates the MCSE by up to the number of chains.  Seeds fixed.
 """
 import warnings
 
-import jax.numpy as jnp
 import numpy as np
 
 import mcgen as mc

@@ -4,7 +4,6 @@ sweep.  Model: theta ~ N(0, I_2), y_i ~ N(theta, I_2), i = 1..5.  Seeds fixed.
 """
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 from scipy import stats
 

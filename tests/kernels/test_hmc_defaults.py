@@ -7,7 +7,6 @@ chain returns to where it started and never moves.  Each test below also runs ``
 and asserts that it fails (the negative control: the test can tell).  Seeds fixed.
 """
 import sys
-import warnings
 from pathlib import Path
 
 import jax
