@@ -27,6 +27,11 @@ driver pads the per-device batch away from those sizes with chains it discards (
 ``_padded_chain_count``); and it may round a batched matrix product differently at
 different batch sizes, so on targets with dense matrix products chain ``i`` agrees across
 chain counts to rounding error (which accept decisions can amplify) rather than bit for bit.
+A third, measured on HMC: when the number of coordinates is not a multiple of the SIMD width,
+the leftover elements of ``a * b + c`` may be fused into one multiply-add at some batch sizes
+and not at others, so on such small targets (e.g. 3 coordinates) HMC's draws can differ
+between 2 or 12 chains and 16 (``tests/determinism_cases.py`` records where the determinism
+tests hold bit for bit).
 
 The parts live in :mod:`mcgen._driver` (compile cache, compiled steps, initial positions,
 placement across devices and hosts, checkpoints, the draws store, the progress display); this
