@@ -103,7 +103,7 @@ BUGS = {
     "invariance_dependent_draws": ("mcgen/testing/_checks.py", "fresh = exact_sampler(key_fresh, num_chains)",
                                    "fresh = exact_sampler(key_start, num_chains)",
                                    "tests/test_testing_calibration.py -k invariance"),
-    "two_sample_no_bonferroni": ("mcgen/testing/_checks.py", "np.min(self.p_values) * self.p_values.size",
+    "two_sample_no_bonferroni": ("mcgen/testing/_report.py", "np.min(self.p_values) * self.p_values.size",
                                  "np.min(self.p_values)", "tests/test_testing_calibration.py -k two_sample"),
     # direct samplers and Bayesian networks: right estimates, wrong error bars
     "is_log_normalizer_mcse_inflated": ("mcgen/direct/weighted.py",
@@ -137,7 +137,7 @@ BUGS = {
         "tests/generative/test_generative_flows.py"),
     # the new helpers: SBC without its Bonferroni correction, Geweke's standard error without
     # the chains' part, the sequential invariance test without alpha spending
-    "sbc_no_bonferroni": ("mcgen/testing/sbc.py", "return float(min(1.0, np.min(self.p_values) * self.p_values.size))",
+    "sbc_no_bonferroni": ("mcgen/testing/_report.py", "return float(min(1.0, np.min(self.p_values) * self.p_values.size))",
                           "return float(min(1.0, np.min(self.p_values)))", "tests/test_sbc.py"),
     "geweke_se_marginal_only": ("mcgen/testing/geweke.py",
                                 "se = np.sqrt(g_m.var(0, ddof=1) / num_marginal + g_s.var(0, ddof=1) / num_chains)",

@@ -41,6 +41,7 @@ from scipy import stats as sps
 
 from mcgen.run import run_chains
 from mcgen.types import Kernel
+from mcgen.testing._report import BonferroniDecision
 
 __all__ = [
     "InvarianceReport",
@@ -153,21 +154,12 @@ def assert_moments(draws: Any, mean: Any, var: Any = None, *, z: float = 4.0) ->
 
 
 @dataclasses.dataclass
-class TwoSampleReport:
+class TwoSampleReport(BonferroniDecision):
     """p-values per coordinate (KS) or one p-value (energy), and the Bonferroni decision."""
 
     p_values: np.ndarray
     alpha: float
     method: str
-
-    @property
-    def p_value(self) -> float:
-        """Bonferroni-adjusted smallest p-value."""
-        return float(min(1.0, np.min(self.p_values) * self.p_values.size))
-
-    @property
-    def passed(self) -> bool:
-        return self.p_value >= self.alpha
 
     def __str__(self) -> str:
         return f"{self.method}: adjusted p = {self.p_value:.3g} (alpha {self.alpha})"

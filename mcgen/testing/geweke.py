@@ -43,6 +43,7 @@ from jax.flatten_util import ravel_pytree
 from scipy import stats as sps
 
 from mcgen.types import Kernel
+from mcgen.testing._report import BonferroniDecision
 
 __all__ = ["GewekeReport", "geweke"]
 
@@ -55,7 +56,7 @@ def default_statistics(theta, y):
 
 
 @dataclasses.dataclass
-class GewekeReport:
+class GewekeReport(BonferroniDecision):
     """Means of each test function under both simulators, their z-scores and p-values."""
 
     successive: np.ndarray
@@ -64,20 +65,6 @@ class GewekeReport:
     p_values: np.ndarray
     names: list
     alpha: float
-
-    @property
-    def p_value(self) -> float:
-        """Bonferroni-adjusted smallest p-value over the test functions."""
-        return float(min(1.0, np.min(self.p_values) * self.p_values.size))
-
-    @property
-    def passed(self) -> bool:
-        return self.p_value >= self.alpha
-
-    @property
-    def failing(self) -> list:
-        """Names of the test functions whose means disagree (at the Bonferroni level)."""
-        return [n for n, p in zip(self.names, self.p_values) if p * self.p_values.size < self.alpha]
 
     def __str__(self) -> str:
         rows = [f"{n}: successive {s:.4g}, marginal {m:.4g}, z {z:+.2f}"

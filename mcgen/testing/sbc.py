@@ -50,6 +50,7 @@ from jax.flatten_util import ravel_pytree
 from scipy import stats as sps
 
 from mcgen.types import Kernel, no_warmup
+from mcgen.testing._report import BonferroniDecision
 
 __all__ = ["SBCReport", "rank_uniformity", "sbc"]
 
@@ -103,7 +104,7 @@ def rank_uniformity(ranks: np.ndarray, num_draws: int, num_bins: int | None = No
 
 
 @dataclasses.dataclass
-class SBCReport:
+class SBCReport(BonferroniDecision):
     """Ranks of the true parameters among posterior draws, and their uniformity test."""
 
     ranks: np.ndarray  # (num_simulations, d) in 0..num_draws
@@ -111,20 +112,6 @@ class SBCReport:
     p_values: np.ndarray  # (d,) chi-square uniformity p-values
     alpha: float
     names: list
-
-    @property
-    def p_value(self) -> float:
-        """Bonferroni-adjusted smallest p-value."""
-        return float(min(1.0, np.min(self.p_values) * self.p_values.size))
-
-    @property
-    def passed(self) -> bool:
-        return self.p_value >= self.alpha
-
-    @property
-    def failing(self) -> list:
-        """Names of the coordinates whose ranks are not uniform (at the Bonferroni level)."""
-        return [n for n, p in zip(self.names, self.p_values) if p * self.p_values.size < self.alpha]
 
     def __str__(self) -> str:
         worst = self.names[int(np.argmin(self.p_values))]
