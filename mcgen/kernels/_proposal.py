@@ -48,7 +48,8 @@ def mh_accept(key: jax.Array, log_ratio: jax.Array, proposal_logdensity: jax.Arr
     is_nonfinite = is_bad_logdensity(proposal_logdensity)
     log_ratio = jnp.where(is_nonfinite | jnp.isnan(log_ratio), -jnp.inf, log_ratio)
     accept_prob = jnp.exp(jnp.minimum(log_ratio, 0.0))
-    do_accept = _random.uniform(key, dtype=accept_prob.dtype) < accept_prob
+    log_u = jnp.log(_random.uniform(key, dtype=accept_prob.dtype))
+    do_accept = log_u < log_ratio
     return do_accept, accept_prob, is_nonfinite
 
 
