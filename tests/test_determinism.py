@@ -1,4 +1,4 @@
-"""Chain ``i``'s draws do not depend on the chain count (1, 2, 8, 16) or the device count (1, 8),
+"""Chain ``i``'s draws do not depend on the chain count (1, 2, 16) or the device count (1, 8),
 for every kernel and combinator (tests/determinism_cases.py).
 
 The HMC case is the regression test of a kinetic energy summed by XLA in a batch-dependent
@@ -24,7 +24,10 @@ SCRIPTS = pathlib.Path(__file__).parent / "scripts"
 @pytest.mark.parametrize("name", list(CASES))
 def test_draws_do_not_depend_on_chain_count(name):
     ref = run(name, 16)
-    for n in (1, 2, 8):  # 1 and 2 share a compiled program (the driver pads 1 chain to 2)
+    # 1 and 2 share a compiled program (the driver pads 1 chain to 2); 2 against 16 is the
+    # small-batch against full-vector case where XLA's rounding differed; 8 chains are run
+    # across 8 devices below (time: each chain count is a compile per case)
+    for n in (1, 2):
         assert first_chains_equal(run(name, n), ref, n), f"{name}: {n} chains differ from the first {n} of 16"
 
 
