@@ -55,13 +55,13 @@ def psis_smooth(log_weights: Any, reff: float = 1.0) -> tuple[np.ndarray, float]
     return np.asarray(smoothed), float(np.asarray(k))
 
 
-def _variables(tree: Any, prefix: str = "x") -> dict[str, np.ndarray]:
-    """Flatten a pytree of arrays into ``{name: array}`` with names from dict keys / fields."""
+def leaf_names(tree: Any, bare: str = "x") -> list[str]:
+    """One name per leaf of ``tree``: dict keys, fields and indices joined with ``.``; ``bare``
+    for a tree that is a single leaf."""
     import jax
 
-    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    out: dict[str, np.ndarray] = {}
-    for path, leaf in leaves:
+    names = []
+    for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]:
         parts = []
         for p in path:
             if isinstance(p, jax.tree_util.DictKey):
@@ -72,9 +72,15 @@ def _variables(tree: Any, prefix: str = "x") -> dict[str, np.ndarray]:
                 parts.append(str(p.idx))
             else:
                 parts.append(str(p))
-        name = ".".join(parts) if parts else prefix
-        out[name] = np.asarray(leaf)
-    return out
+        names.append(".".join(parts) if parts else bare)
+    return names
+
+
+def _variables(tree: Any, prefix: str = "x") -> dict[str, np.ndarray]:
+    """Flatten a pytree of arrays into ``{name: array}`` with names from :func:`leaf_names`."""
+    import jax
+
+    return {name: np.asarray(leaf) for name, leaf in zip(leaf_names(tree, prefix), jax.tree_util.tree_leaves(tree))}
 
 
 def weighted_to_arviz(samples: Any, log_weights: Any) -> "az.InferenceData":

@@ -34,26 +34,10 @@ import zlib
 import jax
 import numpy as np
 
+from mcgen.diagnostics import leaf_names
+
 STORE_FORMAT = 1
 _MARK = "mcgen_store"
-
-
-def leaf_names(tree, bare: str = "x") -> list[str]:
-    """One name per leaf of ``tree``: keys and fields joined with ``.``; ``bare`` for a lone leaf."""
-    names = []
-    for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        parts = []
-        for p in path:
-            if isinstance(p, jax.tree_util.DictKey):
-                parts.append(str(p.key))
-            elif isinstance(p, jax.tree_util.GetAttrKey):
-                parts.append(p.name)
-            elif isinstance(p, jax.tree_util.SequenceKey):
-                parts.append(str(p.idx))
-            else:
-                parts.append(str(p))
-        names.append(".".join(parts) if parts else bare)
-    return names
 
 
 def check_path(path: pathlib.Path, what: str) -> None:

@@ -193,6 +193,7 @@ class _Kick(NamedTuple):
     rho_before: jax.Array
     sub_rho: jax.Array
     a_r: jax.Array
+    slot: jax.Array  # checkpoint slot this leaf opened (num_slots: none)
     ck: jax.Array  # checkpoints with this leaf's (if it opens one) written in
 
 
@@ -209,7 +210,7 @@ def _kick(t: Tree, c: Setup, dr: _Drift, g1) -> _Kick:
     odd = (n & 1) == 1
     slot = jnp.where(odd | ~active, num_slots, jax.lax.population_count(n >> 1))
     ck = t.ck.at[:, slot].set(jnp.stack([p1, dr.origin[1], rho_before]), mode="drop")
-    return _Kick(p1, v1, rho_before, sub_rho, velocity(c.inverse_mass, sub_rho), ck)
+    return _Kick(p1, v1, rho_before, sub_rho, velocity(c.inverse_mass, sub_rho), slot, ck)
 
 
 def _slot_products(ck, a_r, v1, used: int, batch: int):
@@ -264,7 +265,7 @@ def _finish(t: Tree, c: Setup, dr: _Drift, kick: _Kick, s_ar, s_v, logdensity1, 
     # U-turn tests of the checkpoint slots closed by an odd leaf, and across their halves
     odd = (n & 1) == 1
     top = jax.lax.population_count(n >> 1)
-    slot = jnp.where(odd | ~active, num_slots, top)
+    slot = kick.slot
     ck_sc = t.ck_scal
     whole = _turning(s_ar[0] - ck_sc[0], vr - s_v[1])
     plus_right = _turning(s_ar[1] - ck_sc[1], vr - s_v[1] + s_v[0])

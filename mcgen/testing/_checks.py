@@ -21,12 +21,7 @@ compared quantities and ``z = 4`` a correct sampler fails with probability about
 ``m * 6.3e-5`` (two-sided normal tail), e.g. 0.13% for 20 quantities.  Tests with p-values use
 a Bonferroni bound over coordinates at level ``alpha``.
 
-Example
--------
->>> import jax.numpy as jnp, mcgen as mc
->>> res = mc.run_chains(lambda x: -0.5 * jnp.sum(x**2), mc.rwmh(), init=jnp.zeros(2),
-...                     num_chains=4, num_samples=2000, progress=False)
->>> _ = mc.testing.assert_moments(res.samples, mean=jnp.zeros(2), var=jnp.ones(2))
+The example is in the package docstring (:mod:`mcgen.testing`).
 """
 from __future__ import annotations
 
