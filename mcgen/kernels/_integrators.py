@@ -48,6 +48,50 @@ def flat_value_and_grad(logdensity_fn: Callable, unravel: Callable) -> FlatValue
     return jax.value_and_grad(lambda q: scalar_logdensity(logdensity_fn, unravel(q)))
 
 
+def fenced(f: FlatValueAndGrad) -> FlatValueAndGrad:
+    """``f`` evaluated behind a fusion boundary: its value and gradient are computed once.
+
+    XLA:CPU fuses cheap elementwise work into its consumers and, when a consumer is a wide
+    update (the accept ``select`` of a whole state, a momentum update), recomputes the fused
+    producer for every element.  A log-density that is a long program of scalar operations (a
+    time series, an ODE) is then evaluated many times per step.  A ``cond`` is a boundary XLA
+    does not fuse across, so ``f`` runs inside one whose predicate always holds yet is opaque
+    to the compiler (``any(q == q) | all(q != q)`` is true whether or not ``q`` has NaNs).
+    Under ``vmap`` a custom batching rule keeps the predicate unbatched (a batched predicate
+    would turn the ``cond`` into a ``select`` of both branches); values ``f`` closes over
+    may be batched too.  The arithmetic is unchanged, so results are bitwise those of ``f``.
+    """
+
+    def call(q):
+        closed = jax.make_jaxpr(f)(q)
+        jaxpr = closed.jaxpr
+
+        def fun(consts, x):
+            return tuple(jax.extend.core.jaxpr_as_fun(jax.extend.core.ClosedJaxpr(jaxpr, consts))(x))
+
+        def behind(fn, x):
+            out = jax.eval_shape(fn, x)
+            idle = lambda _: tuple(jnp.zeros(o.shape, o.dtype) for o in out)  # noqa: E731 (never taken)
+            return jax.lax.cond(jnp.any(x == x) | jnp.all(x != x), fn, idle, x)
+
+        @jax.custom_batching.custom_vmap
+        def run(x, consts):
+            return behind(lambda y: fun(consts, y), x)
+
+        @run.def_vmap
+        def run_batched(axis_size, in_batched, x, consts):
+            x_batched, consts_batched = in_batched
+            if not x_batched:
+                x = jnp.broadcast_to(x, (axis_size,) + x.shape)
+            mapped = jax.vmap(fun, in_axes=([0 if b else None for b in consts_batched], 0))
+            out = behind(lambda y: mapped(consts, y), x)
+            return out, tuple(True for _ in out)
+
+        return run(q, list(closed.consts))
+
+    return call
+
+
 def leapfrog(f: FlatValueAndGrad, inverse_mass, q, p, g, step_size):
     """One velocity-Verlet step; returns ``(q, p, logdensity, grad)`` at the new point."""
     half = 0.5 * step_size

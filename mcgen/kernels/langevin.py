@@ -52,7 +52,7 @@ from jax.flatten_util import ravel_pytree
 from mcgen.kernels import _random
 from mcgen.kernels._gradient import (GradientState, check_target_accept, flatten, gradient_init,
                                      gradient_warmup, rebuild)
-from mcgen.kernels._integrators import flat_value_and_grad
+from mcgen.kernels._integrators import fenced, flat_value_and_grad
 from mcgen.kernels._metrics import (check_mass, check_step_size, inverse_mass_quadratic,
                                     sqrt_inverse_mass, velocity)
 from mcgen.kernels._proposal import cached_constructor, mh_accept, select
@@ -187,6 +187,7 @@ def mala(step_size: float | None = None, mass: str = "diag", *, target_accept: f
     def step(key, state: GradientState, logdensity_fn):
         key_proposal, key_accept = _random.split(key)
         x, gx, f, unravel = flatten(state, logdensity_fn)
+        f = fenced(f)
         inverse_mass, eps = state.params.inverse_mass, state.params.step_size
         quad = inverse_mass_quadratic(inverse_mass)
 
