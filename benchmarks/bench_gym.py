@@ -9,7 +9,8 @@ in [-2, 2] on the unconstrained space, as Stan does), NUTS with a diagonal metri
 windowed warmup, target acceptance 0.8 and maximum tree depth 10.
 
 Reported per target and library (median over ``--reps`` repetitions with different seeds,
-libraries interleaved; compile and first-call times from the first repetition):
+libraries interleaved, their order rotated from one repetition to the next; compile and first-call
+times from the first repetition, after the bare gradient has paid the one-time tracing costs):
 
 * ``us/grad``: sampling seconds per *lockstep* leapfrog step, i.e. divided by the sum over
   draws of the longest trajectory among the vmapped chains (every chain of a vmapped NUTS
@@ -232,9 +233,12 @@ def bench(names, num_chains, warmup, draws, reps, libraries):
     for name in names:
         target = GymTarget(name)
         results = {lib: [] for lib in libraries}
+        # The bare gradient first: it also pays the process's one-time costs of tracing the
+        # model (TFP's Python-level caches), which would otherwise fall on the first library.
+        bare = bare_gradient(target, target.inits(num_chains, 0))
         for rep in range(reps):
             init = target.inits(num_chains, rep)
-            for lib in libraries:
+            for lib in libraries[rep % len(libraries):] + libraries[:rep % len(libraries)]:  # rotated
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     r = LIBRARIES[lib](target, init, num_chains, warmup, draws, rep)
@@ -244,7 +248,6 @@ def bench(names, num_chains, warmup, draws, reps, libraries):
                 results[lib].append(r)
                 print(f"  {name[:24]:24s} rep {rep} {lib:9s} " + "  ".join(
                     f"{k}={v:.4g}" for k, v in r.items()), flush=True)
-        bare = bare_gradient(target, target.inits(num_chains, 0))
         for lib in libraries:
             med = {k: statistics.median(r[k] for r in results[lib]) for k in results[lib][0]}
             med.update(compile=results[lib][0]["compile"], first=results[lib][0]["first"],

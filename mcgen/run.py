@@ -67,6 +67,7 @@ from mcgen._driver.store import DrawStore
 from mcgen._driver.steps import (
     _chain_keys,
     _init_states,
+    _start_and_warmup,
     _sample_chunk,
     _warmup_chunk,
     _warmup_finalize,
@@ -290,14 +291,21 @@ def run_chains(
     else:
         positions = _initial_positions(clock, logdensity_fn, init, requested, init_keys, init_jitter, init_batched)
         positions = place(_pad_chains(positions, requested, num_chains))
-        states = _call(clock, _init_states, (method, kernel, logdensity_fn), positions)
-        _check_initial_logdensity(states)
 
     auto = max(1, math.ceil((num_warmup + num_samples) / 20)) if bar.enabled or to_disk else None
     size = chunk_size or auto
 
     def fit(total: int, target: int | None) -> int:  # a chunk size for a phase of ``total`` steps
         return min(chunk_size, total) if chunk_size else _even(total, target or total)
+
+    # A fresh run whose warmup is one chunk (no progress display, checkpoint or store) starts
+    # the chains inside the warmup's program: the model's gradient at the initial points then
+    # compiles into a program that is compiled anyway, not into one of its own (on a
+    # structured model that is seconds of compile time, the largest part of a first call).
+    fused_start = not resume and 0 < num_warmup == fit(num_warmup, size) and checkpoint is None and store is None
+    if not resume and not fused_start:
+        states = _call(clock, _init_states, (method, kernel, logdensity_fn), positions)
+        _check_initial_logdensity(getattr(states, "logdensity", None))
 
     sample_size = fit(num_samples, size)
     spec = None
@@ -333,7 +341,20 @@ def run_chains(
         states, sample_start = place(jax.device_put(saved.states)), saved.step
         sample_size, crcs = int(saved.draws.get("chunk", sample_size)), saved.draws.get("crc32", {})
 
-    if num_warmup > 0 and sample_start == 0 and (saved is None or saved.phase == "warmup"):
+    if fused_start:
+        bar.start("warmup", num_warmup, 0)
+        start = time.perf_counter()
+        before = clock.compile
+        wstates, initial_logdensity = _call(clock, _start_and_warmup, (method, kernel, logdensity_fn, num_warmup),
+                                            positions, warm_keys)
+        jax.block_until_ready(wstates)
+        _check_initial_logdensity(initial_logdensity)
+        seconds = time.perf_counter() - start - (clock.compile - before)
+        warmup_time += seconds
+        bar.compiling(False)
+        bar.advance(num_warmup, seconds)
+        states = _call(clock, _warmup_finalize, (method, kernel, num_warmup), wstates)
+    elif num_warmup > 0 and sample_start == 0 and (saved is None or saved.phase == "warmup"):
         if wstates is None:
             wstates = _call(clock, _warmup_init, (method, kernel, num_warmup), states)
         bar.start("warmup", num_warmup, warm_start)

@@ -103,8 +103,8 @@ def _initial_positions(clock, logdensity_fn, init, num_chains, init_keys, init_j
     return _call(clock, _broadcast_jitter, (num_chains,), tree, init_keys, jitter)
 
 
-def _check_initial_logdensity(states) -> None:
-    logdensity = getattr(states, "logdensity", None)
+def _check_initial_logdensity(logdensity) -> None:
+    """Raise a clear error if the initial log-density (None: the kernel keeps none) is not finite."""
     if logdensity is None:
         return
     values = _host_value(logdensity)

@@ -63,6 +63,19 @@ def _warmup_chunk(method, kernel, logdensity_fn, num_warmup, length, wstates, ke
     return jax.lax.scan(body, wstates, ts)[0]
 
 
+def _start_and_warmup(method, kernel, logdensity_fn, num_warmup, positions, keys):
+    """Kernel init, warmup init and the whole warmup as one program.
+
+    Returns the warmup states and the initial log-density (None when the kernel's state keeps
+    none), which the driver checks once the program has run.  Same draws as the three
+    programs run one after the other.
+    """
+    states = _init_states(method, kernel, logdensity_fn, positions)
+    wstates = _warmup_init(method, kernel, num_warmup, states)
+    wstates = _warmup_chunk(method, kernel, logdensity_fn, num_warmup, num_warmup, wstates, keys, jnp.uint32(0))
+    return wstates, getattr(states, "logdensity", None)
+
+
 def _flat_info(info, state) -> dict:
     """Info fields (nested ones joined by '.') plus the state's log-density."""
     out = {}
