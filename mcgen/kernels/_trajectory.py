@@ -55,6 +55,7 @@ import jax
 import jax.extend
 import jax.numpy as jnp
 
+from mcgen.kernels import _integrators
 from mcgen.kernels._metrics import momentum_from_normal, velocity
 from mcgen.kernels._random import U32, nuts_draws, open_uniform, threefry2x32
 
@@ -308,16 +309,19 @@ def _finish(t: Tree, c: Setup, dr: _Drift, kick: _Kick, s_ar, s_v, logdensity1, 
 
 
 def _grow(t: Tree, c: Setup, gradient, ld_dtype, mapped, batch: int, max_depth: int,
-          max_energy_error: float) -> Tree:
+          max_energy_error: float, fence: bool) -> Tree:
     """Run the leaf loop until every tree is done.
 
-    One leaf is four pieces.  The gradient runs inside a ``cond`` (whose predicate, "some tree
-    is still growing", always holds in the loop body): a ``cond`` is a boundary XLA does not
-    fuse across, so the log-density and its gradient are computed once and stored, like the
-    bare gradient.  Without it XLA:CPU inlines the cheap arithmetic of a structured
-    log-density (a time series is hundreds of scalar operations) into every wide update that
-    depends on the leaf's energy and recomputes it for each element: 2-3x the gradient's cost
-    on the Inference Gym's stochastic-volatility model.  The U-turn products run on the first
+    One leaf is four pieces.  With ``fence`` (a log-density of at least
+    ``FENCE_MIN_EQUATIONS`` equations) the gradient runs inside a ``cond`` (whose predicate,
+    "some tree is still growing", always holds in the loop body): a ``cond`` is a boundary
+    XLA does not fuse across, so the log-density and its gradient are computed once and
+    stored, like the bare gradient.  Without it XLA:CPU inlines the cheap arithmetic of a
+    structured log-density (a time series is thousands of scalar operations) into every wide
+    update that depends on the leaf's energy and recomputes it for each element: 2-3x the
+    gradient's cost on the Inference Gym's stochastic-volatility model.  On a log-density of
+    a few large operations the ``cond`` itself would cost more (11% of a leaf on the Gym's
+    ill-conditioned Gaussian), so it is left out there.  The U-turn products run on the first
     ``_FEW_SLOTS`` checkpoint slots while every growing tree is at most that deep (the common
     case), on all of them otherwise, chosen per leaf by a second ``cond``.
 
@@ -335,7 +339,10 @@ def _grow(t: Tree, c: Setup, gradient, ld_dtype, mapped, batch: int, max_depth: 
     def body(t):
         dr = mapped(_drift)(t, c)
         idle = lambda q: (jnp.zeros(q.shape[:-1], ld_dtype), jnp.zeros_like(q))  # noqa: E731 (never taken)
-        logdensity1, g1 = jax.lax.cond(jnp.any(growing(t)), gradient, idle, dr.q1)
+        if fence:
+            logdensity1, g1 = jax.lax.cond(jnp.any(growing(t)), gradient, idle, dr.q1)
+        else:
+            logdensity1, g1 = gradient(dr.q1)
         kick = mapped(_kick)(t, c, dr, g1)
         if few == num_slots:
             s_ar, s_v = products(num_slots)(kick.ck, kick.a_r, kick.v1)
@@ -373,7 +380,8 @@ def build_tree(key, f, inverse_mass, q, logdensity, g, step_size, max_depth: int
 
     ld_dtype = closed.out_avals[0].dtype
     num_slots = max(max_depth - 1, 1)
-    grow = functools.partial(_grow, max_depth=max_depth, max_energy_error=max_energy_error)
+    grow = functools.partial(_grow, max_depth=max_depth, max_energy_error=max_energy_error,
+                             fence=_integrators.program_size(jaxpr) >= _integrators.FENCE_MIN_EQUATIONS)
 
     @jax.custom_batching.custom_vmap
     def run(key, q, logdensity, g, step_size, inverse_mass, consts):
