@@ -49,10 +49,12 @@ def flat_value_and_grad(logdensity_fn: Callable, unravel: Callable) -> FlatValue
 
 
 # Log-densities of at least this many jaxpr equations (value and gradient, nested ones
-# counted) run behind a fusion fence.  Measured per NUTS leaf, 4 chains: the fence saves 2-3x
-# on the Inference Gym's stochastic volatility (12,189 equations) and costs a ``cond``
-# (about 1.7 us, 11%) on its ill-conditioned Gaussian (78 equations).
-FENCE_MIN_EQUATIONS = 1000
+# counted) run behind a fusion fence.  Measured per NUTS leaf, 4 chains, on Inference Gym
+# targets (fenced / not): stochastic volatility (12,189 equations) 54 / 143 us, Brownian
+# motion (2,457) 7.8 / 18.5, eight schools (225) 3.4 / 4.2, item response theory (206)
+# 1215 / 1490, Neal's funnel (115) 3.5 / 3.5; the ill-conditioned Gaussian (78 equations,
+# two triangular solves that never fuse) pays the ``cond`` for nothing: 16.1 / 14.1.
+FENCE_MIN_EQUATIONS = 100
 
 
 def program_size(jaxpr) -> int:

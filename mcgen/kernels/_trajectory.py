@@ -321,7 +321,7 @@ def _grow(t: Tree, c: Setup, gradient, ld_dtype, mapped, batch: int, max_depth: 
     update that depends on the leaf's energy and recomputes it for each element: 2-3x the
     gradient's cost on the Inference Gym's stochastic-volatility model.  On a log-density of
     a few large operations the ``cond`` itself would cost more (11% of a leaf on the Gym's
-    ill-conditioned Gaussian), so it is left out there.  The U-turn products run on the first
+    ill-conditioned Gaussian), so it is left out there (figures at ``FENCE_MIN_EQUATIONS``).  The U-turn products run on the first
     ``_FEW_SLOTS`` checkpoint slots while every growing tree is at most that deep (the common
     case), on all of them otherwise, chosen per leaf by a second ``cond``.
 
