@@ -163,11 +163,13 @@ def _runner(kernel: Kernel, prior_sample: Callable, simulate: Callable, logdensi
 
         state = kernel.init(prior_sample(key_init), target)  # start at an independent prior draw
         if warmup is not None:
-            def warm_step(ws, k):
-                return warmup.step(k, ws, target)[0], None
+            w = warmup
 
-            ws, _ = jax.lax.scan(warm_step, warmup.init(state), jax.random.split(key_warm, num_warmup))
-            state = warmup.finalize(ws)
+            def warm_step(ws, k):
+                return w.step(k, ws, target)[0], None
+
+            ws, _ = jax.lax.scan(warm_step, w.init(state), jax.random.split(key_warm, num_warmup))
+            state = w.finalize(ws)
 
         def draw(st, k):
             st, _ = jax.lax.scan(lambda s, kk: (kernel.step(kk, s, target)[0], None), st, jax.random.split(k, thin))
@@ -244,6 +246,8 @@ def _ranks(truth: np.ndarray, draws: np.ndarray, rng: np.random.Generator,
     if bad.any():
         raise ValueError(f"sbc_direct: simulations {np.flatnonzero(bad)[:5].tolist()} have no draw with a finite "
                          "weight (all weights zero or NaN): the sampler failed on their data")
+    if num_draws is None:
+        raise ValueError("_ranks: weighted ranks need num_draws")
     w = np.exp(log_weights - top)
     w = (w / w.sum(1, keepdims=True))[:, :, None]
     u = (w * below).sum(1) + rng.random(truth.shape) * (w * equal).sum(1)
@@ -271,7 +275,7 @@ class SBCModel(NamedTuple):
 
     prior_sample: Callable[[jax.Array], Any]
     simulate: Callable[[jax.Array, Any], Any]
-    logdensity: Callable[[Any, Any], jax.Array]
+    logdensity: Callable[[Any, Any], Any]
 
 
 def numpyro_sbc_model(model: Callable, *args: Any, observed: str | Sequence[str], **kwargs: Any) -> SBCModel:
@@ -452,7 +456,8 @@ def sbc_direct(posterior: Callable[[jax.Array, Any], Any], prior_sample: Callabl
             # one batched call for the truth and the draws, so that equal values tie exactly
             both = jax.tree_util.tree_map(lambda t, d: jnp.concatenate([jnp.asarray(t, d.dtype)[None], d]),
                                           truth, draws)
-            q = jax.vmap(lambda th: quantities(th, data))(both)
+            f = quantities
+            q = jax.vmap(lambda th: f(th, data))(both)
             truth = {"theta": truth, "quantities": jax.tree_util.tree_map(lambda x: x[0], q)}
             draws = {"theta": draws, "quantities": jax.tree_util.tree_map(lambda x: x[1:], q)}
         as_float = functools.partial(jax.tree_util.tree_map, lambda x: jnp.asarray(x, jnp.float32))
