@@ -311,14 +311,16 @@ def numpyro_sbc_model(model: Callable, *args: Any, observed: str | Sequence[str]
 
     Example
     -------
-    >>> import numpyro, numpyro.distributions as dist, mcgen as mc
+    >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist, mcgen as mc
     >>> def model(n, y=None):
     ...     scale = numpyro.sample("scale", dist.HalfNormal(1.0))
     ...     numpyro.sample("y", dist.Normal(0.0, scale).expand([n]), obs=y)
     >>> m = mc.testing.numpyro_sbc_model(model, 5, observed="y")
-    >>> rep = mc.testing.sbc(mc.nuts(), *m, num_simulations=100, num_draws=19, thin=2)
-    >>> rep.names
-    ['scale']
+    >>> z = m.prior_sample(jax.random.key(0))          # {"scale": log scale}
+    >>> data = m.simulate(jax.random.key(1), z)        # {"y": 5 draws}
+    >>> sorted(z), data["y"].shape, bool(jnp.isfinite(m.logdensity(z, data)))
+    (['scale'], (5,), True)
+    >>> rep = mc.testing.sbc(mc.nuts(), *m, num_simulations=100, num_draws=19, thin=2)  # doctest: +SKIP
     """
     from numpyro import handlers
     from numpyro.infer.util import potential_energy, unconstrain_fn
