@@ -6,7 +6,7 @@
     python3 dev.py doctest    # run every docstring example of the package
     python3 dev.py notebooks  # execute notebooks/*.py into docs/notebooks/*.ipynb
     python3 dev.py docs       # notebooks, then the site (mkdocs --strict) into site/
-    python3 dev.py lint       # ruff check
+    python3 dev.py lint       # ruff check, then pyright (basic) on mcgen/
 
 The virtual environment is created once and re-installed only when ``pyproject.toml``
 changes (the docs tools are installed on the first ``notebooks`` or ``docs``).  Extra
@@ -59,8 +59,9 @@ def main(argv: list[str]) -> int:
             return code
         return subprocess.run([str(PYTHON), "-m", "mkdocs", "build", "--strict"], cwd=ROOT,
                               env={**env, "NO_MKDOCS_2_WARNING": "1"}).returncode
-    if argv[0] == "lint":
-        return subprocess.run([str(PYTHON), "-m", "ruff", "check", ".", *argv[1:]], cwd=ROOT).returncode
+    if argv[0] == "lint":  # ruff, then pyright (basic mode, [tool.pyright]) on mcgen/ with the venv's packages
+        code = subprocess.run([str(PYTHON), "-m", "ruff", "check", ".", *argv[1:]], cwd=ROOT).returncode
+        return code or subprocess.run([str(BIN / "pyright"), "--pythonpath", str(PYTHON)], cwd=ROOT).returncode
     if argv[0] == "doctest":
         skip: list[str] = []
         code = subprocess.run([str(PYTHON), "-m", "pytest", "-n", "0", "-p", "no:cacheprovider", "--doctest-modules",

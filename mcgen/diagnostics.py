@@ -165,7 +165,8 @@ def ess_rhat(samples: Any) -> dict[str, dict[str, np.ndarray]]:
         rhat = az.rhat(dataset) if num_chains > 1 else None
     out: dict[str, dict[str, np.ndarray]] = {}
     for name in variables:
-        r = np.asarray(rhat[name]) if rhat is not None else np.full(variables[name].shape[2:], np.nan)
+        r = (np.asarray(rhat[name]) if rhat is not None  # pyright: ignore[reportIndexIssue]
+             else np.full(variables[name].shape[2:], np.nan))
         out[name] = {"ess_bulk": np.asarray(bulk[name]), "ess_tail": np.asarray(tail[name]), "r_hat": r}
     return out
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import jax
+from jax.core import Tracer
 import jax.numpy as jnp
 import numpy as np
 
@@ -49,7 +50,7 @@ def _as_float(x: ArrayLike, name: str) -> Array:
 
 def _check_positive(x: Array, name: str, allow_zero: bool) -> None:
     """Raise ``ValueError`` for values out of range, when they are known (not traced)."""
-    if isinstance(x, jax.core.Tracer):
+    if isinstance(x, Tracer):
         return
     values = np.asarray(x)
     bad = ~(values >= 0) if allow_zero else ~(values > 0)

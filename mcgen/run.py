@@ -374,6 +374,7 @@ def run_chains(
 
     draw_store = None
     if store is not None:
+        assert spec is not None  # computed above whenever there is a store
         draw_store = DrawStore(store, spec[0], spec[1], requested, num_samples, sample_size,
                                fresh=sample_start == 0, durable=ckpt is not None)
         if sample_start > 0:
@@ -400,6 +401,7 @@ def run_chains(
             bar.compiling(False)
             bar.advance(n * thin, seconds, chunk_info, keep)
             if ckpt is not None and (ckpt.due() or t0 + n == num_samples):
+                assert draw_store is not None  # a checkpoint always stores its draws (draws.zarr)
                 crcs = draw_store.flush(durable=True)  # the draws are on disk before the checkpoint
                 ckpt.save("sampling", t0 + n, states, times(), {"chunk": sample_size, "crc32": crcs},
                           host=_host_value)

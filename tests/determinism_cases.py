@@ -1,6 +1,6 @@
 """Every kernel and combinator, on a small target, for the determinism tests.
 
-Imported by path from tests/test_determinism.py and tests/scripts/determinism_devices.py (the
+Imported as ``tests.determinism_cases`` by tests/test_determinism.py and tests/scripts/determinism_devices.py (the
 8-device run); not a test module itself.  Targets are elementwise (no matrix products), so
 chain ``i``'s draws must be bit-identical whatever the chain count and the device count
 (the driver's contract, :mod:`mcgen.run`).  Every target has 4 flat coordinates, so that

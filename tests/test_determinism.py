@@ -13,12 +13,11 @@ import sys
 
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from determinism_cases import CASES, first_chains_equal, run  # noqa: E402
+from tests.determinism_cases import CASES, first_chains_equal, run
 
 # 1 vs 8 devices: a subset (sharded compiles are slow on CPU), see scripts/determinism_devices.py
 
-SCRIPTS = pathlib.Path(__file__).parent / "scripts"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -33,7 +32,8 @@ def test_draws_do_not_depend_on_chain_count(name):
 
 def test_draws_do_not_depend_on_device_count():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, str(SCRIPTS / "determinism_devices.py")], env=env,
+    # run as a module of the tests package from the repository root (it imports tests.determinism_cases)
+    out = subprocess.run([sys.executable, "-m", "tests.scripts.determinism_devices"], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     result = {}

@@ -144,6 +144,42 @@ BUGS = {
                                 "se = np.sqrt(g_m.var(0, ddof=1) / num_marginal)", "tests/test_geweke.py"),
     "exact_invariance_no_alpha_spending": ("mcgen/testing/exact_invariance.py", "report.levels.append(alpha / 2**k)",
                                            "report.levels.append(alpha)", "tests/test_exact_invariance.py"),
+    # ---- issue 19, second round: SBC of real models and its adapters, and kinds the list lacked
+    # SBC adapters: weighted ranks that ignore the weights (the draws become the proposal's),
+    # ties of discrete parameters put at the midpoint instead of broken at random, thinning
+    # ignored (autocorrelated draws), a NumPyro truth left on the constrained scale
+    "sbc_weighted_ranks_ignore_weights": ("mcgen/testing/sbc.py", "    w = np.exp(log_weights - top)\n",
+                                          "    w = np.exp(0.0 * (log_weights - top))\n",
+                                          "tests/test_sbc_models.py -k 'importance or bayesnet'"),
+    "sbc_ties_at_midpoint": ("mcgen/testing/sbc.py",
+                             "u = (w * below).sum(1) + rng.random(truth.shape) * (w * equal).sum(1)",
+                             "u = (w * below).sum(1) + 0.5 * (w * equal).sum(1)",
+                             "tests/test_sbc_models.py -k 'bayesnet or ties'"),
+    "sbc_thin_ignored": ("mcgen/testing/sbc.py", "st, jax.random.split(k, thin))", "st, jax.random.split(k, 1))",
+                         "tests/test_sbc.py -k 'sbc_passes or gibbs'"),
+    "sbc_numpyro_truth_constrained": ("mcgen/testing/sbc.py",
+                                      'return unconstrain_fn(seeded, args, kwargs, {name: tr[name]["value"] for name in latent})',
+                                      'return {name: tr[name]["value"] for name in latent}',
+                                      "tests/test_sbc_models.py -k eight_schools_numpyro"),
+    # Bayesian network: likelihood weighting weights by the drawn value of an evidence variable
+    # instead of its observed one (a wrong prior-times-likelihood)
+    "lw_weight_of_drawn_value": ("mcgen/bayesnet/sampling.py",
+                                 "logw = logw + jnp.where(clamped, flat.logp[row, value], jnp.float32(0.0))",
+                                 "logw = logw + jnp.where(clamped, flat.logp[row, drawn], jnp.float32(0.0))",
+                                 "tests/test_sbc_models.py -k bayesnet"),
+    # testing helpers: an MCSE of the mean that is inflated (every moment check lenient)
+    "moments_mcse_inflated": ("mcgen/testing/_checks.py", 'out[j] = float(az.mcse(x[..., j], method="mean"))',
+                              'out[j] = 1.6 * float(az.mcse(x[..., j], method="mean"))',
+                              "tests/test_testing_calibration.py -k moments"),
+    # reported error bars: the self-normalized estimate's MCSE without centering at the mean
+    "snis_mcse_uncentered": ("mcgen/direct/weighted.py", "var = _blocked_sum(_weighted(w**2, (fx - mean) ** 2))",
+                             "var = _blocked_sum(_weighted(w**2, fx ** 2))",
+                             "tests/test_testing_calibration.py -k 'snis or importance'"),
+    # combinators: parallel tempering keeps the replicas' cached log-densities stale after a swap
+    "tempering_cache_stale": ("mcgen/combinators/tempering.py",
+                              "new = inner._replace(logdensity=(lr + betas * ll).astype(inner.logdensity.dtype))",
+                              "new = inner",
+                              "tests/combinators/test_tempering.py"),
 }
 
 

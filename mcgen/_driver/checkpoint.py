@@ -33,6 +33,8 @@ import time
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
+from jax.core import Tracer
 import numpy as np
 
 from mcgen._driver.store import check_path
@@ -74,11 +76,12 @@ def describe(obj: Any, depth: int = 0) -> Any:
         return repr(obj.item())
     if isinstance(obj, (tuple, list)):
         if hasattr(obj, "_fields"):  # a NamedTuple (a Kernel, a Warmup, settings)
-            return {type(obj).__name__: {f: describe(getattr(obj, f), depth + 1) for f in obj._fields}}
+            fields = obj._fields  # pyright: ignore[reportAttributeAccessIssue]
+            return {type(obj).__name__: {f: describe(getattr(obj, f), depth + 1) for f in fields}}
         return [describe(x, depth + 1) for x in obj]
     if isinstance(obj, dict):
         return {str(k): describe(v, depth + 1) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(obj, (np.ndarray, jax.Array)) and not isinstance(obj, jax.core.Tracer):
+    if isinstance(obj, (np.ndarray, jax.Array)) and not isinstance(obj, Tracer):
         try:
             value = np.asarray(obj)
         except Exception:  # noqa: BLE001 - a key array or a non-addressable array
@@ -107,7 +110,7 @@ def describe(obj: Any, depth: int = 0) -> Any:
 def _digest(tree) -> str:
     h = hashlib.sha256()
     for leaf in jax.tree_util.tree_leaves(tree):
-        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
             leaf = jax.random.key_data(leaf)
         value = np.asarray(leaf)
         h.update(f"{value.shape}{value.dtype}".encode())
@@ -238,7 +241,7 @@ class Checkpointer:
                                       "not match its SHA-256 in manifest.json; delete the directory to start "
                                       "the run afresh")
             value = np.load(io.BytesIO(data), allow_pickle=False)
-            if jax.dtypes.issubdtype(like.dtype, jax.dtypes.prng_key):
+            if jnp.issubdtype(like.dtype, jax.dtypes.prng_key):
                 value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(like))
             elif (value.shape, value.dtype) != (tuple(like.shape), np.dtype(like.dtype)):
                 raise CheckpointError(f"checkpoint {str(where)!r}: {entry['file']} has shape {value.shape} "
@@ -261,7 +264,7 @@ class Checkpointer:
             tmp.mkdir()
             entries = []
             for i, leaf in enumerate(jax.tree_util.tree_leaves(states)):
-                if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+                if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
                     leaf = jax.random.key_data(leaf)
                 buf = io.BytesIO()
                 np.save(buf, host(leaf), allow_pickle=False)

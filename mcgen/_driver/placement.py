@@ -77,7 +77,7 @@ def _place(mesh, tree):
             return x
         if jax.process_count() == 1:
             return jax.device_put(x, sharding)
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
             return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
         host = _host_value(x)
         return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
@@ -119,4 +119,5 @@ def _to_host(tree, gather: bool):
         out.append(data)
         if ids is None:
             ids = np.concatenate([np.arange(x.shape[1])[shards[k].index[1]] for k in sorted(shards)])
+    assert ids is not None  # the tree has leaves
     return jax.tree_util.tree_unflatten(treedef, out), ids

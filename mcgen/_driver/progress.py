@@ -25,7 +25,7 @@ def in_jupyter_kernel() -> bool:
     if "ipykernel" not in sys.modules:
         return False
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # pyright: ignore[reportMissingImports]
     except ImportError:  # pragma: no cover - ipykernel always brings IPython
         return False
     shell = get_ipython()
@@ -45,7 +45,7 @@ def _tqdm_class():
     """tqdm's notebook widget in a Jupyter kernel with ipywidgets, its text bar otherwise."""
     if in_jupyter_kernel():
         try:
-            import ipywidgets  # noqa: F401
+            import ipywidgets  # noqa: F401  # pyright: ignore[reportMissingImports]
 
             from tqdm.notebook import tqdm
 
@@ -152,12 +152,14 @@ class Progress:
             return
         self.steps += n
         self.seconds += seconds
-        if stats is not None and self.health is not None:
+        if stats is not None and keep is not None and self.health is not None:
             self.health.add(stats, keep)
         self.bar.n += n
         self._show()
 
     def _show(self) -> None:
+        if self.bar is None:
+            return
         parts = []
         if self.steps and self.seconds > 0:
             rate = self.steps / self.seconds

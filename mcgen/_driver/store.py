@@ -129,8 +129,9 @@ class DrawStore:
                                  f"store has {got}, checkpoint expects {want}")
         # every chunk is written, even one equal to the fill value: no stale chunk survives a rewrite
         config = {"write_empty_chunks": True}
-        self.posterior = [root["posterior"][n].with_config(config) for n in self.names]
-        self.stats = {n: root["sample_stats"][n].with_config(config) for n in self.stat_names}
+        # (zarr's stubs type a group's member as an Array or a Group; these are arrays)
+        self.posterior = [root["posterior"][n].with_config(config) for n in self.names]  # pyright: ignore
+        self.stats = {n: root["sample_stats"][n].with_config(config) for n in self.stat_names}  # pyright: ignore
         self.crcs: dict[str, list[int]] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcgen-store")
         self._pending: list[concurrent.futures.Future] = []

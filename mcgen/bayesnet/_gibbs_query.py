@@ -61,8 +61,8 @@ def _indicator_stats(indicators: dict[str, np.ndarray]):
     out = {}
     for name, x in indicators.items():
         constant = bool(np.all(x == x.flat[0]))
-        se = 0.0 if constant else float(mcse[name])
-        r = float(rhat[name]) if rhat is not None and not constant else math.nan
+        se = 0.0 if constant else float(mcse[name])  # pyright: ignore[reportIndexIssue]
+        r = float(rhat[name]) if rhat is not None and not constant else math.nan  # pyright: ignore[reportIndexIssue]
         out[name] = (float(x.mean()), se, float(ess[name]), r)
     return out
 

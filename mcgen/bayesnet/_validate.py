@@ -4,7 +4,7 @@ Both raise :class:`~mcgen.bayesnet.BayesNetError` subclasses naming the variable
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -47,7 +47,7 @@ def check_cpt(var, shape: tuple[int, ...], atol: float) -> np.ndarray:
     return cpt
 
 
-def topological_order(names: list[str], parents: Mapping[str, tuple[str, ...]]) -> list[str]:
+def topological_order(names: list[str], parents: Mapping[str, Sequence[str]]) -> list[str]:
     """Kahn's algorithm, ties broken by the given order; a cycle raises :class:`CycleError`."""
     children: dict[str, list[str]] = {v: [] for v in names}
     indegree = {v: len(parents[v]) for v in names}

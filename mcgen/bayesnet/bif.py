@@ -54,7 +54,8 @@ def _tokenize(text: str) -> list[tuple[str, str, int]]:
     tokens, pos, line = [], 0, 1
     while pos < len(text):
         m = _TOKEN.match(text, pos)
-        kind = m.lastgroup   # every character starts some token
+        assert m is not None  # every character starts some token
+        kind = m.lastgroup
         if kind == "unterminated":
             what = "block comment" if m.group() == "/*" else "string"
             raise BIFSyntaxError(f"unterminated {what}", line)

@@ -76,6 +76,7 @@ def elimination_order(factors: Sequence[tuple[str, ...]], eliminate: Sequence[st
             score = (fill, size, rank[v])
             if best_score is None or score < best_score:
                 best, best_score = v, score
+        assert best is not None  # left is not empty
         nb = neighbours.pop(best, set())
         for a in nb:
             neighbours[a].discard(best)

@@ -207,6 +207,7 @@ def query(bn, variables: str | Sequence[str], evidence: Mapping[str, Any] | None
     states = {v: bn.states[v] for v in variables}
     jd = None
     if joint:
+        assert table is not None and table_se is not None  # computed whenever joint=True
         jd = JointDistribution(variables, tuple(states[v] for v in variables), table, table_se)
     info = {"num_variables_after_pruning": len(sub), **{k: v for k, v in extra.items()
                                                         if k not in ("ess", "acceptance_rate", "r_hat")}}

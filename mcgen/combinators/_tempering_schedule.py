@@ -162,7 +162,7 @@ def default_betas(num_temps: int, has_reference: bool, min_beta: float) -> tuple
     return tuple(float(b) for b in np.geomspace(min_beta, 1.0, num_temps))
 
 
-def check_settings(num_temps, betas, swap):
+def check_settings(num_temps, betas, swap) -> tuple[int, tuple[float, ...] | None]:
     """Validated ``(num_temps, betas as a tuple or None)``; ValueError on bad settings."""
     if swap not in ("nonreversible", "reversible"):
         raise ValueError(f"parallel_tempering: swap must be 'nonreversible' or 'reversible', got {swap!r}")

@@ -96,7 +96,7 @@ def _item(block, update) -> Item:
             raise ValueError(f"gibbs: a tuple block must name distinct keys, got {block!r}")
         keys = block
 
-        def get(x):
+        def get(x):  # pyright: ignore[reportRedeclaration]
             return {k: x[k] for k in keys}
 
         def put(x, value):

@@ -214,7 +214,8 @@ def init_replicas(kernel: Kernel, positions, logdensity_fn, betas, *, reference=
     n = betas.shape[0]
     replicas = jax.vmap(lambda x, beta: kernel.init(x, _tempered(split, beta)))(positions, betas)
     cache = _evaluate(split, replicas.position, "logdensity_grad" in replicas._fields)
-    empty = PTState(None, None, None, None, PTParams(betas), sched.index_init(n),
+    empty = PTState(None, None, None, None,  # pyright: ignore[reportArgumentType]  (filled in below)
+                    PTParams(betas), sched.index_init(n),
                     sched.swap_stats_init(n, betas.dtype), jnp.zeros((), jnp.int32))
     return _with_replicas(empty, replicas, cache, return_all)
 

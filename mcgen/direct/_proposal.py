@@ -11,6 +11,7 @@ import operator
 from typing import Any, Callable
 
 import jax
+from jax.core import Tracer
 import jax.numpy as jnp
 import numpy as np
 
@@ -49,7 +50,7 @@ def check_proposal(log_target: Callable, proposal: Any) -> None:
 
 def is_concrete(x: Any) -> bool:
     """True when ``x`` holds a value now (not a tracer inside ``jit`` / ``vmap``)."""
-    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
+    return not any(isinstance(leaf, Tracer) for leaf in jax.tree_util.tree_leaves(x))
 
 
 def _check_scalar_per_draw(fn: Callable, draws: ArrayTree, what: str, fix: str) -> None:

@@ -114,6 +114,17 @@ def _estimate_log_M(key: PRNGKey, log_target: Callable, proposal: Any, num_pilot
     return jnp.maximum(jnp.max(pilot), jnp.max(refined))
 
 
+class _LoopCarry(NamedTuple):
+    """State of the proposal loop of :func:`rejection_sample`."""
+
+    batch: Array           # batches of proposals drawn so far
+    key: PRNGKey
+    buffer: ArrayTree      # accepted draws, rows from num_accepted on still unfilled
+    num_accepted: Array
+    num_proposals: Array   # proposals up to and including the one that filled the last row
+    max_log_excess: Array  # largest log_target - log_q - log_M seen (> 0: bound violated)
+
+
 def _warn_excess(excess: Any, num_accepted: Any, num_samples: int) -> None:
     excess, num_accepted = float(excess), int(num_accepted)
     if excess > _BOUND_TOLERANCE:
@@ -221,13 +232,12 @@ def rejection_sample(
     log_M = jnp.asarray(log_M, dtype=jnp.result_type(float))
     index = jnp.arange(batch_size)
 
-    def cond(carry):
-        batch, _, _, num_acc, _, _ = carry
-        return (num_acc < num_samples) & (batch < max_batches)
+    def cond(carry: _LoopCarry):
+        return (carry.num_accepted < num_samples) & (carry.batch < max_batches)
 
-    def body(carry):
-        batch, key, buffer, num_acc, num_prop, excess = carry
-        key, key_draw, key_u = jax.random.split(key, 3)
+    def body(carry: _LoopCarry):
+        num_acc = carry.num_accepted
+        key, key_draw, key_u = jax.random.split(carry.key, 3)
         draws = proposal.sample(key_draw, (batch_size,))
         log_p, log_q = log_ratios(log_target, proposal, draws)
         log_excess = log_p - log_q - log_M
@@ -240,16 +250,19 @@ def rejection_sample(
         used = jnp.where(filled, last + 1, batch_size)
         target_rows = jnp.where(keep, slot, num_samples)  # out of range -> dropped
         buffer = jax.tree_util.tree_map(
-            lambda buf, new: buf.at[target_rows].set(new, mode="drop"), buffer, draws
+            lambda buf, new: buf.at[target_rows].set(new, mode="drop"), carry.buffer, draws
         )
         seen = jnp.where((index < used) & ~jnp.isnan(log_excess), log_excess, -jnp.inf)
-        excess = jnp.maximum(excess, jnp.max(seen))
-        num_acc = jnp.minimum(num_acc + jnp.sum(keep), num_samples)
-        return batch + 1, key, buffer, num_acc, num_prop + used, excess
+        return _LoopCarry(batch=carry.batch + 1, key=key, buffer=buffer,
+                          num_accepted=jnp.minimum(num_acc + jnp.sum(keep), num_samples),
+                          num_proposals=carry.num_proposals + used,
+                          max_log_excess=jnp.maximum(carry.max_log_excess, jnp.max(seen)))
 
     zero = jnp.zeros((), dtype=int)
-    carry = (zero, key_loop, buffer, zero, zero, jnp.asarray(-jnp.inf, log_M.dtype))
-    _, _, samples, num_acc, num_prop, excess = jax.lax.while_loop(cond, body, carry)
+    start = _LoopCarry(batch=zero, key=key_loop, buffer=buffer, num_accepted=zero, num_proposals=zero,
+                       max_log_excess=jnp.asarray(-jnp.inf, log_M.dtype))
+    end = jax.lax.while_loop(cond, body, start)
+    samples, num_acc, num_prop, excess = end.buffer, end.num_accepted, end.num_proposals, end.max_log_excess
     rate = num_acc.astype(log_M.dtype) / jnp.maximum(num_prop, 1).astype(log_M.dtype)
     result = RejectionResult(samples, num_acc, num_prop, rate, log_M, excess)
     if is_concrete((excess, num_acc)):

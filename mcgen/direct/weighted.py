@@ -153,7 +153,7 @@ class WeightedSamples:
     """
 
     samples: ArrayTree
-    log_weights: Array
+    log_weights: Array | np.ndarray
     self_normalized: bool = True
 
     @property
@@ -250,7 +250,7 @@ class WeightedSamples:
     def resample(self, key: PRNGKey, n: int, method: str = "multinomial") -> ArrayTree:
         """``n`` equally weighted draws (leaves ``(n, *event_shape)``); see :func:`resample_indices`."""
         self.num_samples  # noqa: B018  (shape check)
-        idx = resample_indices(key, self.log_weights, n, method)
+        idx = resample_indices(key, jnp.asarray(self.log_weights), n, method)
         return jax.tree_util.tree_map(lambda leaf: leaf[idx], self.samples)
 
     def to_arviz(self) -> Any:

@@ -47,7 +47,7 @@ def sample_prior(key: PRNGKey, shape: tuple[int, ...], num_samples: int,
     """Draw ``(num_samples, *shape)`` latents from ``N(0, temperature^2 I)``."""
     if isinstance(temperature, (int, float)) and temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    return temperature * jax.random.normal(key, (num_samples,) + tuple(shape))
+    return jnp.asarray(temperature) * jax.random.normal(key, (num_samples,) + tuple(shape))
 
 
 def lerp(a: ArrayLike, b: ArrayLike, t: ArrayLike) -> Array:
@@ -95,6 +95,7 @@ def slerp(a: ArrayLike, b: ArrayLike, t: ArrayLike) -> Array:
     v_fallback = (e_j - u[j] * u) / jnp.sqrt(jnp.maximum(1.0 - u[j] ** 2, 1e-12))
     use_w = w_norm > _PARALLEL_TOL
     v = jnp.where(use_w, w / jnp.where(use_w, w_norm, 1.0), v_fallback)
+    t = jnp.asarray(t)
     radius = (1.0 - t) * r_a + t * r_b
     out = radius * (jnp.cos(t * omega) * u + jnp.sin(t * omega) * v)
     return out.reshape(a.shape)

@@ -62,7 +62,7 @@ def _threefry_key(key):
 
     ``wrap(k0, k1)`` rebuilds a key of the same kind as ``key`` from two words.
     """
-    if not jax.config.jax_threefry_partitionable:
+    if not jax.config.jax_threefry_partitionable:  # pyright: ignore[reportAttributeAccessIssue]
         return None
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         impl = jax.random.key_impl(key)
@@ -70,7 +70,8 @@ def _threefry_key(key):
             return None
         data = jax.random.key_data(key)
         return data[0], data[1], lambda a, b: jax.random.wrap_key_data(jnp.stack([a, b], -1), impl=impl)
-    if key.shape != (2,) or key.dtype != U32 or str(jax.config.jax_default_prng_impl) != "threefry2x32":
+    impl_name = str(jax.config.jax_default_prng_impl)  # pyright: ignore[reportAttributeAccessIssue]
+    if key.shape != (2,) or key.dtype != U32 or impl_name != "threefry2x32":
         return None
     return key[0], key[1], lambda a, b: jnp.stack([a, b], -1)
 
@@ -168,8 +169,8 @@ def normal(key, shape=(), dtype=jnp.float32):
     if dtype != jnp.float32 or _threefry_key(key) is None:
         return jax.random.normal(key, shape, dtype)
     lo = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype))
-    u = uniform(key, shape, dtype, lo, 1.0)
-    return np.array(np.sqrt(2), dtype) * erfinv_f32(u)
+    u = uniform(key, shape, dtype, lo, 1.0)  # pyright: ignore[reportArgumentType]
+    return erfinv_f32(u) * np.array(np.sqrt(2), dtype)
 
 
 def nuts_draws(key, dim: int, max_depth: int, dtype):

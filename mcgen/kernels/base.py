@@ -62,13 +62,17 @@ def _fail(who: str, message: str):
     raise AssertionError(f"{who}: {message}")
 
 
+def _is_namedtuple(x) -> bool:
+    return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
 def _check_state(who: str, state, position, logdensity_fn: Callable, needs_params: bool) -> None:
-    if not (isinstance(state, tuple) and hasattr(state, "_fields")):
+    if not _is_namedtuple(state):
         _fail(who, f"the state must be a NamedTuple, got {type(state).__name__}")
     if not isinstance(state, KernelState):
         _fail(who, f"the state needs fields `position` and `logdensity`, has {state._fields}")
     if needs_params and not isinstance(state, TunableState):
-        _fail(who, f"a kernel with a warmup keeps its tunables in a field `params`; state has {state._fields}")
+        _fail(who, f"a kernel with a warmup keeps its tunables in a field `params`; state has {getattr(state, '_fields', ())}")
     if _structure(state.position) != _structure(position):
         _fail(who, "state.position must have the pytree structure of the position given to init")
     if jnp.shape(state.logdensity) != ():
@@ -80,7 +84,7 @@ def _check_state(who: str, state, position, logdensity_fn: Callable, needs_param
 
 
 def _check_info(who: str, info) -> None:
-    if not (isinstance(info, tuple) and hasattr(info, "_fields")):
+    if not _is_namedtuple(info):
         _fail(who, f"step must return (state, info) with info a NamedTuple, got {type(info).__name__}")
     fields = set(info._fields)
     for name in _BOOL_FIELDS:
@@ -164,7 +168,7 @@ def check_kernel(kernel: Kernel, position, logdensity_fn: Callable, *, num_steps
         _check_info(f"{who} (step)", info)
         state = new_state
     _check_rebuild(f"{who} (rebuild)", kernel, state, logdensity_fn)
-    if not has_warmup:
+    if not has_warmup or kernel.warmup is None:
         return
     warmup = kernel.warmup(num_steps)
     if not isinstance(warmup, Warmup):

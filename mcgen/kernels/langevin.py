@@ -133,14 +133,14 @@ def ula(step_size: float, *, from_score: bool = False) -> Kernel:
     one = jnp.ones((), jnp.int32)
 
     if from_score:
-        def init_score(position, score_fn) -> ScoreULAState:
-            del score_fn
+        def init_score(position, logdensity_fn) -> ScoreULAState:
+            del logdensity_fn  # the score function: ULA needs no log-density
             flat, _ = ravel_pytree(position)
             return ScoreULAState(position, ULAParams(jnp.asarray(step_size, flat.dtype)))
 
-        def step_score(key, state: ScoreULAState, score_fn):
+        def step_score(key, state: ScoreULAState, logdensity_fn):  # here the score function
             eps = state.params.step_size
-            return ScoreULAState(ula_step(key, state.position, score_fn, eps), state.params), ULAInfo(eps, one)
+            return ScoreULAState(ula_step(key, state.position, logdensity_fn, eps), state.params), ULAInfo(eps, one)
 
         return Kernel(init_score, step_score, None)
 

@@ -32,6 +32,7 @@ from functools import partial
 from typing import Callable
 
 import jax
+from jax.core import Tracer
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -123,7 +124,7 @@ def annealed_langevin(key: PRNGKey, score_fn: Callable[[Array, Array], Array], s
     sigmas = jnp.asarray(sigmas, dtype=jnp.result_type(float))
     if sigmas.ndim != 1 or sigmas.shape[0] < 1:
         raise ValueError(f"sigmas must be a non-empty 1-d array, got shape {sigmas.shape}")
-    if not isinstance(sigmas, jax.core.Tracer):
+    if not isinstance(sigmas, Tracer):
         s = np.asarray(sigmas)
         if np.any(s <= 0) or np.any(np.diff(s) > 0):
             raise ValueError("sigmas must be positive and non-increasing")

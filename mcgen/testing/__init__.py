@@ -2,7 +2,9 @@
 
 * :mod:`mcgen.testing._checks`: moment checks in MCSE units, two-sample tests, the marginal
   invariance check from exact draws, warmup and recompilation checks, reference targets.
-* :mod:`mcgen.testing.sbc`: simulation-based calibration (Talts et al. 2018).
+* :mod:`mcgen.testing.sbc`: simulation-based calibration (Talts et al. 2018) of Markov kernels
+  and of direct samplers (weighted or not), on models given as functions, NumPyro models or
+  Bayesian networks.
 * :mod:`mcgen.testing.geweke`: Geweke's joint-distribution test (2004).
 * :mod:`mcgen.testing.exact_invariance`: a sequential exact test of one kernel step
   (Gandy & Scott 2020), usable on a single Gibbs block.
@@ -23,19 +25,23 @@ from mcgen.testing._checks import (InvarianceReport, MomentReport, Target, TwoSa
                                    run_warmup, two_sample_test)
 from mcgen.testing.exact_invariance import ExactInvarianceReport, exact_invariance_test
 from mcgen.testing.geweke import GewekeReport, geweke
-from mcgen.testing.sbc import SBCReport, rank_uniformity, sbc
+from mcgen.testing.sbc import (DirectSBCModel, SBCModel, SBCReport, bayesnet_sbc_model, numpyro_sbc_model,
+                               rank_uniformity, sbc, sbc_direct)
 
 __all__ = [
+    "DirectSBCModel",
     "ExactInvarianceReport",
     "GewekeReport",
     "InvarianceReport",
     "MomentReport",
+    "SBCModel",
     "SBCReport",
     "Target",
     "TwoSampleReport",
     "assert_invariance",
     "assert_moments",
     "assert_no_recompile",
+    "bayesnet_sbc_model",
     "bimodal_1d",
     "check_invariance",
     "check_moments",
@@ -44,8 +50,10 @@ __all__ = [
     "exact_gaussian_sampler",
     "exact_invariance_test",
     "geweke",
+    "numpyro_sbc_model",
     "rank_uniformity",
     "run_warmup",
     "sbc",
+    "sbc_direct",
     "two_sample_test",
 ]

@@ -188,7 +188,8 @@ def two_sample_test(x: Any, y: Any, *, method: str = "ks", alpha: float = 1e-3,
     if xs.shape[1] != ys.shape[1]:
         raise ValueError(f"two_sample_test: x has {xs.shape[1]} coordinates, y has {ys.shape[1]}")
     if method == "ks":
-        p = np.array([sps.ks_2samp(xs[:, j], ys[:, j]).pvalue for j in range(xs.shape[1])])
+        p = np.array([sps.ks_2samp(xs[:, j], ys[:, j]).pvalue  # pyright: ignore[reportAttributeAccessIssue]
+                      for j in range(xs.shape[1])])
     elif method == "energy":
         rng = np.random.default_rng(seed)
         observed = _energy_statistic(xs, ys)
@@ -329,7 +330,7 @@ def assert_no_recompile(logdensity_fn: Callable, make_kernel: Callable[[], Kerne
         return logdensity_fn(x)
 
     target = counted if wrap is None else wrap(counted)
-    run = dict(num_chains=2, num_samples=10, num_warmup=10, progress=False, warn=False) | run_kwargs
+    run: dict[str, Any] = dict(num_chains=2, num_samples=10, num_warmup=10, progress=False, warn=False) | run_kwargs
     run_chains(target, make_kernel(), init=init, seed=0, **run)
     first = len(traces)
     res = run_chains(target, make_kernel(), init=init_again, seed=1, **run)

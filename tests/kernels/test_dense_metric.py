@@ -7,8 +7,6 @@ non-diagonal metric (invariance from exact draws: the chains are independent, so
 exact), and warmup must adapt a non-diagonal metric that matches the target covariance and
 then sample the right moments.  Seeds fixed.
 """
-import sys
-from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -17,8 +15,7 @@ import pytest
 import mcgen as mc
 from mcgen import testing
 
-sys.path.insert(0, str(Path(__file__).parent))
-from gradient_targets import GAUSS10, run  # noqa: E402
+from tests.kernels.gradient_targets import GAUSS10, run
 
 # a metric that is neither the identity nor the target covariance: A = 0.7 Sigma + 0.3 R,
 # R a fixed random SPD matrix (so that no symmetry of the target hides a transposed factor)

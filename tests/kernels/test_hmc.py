@@ -7,8 +7,6 @@ with step-size jitter in the moment tests (a fixed trajectory length resonates o
 which makes ESS, and so the MCSE, unreliable); the invariance checks use fixed step sizes,
 with and without jitter.  Seeds fixed.
 """
-import sys
-from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -17,9 +15,8 @@ import pytest
 from mcgen import testing
 from mcgen.kernels.hmc import hmc
 
-sys.path.insert(0, str(Path(__file__).parent))
-from gradient_targets import (EIGHT, EIGHT_SITES, EIGHT_TARGET, GAUSS10, LOGI, SCALES,  # noqa: E402
-                              assert_matches_reference, gaussian_100, logistic, run)
+from tests.kernels.gradient_targets import (EIGHT, EIGHT_SITES, EIGHT_TARGET, GAUSS10, LOGI, SCALES,
+                                            assert_matches_reference, gaussian_100, logistic, run)
 
 
 @pytest.mark.parametrize("kwargs", [dict(num_integration_steps=0), dict(num_integration_steps=2.0),

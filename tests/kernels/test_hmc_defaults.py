@@ -6,8 +6,6 @@ turns by ``L * arccos(1 - eps^2 / (2 sigma^2))`` per transition; at a multiple o
 chain returns to where it started and never moves.  Each test below also runs ``jitter=0``
 and asserts that it fails (the negative control: the test can tell).  Seeds fixed.
 """
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -17,8 +15,7 @@ import pytest
 import mcgen as mc
 from mcgen import testing
 
-sys.path.insert(0, str(Path(__file__).parent))
-from gradient_targets import run  # noqa: E402
+from tests.kernels.gradient_targets import run
 
 L = 10
 # per-step rotation 2 pi / L on the unit-scale coordinates: a full turn per transition

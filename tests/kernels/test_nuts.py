@@ -8,8 +8,6 @@ Means and variances must lie within 4 MCSE (ESS-based) of the truth; with ~100 c
 quantities per test a correct sampler fails about 0.6% of the time.  The invariance check
 starts 4000 chains at exact draws and takes a few steps with a fixed step size.  Seeds fixed.
 """
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -19,9 +17,8 @@ import pytest
 from mcgen import testing
 from mcgen.kernels.nuts import nuts
 
-sys.path.insert(0, str(Path(__file__).parent))
-from gradient_targets import (EIGHT, EIGHT_SITES, EIGHT_TARGET, GAUSS10, LOGI, SCALES,  # noqa: E402
-                              assert_matches_reference, gaussian_100, logistic, run)
+from tests.kernels.gradient_targets import (EIGHT, EIGHT_SITES, EIGHT_TARGET, GAUSS10, LOGI, SCALES,
+                                            assert_matches_reference, gaussian_100, logistic, run)
 
 
 # ----------------------------------------------------------------------------- settings
