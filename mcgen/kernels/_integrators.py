@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Callable
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 
 from mcgen.kernels._metrics import kinetic_energy, momentum_sampler, velocity
