@@ -1,10 +1,11 @@
 """Warmup adaptation: dual averaging, Welford covariance estimates, window schedules."""
 from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
-from mcgen.adaptation.window import window_adaptation, window_schedule
+from mcgen.adaptation.window import WarmupTrace, window_adaptation, window_schedule
 from mcgen.adaptation.welford import WelfordState, welford_covariance, welford_init, welford_update
 
 __all__ = [
     "DualAveragingState",
+    "WarmupTrace",
     "WelfordState",
     "da_final",
     "da_init",

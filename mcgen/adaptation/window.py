@@ -83,12 +83,27 @@ def window_schedule(num_steps: int, initial_buffer: int = 75, final_buffer: int 
     return slow, end
 
 
+class WarmupTrace(NamedTuple):
+    """What a warmup did, step by step: its cost and the path of its tunables (for plots).
+
+    Kept in the warmup state (so a checkpoint carries it) and handed to the user as
+    ``Result.warmup_stats``.  Cheap by design: two scalars per step and one vector of
+    length ``d`` per slow window.
+    """
+
+    step_size: jax.Array  # (num_steps,) the step size of each warmup transition
+    num_grad_evals: jax.Array  # (num_steps,) gradients spent: the transition's plus the step-size search's
+    window_end: jax.Array  # (num_windows,) int32: the warmup step after which each metric was set
+    inverse_mass: jax.Array  # (num_windows, d): the diagonal of the inverse mass set at each window end
+
+
 class WindowAdaptationState(NamedTuple):
     state: Any  # the kernel's state, whose params are rewritten
     dual_averaging: DualAveragingState
     welford: WelfordState
     count: jax.Array  # warmup steps taken
     reinit: jax.Array  # run the step-size heuristic before the next transition
+    trace: WarmupTrace
 
 
 def window_adaptation(step: Callable, num_steps: int, *, target_accept: float,
@@ -99,39 +114,49 @@ def window_adaptation(step: Callable, num_steps: int, *, target_accept: float,
     ----------
     step
         The kernel's ``step(key, state, logdensity_fn) -> (state, info)``; ``info`` must have
-        ``accept_prob``.
+        ``accept_prob`` (and ``num_grad_evals`` to be counted in the trace).
     num_steps
         Length of the warmup (fixes the schedule).
     target_accept
         Target of dual averaging (0.8 for NUTS, 0.65 for HMC, 0.574 for MALA).
     initial_step_size
-        ``initial_step_size(key, state, logdensity_fn, active) -> step_size``: the step-size
-        heuristic, spending no gradient where ``active`` is False.
+        ``initial_step_size(key, state, logdensity_fn, active) -> (step_size, num_grad_evals)``:
+        the step-size heuristic and the gradients it spent, none where ``active`` is False.
     find_initial
         Run the heuristic before the first step (otherwise start from the state's step size).
 
     Returns
     -------
     Warmup
-        Whose ``finalize`` returns the kernel state with the adapted, frozen parameters.
+        Whose ``finalize`` returns the kernel state with the adapted, frozen parameters.  The
+        warmup state's ``trace`` (:class:`WarmupTrace`) records the step size and gradient
+        count of every step and the metric set at every window end.
     """
     slow_np, end_np = window_schedule(num_steps)
     slow, window_end = jnp.asarray(slow_np), jnp.asarray(end_np)
+    ends_np = np.flatnonzero(end_np).astype(np.int32)
+    # the window that step i closes (only read where window_end[i])
+    window_index = jnp.asarray(np.maximum(np.cumsum(end_np) - 1, 0).astype(np.int32))
 
     def init(state) -> WindowAdaptationState:
         inverse_mass = state.params.inverse_mass
-        welford = welford_init(inverse_mass.shape[0], inverse_mass.ndim == 2, inverse_mass.dtype)
+        dim, dtype = inverse_mass.shape[0], inverse_mass.dtype
+        welford = welford_init(dim, inverse_mass.ndim == 2, dtype)
+        trace = WarmupTrace(jnp.zeros((num_steps,), state.params.step_size.dtype),
+                            jnp.zeros((num_steps,), jnp.int32), jnp.asarray(ends_np),
+                            jnp.zeros((ends_np.size, dim), dtype))
         return WindowAdaptationState(state, da_init(state.params.step_size), welford,
-                                     jnp.zeros((), jnp.int32), jnp.asarray(find_initial))
+                                     jnp.zeros((), jnp.int32), jnp.asarray(find_initial), trace)
 
     def update(key, ws: WindowAdaptationState, logdensity_fn):
         key_init, key_step = jax.random.split(key)
         state = ws.state
-        found = initial_step_size(key_init, state, logdensity_fn, ws.reinit)
+        found, search_grads = initial_step_size(key_init, state, logdensity_fn, ws.reinit)
         da = jax.tree_util.tree_map(lambda new, old: jnp.where(ws.reinit, new, old),
                                     da_init(found), ws.dual_averaging)
-        state, info = step(key_step, state._replace(params=state.params._replace(
-            step_size=jnp.exp(da.log_x).astype(found.dtype))), logdensity_fn)
+        step_size = jnp.exp(da.log_x).astype(found.dtype)
+        state, info = step(key_step, state._replace(params=state.params._replace(step_size=step_size)),
+                           logdensity_fn)
         da = da_update(da, info.accept_prob, target_accept)
 
         i = jnp.minimum(ws.count, max(num_steps - 1, 0))
@@ -145,7 +170,10 @@ def window_adaptation(step: Callable, num_steps: int, *, target_accept: float,
         welford = jax.tree_util.tree_map(lambda new, old: jnp.where(is_end, new, old), fresh, welford)
         params = state.params._replace(step_size=jnp.exp(da.log_x).astype(found.dtype),
                                        inverse_mass=inverse_mass)
-        return WindowAdaptationState(state._replace(params=params), da, welford, ws.count + 1, is_end), info
+        trace = _record(ws.trace, i, step_size, search_grads + getattr(info, "num_grad_evals", 0),
+                        is_end, window_index[i], inverse_mass)
+        return WindowAdaptationState(state._replace(params=params), da, welford, ws.count + 1, is_end,
+                                     trace), info
 
     def finalize(ws: WindowAdaptationState):
         state = ws.state
@@ -153,3 +181,16 @@ def window_adaptation(step: Callable, num_steps: int, *, target_accept: float,
         return state._replace(params=state.params._replace(step_size=step_size))
 
     return Warmup(init, update, finalize)
+
+
+def _record(trace: WarmupTrace, i, step_size, num_grad_evals, is_end, window, inverse_mass) -> WarmupTrace:
+    """Write step ``i`` (and, at a window end, the new metric's diagonal) into the trace."""
+    if trace.step_size.shape[0] == 0:
+        return trace
+    diag = inverse_mass if inverse_mass.ndim == 1 else jnp.diagonal(inverse_mass)
+    metrics = trace.inverse_mass
+    if metrics.shape[0] > 0:
+        metrics = metrics.at[window].set(jnp.where(is_end, diag, metrics[window]))
+    return trace._replace(step_size=trace.step_size.at[i].set(step_size),
+                          num_grad_evals=trace.num_grad_evals.at[i].set(jnp.asarray(num_grad_evals, jnp.int32)),
+                          inverse_mass=metrics)

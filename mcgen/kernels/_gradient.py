@@ -59,8 +59,11 @@ def rebuild(state: GradientState, unravel: Callable, q, logdensity, g) -> Gradie
     return GradientState(unravel(q), logdensity.astype(q.dtype), unravel(g), state.params)
 
 
-def initial_step_size(key, state: GradientState, logdensity_fn: Callable, active) -> jax.Array:
-    """Stan's step-size heuristic at the current state (no gradient spent when not active)."""
+def initial_step_size(key, state: GradientState, logdensity_fn: Callable, active):
+    """Stan's step-size heuristic at the current state: ``(step_size, gradients spent)``.
+
+    No gradient is spent where ``active`` is False.
+    """
     q, g, f, _ = flatten(state, logdensity_fn)
     return find_reasonable_step_size(key, f, state.params.inverse_mass, q, state.logdensity, g,
                                      state.params.step_size, active)
