@@ -127,14 +127,15 @@ def _lockstep(leaves) -> int:
     return int(leaves.max(axis=0).sum())
 
 
-def run_mcgen(target, init, num_chains, warmup, draws, seed):
+def run_mcgen(target, init, num_chains, warmup, draws, seed, kernel=None):
     c0, t0 = B.CLOCK.seconds, time.perf_counter()
-    res = mc.run_chains(target.logdensity, nuts(), init=init, init_batched=True, num_chains=num_chains,
+    res = mc.run_chains(target.logdensity, kernel or nuts(), init=init, init_batched=True, num_chains=num_chains,
                         num_samples=draws, num_warmup=warmup, seed=seed, progress=False, warn=False)
     first = time.perf_counter() - t0
     leaves = res.stats["num_grad_evals"]
     return dict(draws=res.samples, sample=res.sampling_time, grads=float(np.sum(leaves)), lockstep=_lockstep(leaves),
-                div=int(np.sum(res.stats["is_divergent"])), compile=B.CLOCK.seconds - c0, first=first)
+                wgrads=float(np.sum(res.warmup_grad_evals())), div=int(np.sum(res.stats["is_divergent"])),
+                compile=B.CLOCK.seconds - c0, first=first)
 
 
 _BJ: dict = {}
@@ -148,8 +149,8 @@ def run_blackjax(target, init, num_chains, warmup, draws, seed):
         adapt = blackjax.window_adaptation(blackjax.nuts, target.logdensity)
 
         def warm(keys, positions):
-            (state, params), _ = jax.vmap(lambda k, x: adapt.run(k, x, num_steps=warmup))(keys, positions)
-            return state, params
+            (state, params), info = jax.vmap(lambda k, x: adapt.run(k, x, num_steps=warmup))(keys, positions)
+            return state, params, jnp.sum(info.info.num_integration_steps)
 
         def sample(keys, states, params):
             def one_chain(k, state, p):
@@ -167,13 +168,13 @@ def run_blackjax(target, init, num_chains, warmup, draws, seed):
     warm, sample = _BJ[key]
     keys = jax.random.split(jax.random.key(seed), 2 * num_chains)
     c0, t0 = B.CLOCK.seconds, time.perf_counter()
-    states, params = jax.block_until_ready(warm(keys[:num_chains], init))
+    states, params, wgrads = jax.block_until_ready(warm(keys[:num_chains], init))
     compiled = sample.lower(keys[num_chains:], states, params).compile()
     start = time.perf_counter()
     positions, steps, div = jax.block_until_ready(compiled(keys[num_chains:], states, params))
     end = time.perf_counter()
     return dict(draws=positions, sample=end - start, grads=float(np.sum(steps)), lockstep=_lockstep(steps),
-                div=int(np.sum(div)), compile=B.CLOCK.seconds - c0, first=end - t0)
+                wgrads=float(wgrads), div=int(np.sum(div)), compile=B.CLOCK.seconds - c0, first=end - t0)
 
 
 def run_numpyro(target, init, num_chains, warmup, draws, seed):
@@ -184,7 +185,8 @@ def run_numpyro(target, init, num_chains, warmup, draws, seed):
                 chain_method="vectorized", progress_bar=False)
     key_warm, key_run = jax.random.split(jax.random.key(seed))
     c0, t0 = B.CLOCK.seconds, time.perf_counter()
-    mcmc.warmup(key_warm, init_params=init, extra_fields=("num_steps",), collect_warmup=False)
+    mcmc.warmup(key_warm, init_params=init, extra_fields=("num_steps",), collect_warmup=True)
+    wgrads = float(np.sum(mcmc.get_extra_fields(group_by_chain=True)["num_steps"]))
     c1 = B.CLOCK.seconds
     start = time.perf_counter()
     mcmc.run(key_run, extra_fields=("num_steps", "diverging"))
@@ -193,7 +195,7 @@ def run_numpyro(target, init, num_chains, warmup, draws, seed):
     extra = mcmc.get_extra_fields(group_by_chain=True)
     steps = np.asarray(extra["num_steps"])
     return dict(draws=samples, sample=end - start - (B.CLOCK.seconds - c1), grads=float(np.sum(steps)),
-                lockstep=_lockstep(steps), div=int(np.sum(extra["diverging"])), compile=B.CLOCK.seconds - c0,
+                wgrads=wgrads, lockstep=_lockstep(steps), div=int(np.sum(extra["diverging"])), compile=B.CLOCK.seconds - c0,
                 first=end - t0)
 
 
@@ -240,7 +242,7 @@ def bench(names, num_chains, warmup, draws, reps, libraries):
                     r = LIBRARIES[lib](target, init, num_chains, warmup, draws, rep)
                 scored = target.score(r.pop("draws"))
                 r.update(scored, us_grad=1e6 * r["sample"] / r["lockstep"], ess_grad=scored["ess"] / r["grads"],
-                         ess_s=scored["ess"] / r["sample"])
+                         ess_grad_all=scored["ess"] / (r["grads"] + r["wgrads"]), ess_s=scored["ess"] / r["sample"])
                 results[lib].append(r)
                 print(f"  {name[:24]:24s} rep {rep} {lib:9s} " + "  ".join(
                     f"{k}={v:.4g}" for k, v in r.items()), flush=True)

@@ -42,7 +42,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
-from mcgen.adaptation.welford import WelfordState, welford_covariance, welford_init, welford_update
+from mcgen.adaptation.welford import (WelfordState, fisher_diagonal, welford_covariance, welford_init,
+                                      welford_update)
 from mcgen.types import Warmup
 
 
@@ -104,10 +105,12 @@ class WindowAdaptationState(NamedTuple):
     count: jax.Array  # warmup steps taken
     reinit: jax.Array  # run the step-size heuristic before the next transition
     trace: WarmupTrace
+    scores: WelfordState  # Welford estimate of the gradients (dimension 0 unless estimator="fisher")
 
 
 def window_adaptation(step: Callable, num_steps: int, *, target_accept: float,
-                      initial_step_size: Callable, find_initial: bool = True) -> Warmup:
+                      initial_step_size: Callable, find_initial: bool = True,
+                      restart: str = "search", estimator: str = "welford") -> Warmup:
     """The windowed warmup of a kernel whose ``state.params`` has ``step_size, inverse_mass``.
 
     Parameters
@@ -124,6 +127,15 @@ def window_adaptation(step: Callable, num_steps: int, *, target_accept: float,
         the step-size heuristic and the gradients it spent, none where ``active`` is False.
     find_initial
         Run the heuristic before the first step (otherwise start from the state's step size).
+    restart
+        Where dual averaging restarts after a window end: ``"search"`` (Stan) runs the
+        heuristic under the new metric; ``"average"`` (BlackJAX) starts from the window's
+        averaged step size and spends no gradient.
+    estimator
+        The metric set at a window end: ``"welford"`` (Stan) the regularized covariance of
+        the window's draws (diagonal or dense, as the state's ``inverse_mass``);
+        ``"fisher"`` the diagonal :func:`~mcgen.adaptation.welford.fisher_diagonal` from the
+        window's draws and their gradients (``state.logdensity_grad``).
 
     Returns
     -------
@@ -145,8 +157,9 @@ def window_adaptation(step: Callable, num_steps: int, *, target_accept: float,
         trace = WarmupTrace(jnp.zeros((num_steps,), state.params.step_size.dtype),
                             jnp.zeros((num_steps,), jnp.int32), jnp.asarray(ends_np),
                             jnp.zeros((ends_np.size, dim), dtype))
+        scores = welford_init(dim if estimator == "fisher" else 0, False, dtype)
         return WindowAdaptationState(state, da_init(state.params.step_size), welford,
-                                     jnp.zeros((), jnp.int32), jnp.asarray(find_initial), trace)
+                                     jnp.zeros((), jnp.int32), jnp.asarray(find_initial), trace, scores)
 
     def update(key, ws: WindowAdaptationState, logdensity_fn):
         key_init, key_step = jax.random.split(key)
@@ -164,16 +177,27 @@ def window_adaptation(step: Callable, num_steps: int, *, target_accept: float,
         flat, _ = ravel_pytree(state.position)
         welford = jax.tree_util.tree_map(lambda new, old: jnp.where(in_slow, new, old),
                                          welford_update(ws.welford, flat), ws.welford)
-        inverse_mass = jnp.where(is_end, welford_covariance(welford).astype(flat.dtype),
-                                 state.params.inverse_mass)
+        if restart == "average":
+            da = jax.tree_util.tree_map(lambda new, old: jnp.where(is_end, new, old),
+                                        da_init(da_final(da).astype(found.dtype)), da)
+        scores = ws.scores
+        if estimator == "fisher":
+            grad, _ = ravel_pytree(state.logdensity_grad)
+            scores = _where(in_slow, welford_update(scores, grad.astype(flat.dtype)), scores)
+            estimate = fisher_diagonal(welford, scores)
+            scores = _where(is_end, welford_init(flat.shape[0], False, flat.dtype), scores)
+        else:
+            estimate = welford_covariance(welford).astype(flat.dtype)
+        inverse_mass = jnp.where(is_end, estimate, state.params.inverse_mass)
         fresh = welford_init(flat.shape[0], inverse_mass.ndim == 2, flat.dtype)
         welford = jax.tree_util.tree_map(lambda new, old: jnp.where(is_end, new, old), fresh, welford)
         params = state.params._replace(step_size=jnp.exp(da.log_x).astype(found.dtype),
                                        inverse_mass=inverse_mass)
         trace = _record(ws.trace, i, step_size, search_grads + getattr(info, "num_grad_evals", 0),
                         is_end, window_index[i], inverse_mass)
-        return WindowAdaptationState(state._replace(params=params), da, welford, ws.count + 1, is_end,
-                                     trace), info
+        reinit = is_end if restart == "search" else jnp.zeros((), bool)
+        return WindowAdaptationState(state._replace(params=params), da, welford, ws.count + 1, reinit,
+                                     trace, scores), info
 
     def finalize(ws: WindowAdaptationState):
         state = ws.state
@@ -181,6 +205,10 @@ def window_adaptation(step: Callable, num_steps: int, *, target_accept: float,
         return state._replace(params=state.params._replace(step_size=step_size))
 
     return Warmup(init, update, finalize)
+
+
+def _where(flag, new, old):
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(flag, a, b), new, old)
 
 
 def _record(trace: WarmupTrace, i, step_size, num_grad_evals, is_end, window, inverse_mass) -> WarmupTrace:

@@ -81,7 +81,9 @@ def hmc(num_integration_steps: int = 10, mass: str = "diag", *, step_size: float
     num_integration_steps
         Leapfrog steps :math:`L` per transition (one gradient each).
     mass
-        ``"diag"`` or ``"dense"``: the inverse mass matrix adapted in warmup.
+        The inverse mass matrix adapted in warmup: ``"diag"`` (Stan's: the variances of the
+        warmup draws), ``"dense"`` (their covariance) or ``"grad_diag"`` (a diagonal from the
+        draws and their gradients, the Fisher-divergence optimum of Seyboldt et al. 2026).
     step_size
         Starting step size (default: Stan's heuristic in warmup, 1.0 without warmup).
     jitter
@@ -126,5 +128,5 @@ def hmc(num_integration_steps: int = 10, mass: str = "diag", *, step_size: float
                        jnp.asarray(num_integration_steps, jnp.int32), eps, jnp.where(do_accept, h1, h0))
         return new, info
 
-    warmup = gradient_warmup(step, target_accept, step_size is not None) if adapt else None
+    warmup = gradient_warmup(step, target_accept, step_size is not None, mass) if adapt else None
     return Kernel(init, step, warmup)

@@ -170,7 +170,9 @@ def mala(step_size: float | None = None, mass: str = "diag", *, target_accept: f
     step_size
         Starting step size :math:`\\epsilon` (default: Stan's heuristic in warmup, 1.0 without).
     mass
-        ``"diag"`` or ``"dense"`` preconditioner :math:`A`, adapted in warmup.
+        The inverse mass matrix adapted in warmup: ``"diag"`` (Stan's: the variances of the
+        warmup draws), ``"dense"`` (their covariance) or ``"grad_diag"`` (a diagonal from the
+        draws and their gradients, the Fisher-divergence optimum of Seyboldt et al. 2026).
     target_accept
         Acceptance rate targeted by dual averaging.
     adapt
@@ -203,5 +205,5 @@ def mala(step_size: float | None = None, mass: str = "diag", *, target_accept: f
         new = select(do_accept, rebuild(state, unravel, y, logdensity_y, gy), state)
         return new, MALAInfo(accept_prob, do_accept, is_nonfinite, one, eps)
 
-    warmup = gradient_warmup(step, target_accept, step_size is not None) if adapt else None
+    warmup = gradient_warmup(step, target_accept, step_size is not None, mass) if adapt else None
     return Kernel(init, step, warmup)

@@ -25,7 +25,8 @@ gradient of the current point cached in the state.
 
 ``run_chains`` warms NUTS up with Stan's windowed adaptation (:mod:`mcgen.adaptation.window`):
 dual averaging of the step size towards a mean acceptance statistic of 0.8, and a diagonal
-(``mass="diag"``) or dense (``mass="dense"``) inverse mass matrix from Welford estimates.
+(``mass="diag"``) or dense (``mass="dense"``) inverse mass matrix from Welford estimates, or
+a diagonal one from the draws and their gradients (``mass="grad_diag"``).
 
 References
 ----------
@@ -76,7 +77,9 @@ def nuts(max_tree_depth: int = 10, mass: str = "diag", *, step_size: float | Non
         Largest number of trajectory doublings: at most :math:`2^{\\text{depth}} - 1`
         gradient evaluations per draw.
     mass
-        ``"diag"`` or ``"dense"``: the shape of the inverse mass matrix adapted in warmup.
+        The inverse mass matrix adapted in warmup: ``"diag"`` (Stan's: the variances of the
+        warmup draws), ``"dense"`` (their covariance) or ``"grad_diag"`` (a diagonal from the
+        draws and their gradients, the Fisher-divergence optimum of Seyboldt et al. 2026).
     step_size
         Starting step size (default: Stan's heuristic in warmup, 1.0 without warmup).
     target_accept
@@ -114,5 +117,5 @@ def nuts(max_tree_depth: int = 10, mass: str = "diag", *, step_size: float | Non
                         tree.depth, eps, tree.energy)
         return rebuild(state, unravel, tree.q, tree.logdensity, tree.g), info
 
-    warmup = gradient_warmup(step, target_accept, step_size is not None) if adapt else None
+    warmup = gradient_warmup(step, target_accept, step_size is not None, mass) if adapt else None
     return Kernel(init, step, warmup)
