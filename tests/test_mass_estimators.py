@@ -105,3 +105,30 @@ def test_nuts_with_grad_diag_samples_a_correlated_gaussian():
 def test_unknown_mass_names_the_choices():
     with pytest.raises(ValueError, match="'diag', 'dense', 'grad_diag'"):
         mc.nuts(mass="fisher")
+
+
+def test_early_schedule_learns_the_metric_and_samples_the_target():
+    # warmup 1000: the metric freezes at step 849 on a foreground of the >= 230 draws since the
+    # last switch (step 699), so each entry's sd is under 7%: a 30% bound is over 4 sd
+    cov = np.asarray(GAUSS10.cov, np.float64)
+    truth = np.sqrt(np.diag(cov) / np.diag(np.linalg.inv(cov)))
+    res = run(GAUSS10.logdensity_fn, mc.hmc(10, mass="grad_diag", warmup_schedule="early"), init=GAUSS10.init,
+              chains=4, samples=1000, warmup=1000)
+    np.testing.assert_allclose(np.asarray(res.last_state.params.inverse_mass) / truth, 1.0, atol=0.3)
+    testing.assert_moments(res.samples, GAUSS10.mean, GAUSS10.var)
+    # the metric moved after every step before the freeze, and was recorded at each switch
+    assert res.warmup_stats["window_end"].shape[1] == 36
+
+
+def test_early_schedule_structure():
+    from mcgen.adaptation.window import early_schedule
+
+    sched = early_schedule(1000)
+    assert not sched["collect"][850:].any() and sched["collect"][:850].all()  # final 15%: step size only
+    switches = np.flatnonzero(sched["switch"])
+    assert np.all(np.diff(switches[switches < 300]) == 10) and np.all(np.diff(switches[switches >= 299]) == 80)
+    assert switches[-1] + 80 <= 850  # no switch leaves a foreground shorter than 80 draws at the freeze
+    assert np.flatnonzero(sched["search"]).tolist() == [2] and np.flatnonzero(sched["freeze"]).tolist() == [849]
+    assert not any(early_schedule(19)[k].any() for k in sched)  # too short: step size only
+    with pytest.raises(ValueError, match="warmup_schedule"):
+        mc.nuts(warmup_schedule="nutpie")

@@ -71,23 +71,33 @@ def initial_step_size(key, state: GradientState, logdensity_fn: Callable, active
 
 
 def gradient_warmup(step: Callable, target_accept: float, step_size_given: bool,
-                    mass: str = "diag") -> Callable[[int], Warmup]:
+                    mass: str = "diag", schedule: str = "stan") -> Callable[[int], Warmup]:
     """``warmup(num_steps)``: Stan's windowed adaptation of step size and metric.
 
     When the user fixed a starting step size it seeds dual averaging; otherwise Stan's
     heuristic finds one before the first transition.  ``mass="grad_diag"`` sets the
     diagonal metric from the draws *and* gradients of each window (the Fisher-divergence
     optimum, :func:`~mcgen.adaptation.welford.fisher_diagonal`); ``"diag"`` and ``"dense"``
-    from the draws' covariance, as Stan does.
+    from the draws' covariance, as Stan does.  ``schedule`` is Stan's doubling windows
+    (``"stan"``) or an early, frequent update in nutpie's manner (``"early"``, see
+    :func:`~mcgen.adaptation.window.early_schedule`).
     """
     estimator = "fisher" if mass == "grad_diag" else "welford"
 
     def factory(num_steps: int) -> Warmup:
         return window_adaptation(step, num_steps, target_accept=target_accept,
                                  initial_step_size=initial_step_size, find_initial=not step_size_given,
-                                 estimator=estimator)
+                                 estimator=estimator, schedule=schedule)
 
     return factory
+
+
+WARMUP_SCHEDULES = ("stan", "early")
+
+
+def check_warmup_schedule(schedule: str, who: str) -> None:
+    if schedule not in WARMUP_SCHEDULES:
+        raise ValueError(f"{who}: warmup_schedule must be 'stan' or 'early', got {schedule!r}")
 
 
 def check_target_accept(target_accept: float, who: str) -> None:

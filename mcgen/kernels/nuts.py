@@ -47,8 +47,8 @@ from typing import NamedTuple
 
 import jax
 
-from mcgen.kernels._gradient import (GradientState, check_target_accept, flatten, gradient_init,
-                                     gradient_warmup, rebuild)
+from mcgen.kernels._gradient import (GradientState, check_target_accept, check_warmup_schedule, flatten,
+                                     gradient_init, gradient_warmup, rebuild)
 from mcgen.kernels._metrics import check_mass, check_step_size
 from mcgen.kernels._proposal import cached_constructor
 from mcgen.kernels._trajectory import build_tree
@@ -68,7 +68,8 @@ class NUTSInfo(NamedTuple):
 
 @cached_constructor
 def nuts(max_tree_depth: int = 10, mass: str = "diag", *, step_size: float | None = None,
-         target_accept: float = 0.8, max_energy_error: float = 1000.0, adapt: bool = True) -> Kernel:
+         target_accept: float = 0.8, max_energy_error: float = 1000.0, adapt: bool = True,
+         warmup_schedule: str = "stan") -> Kernel:
     """The No-U-Turn Sampler.
 
     Parameters
@@ -88,6 +89,10 @@ def nuts(max_tree_depth: int = 10, mass: str = "diag", *, step_size: float | Non
         Energy error :math:`H - H_0` above which a leapfrog step counts as divergent.
     adapt
         Adapt step size and metric in warmup (default); ``False`` makes warmup a burn-in.
+    warmup_schedule
+        ``"stan"`` (default): Stan's doubling windows; ``"early"``: the metric updated after
+        every warmup step from the last tens of draws, in nutpie's manner
+        (:func:`~mcgen.adaptation.window.early_schedule`).
 
     Returns
     -------
@@ -102,6 +107,7 @@ def nuts(max_tree_depth: int = 10, mass: str = "diag", *, step_size: float | Non
     check_mass(mass, "nuts")
     check_step_size(step_size, "nuts")
     check_target_accept(target_accept, "nuts")
+    check_warmup_schedule(warmup_schedule, "nuts")
     if not float(max_energy_error) > 0.0:
         raise ValueError(f"nuts: max_energy_error must be positive, got {max_energy_error!r}")
 
@@ -117,5 +123,6 @@ def nuts(max_tree_depth: int = 10, mass: str = "diag", *, step_size: float | Non
                         tree.depth, eps, tree.energy)
         return rebuild(state, unravel, tree.q, tree.logdensity, tree.g), info
 
-    warmup = gradient_warmup(step, target_accept, step_size is not None, mass) if adapt else None
+    warmup = gradient_warmup(step, target_accept, step_size is not None, mass,
+                             warmup_schedule) if adapt else None
     return Kernel(init, step, warmup)
