@@ -27,10 +27,22 @@ averaging iterate is the step size, and both tunables are frozen.
 Everything is data: :func:`window_schedule` turns the schedule into two boolean arrays
 indexed by the warmup step, so the warmup step has no Python control flow.
 
+Two variations, both off by default.  The *estimator* set at a window end can be the
+Fisher-divergence diagonal of the window's draws and gradients
+(:func:`~mcgen.adaptation.welford.fisher_diagonal`, ``estimator="fisher"``) instead of the
+draws' covariance.  The *schedule* can be :func:`early_schedule` (``schedule="early"``,
+after nutpie): the metric is set after every step from a foreground estimate that a
+background one replaces every 10, later 80, draws, so it follows the chain from the third
+step on; dual averaging then runs through, restarting only after the first update and when
+the metric freezes for the final 15% of the warmup.  Each warmup step records its step size
+and gradient count, and each update the metric's diagonal, in a :class:`WarmupTrace`.
+
 References
 ----------
 Stan Development Team. Stan Reference Manual, section "HMC algorithm parameters".
 Hoffman, M. D. and Gelman, A. (2014). The No-U-Turn Sampler. JMLR 15, 1593–1623.
+Seyboldt, A., Carlson, E. and Carpenter, B. (2026). Preconditioning Hamiltonian Monte Carlo by
+minimizing Fisher Divergence. arXiv:2603.18845.
 """
 from __future__ import annotations
 
