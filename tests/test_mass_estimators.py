@@ -97,8 +97,8 @@ def test_grad_diag_warmup_learns_the_fisher_metric_and_samples_the_target():
 
 def test_nuts_with_grad_diag_samples_a_correlated_gaussian():
     # sampling uses the metric as "diag" does; this checks the whole path, warmup included
-    res = run(GAUSS10.logdensity_fn, mc.nuts(mass="grad_diag"), init=GAUSS10.init, chains=4, samples=1000,
-              warmup=500)
+    res = run(GAUSS10.logdensity_fn, mc.nuts(mass="grad_diag", max_tree_depth=6), init=GAUSS10.init, chains=4,
+              samples=500, warmup=300)
     testing.assert_moments(res.samples, GAUSS10.mean, GAUSS10.var)
 
 
