@@ -19,6 +19,10 @@ times from the first repetition, after the bare gradient has paid the one-time t
 * ``ESS/grad``: smallest bulk ESS over the coordinates of the draws mapped back to the
   constrained space, per gradient evaluation of sampling (summed over chains);
 * ``ESS/s``: that ESS per second of sampling (warmup and compilation excluded);
+* ``warmup grads``: gradient evaluations of the warmup, summed over chains (mcgen:
+  ``Result.warmup_grad_evals()``, step-size searches included; BlackJAX: the adaptation
+  info's integration steps; NumPyro: the warmup's ``num_steps``); ``ESS/grad all`` and
+  ``ESS/s all`` count warmup and sampling together (gradients, or compiled seconds);
 * ``first call``: seconds of the first whole run (trace, compile, warmup, sampling);
   ``compile``: the tracing, lowering and XLA-compilation part of it (JAX's monitoring
   events);
@@ -27,6 +31,13 @@ times from the first repetition, after the bare gradient has paid the one-time t
   the Monte-Carlo standard error of that difference (``sd_truth / sqrt(ESS_mean)`` combined
   with the ground truth's own standard error where the Gym gives one), against the
   Bonferroni threshold for a family-wise 1% level over the target's coordinates.
+
+Besides ``mcgen`` (NUTS with Stan's windowed diagonal metric, as the peers) the libraries
+include mcgen's other warmups: ``mcgen_grad`` (``mass="grad_diag"``, the Fisher-divergence
+diagonal), ``mcgen_early`` (the same with ``warmup_schedule="early"``) and
+``mcgen_diag_early`` (Stan's estimator on the early schedule); a last table gives, per
+target, each one's ESS per gradient (warmup included) over ``mcgen``'s and every mcgen
+variant's ESS/s (warmup included) over BlackJAX's, with their medians.
 
 Usage::
 
@@ -37,6 +48,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 import warnings
@@ -150,14 +162,16 @@ def _lockstep(leaves) -> int:
     return int(leaves.max(axis=0).sum())
 
 
-def run_mcgen(target, init, num_chains, warmup, draws, seed):
+def run_mcgen(target, init, num_chains, warmup, draws, seed, kernel=None):
     c0, t0 = B.CLOCK.seconds, time.perf_counter()
-    res = mc.run_chains(target.logdensity, nuts(), init=init, init_batched=True, num_chains=num_chains,
+    res = mc.run_chains(target.logdensity, kernel if kernel is not None else nuts(), init=init, init_batched=True, num_chains=num_chains,
                         num_samples=draws, num_warmup=warmup, seed=seed, progress=False, warn=False)
     first = time.perf_counter() - t0
     leaves = res.stats["num_grad_evals"]
     return dict(draws=res.samples, sample=res.sampling_time, grads=float(np.sum(leaves)), lockstep=_lockstep(leaves),
-                div=int(np.sum(res.stats["is_divergent"])), compile=B.CLOCK.seconds - c0, first=first)
+                wgrads=float(np.sum(res.warmup_grad_evals())), warm=res.warmup_time,
+                div=int(np.sum(res.stats["is_divergent"])),
+                compile=B.CLOCK.seconds - c0, first=first)
 
 
 _BJ: dict = {}
@@ -171,8 +185,8 @@ def run_blackjax(target, init, num_chains, warmup, draws, seed):
         adapt = blackjax.window_adaptation(blackjax.nuts, target.logdensity)
 
         def warm(keys, positions):
-            (state, params), _ = jax.vmap(lambda k, x: adapt.run(k, x, num_steps=warmup))(keys, positions)
-            return state, params
+            (state, params), info = jax.vmap(lambda k, x: adapt.run(k, x, num_steps=warmup))(keys, positions)
+            return state, params, jnp.sum(info.info.num_integration_steps)
 
         def sample(keys, states, params):
             def one_chain(k, state, p):
@@ -190,13 +204,16 @@ def run_blackjax(target, init, num_chains, warmup, draws, seed):
     warm, sample = _BJ[key]
     keys = jax.random.split(jax.random.key(seed), 2 * num_chains)
     c0, t0 = B.CLOCK.seconds, time.perf_counter()
-    states, params = jax.block_until_ready(warm(keys[:num_chains], init))
+    warm_compiled = warm.lower(keys[:num_chains], init).compile()
+    w0 = time.perf_counter()
+    states, params, wgrads = jax.block_until_ready(warm_compiled(keys[:num_chains], init))
+    warm_time = time.perf_counter() - w0
     compiled = sample.lower(keys[num_chains:], states, params).compile()
     start = time.perf_counter()
     positions, steps, div = jax.block_until_ready(compiled(keys[num_chains:], states, params))
     end = time.perf_counter()
     return dict(draws=positions, sample=end - start, grads=float(np.sum(steps)), lockstep=_lockstep(steps),
-                div=int(np.sum(div)), compile=B.CLOCK.seconds - c0, first=end - t0)
+                wgrads=float(wgrads), warm=warm_time, div=int(np.sum(div)), compile=B.CLOCK.seconds - c0, first=end - t0)
 
 
 def run_numpyro(target, init, num_chains, warmup, draws, seed):
@@ -207,7 +224,9 @@ def run_numpyro(target, init, num_chains, warmup, draws, seed):
                 chain_method="vectorized", progress_bar=False)
     key_warm, key_run = jax.random.split(jax.random.key(seed))
     c0, t0 = B.CLOCK.seconds, time.perf_counter()
-    mcmc.warmup(key_warm, init_params=init, extra_fields=("num_steps",), collect_warmup=False)
+    mcmc.warmup(key_warm, init_params=init, extra_fields=("num_steps",), collect_warmup=True)
+    warm_time = time.perf_counter() - t0 - (B.CLOCK.seconds - c0)
+    wgrads = float(np.sum(mcmc.get_extra_fields(group_by_chain=True)["num_steps"]))
     c1 = B.CLOCK.seconds
     start = time.perf_counter()
     mcmc.run(key_run, extra_fields=("num_steps", "diverging"))
@@ -216,11 +235,19 @@ def run_numpyro(target, init, num_chains, warmup, draws, seed):
     extra = mcmc.get_extra_fields(group_by_chain=True)
     steps = np.asarray(extra["num_steps"])
     return dict(draws=samples, sample=end - start - (B.CLOCK.seconds - c1), grads=float(np.sum(steps)),
-                lockstep=_lockstep(steps), div=int(np.sum(extra["diverging"])), compile=B.CLOCK.seconds - c0,
+                wgrads=wgrads, warm=warm_time, lockstep=_lockstep(steps), div=int(np.sum(extra["diverging"])), compile=B.CLOCK.seconds - c0,
                 first=end - t0)
 
 
 LIBRARIES = {"mcgen": run_mcgen, "blackjax": run_blackjax, "numpyro": run_numpyro}
+# mcgen's NUTS with the other warmup estimators and schedules ("mcgen" is mass="diag", Stan's)
+ESTIMATORS = {
+    "mcgen_grad": dict(mass="grad_diag"),
+    "mcgen_early": dict(mass="grad_diag", warmup_schedule="early"),
+    "mcgen_diag_early": dict(mass="diag", warmup_schedule="early"),
+}
+for _name, _settings in ESTIMATORS.items():
+    LIBRARIES[_name] = functools.partial(run_mcgen, kernel=nuts(**_settings))
 
 
 def bare_gradient(target, init, calls: int = 300, repeats: int = 5) -> float:
@@ -266,7 +293,8 @@ def bench(names, num_chains, warmup, draws, reps, libraries):
                     r = LIBRARIES[lib](target, init, num_chains, warmup, draws, rep)
                 scored = target.score(r.pop("draws"))
                 r.update(scored, us_grad=1e6 * r["sample"] / r["lockstep"], ess_grad=scored["ess"] / r["grads"],
-                         ess_s=scored["ess"] / r["sample"])
+                         ess_grad_all=scored["ess"] / (r["grads"] + r["wgrads"]), ess_s=scored["ess"] / r["sample"],
+                         ess_s_all=scored["ess"] / (r["sample"] + r["warm"]))
                 results[lib].append(r)
                 print(f"  {name[:24]:24s} rep {rep} {lib:9s} " + "  ".join(
                     f"{k}={v:.4g}" for k, v in r.items()), flush=True)
@@ -281,9 +309,10 @@ def bench(names, num_chains, warmup, draws, reps, libraries):
 
 def table(rows, names, libraries, num_chains):
     lines = [f"\n### Inference Gym, {num_chains} chains (median of reps; z and R-hat: worst rep)\n",
-             "| target | d | library | us/grad | bare | first call s | compile s | ESS/grad | ESS/s | div "
-             "| R-hat | max abs z (limit) | us/grad ratio | first-call ratio | ESS/grad ratio | ESS/s ratio |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| target | d | library | us/grad | bare | first call s | compile s | warmup grads | ESS/grad "
+             "| ESS/grad all | ESS/s | ESS/s all | div | R-hat | max abs z (limit) | us/grad ratio | first-call ratio "
+             "| ESS/grad ratio | ESS/s ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ratios = {lib: [] for lib in libraries}
     for name in names:
         ours = rows[(name, "mcgen")]
@@ -296,16 +325,32 @@ def table(rows, names, libraries, num_chains):
                        f"{ours['ess_grad'] / r['ess_grad']:.2f}", f"{ours['ess_s'] / r['ess_s']:.2f}"]
                 ratios[lib].append(ours["ess_s"] / r["ess_s"])
             lines.append(f"| {name[:40]} | {r['dim']} | {lib} | {r['us_grad']:.1f} | {r['bare']:.1f} | {r['first']:.1f} "
-                         f"| {r['compile']:.1f} | {r['ess_grad']:.4f} | {r['ess_s']:.0f} | {r['div']:.0f} "
+                         f"| {r['compile']:.1f} | {r['wgrads']:.3g} | {r['ess_grad']:.4f} | {r['ess_grad_all']:.5f} "
+                         f"| {r['ess_s']:.0f} | {r['ess_s_all']:.0f} | {r['div']:.0f} "
                          f"| {r['rhat']:.3f} | {r['z']:.2f} ({r['threshold']:.2f}) | " + " | ".join(rat) + " |")
     replaced = [name for name in names if rows[(name, "mcgen")]["truth"] != "Gym"]
     if replaced:
         lines.append(f"\nz against an independent truth (the Gym's stored one is wrong; see REPLACED_TRUTH): "
                      f"{', '.join(replaced)}")
     for lib in libraries:
-        if ratios[lib]:
+        if ratios[lib] and not lib.startswith("mcgen"):
             lines.append(f"\nmedian ESS/s ratio mcgen / {lib}: {statistics.median(ratios[lib]):.2f} "
                          f"(min {min(ratios[lib]):.2f})")
+    variants = [lib for lib in libraries if lib.startswith("mcgen")]
+    if len(variants) > 1 or "blackjax" in libraries:
+        lines += ["\n### Warmup estimators: warmup + sampling gradients in the cost (ratios per target, then median)\n",
+                  "| target | " + " | ".join(f"{v} ESS/grad all vs mcgen" for v in variants[1:])
+                  + "".join(f" | {v} ESS/s all vs blackjax" for v in variants if "blackjax" in libraries) + " |",
+                  "|---|" + "---|" * (len(variants) - 1 + (len(variants) if "blackjax" in libraries else 0))]
+        columns = []
+        for name in names:
+            base = rows[(name, "mcgen")]
+            row = [rows[(name, v)]["ess_grad_all"] / base["ess_grad_all"] for v in variants[1:]]
+            if "blackjax" in libraries:
+                row += [rows[(name, v)]["ess_s_all"] / rows[(name, "blackjax")]["ess_s_all"] for v in variants]
+            columns.append(row)
+            lines.append(f"| {name[:40]} | " + " | ".join(f"{x:.2f}" for x in row) + " |")
+        lines.append("| **median** | " + " | ".join(f"{statistics.median(c):.2f}" for c in zip(*columns)) + " |")
     return "\n".join(lines)
 
 

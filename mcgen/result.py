@@ -39,6 +39,15 @@ class Result:
         The diagnostic warnings raised after sampling (R-hat, ESS, divergences).
     chain_ids
         Global index of each chain held (all chains, or this process's with ``gather=False``).
+    warmup_stats
+        What the warmup did, per chain, for kernels with Stan's windowed warmup (``nuts``,
+        ``hmc``, ``mala``, ``barker``); ``None`` otherwise.  A dict of numpy arrays:
+        ``num_grad_evals`` ``(num_chains, num_warmup)``, the gradients each warmup step spent
+        (the transition's and the step-size search's; :meth:`warmup_grad_evals` sums them);
+        ``step_size`` ``(num_chains, num_warmup)``, the step size of each warmup transition;
+        ``window_end`` ``(num_chains, num_windows)``, the warmup steps after which the metric
+        was set; ``inverse_mass`` ``(num_chains, num_windows, d)``, the diagonal of the
+        inverse mass set at each of them.
     """
 
     samples: ArrayTree
@@ -55,6 +64,7 @@ class Result:
     sampling_time: float
     messages: tuple[str, ...] = ()
     chain_ids: Any = None
+    warmup_stats: dict[str, np.ndarray] | None = None
     _cache: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def to_arviz(self):
@@ -84,6 +94,15 @@ class Result:
 
             self._cache["diag"] = ess_rhat(self.samples)
         return self._cache["diag"]
+
+    def warmup_grad_evals(self) -> np.ndarray | None:
+        """Gradients spent in warmup by each chain, ``(num_chains,)`` (``None`` if not recorded).
+
+        Add ``stats['num_grad_evals'].sum(1)`` for the whole cost of the run.
+        """
+        if self.warmup_stats is None:
+            return None
+        return np.sum(self.warmup_stats["num_grad_evals"], axis=1)
 
     def acceptance_rate(self) -> np.ndarray:
         """Mean acceptance probability per chain (from ``stats['accept_prob']``)."""

@@ -72,6 +72,7 @@ from mcgen._driver.steps import (
     _warmup_chunk,
     _warmup_finalize,
     _warmup_init,
+    _warmup_trace,
 )
 from mcgen.result import Result
 from mcgen.types import ArrayTree, Kernel, LogDensityFn
@@ -322,9 +323,10 @@ def run_chains(
                              num_chains=requested, padded_chains=num_chains, num_samples=num_samples,
                              num_warmup=num_warmup, thin=thin, init_states=states, version=_version())
         ckpt = Checkpointer(checkpoint, checkpoint_every, run_id)
-        templates = {"sampling": states}
+        templates = {}
         if num_warmup > 0:
             wstates = templates["warmup"] = _call(clock, _warmup_init, (method, kernel, num_warmup), states)
+        templates["sampling"] = (states, _warmup_trace(wstates))  # the warmup's record rides along
         saved = ckpt.load(templates)
     earlier = saved.times if saved is not None else {}
     compile_before = float(earlier.get("compile", 0.0))
@@ -334,11 +336,12 @@ def run_chains(
 
     warmup_time = float(earlier.get("warmup", 0.0))
     sampling_time = float(earlier.get("sampling", 0.0))
-    warm_start, sample_start, crcs = 0, 0, {}
+    warm_start, sample_start, crcs, warmup_trace = 0, 0, {}, None
     if saved is not None and saved.phase == "warmup":
         wstates, warm_start = place(jax.device_put(saved.states)), saved.step
     elif saved is not None:
-        states, sample_start = place(jax.device_put(saved.states)), saved.step
+        (states, warmup_trace), sample_start = place(jax.device_put(saved.states)), saved.step
+        warmup_trace = None if warmup_trace is None else jax.tree_util.tree_map(np.asarray, warmup_trace)
         sample_size, crcs = int(saved.draws.get("chunk", sample_size)), saved.draws.get("crc32", {})
 
     if fused_start:
@@ -353,6 +356,7 @@ def run_chains(
         warmup_time += seconds
         bar.compiling(False)
         bar.advance(num_warmup, seconds)
+        warmup_trace = _warmup_trace(wstates)
         states = _call(clock, _warmup_finalize, (method, kernel, num_warmup), wstates)
     elif num_warmup > 0 and sample_start == 0 and (saved is None or saved.phase == "warmup"):
         if wstates is None:
@@ -370,6 +374,7 @@ def run_chains(
             bar.advance(n, seconds)
             if ckpt is not None and ckpt.due() and t0 + n < num_warmup:
                 ckpt.save("warmup", t0 + n, wstates, times(), host=_host_value)
+        warmup_trace = _warmup_trace(wstates)
         states = _call(clock, _warmup_finalize, (method, kernel, num_warmup), wstates)
 
     draw_store = None
@@ -403,7 +408,7 @@ def run_chains(
             if ckpt is not None and (ckpt.due() or t0 + n == num_samples):
                 assert draw_store is not None  # a checkpoint always stores its draws (draws.zarr)
                 crcs = draw_store.flush(durable=True)  # the draws are on disk before the checkpoint
-                ckpt.save("sampling", t0 + n, states, times(), {"chunk": sample_size, "crc32": crcs},
+                ckpt.save("sampling", t0 + n, (states, warmup_trace), times(), {"chunk": sample_size, "crc32": crcs},
                           host=_host_value)
     finally:
         if draw_store is not None:
@@ -422,6 +427,8 @@ def run_chains(
         chain_ids = chain_ids[keep]
     if num_chains != requested:
         states = jax.tree_util.tree_map(lambda x: x[:requested], states)
+    if warmup_trace is not None:
+        warmup_trace = {k: v[:requested] for k, v in warmup_trace.items()}
     if draw_store is not None:
         chain_ids = np.arange(requested)
     num_chains = requested
@@ -437,4 +444,5 @@ def run_chains(
     return Result(samples=samples, stats=stats, last_state=states, kernel=kernel, num_chains=num_chains,
                   num_samples=num_samples, num_warmup=num_warmup, thin=thin, seed=int(seed),
                   compile_time=compile_before + clock.compile, warmup_time=warmup_time,
-                  sampling_time=sampling_time, messages=messages, chain_ids=chain_ids)
+                  sampling_time=sampling_time, messages=messages, chain_ids=chain_ids,
+                  warmup_stats=warmup_trace)

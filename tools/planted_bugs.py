@@ -127,6 +127,17 @@ BUGS = {
     "welford_dense_diagonal_only": ("mcgen/adaptation/welford.py", "m2 = state.m2 + jnp.outer(delta, x - mean)",
                                     "m2 = state.m2 + jnp.diag(delta * (x - mean))",
                                     "tests/kernels/test_dense_metric.py -k warmup"),
+    # mass-matrix estimators (issue 15): the Fisher diagonal without its square root (the
+    # variance ratio itself), and a warmup that feeds it the draws in place of the gradients
+    "fisher_diag_no_sqrt": ("mcgen/adaptation/welford.py", "ratio = jnp.sqrt(var_x / var_g)",
+                            "ratio = var_x / var_g", "tests/test_mass_estimators.py -k recover"),
+    "fisher_scores_are_draws": ("mcgen/adaptation/window.py",
+                                "welford_update(scores, grad.astype(flat.dtype))", "welford_update(scores, flat)",
+                                "tests/test_mass_estimators.py -k warmup"),
+    # the early schedule's switch hands the gradients' estimate over as the draws' (a typo that
+    # mixes the two; an unfed background alone is benign: both halves still see the same law)
+    "early_switch_swaps_estimates": ("mcgen/adaptation/window.py", "bg_draws if early else fresh, welford)",
+                                     "bg_scores if early else fresh, welford)", "tests/test_mass_estimators.py -k early"),
     # generative: the tempered rejection sampler ignores its temperature
     "flow_rejection_ignores_temperature": (
         "mcgen/generative/flows.py",

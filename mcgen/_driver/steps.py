@@ -76,6 +76,20 @@ def _start_and_warmup(method, kernel, logdensity_fn, num_warmup, positions, keys
     return wstates, getattr(states, "logdensity", None)
 
 
+def _warmup_trace(wstates):
+    """The warmup's own record (``WarmupTrace`` of the window adaptation) as host arrays, or None.
+
+    Read from the ``trace`` field of the outermost warmup state; warmups without one (burn-in,
+    combinators) give None.  Leaves keep the leading chain axis.
+    """
+    trace = getattr(wstates, "trace", None)
+    if trace is None:
+        return None
+    from mcgen._driver.placement import _host_value
+
+    return {name: _host_value(value) for name, value in trace._asdict().items()}
+
+
 def _flat_info(info, state) -> dict:
     """Info fields (nested ones joined by '.') plus the state's log-density."""
     out = {}

@@ -1,14 +1,18 @@
 """Warmup adaptation: dual averaging, Welford covariance estimates, window schedules."""
 from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
-from mcgen.adaptation.window import window_adaptation, window_schedule
-from mcgen.adaptation.welford import WelfordState, welford_covariance, welford_init, welford_update
+from mcgen.adaptation.window import WarmupTrace, early_schedule, window_adaptation, window_schedule
+from mcgen.adaptation.welford import (WelfordState, fisher_diagonal, welford_covariance, welford_init,
+                                      welford_update)
 
 __all__ = [
     "DualAveragingState",
+    "WarmupTrace",
     "WelfordState",
     "da_final",
     "da_init",
     "da_update",
+    "early_schedule",
+    "fisher_diagonal",
     "welford_covariance",
     "welford_init",
     "welford_update",

@@ -51,3 +51,36 @@ def welford_covariance(state: WelfordState, regularize: bool = True) -> jax.Arra
     shrink = 5.0 / (n + 5.0)
     eye = jnp.eye(state.mean.shape[0], dtype=cov.dtype) if cov.ndim == 2 else jnp.ones_like(cov)
     return (1.0 - shrink) * cov + shrink * 1e-3 * eye
+
+
+# Bounds of a gradient-informed variance (nutpie clamps its estimate the same way, in float64):
+# they only stop a coordinate whose draws or scores did not vary from giving 0 or inf.
+_FISHER_BOUNDS = (1e-10, 1e10)
+
+
+def fisher_diagonal(draws: WelfordState, scores: WelfordState) -> jax.Array:
+    """The diagonal inverse mass that minimizes a Fisher divergence, from draws and scores.
+
+    For a diagonal preconditioner :math:`A`, the Fisher divergence between the target and
+    its Gaussian approximation is minimized per coordinate by
+
+    .. math::
+
+        A_{ii} = \\sqrt{\\operatorname{Var}(x_i) / \\operatorname{Var}(\\partial_i \\log\\pi(x))}
+
+    (Seyboldt et al.; nutpie's default).  On a Gaussian with covariance :math:`\\Sigma` it
+    is :math:`\\sqrt{\\Sigma_{ii} / (\\Sigma^{-1})_{ii}}`: :math:`\\Sigma_{ii}` when the
+    target is uncorrelated, and between the marginal and the conditional variance when it
+    is not (the draws' variance alone gives the marginal one).  ``draws`` and ``scores`` are
+    Welford estimates (diagonal) over the same points.  Clamped to ``[1e-10, 1e10]``.
+
+    References
+    ----------
+    Seyboldt, A., Carlson, E. and Carpenter, B. (2026). Preconditioning Hamiltonian Monte
+    Carlo by minimizing Fisher Divergence. arXiv:2603.18845.
+    """
+    var_x = welford_covariance(draws, regularize=False)
+    var_g = welford_covariance(scores, regularize=False)
+    ratio = jnp.sqrt(var_x / var_g)
+    ratio = jnp.where(jnp.isnan(ratio), 1.0, ratio)  # a coordinate that never moved: 0 / 0
+    return jnp.clip(ratio, *_FISHER_BOUNDS).astype(draws.mean.dtype)

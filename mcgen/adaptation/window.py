@@ -27,10 +27,22 @@ averaging iterate is the step size, and both tunables are frozen.
 Everything is data: :func:`window_schedule` turns the schedule into two boolean arrays
 indexed by the warmup step, so the warmup step has no Python control flow.
 
+Two variations, both off by default.  The *estimator* set at a window end can be the
+Fisher-divergence diagonal of the window's draws and gradients
+(:func:`~mcgen.adaptation.welford.fisher_diagonal`, ``estimator="fisher"``) instead of the
+draws' covariance.  The *schedule* can be :func:`early_schedule` (``schedule="early"``,
+after nutpie): the metric is set after every step from a foreground estimate that a
+background one replaces every 10, later 80, draws, so it follows the chain from the third
+step on; dual averaging then runs through, restarting only after the first update and when
+the metric freezes for the final 15% of the warmup.  Each warmup step records its step size
+and gradient count, and each update the metric's diagonal, in a :class:`WarmupTrace`.
+
 References
 ----------
 Stan Development Team. Stan Reference Manual, section "HMC algorithm parameters".
 Hoffman, M. D. and Gelman, A. (2014). The No-U-Turn Sampler. JMLR 15, 1593–1623.
+Seyboldt, A., Carlson, E. and Carpenter, B. (2026). Preconditioning Hamiltonian Monte Carlo by
+minimizing Fisher Divergence. arXiv:2603.18845.
 """
 from __future__ import annotations
 
@@ -42,7 +54,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
-from mcgen.adaptation.welford import WelfordState, welford_covariance, welford_init, welford_update
+from mcgen.adaptation.welford import (WelfordState, fisher_diagonal, welford_covariance, welford_init,
+                                      welford_update)
 from mcgen.types import Warmup
 
 
@@ -83,69 +96,198 @@ def window_schedule(num_steps: int, initial_buffer: int = 75, final_buffer: int 
     return slow, end
 
 
+class WarmupTrace(NamedTuple):
+    """What a warmup did, step by step: its cost and the path of its tunables (for plots).
+
+    Kept in the warmup state (so a checkpoint carries it) and handed to the user as
+    ``Result.warmup_stats``.  Cheap by design: two scalars per step and one vector of
+    length ``d`` per slow window.
+    """
+
+    step_size: jax.Array  # (num_steps,) the step size of each warmup transition
+    num_grad_evals: jax.Array  # (num_steps,) gradients spent: the transition's plus the step-size search's
+    window_end: jax.Array  # (num_windows,) int32: the warmup step after which each metric was set
+    inverse_mass: jax.Array  # (num_windows, d): the diagonal of the inverse mass set at each window end
+
+
+def early_schedule(num_steps: int, early_window: float = 0.3, final_window: float = 0.15,
+                   early_switch: int = 10, late_switch: int = 80) -> dict[str, np.ndarray]:
+    """An early, frequent schedule in the manner of nutpie, as boolean arrays over the steps.
+
+    Every draw before the final ``final_window`` share of the warmup feeds two estimates, a
+    foreground and a background one; the metric is set from the foreground after *every*
+    step (once it holds 3 draws), and the background replaces the foreground (and restarts
+    empty) each time it holds ``early_switch`` draws in the first ``early_window`` share of
+    the warmup, ``late_switch`` draws later.  So the metric follows the chain from the first
+    steps on, and always rests on the last 10 to 160 draws instead of a window of hundreds.
+    The final share adapts the step size only, for the final metric.
+
+    Returns
+    -------
+    dict
+        ``collect`` (draw feeds both estimates), ``update`` (metric set after the step),
+        ``switch`` (background replaces foreground after it), ``search`` (run the step-size
+        heuristic before the next step: after the first update), ``freeze`` (last update:
+        dual averaging restarts from its average for the final share).
+
+    Example
+    -------
+    >>> sched = early_schedule(100)
+    >>> np.flatnonzero(sched["switch"]).tolist(), int(np.flatnonzero(sched["freeze"])[0])
+    ([9, 19, 29], 84)
+    """
+    steps = np.arange(num_steps)
+    names = ("collect", "update", "switch", "search", "freeze")
+    out = {name: np.zeros(num_steps, bool) for name in names}
+    if num_steps < 20:
+        return out
+    final_start = num_steps - int(final_window * num_steps)
+    early_end = int(early_window * num_steps)
+    out["collect"] = steps < final_start
+    foreground = background = 0
+    for i in range(final_start):
+        foreground, background = foreground + 1, background + 1
+        out["update"][i] = foreground >= 3
+        freq = early_switch if i < early_end else late_switch
+        if background >= freq and i + freq <= final_start:
+            out["switch"][i] = True
+            foreground, background = background, 0
+    updates = np.flatnonzero(out["update"])
+    out["search"][updates[0]] = True
+    out["freeze"][updates[-1]] = True
+    return out
+
+
+def _stan_schedule(num_steps: int) -> dict[str, np.ndarray]:
+    """Stan's windows in the form of :func:`early_schedule` (no background estimate)."""
+    slow, end = window_schedule(num_steps)
+    return {"collect": slow, "update": end, "switch": end, "search": end, "freeze": np.zeros_like(end)}
+
+
 class WindowAdaptationState(NamedTuple):
     state: Any  # the kernel's state, whose params are rewritten
     dual_averaging: DualAveragingState
-    welford: WelfordState
+    welford: WelfordState  # the (foreground) estimate of the draws' covariance
     count: jax.Array  # warmup steps taken
     reinit: jax.Array  # run the step-size heuristic before the next transition
+    trace: WarmupTrace
+    scores: WelfordState  # the same for the gradients (dimension 0 unless estimator="fisher")
+    background: tuple  # (draws, scores) Welford estimates that replace the foreground at a switch
+    # (dimension 0 unless schedule="early")
 
 
 def window_adaptation(step: Callable, num_steps: int, *, target_accept: float,
-                      initial_step_size: Callable, find_initial: bool = True) -> Warmup:
+                      initial_step_size: Callable, find_initial: bool = True,
+                      restart: str = "search", estimator: str = "welford", schedule: str = "stan") -> Warmup:
     """The windowed warmup of a kernel whose ``state.params`` has ``step_size, inverse_mass``.
 
     Parameters
     ----------
     step
         The kernel's ``step(key, state, logdensity_fn) -> (state, info)``; ``info`` must have
-        ``accept_prob``.
+        ``accept_prob`` (and ``num_grad_evals`` to be counted in the trace).
     num_steps
         Length of the warmup (fixes the schedule).
     target_accept
         Target of dual averaging (0.8 for NUTS, 0.65 for HMC, 0.574 for MALA).
     initial_step_size
-        ``initial_step_size(key, state, logdensity_fn, active) -> step_size``: the step-size
-        heuristic, spending no gradient where ``active`` is False.
+        ``initial_step_size(key, state, logdensity_fn, active) -> (step_size, num_grad_evals)``:
+        the step-size heuristic and the gradients it spent, none where ``active`` is False.
     find_initial
         Run the heuristic before the first step (otherwise start from the state's step size).
+    restart
+        Where dual averaging restarts after a window end: ``"search"`` (Stan) runs the
+        heuristic under the new metric; ``"average"`` (BlackJAX) starts from the window's
+        averaged step size and spends no gradient.
+    estimator
+        The metric set at a window end: ``"welford"`` (Stan) the regularized covariance of
+        the window's draws (diagonal or dense, as the state's ``inverse_mass``);
+        ``"fisher"`` the diagonal :func:`~mcgen.adaptation.welford.fisher_diagonal` from the
+        window's draws and their gradients (``state.logdensity_grad``).
+    schedule
+        ``"stan"``: :func:`window_schedule`; ``"early"``: :func:`early_schedule` (the metric
+        set after every step from the last tens of draws; dual averaging runs on and restarts
+        only after the first update and when the metric freezes).
 
     Returns
     -------
     Warmup
-        Whose ``finalize`` returns the kernel state with the adapted, frozen parameters.
+        Whose ``finalize`` returns the kernel state with the adapted, frozen parameters.  The
+        warmup state's ``trace`` (:class:`WarmupTrace`) records the step size and gradient
+        count of every step and the metric set at every window end (at every switch and at
+        the freeze for ``schedule="early"``).
     """
-    slow_np, end_np = window_schedule(num_steps)
-    slow, window_end = jnp.asarray(slow_np), jnp.asarray(end_np)
+    sched = _stan_schedule(num_steps) if schedule == "stan" else early_schedule(num_steps)
+    recorded = sched["switch"] | sched["freeze"]
+    collect, update_metric, switch = (jnp.asarray(sched[k]) for k in ("collect", "update", "switch"))
+    search = jnp.asarray(sched["search"] if restart == "search" else np.zeros(num_steps, bool))
+    average_np = sched["freeze"] | (sched["switch"] if restart == "average" else False)
+    average, uses_average = jnp.asarray(average_np), bool(average_np.any())
+    is_recorded = jnp.asarray(recorded)
+    ends_np = np.flatnonzero(recorded).astype(np.int32)
+    # the record that step i writes (only read where it writes one)
+    record_index = jnp.asarray(np.maximum(np.cumsum(recorded) - 1, 0).astype(np.int32))
+    early = schedule == "early"
 
     def init(state) -> WindowAdaptationState:
         inverse_mass = state.params.inverse_mass
-        welford = welford_init(inverse_mass.shape[0], inverse_mass.ndim == 2, inverse_mass.dtype)
+        dim, dtype = inverse_mass.shape[0], inverse_mass.dtype
+        welford = welford_init(dim, inverse_mass.ndim == 2, dtype)
+        trace = WarmupTrace(jnp.zeros((num_steps,), state.params.step_size.dtype),
+                            jnp.zeros((num_steps,), jnp.int32), jnp.asarray(ends_np),
+                            jnp.zeros((ends_np.size, dim), dtype))
+        scores = welford_init(dim if estimator == "fisher" else 0, False, dtype)
+        background = (welford_init(dim if early else 0, inverse_mass.ndim == 2, dtype),
+                      welford_init(dim if early and estimator == "fisher" else 0, False, dtype))
         return WindowAdaptationState(state, da_init(state.params.step_size), welford,
-                                     jnp.zeros((), jnp.int32), jnp.asarray(find_initial))
+                                     jnp.zeros((), jnp.int32), jnp.asarray(find_initial), trace, scores,
+                                     background)
 
     def update(key, ws: WindowAdaptationState, logdensity_fn):
         key_init, key_step = jax.random.split(key)
         state = ws.state
-        found = initial_step_size(key_init, state, logdensity_fn, ws.reinit)
+        found, search_grads = initial_step_size(key_init, state, logdensity_fn, ws.reinit)
         da = jax.tree_util.tree_map(lambda new, old: jnp.where(ws.reinit, new, old),
                                     da_init(found), ws.dual_averaging)
-        state, info = step(key_step, state._replace(params=state.params._replace(
-            step_size=jnp.exp(da.log_x).astype(found.dtype))), logdensity_fn)
+        step_size = jnp.exp(da.log_x).astype(found.dtype)
+        state, info = step(key_step, state._replace(params=state.params._replace(step_size=step_size)),
+                           logdensity_fn)
         da = da_update(da, info.accept_prob, target_accept)
 
         i = jnp.minimum(ws.count, max(num_steps - 1, 0))
-        in_slow, is_end = slow[i], window_end[i]
+        in_slow, is_update, is_switch = collect[i], update_metric[i], switch[i]
         flat, _ = ravel_pytree(state.position)
         welford = jax.tree_util.tree_map(lambda new, old: jnp.where(in_slow, new, old),
                                          welford_update(ws.welford, flat), ws.welford)
-        inverse_mass = jnp.where(is_end, welford_covariance(welford).astype(flat.dtype),
-                                 state.params.inverse_mass)
+        if uses_average:  # (built only where used: XLA may round the update otherwise)
+            da = _where(average[i], da_init(da_final(da).astype(found.dtype)), da)
+        scores, (bg_draws, bg_scores) = ws.scores, ws.background
+        if early:
+            bg_draws = _where(in_slow, welford_update(bg_draws, flat), bg_draws)
+        if estimator == "fisher":
+            grad, _ = ravel_pytree(state.logdensity_grad)
+            scores = _where(in_slow, welford_update(scores, grad.astype(flat.dtype)), scores)
+            if early:
+                bg_scores = _where(in_slow, welford_update(bg_scores, grad.astype(flat.dtype)), bg_scores)
+            estimate = fisher_diagonal(welford, scores)
+        else:
+            estimate = welford_covariance(welford).astype(flat.dtype)
+        inverse_mass = jnp.where(is_update, estimate, state.params.inverse_mass)
+        # a switch: the background estimate (Stan: none, so a fresh one) becomes the foreground
         fresh = welford_init(flat.shape[0], inverse_mass.ndim == 2, flat.dtype)
-        welford = jax.tree_util.tree_map(lambda new, old: jnp.where(is_end, new, old), fresh, welford)
+        fresh_scores = welford_init(scores.mean.shape[0], False, flat.dtype)
+        welford = jax.tree_util.tree_map(lambda new, old: jnp.where(is_switch, new, old),
+                                         bg_draws if early else fresh, welford)
+        scores = _where(is_switch, bg_scores if early else fresh_scores, scores)
+        if early:
+            bg_draws = _where(is_switch, fresh, bg_draws)
+            bg_scores = _where(is_switch, fresh_scores, bg_scores)
         params = state.params._replace(step_size=jnp.exp(da.log_x).astype(found.dtype),
                                        inverse_mass=inverse_mass)
-        return WindowAdaptationState(state._replace(params=params), da, welford, ws.count + 1, is_end), info
+        trace = _record(ws.trace, i, step_size, search_grads + getattr(info, "num_grad_evals", 0),
+                        is_recorded[i], record_index[i], inverse_mass)
+        return WindowAdaptationState(state._replace(params=params), da, welford, ws.count + 1, search[i],
+                                     trace, scores, (bg_draws, bg_scores)), info
 
     def finalize(ws: WindowAdaptationState):
         state = ws.state
@@ -153,3 +295,20 @@ def window_adaptation(step: Callable, num_steps: int, *, target_accept: float,
         return state._replace(params=state.params._replace(step_size=step_size))
 
     return Warmup(init, update, finalize)
+
+
+def _where(flag, new, old):
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(flag, a, b), new, old)
+
+
+def _record(trace: WarmupTrace, i, step_size, num_grad_evals, is_end, window, inverse_mass) -> WarmupTrace:
+    """Write step ``i`` (and, at a window end, the new metric's diagonal) into the trace."""
+    if trace.step_size.shape[0] == 0:
+        return trace
+    diag = inverse_mass if inverse_mass.ndim == 1 else jnp.diagonal(inverse_mass)
+    metrics = trace.inverse_mass
+    if metrics.shape[0] > 0:
+        metrics = metrics.at[window].set(jnp.where(is_end, diag, metrics[window]))
+    return trace._replace(step_size=trace.step_size.at[i].set(step_size),
+                          num_grad_evals=trace.num_grad_evals.at[i].set(jnp.asarray(num_grad_evals, jnp.int32)),
+                          inverse_mass=metrics)

@@ -4,7 +4,8 @@ Every gradient kernel keeps the log-density *and its gradient* at the current po
 state, so a transition costs exactly the gradients of the new points it visits: the starting
 point's gradient is never recomputed.  The tunables live in ``state.params``: the step size
 :math:`\\epsilon` and the inverse mass matrix :math:`A` (a ``(d,)`` vector for ``mass="diag"``,
-a ``(d, d)`` matrix for ``mass="dense"``), one per chain.  Positions are any pytree; the
+a ``(d, d)`` matrix for ``mass="dense"``; ``"grad_diag"`` is a diagonal one too, estimated
+differently in warmup), one per chain.  Positions are any pytree; the
 kernels work on the flattened vector.
 """
 from __future__ import annotations
@@ -59,25 +60,44 @@ def rebuild(state: GradientState, unravel: Callable, q, logdensity, g) -> Gradie
     return GradientState(unravel(q), logdensity.astype(q.dtype), unravel(g), state.params)
 
 
-def initial_step_size(key, state: GradientState, logdensity_fn: Callable, active) -> jax.Array:
-    """Stan's step-size heuristic at the current state (no gradient spent when not active)."""
+def initial_step_size(key, state: GradientState, logdensity_fn: Callable, active):
+    """Stan's step-size heuristic at the current state: ``(step_size, gradients spent)``.
+
+    No gradient is spent where ``active`` is False.
+    """
     q, g, f, _ = flatten(state, logdensity_fn)
     return find_reasonable_step_size(key, f, state.params.inverse_mass, q, state.logdensity, g,
                                      state.params.step_size, active)
 
 
-def gradient_warmup(step: Callable, target_accept: float, step_size_given: bool) -> Callable[[int], Warmup]:
+def gradient_warmup(step: Callable, target_accept: float, step_size_given: bool,
+                    mass: str = "diag", schedule: str = "stan") -> Callable[[int], Warmup]:
     """``warmup(num_steps)``: Stan's windowed adaptation of step size and metric.
 
     When the user fixed a starting step size it seeds dual averaging; otherwise Stan's
-    heuristic finds one before the first transition.
+    heuristic finds one before the first transition.  ``mass="grad_diag"`` sets the
+    diagonal metric from the draws *and* gradients of each window (the Fisher-divergence
+    optimum, :func:`~mcgen.adaptation.welford.fisher_diagonal`); ``"diag"`` and ``"dense"``
+    from the draws' covariance, as Stan does.  ``schedule`` is Stan's doubling windows
+    (``"stan"``) or an early, frequent update in nutpie's manner (``"early"``, see
+    :func:`~mcgen.adaptation.window.early_schedule`).
     """
+    estimator = "fisher" if mass == "grad_diag" else "welford"
 
     def factory(num_steps: int) -> Warmup:
         return window_adaptation(step, num_steps, target_accept=target_accept,
-                                 initial_step_size=initial_step_size, find_initial=not step_size_given)
+                                 initial_step_size=initial_step_size, find_initial=not step_size_given,
+                                 estimator=estimator, schedule=schedule)
 
     return factory
+
+
+WARMUP_SCHEDULES = ("stan", "early")
+
+
+def check_warmup_schedule(schedule: str, who: str) -> None:
+    if schedule not in WARMUP_SCHEDULES:
+        raise ValueError(f"{who}: warmup_schedule must be 'stan' or 'early', got {schedule!r}")
 
 
 def check_target_accept(target_accept: float, who: str) -> None:

@@ -153,7 +153,8 @@ def find_reasonable_step_size(key, f: FlatValueAndGrad, inverse_mass, q, logdens
     One leapfrog step from ``q`` with a fresh momentum gives :math:`\\Delta H`; if its
     acceptance :math:`e^{-\\Delta H}` exceeds ``target`` the step size doubles until it does
     not, otherwise it halves until it does.  The first step size across the boundary is
-    returned.  Inside ``vmap`` the loop runs zero iterations when no chain is active.
+    returned with the number of gradients spent (one per try).  Inside ``vmap`` the loop
+    runs zero iterations when no chain is active.
     """
     sample_p = momentum_sampler(inverse_mass)
     log_target = jnp.log(jnp.asarray(target, step_size.dtype))
@@ -177,4 +178,5 @@ def find_reasonable_step_size(key, f: FlatValueAndGrad, inverse_mass, q, logdens
         return i + 1, jnp.where(crossed, eps, eps * factor), direction, crossed
 
     init = (jnp.zeros((), jnp.int32), step_size, jnp.ones((), jnp.int32), jnp.zeros((), bool))
-    return jax.lax.while_loop(cond, body, init)[1]
+    num_iterations, eps, _, _ = jax.lax.while_loop(cond, body, init)
+    return eps, num_iterations  # one gradient per iteration

@@ -39,13 +39,13 @@ from jax.scipy.linalg import solve_triangular
 
 from mcgen.kernels import _random
 
-MASS_KINDS = ("diag", "dense")
+MASS_KINDS = ("diag", "dense", "grad_diag")
 
 
 def check_mass(mass: str, who: str) -> None:
     """Raise a clear ``ValueError`` for an unknown metric name."""
     if mass not in MASS_KINDS:
-        raise ValueError(f"{who}: mass must be 'diag' or 'dense', got {mass!r}")
+        raise ValueError(f"{who}: mass must be one of {', '.join(map(repr, MASS_KINDS))}, got {mass!r}")
 
 
 def check_step_size(step_size, who: str) -> None:
@@ -61,8 +61,8 @@ def check_step_size(step_size, who: str) -> None:
 
 
 def identity_inverse_mass(mass: str, dim: int, dtype) -> jax.Array:
-    """The starting metric: ones ``(d,)`` for ``"diag"``, the identity for ``"dense"``."""
-    return jnp.ones((dim,), dtype) if mass == "diag" else jnp.eye(dim, dtype=dtype)
+    """The starting metric: the identity, ``(d, d)`` for ``"dense"``, ones ``(d,)`` otherwise."""
+    return jnp.eye(dim, dtype=dtype) if mass == "dense" else jnp.ones((dim,), dtype)
 
 
 def velocity(inverse_mass: jax.Array, p: jax.Array) -> jax.Array:

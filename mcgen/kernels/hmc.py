@@ -52,8 +52,8 @@ import jax
 import jax.numpy as jnp
 
 from mcgen.kernels import _random
-from mcgen.kernels._gradient import (GradientState, check_target_accept, flatten, gradient_init,
-                                     gradient_warmup, rebuild)
+from mcgen.kernels._gradient import (GradientState, check_target_accept, check_warmup_schedule, flatten,
+                                     gradient_init, gradient_warmup, rebuild)
 from mcgen.kernels._integrators import hamiltonian, integrate
 from mcgen.kernels._metrics import check_mass, check_step_size, momentum_sampler
 from mcgen.kernels._proposal import cached_constructor, mh_accept, select
@@ -73,7 +73,8 @@ class HMCInfo(NamedTuple):
 @cached_constructor
 def hmc(num_integration_steps: int = 10, mass: str = "diag", *, step_size: float | None = None,
         jitter: float = 0.5, target_accept: float = 0.65, max_energy_error: float = 1000.0,
-        adapt: bool = True) -> Kernel:
+        adapt: bool = True,
+        warmup_schedule: str = "stan") -> Kernel:
     """Hamiltonian Monte Carlo (leapfrog integrator, Metropolis correction).
 
     Parameters
@@ -81,7 +82,9 @@ def hmc(num_integration_steps: int = 10, mass: str = "diag", *, step_size: float
     num_integration_steps
         Leapfrog steps :math:`L` per transition (one gradient each).
     mass
-        ``"diag"`` or ``"dense"``: the inverse mass matrix adapted in warmup.
+        The inverse mass matrix adapted in warmup: ``"diag"`` (Stan's: the variances of the
+        warmup draws), ``"dense"`` (their covariance) or ``"grad_diag"`` (a diagonal from the
+        draws and their gradients, the Fisher-divergence optimum of Seyboldt et al. 2026).
     step_size
         Starting step size (default: Stan's heuristic in warmup, 1.0 without warmup).
     jitter
@@ -93,6 +96,10 @@ def hmc(num_integration_steps: int = 10, mass: str = "diag", *, step_size: float
         Energy error above which a transition is reported as divergent.
     adapt
         Adapt step size and metric in warmup (default); ``False`` makes warmup a burn-in.
+    warmup_schedule
+        ``"stan"`` (default): Stan's doubling windows; ``"early"``: the metric updated after
+        every warmup step from the last tens of draws, in nutpie's manner
+        (:func:`~mcgen.adaptation.window.early_schedule`).
     """
     if (not isinstance(num_integration_steps, int) or isinstance(num_integration_steps, bool)
             or num_integration_steps < 1):
@@ -100,6 +107,7 @@ def hmc(num_integration_steps: int = 10, mass: str = "diag", *, step_size: float
     check_mass(mass, "hmc")
     check_step_size(step_size, "hmc")
     check_target_accept(target_accept, "hmc")
+    check_warmup_schedule(warmup_schedule, "hmc")
     if not 0.0 <= float(jitter) < 1.0:
         raise ValueError(f"hmc: jitter must lie in [0, 1), got {jitter!r}")
     if not float(max_energy_error) > 0.0:
@@ -126,5 +134,6 @@ def hmc(num_integration_steps: int = 10, mass: str = "diag", *, step_size: float
                        jnp.asarray(num_integration_steps, jnp.int32), eps, jnp.where(do_accept, h1, h0))
         return new, info
 
-    warmup = gradient_warmup(step, target_accept, step_size is not None) if adapt else None
+    warmup = gradient_warmup(step, target_accept, step_size is not None, mass,
+                             warmup_schedule) if adapt else None
     return Kernel(init, step, warmup)

@@ -50,8 +50,8 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from mcgen.kernels import _random
-from mcgen.kernels._gradient import (GradientState, check_target_accept, flatten, gradient_init,
-                                     gradient_warmup, rebuild)
+from mcgen.kernels._gradient import (GradientState, check_target_accept, check_warmup_schedule, flatten,
+                                     gradient_init, gradient_warmup, rebuild)
 from mcgen.kernels._integrators import fenced, flat_value_and_grad
 from mcgen.kernels._metrics import (check_mass, check_step_size, inverse_mass_quadratic,
                                     sqrt_inverse_mass, velocity)
@@ -162,7 +162,8 @@ def ula(step_size: float, *, from_score: bool = False) -> Kernel:
 
 @cached_constructor
 def mala(step_size: float | None = None, mass: str = "diag", *, target_accept: float = 0.574,
-         adapt: bool = True) -> Kernel:
+         adapt: bool = True,
+         warmup_schedule: str = "stan") -> Kernel:
     """Metropolis-adjusted Langevin algorithm (exact for :math:`\\pi`).
 
     Parameters
@@ -170,15 +171,22 @@ def mala(step_size: float | None = None, mass: str = "diag", *, target_accept: f
     step_size
         Starting step size :math:`\\epsilon` (default: Stan's heuristic in warmup, 1.0 without).
     mass
-        ``"diag"`` or ``"dense"`` preconditioner :math:`A`, adapted in warmup.
+        The inverse mass matrix adapted in warmup: ``"diag"`` (Stan's: the variances of the
+        warmup draws), ``"dense"`` (their covariance) or ``"grad_diag"`` (a diagonal from the
+        draws and their gradients, the Fisher-divergence optimum of Seyboldt et al. 2026).
     target_accept
         Acceptance rate targeted by dual averaging.
     adapt
         Adapt step size and preconditioner in warmup (default).
+    warmup_schedule
+        ``"stan"`` (default): Stan's doubling windows; ``"early"``: the metric updated after
+        every warmup step from the last tens of draws, in nutpie's manner
+        (:func:`~mcgen.adaptation.window.early_schedule`).
     """
     check_step_size(step_size, "mala")
     check_mass(mass, "mala")
     check_target_accept(target_accept, "mala")
+    check_warmup_schedule(warmup_schedule, "mala")
     one = jnp.ones((), jnp.int32)
 
     def init(position, logdensity_fn) -> GradientState:
@@ -204,5 +212,6 @@ def mala(step_size: float | None = None, mass: str = "diag", *, target_accept: f
         new = select(do_accept, rebuild(state, unravel, y, logdensity_y, gy), state)
         return new, MALAInfo(accept_prob, do_accept, is_nonfinite, one, eps)
 
-    warmup = gradient_warmup(step, target_accept, step_size is not None) if adapt else None
+    warmup = gradient_warmup(step, target_accept, step_size is not None, mass,
+                             warmup_schedule) if adapt else None
     return Kernel(init, step, warmup)

@@ -25,7 +25,8 @@ gradient of the current point cached in the state.
 
 ``run_chains`` warms NUTS up with Stan's windowed adaptation (:mod:`mcgen.adaptation.window`):
 dual averaging of the step size towards a mean acceptance statistic of 0.8, and a diagonal
-(``mass="diag"``) or dense (``mass="dense"``) inverse mass matrix from Welford estimates.
+(``mass="diag"``) or dense (``mass="dense"``) inverse mass matrix from Welford estimates, or
+a diagonal one from the draws and their gradients (``mass="grad_diag"``).
 
 References
 ----------
@@ -46,8 +47,8 @@ from typing import NamedTuple
 
 import jax
 
-from mcgen.kernels._gradient import (GradientState, check_target_accept, flatten, gradient_init,
-                                     gradient_warmup, rebuild)
+from mcgen.kernels._gradient import (GradientState, check_target_accept, check_warmup_schedule, flatten,
+                                     gradient_init, gradient_warmup, rebuild)
 from mcgen.kernels._metrics import check_mass, check_step_size
 from mcgen.kernels._proposal import cached_constructor
 from mcgen.kernels._trajectory import build_tree
@@ -67,7 +68,8 @@ class NUTSInfo(NamedTuple):
 
 @cached_constructor
 def nuts(max_tree_depth: int = 10, mass: str = "diag", *, step_size: float | None = None,
-         target_accept: float = 0.8, max_energy_error: float = 1000.0, adapt: bool = True) -> Kernel:
+         target_accept: float = 0.8, max_energy_error: float = 1000.0, adapt: bool = True,
+         warmup_schedule: str = "stan") -> Kernel:
     """The No-U-Turn Sampler.
 
     Parameters
@@ -76,7 +78,9 @@ def nuts(max_tree_depth: int = 10, mass: str = "diag", *, step_size: float | Non
         Largest number of trajectory doublings: at most :math:`2^{\\text{depth}} - 1`
         gradient evaluations per draw.
     mass
-        ``"diag"`` or ``"dense"``: the shape of the inverse mass matrix adapted in warmup.
+        The inverse mass matrix adapted in warmup: ``"diag"`` (Stan's: the variances of the
+        warmup draws), ``"dense"`` (their covariance) or ``"grad_diag"`` (a diagonal from the
+        draws and their gradients, the Fisher-divergence optimum of Seyboldt et al. 2026).
     step_size
         Starting step size (default: Stan's heuristic in warmup, 1.0 without warmup).
     target_accept
@@ -85,6 +89,10 @@ def nuts(max_tree_depth: int = 10, mass: str = "diag", *, step_size: float | Non
         Energy error :math:`H - H_0` above which a leapfrog step counts as divergent.
     adapt
         Adapt step size and metric in warmup (default); ``False`` makes warmup a burn-in.
+    warmup_schedule
+        ``"stan"`` (default): Stan's doubling windows; ``"early"``: the metric updated after
+        every warmup step from the last tens of draws, in nutpie's manner
+        (:func:`~mcgen.adaptation.window.early_schedule`).
 
     Returns
     -------
@@ -99,6 +107,7 @@ def nuts(max_tree_depth: int = 10, mass: str = "diag", *, step_size: float | Non
     check_mass(mass, "nuts")
     check_step_size(step_size, "nuts")
     check_target_accept(target_accept, "nuts")
+    check_warmup_schedule(warmup_schedule, "nuts")
     if not float(max_energy_error) > 0.0:
         raise ValueError(f"nuts: max_energy_error must be positive, got {max_energy_error!r}")
 
@@ -114,5 +123,6 @@ def nuts(max_tree_depth: int = 10, mass: str = "diag", *, step_size: float | Non
                         tree.depth, eps, tree.energy)
         return rebuild(state, unravel, tree.q, tree.logdensity, tree.g), info
 
-    warmup = gradient_warmup(step, target_accept, step_size is not None) if adapt else None
+    warmup = gradient_warmup(step, target_accept, step_size is not None, mass,
+                             warmup_schedule) if adapt else None
     return Kernel(init, step, warmup)
