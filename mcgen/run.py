@@ -316,7 +316,7 @@ def run_chains(
         ckpt = Checkpointer(checkpoint, checkpoint_every, run_id)
         templates = {"sampling": states}
         if num_warmup > 0:
-            wstates = templates["warmup"] = _call(clock, _warmup_init, (method, kernel, num_warmup), states)
+            wstates = templates["warmup"] = _call(clock, _warmup_init, (method, kernel, num_warmup, requested), states)
         saved = ckpt.load(templates)
     earlier = saved.times if saved is not None else {}
     compile_before = float(earlier.get("compile", 0.0))
@@ -335,12 +335,12 @@ def run_chains(
 
     if num_warmup > 0 and sample_start == 0 and (saved is None or saved.phase == "warmup"):
         if wstates is None:
-            wstates = _call(clock, _warmup_init, (method, kernel, num_warmup), states)
+            wstates = _call(clock, _warmup_init, (method, kernel, num_warmup, requested), states)
         bar.start("warmup", num_warmup, warm_start)
         for t0, n in _chunks(num_warmup, fit(num_warmup, size), warm_start):
             before = clock.compile
             start = time.perf_counter()
-            wstates = _call(clock, _warmup_chunk, (method, kernel, logdensity_fn, num_warmup, n),
+            wstates = _call(clock, _warmup_chunk, (method, kernel, logdensity_fn, num_warmup, requested, n),
                             wstates, warm_keys, jnp.asarray(t0, jnp.uint32))
             jax.block_until_ready(wstates)
             seconds = time.perf_counter() - start - (clock.compile - before)
@@ -349,7 +349,7 @@ def run_chains(
             bar.advance(n, seconds)
             if ckpt is not None and ckpt.due() and t0 + n < num_warmup:
                 ckpt.save("warmup", t0 + n, wstates, times(), host=_host_value)
-        states = _call(clock, _warmup_finalize, (method, kernel, num_warmup), wstates)
+        states = _call(clock, _warmup_finalize, (method, kernel, num_warmup, requested), wstates)
 
     draw_store = None
     if store is not None:

@@ -1,4 +1,6 @@
-"""Warmup adaptation: dual averaging, Welford covariance estimates, window schedules."""
+"""Warmup adaptation: dual averaging, Welford covariance estimates, window schedules, and
+statistics pooled across chains (:mod:`mcgen.adaptation.ensemble`)."""
+from mcgen.adaptation import ensemble
 from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
 from mcgen.adaptation.window import window_adaptation, window_schedule
 from mcgen.adaptation.welford import WelfordState, welford_covariance, welford_init, welford_update
@@ -6,6 +8,7 @@ from mcgen.adaptation.welford import WelfordState, welford_covariance, welford_i
 __all__ = [
     "DualAveragingState",
     "WelfordState",
+    "ensemble",
     "da_final",
     "da_init",
     "da_update",
