@@ -143,6 +143,7 @@ def run_chains(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: float = 60.0,
     store: str | os.PathLike | None = None,
+    superchains: int | None = None,
 ) -> Result:
     """Run ``num_chains`` chains of ``kernel`` on ``logdensity_fn``: warmup, then sampling.
 
@@ -216,6 +217,10 @@ def run_chains(
         the device, so host memory stays flat whatever ``num_samples``; the ``Result``'s
         ``samples`` and ``stats`` are then zarr arrays read lazily (``np.asarray`` loads
         one).  An earlier mcgen store at the path is replaced.
+    superchains
+        With many short chains (64 or more, fewer draws than chains) the after-run check uses
+        the nested R-hat (:func:`mcgen.diagnostics.nested_rhat`) over this many superchains of
+        consecutive chains (default: about the square root of ``num_chains``).
 
     Returns
     -------
@@ -266,6 +271,10 @@ def run_chains(
     if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
         raise ValueError(f"chunk_size must be an integer >= 1 or None, got {chunk_size!r}")
     num_chains, num_samples, num_warmup, thin = int(num_chains), int(num_samples), int(num_warmup), int(thin)
+    if superchains is not None and (not isinstance(superchains, (int, np.integer)) or superchains < 2
+                                    or num_chains % superchains):
+        raise ValueError(f"superchains must be an integer >= 2 that divides num_chains={num_chains}, "
+                         f"got {superchains!r}")
 
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
@@ -407,7 +416,7 @@ def run_chains(
     if warn and (draw_store is None or draw_store.nbytes() <= _CHECK_BYTES):
         from mcgen.diagnostics import SamplingWarning, check_run
 
-        messages = tuple(check_run(samples, stats, len(chain_ids)))
+        messages = tuple(check_run(samples, stats, len(chain_ids), superchains))
         for message in messages:
             warnings.warn(message, SamplingWarning, stacklevel=2)
 
