@@ -144,6 +144,25 @@ BUGS = {
                                 "se = np.sqrt(g_m.var(0, ddof=1) / num_marginal)", "tests/test_geweke.py"),
     "exact_invariance_no_alpha_spending": ("mcgen/testing/exact_invariance.py", "report.levels.append(alpha / 2**k)",
                                            "report.levels.append(alpha)", "tests/test_exact_invariance.py"),
+    # ---- issue 16: ensemble adaptation and ChEES-HMC
+    # the acceptance step: the kinetic energy left out, the ratio flipped
+    "chees_accept_without_kinetic": ("mcgen/kernels/chees.py",
+                                     "mh_accept(key_accept, h0 - h1, logdensity1)",
+                                     "mh_accept(key_accept, logdensity1 - state.logdensity, logdensity1)",
+                                     "tests/kernels/test_chees.py -k 'invariance or moments or ensemble'"),
+    "chees_flipped_ratio": ("mcgen/kernels/chees.py", "mh_accept(key_accept, h0 - h1, logdensity1)",
+                            "mh_accept(key_accept, h1 - h0, logdensity1)",
+                            "tests/kernels/test_chees.py -k 'invariance or moments or ensemble'"),
+    # the adaptation's use of cross-chain statistics: each chain adapts on its own statistic
+    "chees_step_size_not_pooled": ("mcgen/kernels/chees.py",
+                                   "harmonic = 1.0 / chain_mean(1.0 / jnp.maximum(a, 1e-10), ok)",
+                                   "harmonic = a", "tests/kernels/test_chees.py -k ensemble"),
+    "chees_metric_not_pooled": ("mcgen/kernels/chees.py", "var = chain_mean((x - mean) ** 2)",
+                                "var = (x - mean) ** 2", "tests/kernels/test_chees.py -k ensemble"),
+    # the pooled statistics count the driver's padding chains
+    "ensemble_counts_padding": ("mcgen/adaptation/ensemble.py", "return (index < num_real).astype(jnp.float32)",
+                                "return (index < 2**30).astype(jnp.float32)",
+                                "tests/test_ensemble.py -k 'requested or devices'"),
 }
 
 
