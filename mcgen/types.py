@@ -29,7 +29,9 @@ The rules: ``Kernel.init`` and ``Kernel.step`` stay per-chain (draws come from a
 chains are independent given the frozen tunables); only a warmup pools; a kernel that pools
 nothing is unchanged by the named axis (bit for bit); and ``chain_method="sequential"``
 (``lax.map``, no chain axis) refuses a warmup that pools with a ``ValueError``.  Pooled values
-agree across device counts to rounding of the reduction order, not bit for bit.
+agree across device counts to rounding of the reduction order, not bit for bit, and an
+ensemble warmup amplifies such differences as it runs (see :mod:`mcgen.adaptation.ensemble`
+for what exactly is guaranteed).
 
 State conventions: NamedTuples with the common field names ``position``,
 ``logdensity``, ``logdensity_grad`` (where there is one) and ``params`` (tunables).  ``Info``

@@ -71,4 +71,4 @@ def test_adapted_values_agree_on_1_and_8_devices():
         if name.startswith("raw"):  # planted bug: padding chains counted, 4 on 8 devices, none on 1
             assert r["max_rel_diff"] > 1e-3, (name, r)
         else:
-            assert r["max_rel_diff"] < 1e-5, (name, r)
+            assert r["max_rel_diff"] < 1e-4, (name, r)

@@ -56,3 +56,14 @@ def test_gaussian_100d_ensemble_adaptation():
     ratio = np.asarray(params.inverse_mass[0]) / np.asarray(SCALES) ** 2
     assert np.all(np.abs(ratio - 1) < 0.15), ratio
     assert 0.6 < float(np.mean(res.stats["accept_prob"])) < 0.95
+
+
+def test_nests_in_compose_and_pools_per_inner_kernel():
+    import mcgen as mc
+
+    res = run(GAUSS10.logdensity_fn, mc.compose(chees_hmc(), mc.rwmh()), init=GAUSS10.init, chains=32,
+              samples=10, warmup=30)
+    params = res.last_state.params["0"]
+    for leaf in (params.step_size, params.trajectory_length, params.inverse_mass):
+        np.testing.assert_array_equal(leaf, np.broadcast_to(leaf[:1], leaf.shape))
+    assert "kernels.0.num_grad_evals" in res.stats
