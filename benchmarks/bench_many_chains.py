@@ -5,6 +5,8 @@ For each target and chain count, three samplers run from the same per-chain init
 
 * **mcgen ChEES**: ``mc.run_chains(logdensity, mc.chees_hmc(), ...)`` (ensemble warmup:
   step size, trajectory length and diagonal metric pooled over all chains).
+* **mcgen MAMS**: ``mc.run_chains(logdensity, mc.mams(), ...)`` (ensemble warmup of step size
+  and metric; BlackJAX's ``adjusted_mclmc`` is not run yet: its tuning is per chain).
 * **mcgen NUTS**: ``mc.run_chains(logdensity, mc.nuts(), ...)``, vmapped (per-chain Stan
   warmup).
 * **BlackJAX ChEES**: ``blackjax.chees_adaptation(...).run(..., optax.adam(0.025), ...)``,
@@ -120,8 +122,8 @@ def run_blackjax_chees(name, logdensity, init, num_chains, warmup, draws, seed):
     return summarize(name, samples, paid, sample_time)
 
 
-SAMPLERS = {"mcgen_chees": run_mcgen(mc.chees_hmc()), "mcgen_nuts": run_mcgen(mc.nuts()),
-            "blackjax_chees": run_blackjax_chees}
+SAMPLERS = {"mcgen_chees": run_mcgen(mc.chees_hmc()), "mcgen_mams": run_mcgen(mc.mams()),
+            "mcgen_nuts": run_mcgen(mc.nuts()), "blackjax_chees": run_blackjax_chees}
 
 
 def bench(targets, chain_counts, warmup, draws, seed, samplers):

@@ -16,7 +16,7 @@ from mcgen.direct import (
     rejection_sample,
     resample_indices,
 )
-from mcgen.kernels import adaptive_mh, barker, categorical_gibbs, chees_hmc, hmc, independent_mh, mala, nuts, rwmh, ula
+from mcgen.kernels import adaptive_mh, barker, categorical_gibbs, chees_hmc, hmc, independent_mh, mala, mams, nuts, rwmh, ula
 from mcgen.blackjax_bridge import from_blackjax
 from mcgen.numpyro_bridge import NumPyroTarget, from_numpyro
 from mcgen.result import Result
@@ -32,6 +32,7 @@ __all__ = [
     "chees_hmc",
     "hmc",
     "mala",
+    "mams",
     "nuts",
     "ula",
     "PriorLikelihood",

@@ -163,6 +163,11 @@ BUGS = {
     "ensemble_counts_padding": ("mcgen/adaptation/ensemble.py", "return (index < num_real).astype(jnp.float32)",
                                 "return (index < 2**30).astype(jnp.float32)",
                                 "tests/test_ensemble.py -k 'requested or devices'"),
+    "mams_kinetic_dropped": ("mcgen/kernels/mams.py", "log_ratio = logdensity1 - state.logdensity - kinetic",
+                             "log_ratio = logdensity1 - state.logdensity",
+                             "tests/kernels/test_mams.py -k 'invariance or moments or ensemble'"),
+    "mams_metric_not_pooled": ("mcgen/kernels/mams.py", "var = chain_mean((x - mean) ** 2)",
+                               "var = (x - mean) ** 2", "tests/kernels/test_mams.py -k ensemble"),
 }
 
 

@@ -7,8 +7,9 @@ from mcgen.kernels.chees import chees_hmc
 from mcgen.kernels.hmc import hmc
 from mcgen.kernels.independent_mh import independent_mh
 from mcgen.kernels.langevin import mala, ula, ula_step
+from mcgen.kernels.mams import mams
 from mcgen.kernels.nuts import nuts
 from mcgen.kernels.rwmh import rwmh
 
-__all__ = ["adaptive_mh", "barker", "base", "categorical_gibbs", "chees_hmc", "hmc", "independent_mh", "mala", "nuts", "rwmh",
+__all__ = ["adaptive_mh", "barker", "base", "categorical_gibbs", "chees_hmc", "hmc", "independent_mh", "mala", "mams", "nuts", "rwmh",
            "ula", "ula_step"]
