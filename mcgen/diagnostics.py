@@ -22,6 +22,7 @@ __all__ = [
     "az",
     "chains_to_arviz",
     "check_run",
+    "default_superchains",
     "ess_rhat",
     "nested_rhat",
     "plot_trace",
