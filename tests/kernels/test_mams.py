@@ -2,8 +2,7 @@
 
 The isokinetic velocity update against its small-step limit; invariance of the frozen kernel
 (fixed step size and trajectory length, exact start, KS and moment z-scores); moments within
-4 MCSE after the ensemble warmup on the correlated 10-d Gaussian and the 100-d Gaussian with
-scales over two decades; pooled tunables.  Seeds fixed.
+4 MCSE after the ensemble warmup on the 100-d Gaussian with scales over two decades; pooled tunables.  Seeds fixed.
 """
 import sys
 from pathlib import Path
@@ -49,15 +48,10 @@ def test_invariance_of_the_frozen_kernel():
     testing.assert_invariance(kernel, GAUSS10.logdensity_fn, GAUSS10.sample, num_chains=4000, num_steps=3)
 
 
-def test_correlated_gaussian_moments():
-    res = run(GAUSS10.logdensity_fn, mams(), init=GAUSS10.init, chains=64, samples=200, warmup=400)
-    testing.assert_moments(res.samples, GAUSS10.mean, GAUSS10.var)
-    assert np.all(res.stats["num_grad_evals"] == res.stats["num_grad_evals"][:1])
-
-
 def test_gaussian_100d_ensemble_adaptation():
     res = run(gaussian_100, mams(), init=jnp.zeros(100), chains=128, samples=100, warmup=400)
     testing.assert_moments(res.samples[..., ::5], jnp.zeros(20), SCALES[::5] ** 2)
+    assert np.all(res.stats["num_grad_evals"] == res.stats["num_grad_evals"][:1])
     params = res.last_state.params
     for leaf in (params.step_size, params.trajectory_length, params.inverse_mass):
         np.testing.assert_array_equal(leaf, np.broadcast_to(leaf[:1], leaf.shape))
