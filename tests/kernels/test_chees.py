@@ -1,8 +1,9 @@
 """Statistical tests of ChEES-HMC (mcgen.kernels.chees).
 
 Invariance of the frozen kernel (fixed step size and trajectory length, exact start, KS and
-moment z-scores); moments within 4 MCSE after the ensemble warmup on the 100-d Gaussian with scales over two decades; the pooled adaptation gives
-every chain the same tunables and a metric near the true variances.  Seeds fixed.
+moment z-scores); moments within 4 MCSE after the ensemble warmup on the 100-d Gaussian with
+scales over two decades; the pooled adaptation gives every chain the same tunables and a
+metric near the true variances; ChEES nests in compose.  Seeds fixed.
 """
 import sys
 from pathlib import Path
