@@ -2,7 +2,8 @@
 
 The isokinetic velocity update against its small-step limit; invariance of the frozen kernel
 (fixed step size and trajectory length, exact start, KS and moment z-scores); moments within
-4 MCSE after the ensemble warmup on the 100-d Gaussian with scales over two decades; pooled tunables.  Seeds fixed.
+4 MCSE after the ensemble warmup on the 100-d Gaussian with scales over two decades; pooled
+tunables.  Seeds fixed.
 """
 import sys
 from pathlib import Path
