@@ -16,7 +16,7 @@ from mcgen.direct import (
     rejection_sample,
     resample_indices,
 )
-from mcgen.kernels import adaptive_mh, barker, categorical_gibbs, hmc, independent_mh, mala, nuts, rwmh, ula
+from mcgen.kernels import adaptive_mh, barker, categorical_gibbs, chees_hmc, hmc, independent_mh, mala, mams, nuts, rwmh, ula
 from mcgen.blackjax_bridge import from_blackjax
 from mcgen.numpyro_bridge import NumPyroTarget, from_numpyro
 from mcgen.result import Result
@@ -29,8 +29,10 @@ __all__ = [
     "NumPyroTarget",
     "from_blackjax",
     "from_numpyro",
+    "chees_hmc",
     "hmc",
     "mala",
+    "mams",
     "nuts",
     "ula",
     "PriorLikelihood",

@@ -22,7 +22,9 @@ __all__ = [
     "az",
     "chains_to_arviz",
     "check_run",
+    "default_superchains",
     "ess_rhat",
+    "nested_rhat",
     "plot_trace",
     "psis_smooth",
     "summary",
@@ -171,24 +173,131 @@ def ess_rhat(samples: Any) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def check_run(samples: Any, stats: Mapping[str, Any], num_chains: int) -> list[str]:
-    """One line per problem: R-hat > 1.01, ESS < 100 per chain (Stan/ArviZ), divergences."""
+def default_superchains(num_chains: int) -> int:
+    """Superchains for :func:`nested_rhat` when none are given: the largest divisor of
+    ``num_chains`` not above :math:`\\sqrt{\\text{num\\_chains}}` (1024 chains: 32 superchains
+    of 32), so both the number of superchains and their size grow with the ensemble."""
+    k = max(1, int(np.sqrt(num_chains)))
+    while num_chains % k:
+        k -= 1
+    return k
+
+
+def nested_rhat(samples: Any, superchains: int | None = None) -> dict[str, np.ndarray]:
+    """Nested :math:`\\hat R` (Margossian et al. 2024) for many short chains.
+
+    The chains are cut into ``superchains`` groups of :math:`M` consecutive chains (chain
+    ``k*M .. k*M + M - 1`` form superchain ``k``; ideally the chains of a superchain start
+    from one point).  With :math:`N` draws :math:`f_{nmk}`, chain means
+    :math:`\\bar f_{\\cdot mk}`, superchain means :math:`\\bar f_{\\cdot\\cdot k}` and their
+    mean :math:`\\bar f`,
+
+    .. math::
+
+        \\hat B_\\nu = \\tfrac{1}{K-1}\\sum_k (\\bar f_{\\cdot\\cdot k} - \\bar f)^2, \\qquad
+        \\hat W_\\nu = \\tfrac1K \\sum_k \\Big(\\tfrac{1}{M-1}\\sum_m
+            (\\bar f_{\\cdot mk} - \\bar f_{\\cdot\\cdot k})^2
+            + \\tfrac1M \\sum_m \\tfrac{1}{N-1}\\sum_n (f_{nmk} - \\bar f_{\\cdot mk})^2\\Big),
+
+    and :math:`\\mathfrak{n}\\hat R = \\sqrt{1 + \\hat B_\\nu / \\hat W_\\nu}` (the first term
+    of :math:`\\hat W_\\nu` is 0 when :math:`M = 1`, the second when :math:`N = 1`).  Unlike
+    :math:`\\hat R`, it does not need each chain to be long: superchain means average over
+    :math:`M` chains, so the between-superchain variance is small once the chains have
+    forgotten where they started, even with a few draws per chain.  Values near 1 (below
+    1.01) say the chains agree.
+
+    Parameters
+    ----------
+    samples
+        Pytree of draws, leaves of shape ``(chains, draws, *event)``.
+    superchains
+        Number of superchains :math:`K \\ge 2`; it must divide the number of chains.  Default
+        :func:`default_superchains`.
+
+    Returns
+    -------
+    dict
+        Per variable, an array of the event shape.
+
+    References
+    ----------
+    Margossian, C. C., Hoffman, M. D., Sountsov, P., Riou-Durand, L., Vehtari, A. and
+    Gelman, A. (2024). Nested R-hat: assessing the convergence of Markov chain Monte Carlo
+    when running many short chains. Bayesian Analysis.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from mcgen.diagnostics import nested_rhat
+    >>> x = np.random.default_rng(0).normal(size=(64, 10))
+    >>> bool(nested_rhat(x, superchains=8)["x"] < 1.01)
+    True
+    """
+    variables = {k: np.asarray(v, dtype=np.float64) for k, v in _variables(samples).items()}
+    out = {}
+    for name, x in variables.items():
+        if x.ndim < 2:
+            raise ValueError(f"nested_rhat: {name} needs shape (chains, draws, ...), got {x.shape}")
+        chains, draws = x.shape[:2]
+        k = default_superchains(chains) if superchains is None else superchains
+        if not isinstance(k, (int, np.integer)) or k < 2 or chains % k:
+            raise ValueError(f"nested_rhat: superchains must be an integer >= 2 that divides the "
+                             f"{chains} chains, got {k!r}")
+        m = chains // k
+        x = x.reshape(k, m, draws, *x.shape[2:])
+        chain_mean = x.mean(axis=2)  # (K, M, ...)
+        super_mean = chain_mean.mean(axis=1)  # (K, ...)
+        between_super = super_mean.var(axis=0, ddof=1)
+        between_chain = chain_mean.var(axis=1, ddof=1) if m > 1 else np.zeros_like(super_mean)
+        within_chain = x.var(axis=2, ddof=1).mean(axis=1) if draws > 1 else np.zeros_like(super_mean)
+        within_super = (between_chain + within_chain).mean(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[name] = np.sqrt(1.0 + between_super / within_super)
+    return out
+
+
+# Many short chains: at least this many chains, and fewer draws per chain than chains, make
+# the after-run checks use nested R-hat and an ensemble-wide ESS floor (classical R-hat needs
+# long chains; 100 effective draws *per chain* is meaningless with 1000 chains of 50 draws).
+MANY_CHAINS = 64
+# ESS floor for the whole ensemble (Vehtari et al. 2021: 100 per chain for 4 chains).
+MIN_TOTAL_ESS = 400
+
+
+def check_run(samples: Any, stats: Mapping[str, Any], num_chains: int,
+              superchains: int | None = None) -> list[str]:
+    """One line per problem: R-hat > 1.01, ESS < 100 per chain (Stan/ArviZ), divergences.
+
+    With many short chains (at least ``MANY_CHAINS`` chains and fewer draws than chains) the
+    convergence check is the nested R-hat (:func:`nested_rhat`, ``superchains`` groups) and
+    the ESS floor is ``MIN_TOTAL_ESS`` for the ensemble instead of 100 per chain.
+    """
     problems: list[str] = []
     num_draws = next(iter(_variables(samples).values())).shape[1]
     if num_draws < 4:  # too few draws for ESS / R-hat
         return problems
+    many = (num_chains >= MANY_CHAINS and num_draws < num_chains
+            and (superchains or default_superchains(num_chains)) >= 2)
     diag = ess_rhat(samples)
+    nested = nested_rhat(samples, superchains) if many else None
     for name, d in diag.items():
-        rhat = np.nanmax(d["r_hat"]) if np.isfinite(d["r_hat"]).any() else np.nan
-        if num_chains > 1 and np.isfinite(rhat) and rhat > 1.01:
-            problems.append(f"{name}: max r_hat = {rhat:.3f} > 1.01; the chains have not mixed.")
+        if many:
+            assert nested is not None
+            nr = nested[name]
+            nr = np.nanmax(nr) if np.isfinite(nr).any() else np.nan
+            if np.isfinite(nr) and nr > 1.01:
+                problems.append(f"{name}: max nested r_hat = {nr:.3f} > 1.01; the chains have not mixed.")
+        else:
+            rhat = np.nanmax(d["r_hat"]) if np.isfinite(d["r_hat"]).any() else np.nan
+            if num_chains > 1 and np.isfinite(rhat) and rhat > 1.01:
+                problems.append(f"{name}: max r_hat = {rhat:.3f} > 1.01; the chains have not mixed.")
+        floor = MIN_TOTAL_ESS if many else 100 * num_chains
         for kind in ("ess_bulk", "ess_tail"):
             vals = d[kind][np.isfinite(d[kind])]
-            if vals.size and vals.min() < 100 * num_chains:
-                problems.append(
-                    f"{name}: min {kind} = {vals.min():.0f} < 100 per chain "
-                    f"({100 * num_chains} for {num_chains} chains); run longer or tune the kernel."
-                )
+            if vals.size and vals.min() < floor:
+                rule = (f"{floor} for the ensemble" if many
+                        else f"100 per chain ({floor} for {num_chains} chains)")
+                problems.append(f"{name}: min {kind} = {vals.min():.0f} < {rule}; run longer or tune the kernel.")
     if "is_divergent" in stats:
         n_div = int(np.sum(np.asarray(stats["is_divergent"])))
         if n_div:

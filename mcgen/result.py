@@ -104,6 +104,14 @@ class Result:
             return None
         return np.sum(self.warmup_stats["num_grad_evals"], axis=1)
 
+    def nested_rhat(self, superchains: int | None = None) -> dict[str, np.ndarray]:
+        """Nested R-hat per variable (:func:`mcgen.diagnostics.nested_rhat`): the convergence
+        check for many short chains, with chains cut into ``superchains`` consecutive groups
+        (default: about the square root of the number of chains)."""
+        from mcgen.diagnostics import nested_rhat
+
+        return nested_rhat(self.samples, superchains)
+
     def acceptance_rate(self) -> np.ndarray:
         """Mean acceptance probability per chain (from ``stats['accept_prob']``)."""
         return np.mean(self.stats["accept_prob"], axis=1)

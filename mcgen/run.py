@@ -145,6 +145,7 @@ def run_chains(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: float = 60.0,
     store: str | os.PathLike | None = None,
+    superchains: int | None = None,
 ) -> Result:
     """Run ``num_chains`` chains of ``kernel`` on ``logdensity_fn``: warmup, then sampling.
 
@@ -218,6 +219,10 @@ def run_chains(
         the device, so host memory stays flat whatever ``num_samples``; the ``Result``'s
         ``samples`` and ``stats`` are then zarr arrays read lazily (``np.asarray`` loads
         one).  An earlier mcgen store at the path is replaced.
+    superchains
+        With many short chains (64 or more, fewer draws than chains) the after-run check uses
+        the nested R-hat (:func:`mcgen.diagnostics.nested_rhat`) over this many superchains of
+        consecutive chains (default: about the square root of ``num_chains``).
 
     Returns
     -------
@@ -268,6 +273,10 @@ def run_chains(
     if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
         raise ValueError(f"chunk_size must be an integer >= 1 or None, got {chunk_size!r}")
     num_chains, num_samples, num_warmup, thin = int(num_chains), int(num_samples), int(num_warmup), int(thin)
+    if superchains is not None and (not isinstance(superchains, (int, np.integer)) or superchains < 2
+                                    or num_chains % superchains):
+        raise ValueError(f"superchains must be an integer >= 2 that divides num_chains={num_chains}, "
+                         f"got {superchains!r}")
 
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
@@ -325,7 +334,7 @@ def run_chains(
         ckpt = Checkpointer(checkpoint, checkpoint_every, run_id)
         templates = {}
         if num_warmup > 0:
-            wstates = templates["warmup"] = _call(clock, _warmup_init, (method, kernel, num_warmup), states)
+            wstates = templates["warmup"] = _call(clock, _warmup_init, (method, kernel, num_warmup, requested), states)
         templates["sampling"] = (states, _warmup_trace(wstates))  # the warmup's record rides along
         saved = ckpt.load(templates)
     earlier = saved.times if saved is not None else {}
@@ -348,8 +357,8 @@ def run_chains(
         bar.start("warmup", num_warmup, 0)
         start = time.perf_counter()
         before = clock.compile
-        wstates, initial_logdensity = _call(clock, _start_and_warmup, (method, kernel, logdensity_fn, num_warmup),
-                                            positions, warm_keys)
+        wstates, initial_logdensity = _call(clock, _start_and_warmup,
+                                            (method, kernel, logdensity_fn, num_warmup, requested), positions, warm_keys)
         jax.block_until_ready(wstates)
         _check_initial_logdensity(initial_logdensity)
         seconds = time.perf_counter() - start - (clock.compile - before)
@@ -357,15 +366,15 @@ def run_chains(
         bar.compiling(False)
         bar.advance(num_warmup, seconds)
         warmup_trace = _warmup_trace(wstates)
-        states = _call(clock, _warmup_finalize, (method, kernel, num_warmup), wstates)
+        states = _call(clock, _warmup_finalize, (method, kernel, num_warmup, requested), wstates)
     elif num_warmup > 0 and sample_start == 0 and (saved is None or saved.phase == "warmup"):
         if wstates is None:
-            wstates = _call(clock, _warmup_init, (method, kernel, num_warmup), states)
+            wstates = _call(clock, _warmup_init, (method, kernel, num_warmup, requested), states)
         bar.start("warmup", num_warmup, warm_start)
         for t0, n in _chunks(num_warmup, fit(num_warmup, size), warm_start):
             before = clock.compile
             start = time.perf_counter()
-            wstates = _call(clock, _warmup_chunk, (method, kernel, logdensity_fn, num_warmup, n),
+            wstates = _call(clock, _warmup_chunk, (method, kernel, logdensity_fn, num_warmup, requested, n),
                             wstates, warm_keys, jnp.asarray(t0, jnp.uint32))
             jax.block_until_ready(wstates)
             seconds = time.perf_counter() - start - (clock.compile - before)
@@ -375,7 +384,7 @@ def run_chains(
             if ckpt is not None and ckpt.due() and t0 + n < num_warmup:
                 ckpt.save("warmup", t0 + n, wstates, times(), host=_host_value)
         warmup_trace = _warmup_trace(wstates)
-        states = _call(clock, _warmup_finalize, (method, kernel, num_warmup), wstates)
+        states = _call(clock, _warmup_finalize, (method, kernel, num_warmup, requested), wstates)
 
     draw_store = None
     if store is not None:
@@ -437,7 +446,7 @@ def run_chains(
     if warn and (draw_store is None or draw_store.nbytes() <= _CHECK_BYTES):
         from mcgen.diagnostics import SamplingWarning, check_run
 
-        messages = tuple(check_run(samples, stats, len(chain_ids)))
+        messages = tuple(check_run(samples, stats, len(chain_ids), superchains))
         for message in messages:
             warnings.warn(message, SamplingWarning, stacklevel=2)
 

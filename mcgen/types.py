@@ -18,6 +18,21 @@ automatically when ``num_warmup > 0``, and combinators build their warmup from t
 kernels they hold.  Draws returned by ``run_chains`` always come from the frozen kernel, so
 adaptation never breaks invariance of the reported draws.
 
+**Cross-chain statistics.**  A warmup may pool statistics across chains (ensemble adaptation:
+ChEES, MEADS, MAMS).  ``run_chains`` maps ``Warmup.init``, ``step`` and ``finalize`` over the
+chains with a named axis, ``"chains"`` (``vmap(..., axis_name="chains")``; across devices the
+same vmap over the sharded batch, so a reduction covers the chains of every device and host),
+and inside them :func:`mcgen.adaptation.ensemble.chain_mean` / ``chain_sum`` (or raw
+``jax.lax.pmean``/``psum`` over ``"chains"``) reduce over all chains.  Use the ``ensemble``
+functions: they leave out the padding chains the driver may add, which raw collectives count.
+The rules: ``Kernel.init`` and ``Kernel.step`` stay per-chain (draws come from a kernel whose
+chains are independent given the frozen tunables); only a warmup pools; a kernel that pools
+nothing is unchanged by the named axis (bit for bit); and ``chain_method="sequential"``
+(``lax.map``, no chain axis) refuses a warmup that pools with a ``ValueError``.  Pooled values
+agree across device counts to rounding of the reduction order, not bit for bit, and an
+ensemble warmup amplifies such differences as it runs (see :mod:`mcgen.adaptation.ensemble`
+for what exactly is guaranteed).
+
 State conventions: NamedTuples with the common field names ``position``,
 ``logdensity``, ``logdensity_grad`` (where there is one) and ``params`` (tunables).  ``Info``
 NamedTuples use the same names across kernels where the meaning is the same (see

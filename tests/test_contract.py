@@ -65,6 +65,8 @@ KERNELS = {
     "mala": (lambda: mc.mala(), ("flat", "dict")),
     "hmc": (lambda: mc.hmc(num_integration_steps=5), ("flat", "dict")),
     "nuts": (lambda: mc.nuts(max_tree_depth=5), ("flat", "dict")),
+    "chees_hmc": (lambda: mc.chees_hmc(), ("flat", "dict")),
+    "mams": (lambda: mc.mams(), ("flat", "dict")),
     "ula": (lambda: mc.ula(0.1), ("flat", "dict")),
     "barker": (lambda: mc.barker(), ("flat", "dict")),
     "docs_skeleton": (lambda: SKELETON(), ("flat", "dict")),

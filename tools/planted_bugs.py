@@ -191,6 +191,30 @@ BUGS = {
                               "new = inner._replace(logdensity=(lr + betas * ll).astype(inner.logdensity.dtype))",
                               "new = inner",
                               "tests/combinators/test_tempering.py"),
+    # ---- issue 16: ensemble adaptation and ChEES-HMC
+    # the acceptance step: the kinetic energy left out, the ratio flipped
+    "chees_accept_without_kinetic": ("mcgen/kernels/chees.py",
+                                     "mh_accept(key_accept, h0 - h1, logdensity1)",
+                                     "mh_accept(key_accept, logdensity1 - state.logdensity, logdensity1)",
+                                     "tests/kernels/test_chees.py -k 'invariance or ensemble'"),
+    "chees_flipped_ratio": ("mcgen/kernels/chees.py", "mh_accept(key_accept, h0 - h1, logdensity1)",
+                            "mh_accept(key_accept, h1 - h0, logdensity1)",
+                            "tests/kernels/test_chees.py -k 'invariance or ensemble'"),
+    # the adaptation's use of cross-chain statistics: each chain adapts on its own statistic
+    "chees_step_size_not_pooled": ("mcgen/kernels/chees.py",
+                                   "harmonic = 1.0 / chain_mean(1.0 / jnp.maximum(a, 1e-10), ok)",
+                                   "harmonic = a", "tests/kernels/test_chees.py -k ensemble"),
+    "chees_metric_not_pooled": ("mcgen/kernels/chees.py", "var = chain_mean((x - mean) ** 2)",
+                                "var = (x - mean) ** 2", "tests/kernels/test_chees.py -k ensemble"),
+    # the pooled statistics count the driver's padding chains
+    "ensemble_counts_padding": ("mcgen/adaptation/ensemble.py", "return (index < num_real).astype(jnp.float32)",
+                                "return (index < 2**30).astype(jnp.float32)",
+                                "tests/test_ensemble.py -k 'requested or devices'"),
+    "mams_kinetic_dropped": ("mcgen/kernels/mams.py", "log_ratio = logdensity1 - state.logdensity - kinetic",
+                             "log_ratio = logdensity1 - state.logdensity",
+                             "tests/kernels/test_mams.py -k 'invariance or ensemble'"),
+    "mams_metric_not_pooled": ("mcgen/kernels/mams.py", "var = chain_mean((x - mean) ** 2)",
+                               "var = (x - mean) ** 2", "tests/kernels/test_mams.py -k ensemble"),
 }
 
 

@@ -12,6 +12,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from mcgen.adaptation.ensemble import CHAIN_AXIS, _chain_axis
 from mcgen.kernels import _random
 from mcgen.types import Kernel
 
@@ -23,11 +24,28 @@ def _chain_keys(num_chains: int, seed):
     return keys[:, 0], keys[:, 1], keys[:, 2]
 
 
-def _over_chains(method: str, fn: Callable) -> Callable:
-    """Map ``fn`` over the leading (chain) axis of every argument: vmap, or lax.map one by one."""
+def _over_chains(method: str, fn: Callable, num_real: int | None = None) -> Callable:
+    """Map ``fn`` over the leading (chain) axis of every argument: vmap, or lax.map one by one.
+
+    With ``num_real`` (warmups) the vmap names its axis ``"chains"`` so that ``fn`` may pool
+    statistics across chains (:mod:`mcgen.adaptation.ensemble`); the first ``num_real``
+    chains are the requested ones, the rest padding.  Naming the axis changes nothing for a
+    function that uses no collective.
+    """
     if method == "sequential":
-        return lambda *args: jax.lax.map(lambda a: fn(*a), args)
-    return jax.vmap(fn)
+        mapped = lambda *args: jax.lax.map(lambda a: fn(*a), args)  # noqa: E731
+    elif num_real is None:
+        return jax.vmap(fn)
+    else:
+        mapped = jax.vmap(fn, axis_name=CHAIN_AXIS)
+    if num_real is None:
+        return mapped
+
+    def run(*args):
+        with _chain_axis(method, num_real):
+            return mapped(*args)
+
+    return run
 
 
 def _init_states(method, kernel: Kernel, logdensity_fn, positions):
@@ -42,28 +60,28 @@ def _warmup_of(kernel: Kernel, num_warmup: int):
     return kernel.warmup(num_warmup)
 
 
-def _warmup_init(method, kernel, num_warmup, states):
-    return _over_chains(method, _warmup_of(kernel, num_warmup).init)(states)
+def _warmup_init(method, kernel, num_warmup, num_real, states):
+    return _over_chains(method, _warmup_of(kernel, num_warmup).init, num_real)(states)
 
 
-def _warmup_finalize(method, kernel, num_warmup, wstates):
-    return _over_chains(method, _warmup_of(kernel, num_warmup).finalize)(wstates)
+def _warmup_finalize(method, kernel, num_warmup, num_real, wstates):
+    return _over_chains(method, _warmup_of(kernel, num_warmup).finalize, num_real)(wstates)
 
 
-def _warmup_chunk(method, kernel, logdensity_fn, num_warmup, length, wstates, keys, t0):
+def _warmup_chunk(method, kernel, logdensity_fn, num_warmup, num_real, length, wstates, keys, t0):
     w = _warmup_of(kernel, num_warmup)
 
     def body(ws, t):
         def one(state, key):
             return w.step(_random.fold_in(key, t), state, logdensity_fn)[0]
 
-        return _over_chains(method, one)(ws, keys), None
+        return _over_chains(method, one, num_real)(ws, keys), None
 
     ts = t0 + jnp.arange(length, dtype=jnp.uint32)
     return jax.lax.scan(body, wstates, ts)[0]
 
 
-def _start_and_warmup(method, kernel, logdensity_fn, num_warmup, positions, keys):
+def _start_and_warmup(method, kernel, logdensity_fn, num_warmup, num_real, positions, keys):
     """Kernel init, warmup init and the whole warmup as one program.
 
     Returns the warmup states and the initial log-density (None when the kernel's state keeps
@@ -71,8 +89,9 @@ def _start_and_warmup(method, kernel, logdensity_fn, num_warmup, positions, keys
     programs run one after the other.
     """
     states = _init_states(method, kernel, logdensity_fn, positions)
-    wstates = _warmup_init(method, kernel, num_warmup, states)
-    wstates = _warmup_chunk(method, kernel, logdensity_fn, num_warmup, num_warmup, wstates, keys, jnp.uint32(0))
+    wstates = _warmup_init(method, kernel, num_warmup, num_real, states)
+    wstates = _warmup_chunk(method, kernel, logdensity_fn, num_warmup, num_real, num_warmup, wstates, keys,
+                            jnp.uint32(0))
     return wstates, getattr(states, "logdensity", None)
 
 

@@ -48,8 +48,9 @@ def gradient_init(position, logdensity_fn: Callable, step_size, mass: str) -> Gr
     return GradientState(position, logdensity.astype(flat.dtype), unravel(grad), params)
 
 
-def flatten(state: GradientState, logdensity_fn: Callable):
-    """``(q, g, f, unravel)``: flat position and gradient, flat value-and-grad, inverse map."""
+def flatten(state: Any, logdensity_fn: Callable):
+    """``(q, g, f, unravel)``: flat position and gradient, flat value-and-grad, inverse map (any state
+    with ``position`` and ``logdensity_grad`` fields: the gradient kernels', ChEES's, MAMS's)."""
     q, unravel = ravel_pytree(state.position)
     g, _ = ravel_pytree(state.logdensity_grad)
     return q, g, flat_value_and_grad(logdensity_fn, unravel), unravel
@@ -60,7 +61,7 @@ def rebuild(state: GradientState, unravel: Callable, q, logdensity, g) -> Gradie
     return GradientState(unravel(q), logdensity.astype(q.dtype), unravel(g), state.params)
 
 
-def initial_step_size(key, state: GradientState, logdensity_fn: Callable, active):
+def initial_step_size(key, state: Any, logdensity_fn: Callable, active):
     """Stan's step-size heuristic at the current state: ``(step_size, gradients spent)``.
 
     No gradient is spent where ``active`` is False.

@@ -130,7 +130,7 @@ def leapfrog(f: FlatValueAndGrad, inverse_mass, q, p, g, step_size):
     return q, p, logdensity, g
 
 
-def integrate(f: FlatValueAndGrad, inverse_mass, q, p, logdensity, g, step_size, num_steps: int):
+def integrate(f: FlatValueAndGrad, inverse_mass, q, p, logdensity, g, step_size, num_steps: int | jax.Array):
     """``num_steps`` leapfrog steps (a ``fori_loop``); returns the end point."""
 
     def body(_, carry):

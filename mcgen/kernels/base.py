@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mcgen.adaptation.ensemble import CHAIN_AXIS
 from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
 from mcgen.kernels._gradient import (GradientParams, GradientState, check_target_accept, flatten,
                                      gradient_init, gradient_warmup, rebuild)
@@ -109,6 +110,17 @@ def _check_rebuild(who: str, kernel: Kernel, state, logdensity_fn: Callable) -> 
                        "init(state.position) with state.params put back differs from the state")
 
 
+def _one_chain(fn: Callable) -> Callable:
+    """``fn`` for one chain, run inside a ``vmap`` of size one over the ``"chains"`` axis."""
+
+    def run(*args):
+        batched = jax.tree_util.tree_map(lambda x: x[None], args)
+        out = jax.vmap(lambda a: fn(*a), axis_name=CHAIN_AXIS)(batched)
+        return jax.tree_util.tree_map(lambda x: x[0], out)
+
+    return run
+
+
 def check_kernel(kernel: Kernel, position, logdensity_fn: Callable, *, num_steps: int = 5,
                  seed: int = 0) -> None:
     """Check the rules that ``run_chains`` and the combinators rely on; raise if one is broken.
@@ -173,17 +185,18 @@ def check_kernel(kernel: Kernel, position, logdensity_fn: Callable, *, num_steps
     warmup = kernel.warmup(num_steps)
     if not isinstance(warmup, Warmup):
         _fail(f"{who} (warmup)", f"kernel.warmup(num_steps) must return a Warmup, got {type(warmup).__name__}")
-    wstate = jax.jit(warmup.init)(state)
+    # one chain in a chain axis of size one, as run_chains maps warmups (they may pool)
+    wstate = jax.jit(_one_chain(warmup.init))(state)
     if not isinstance(wstate, AdaptationState):
         _fail(f"{who} (warmup)", "a warmup state must keep the kernel state in a field named `state`")
     if _structure(wstate.state) != _structure(state):
         _fail(f"{who} (warmup)", "warmup_state.state must be a kernel state of the same structure")
-    wstep = jax.jit(warmup.step, static_argnums=2)
+    wstep = jax.jit(_one_chain(lambda key, ws: warmup.step(key, ws, logdensity_fn)))
     for i in range(num_steps):
-        wstate, info = wstep(jax.random.fold_in(keys[-1], i), wstate, logdensity_fn)
+        wstate, info = wstep(jax.random.fold_in(keys[-1], i), wstate)
         _check_state(f"{who} (warmup step)", wstate.state, position, logdensity_fn, True)
         _check_info(f"{who} (warmup step)", info)
-    final = jax.jit(warmup.finalize)(wstate)
+    final = jax.jit(_one_chain(warmup.finalize))(wstate)
     if _structure(final) != _structure(state):
         _fail(f"{who} (finalize)", "finalize must return a kernel state of the structure init returns")
     _check_state(f"{who} (finalize)", final, position, logdensity_fn, True)

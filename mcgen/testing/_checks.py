@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats as sps
 
+from mcgen.adaptation.ensemble import CHAIN_AXIS
 from mcgen.run import run_chains
 from mcgen.types import Kernel
 from mcgen.testing._report import BonferroniDecision
@@ -303,12 +304,14 @@ def run_warmup(kernel: Kernel, states: Any, logdensity_fn: Callable, num_steps: 
 
     @jax.jit
     def run(sts, key):
-        ws = jax.vmap(warm.init)(sts)
+        ws = jax.vmap(warm.init, axis_name=CHAIN_AXIS)(sts)
 
         def body(w, k):
-            return jax.vmap(warm.step, in_axes=(0, 0, None))(jax.random.split(k, num_chains), w, logdensity_fn)[0], None
+            keys = jax.random.split(k, num_chains)
+            return jax.vmap(warm.step, in_axes=(0, 0, None), axis_name=CHAIN_AXIS)(keys, w, logdensity_fn)[0], None
 
-        return jax.vmap(warm.finalize)(jax.lax.scan(body, ws, jax.random.split(key, num_steps))[0])
+        final = jax.lax.scan(body, ws, jax.random.split(key, num_steps))[0]
+        return jax.vmap(warm.finalize, axis_name=CHAIN_AXIS)(final)
 
     return run(states, jax.random.key(seed))
 

@@ -1,0 +1,119 @@
+"""Statistics pooled across chains: the collectives a warmup may use over the chain axis.
+
+``run_chains`` maps a warmup over the chains with a named axis, :data:`CHAIN_AXIS`
+(``"chains"``): ``vmap(..., axis_name="chains")`` on one device, and the same vmap over the
+whole (sharded) batch across devices and hosts, which XLA partitions into per-device partial
+reductions and one all-reduce.  Inside a warmup's ``init``, ``step`` or ``finalize`` a call
+such as ``jax.lax.pmean(x, "chains")`` therefore reduces over *every* chain of the run.
+
+The driver may run a few *padding* chains beside the requested ones (so that each device
+holds an equal, well-vectorized batch; they are discarded).  A raw ``pmean`` counts them; the
+functions here do not: :func:`chain_mean` and :func:`chain_sum` weight each chain by
+:func:`chain_weight`, which is 1 for the requested chains and 0 for padding.  Kernels of mcgen
+use these, never raw collectives, so their adapted values do not depend on the padding.
+
+Outside ``run_chains`` (a user's own ``jax.vmap(step, axis_name="chains")``) every chain
+counts.  ``chain_method="sequential"`` maps chains one at a time with ``lax.map`` and has no
+chain axis: a warmup that pools statistics fails there with a ``ValueError`` naming the
+remedy.
+
+What is guaranteed.  One pooled reduction over the same per-chain values gives the same
+result on one device and on many up to the order of the floating-point additions
+(per-device partial sums, then an all-reduce): agreement to rounding, not bit for bit.  An
+ensemble warmup is a nonlinear system (a shared step size, accept thresholds), so those
+rounding differences grow as it runs: ChEES-HMC's adapted values agree to about 1e-6 after 5
+warmup steps on 1 and 8 devices, and after some tens of steps the two runs are different,
+equally valid, realizations (``tests/test_ensemble.py``).  A run is reproducible bit for bit
+on the same devices with the same chain count; with another chain count the ensemble (and
+so every adapted value) is a different one.  Kernels that pool nothing keep every guarantee
+of ``run_chains`` (chain ``i``'s draws do not depend on the chain or device count).
+
+Example
+-------
+>>> import jax, jax.numpy as jnp
+>>> from mcgen.adaptation.ensemble import chain_mean
+>>> x = jnp.arange(4.0)
+>>> jax.vmap(lambda xi: chain_mean(xi), axis_name="chains")(x)
+Array([1.5, 1.5, 1.5, 1.5], dtype=float32)
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["CHAIN_AXIS", "chain_mean", "chain_sum", "chain_weight", "num_chains"]
+
+CHAIN_AXIS = "chains"
+"""The name of the chain axis that ``run_chains`` maps warmups over."""
+
+
+class _AxisContext(NamedTuple):
+    method: str  # "vectorized" or "sequential"
+    num_real: int  # requested chains; ids >= num_real are padding
+
+
+_CONTEXT: contextvars.ContextVar[_AxisContext | None] = contextvars.ContextVar("mcgen_chain_axis", default=None)
+
+
+@contextlib.contextmanager
+def _chain_axis(method: str, num_real: int):
+    """Set, while a warmup is traced by the driver, how chains are mapped and how many count."""
+    token = _CONTEXT.set(_AxisContext(method, int(num_real)))
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def _check_axis() -> _AxisContext | None:
+    context = _CONTEXT.get()
+    if context is not None and context.method == "sequential":
+        raise ValueError(
+            "this kernel's warmup pools statistics across chains (mcgen.adaptation.ensemble), but "
+            "chain_method='sequential' maps chains one at a time and has no chain axis; run it with "
+            "chain_method='vectorized' or 'sharded'")
+    return context
+
+
+def chain_weight() -> jax.Array:
+    """1.0 for a requested chain, 0.0 for a padding chain of ``run_chains`` (a per-chain scalar).
+
+    Must be called inside a map over :data:`CHAIN_AXIS`.
+    """
+    context = _check_axis()
+    index = jax.lax.axis_index(CHAIN_AXIS)  # also checks that the axis is bound
+    num_real = jnp.iinfo(jnp.int32).max if context is None else context.num_real
+    return (index < num_real).astype(jnp.float32)
+
+
+def chain_sum(x, weight=None):
+    """:math:`\\sum_i w_i x_i` over the requested chains (every leaf of the pytree ``x``).
+
+    ``weight`` (a per-chain scalar, optional) multiplies the padding mask; ``x`` may be a
+    pytree, each leaf summed over chains and returned to every chain.
+    """
+    w = chain_weight()
+    if weight is not None:
+        w = w * weight
+    # where, not a product: a chain with zero weight may hold NaN or inf (a divergent proposal)
+    return jax.tree_util.tree_map(
+        lambda leaf: jax.lax.psum(jnp.where(w > 0, w.astype(leaf.dtype) * leaf, jnp.zeros_like(leaf)), CHAIN_AXIS), x)
+
+
+def num_chains(weight=None) -> jax.Array:
+    """The number of requested chains (or the total ``weight`` over them)."""
+    return chain_sum(jnp.ones(()), weight)
+
+
+def chain_mean(x, weight=None):
+    """The mean of ``x`` over the requested chains, weighted by ``weight`` when given.
+
+    Padding chains of ``run_chains`` count for nothing.  With weights that sum to zero the
+    result is NaN; callers decide what to do then.
+    """
+    total = num_chains(weight)
+    return jax.tree_util.tree_map(lambda s: s / total.astype(s.dtype), chain_sum(x, weight))

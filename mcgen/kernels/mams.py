@@ -1,0 +1,231 @@
+"""MAMS: the Metropolis-adjusted microcanonical sampler, with an ensemble warmup.
+
+Microcanonical (isokinetic) dynamics move a position :math:`x` with a velocity :math:`u` of
+unit norm in coordinates whitened by a diagonal inverse mass :math:`A`
+(:math:`z = A^{-1/2} x`, gradient :math:`\\tilde g = A^{1/2}\\nabla\\log\\pi`).  A velocity
+update over time :math:`\\tau` with :math:`e = \\tilde g / \\|\\tilde g\\|`,
+:math:`\\delta = \\tau \\|\\tilde g\\| / (d - 1)` and :math:`\\zeta = e^{-\\delta}` is
+
+.. math::
+
+    u' \\propto e\\,(1 - \\zeta)\\,(1 + \\zeta + u^\\top e\\,(1 - \\zeta)) + 2\\zeta u, \\qquad
+    \\Delta K = (d - 1)\\big(\\delta - \\log 2 + \\log(1 + u^\\top e + (1 - u^\\top e)\\zeta^2)\\big),
+
+and a step of size :math:`\\epsilon` is half a velocity update, :math:`z \\leftarrow z +
+\\epsilon u`, half a velocity update (Robnik et al. 2023; Ver Steeg & Galstyan 2021).  A
+transition draws :math:`u` uniformly on the sphere, takes :math:`n` steps and accepts with
+probability :math:`\\min(1, \\exp(\\log\\pi(x_n) - \\log\\pi(x_0) - \\sum \\Delta K))`
+(Robnik, Cohn-Gordon & Seljak 2025): the energy error of the deterministic, volume-preserving
+(up to :math:`\\sum\\Delta K`), reversible map.  The number of steps is
+:math:`n = \\lceil 2h L / \\epsilon \\rceil` with :math:`h` from the same low-discrepancy sequence
+as :mod:`mcgen.kernels.chees` (shared by all chains, so a vmapped batch takes equal steps), a
+mean trajectory length :math:`L`.
+
+**Ensemble warmup** (statistics pooled over all chains, :mod:`mcgen.adaptation.ensemble`):
+the step size by dual averaging of the mean acceptance probability towards 0.9 (the paper's
+target); the metric as the cross-chain variance (averaged over steps with weights
+:math:`t^{-1/2}`); and :math:`L = c\\sqrt{d}` in whitened coordinates, which is
+:math:`c\\sqrt{\\sum_i \\sigma_i^2}` in the original ones (MCLMC's starting rule) with
+``length_factor`` :math:`c` (default 1, measured on the 100-d Gaussian: ESS per gradient of
+:math:`x` and :math:`x^2` 0.25 and 0.21 against 0.18 and 0.27 at 0.7, 0.29 and 0.11 at 1.5).
+
+References
+----------
+Robnik, J., Cohn-Gordon, R. and Seljak, U. (2025). Metropolis adjusted microcanonical
+Hamiltonian Monte Carlo. arXiv:2503.01707.
+Robnik, J., De Luca, G. B., Silverstein, E. and Seljak, U. (2023). Microcanonical
+Hamiltonian Monte Carlo. JMLR 24.
+Ver Steeg, G. and Galstyan, A. (2021). Hamiltonian dynamics with non-Newtonian momentum for
+rapid sampling. NeurIPS 2021.
+
+Example
+-------
+>>> import jax.numpy as jnp, mcgen as mc
+>>> res = mc.run_chains(lambda x: -0.5 * jnp.sum(x**2), mc.mams(), init=jnp.zeros(5),
+...                     num_chains=64, num_samples=100, num_warmup=200, progress=False, warn=False)
+>>> res.samples.shape
+(64, 100, 5)
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
+from mcgen.adaptation.ensemble import chain_mean
+from mcgen.kernels import _random
+from mcgen.kernels._gradient import check_target_accept, flatten
+from mcgen.kernels._integrators import flat_value_and_grad
+from mcgen.kernels._metrics import check_step_size
+from mcgen.kernels._proposal import cached_constructor, mh_accept, select
+from mcgen.kernels.chees import halton
+from mcgen.types import Kernel, Warmup
+
+
+class MAMSParams(NamedTuple):
+    step_size: jax.Array  # scalar
+    inverse_mass: jax.Array  # (d,) diagonal
+    trajectory_length: jax.Array  # scalar L, the mean integration time
+    jitter_index: jax.Array  # uint32 counter of the jitter sequence
+
+
+class MAMSState(NamedTuple):
+    position: object
+    logdensity: jax.Array
+    logdensity_grad: object
+    params: MAMSParams
+
+
+class MAMSInfo(NamedTuple):
+    accept_prob: jax.Array
+    is_accepted: jax.Array
+    is_divergent: jax.Array
+    is_nonfinite: jax.Array
+    num_grad_evals: jax.Array
+    step_size: jax.Array
+    energy_error: jax.Array
+
+
+class MAMSWarmupState(NamedTuple):
+    state: MAMSState
+    dual_averaging: DualAveragingState
+    count: jax.Array
+
+
+def _velocity_update(u, g, tau):
+    """Isokinetic velocity update over time ``tau``; returns ``(u', kinetic energy change)``."""
+    d = u.shape[0]
+    norm = jnp.sqrt(jnp.sum(g**2))
+    e = g / jnp.where(norm > 0, norm, 1.0)
+    ue = jnp.dot(u, e)
+    delta = tau * norm / (d - 1)
+    zeta = jnp.exp(-delta)
+    new = e * (1 - zeta) * (1 + zeta + ue * (1 - zeta)) + 2 * zeta * u
+    new = new / jnp.sqrt(jnp.sum(new**2))
+    change = (d - 1) * (delta - jnp.log(2.0) + jnp.log(1 + ue + (1 - ue) * zeta**2))
+    return new, change
+
+
+@cached_constructor
+def mams(*, step_size: float | None = None, trajectory_length: float | None = None,
+         target_accept: float = 0.9, length_factor: float = 1.0, max_num_steps: int = 1000,
+         max_energy_error: float = 1000.0, adapt: bool = True) -> Kernel:
+    """Metropolis-adjusted microcanonical sampler with a warmup pooled across chains.
+
+    Parameters
+    ----------
+    step_size
+        Starting step size (default :math:`\\sqrt{d}/4` in whitened coordinates).
+    trajectory_length
+        Starting mean trajectory length :math:`L` (default :math:`\\sqrt{d}`).
+    target_accept
+        Mean acceptance probability targeted by dual averaging (0.9, the paper's choice).
+    length_factor
+        :math:`c` in :math:`L = c\\sqrt{d}` (whitened), set in warmup.
+    max_num_steps
+        Cap on the steps of one transition.
+    max_energy_error
+        Energy error above which a transition is reported as divergent.
+    adapt
+        Adapt in warmup (default); ``False`` makes warmup a burn-in with the given settings.
+    """
+    check_step_size(step_size, "mams")
+    check_step_size(trajectory_length, "mams")
+    check_target_accept(target_accept, "mams")
+    if not float(length_factor) > 0.0:
+        raise ValueError(f"mams: length_factor must be positive, got {length_factor!r}")
+    if not isinstance(max_num_steps, int) or isinstance(max_num_steps, bool) or max_num_steps < 1:
+        raise ValueError(f"mams: max_num_steps must be an integer >= 1, got {max_num_steps!r}")
+    if not float(max_energy_error) > 0.0:
+        raise ValueError(f"mams: max_energy_error must be positive, got {max_energy_error!r}")
+
+    def init(position, logdensity_fn) -> MAMSState:
+        flat, unravel = ravel_pytree(position)
+        if not jnp.issubdtype(flat.dtype, jnp.floating) or flat.shape[0] < 2:
+            raise ValueError(f"mams needs a floating-point position of dimension >= 2, got {flat.dtype}"
+                             f"{flat.shape}")
+        logdensity, grad = flat_value_and_grad(logdensity_fn, unravel)(flat)
+        root_d = jnp.sqrt(jnp.asarray(flat.shape[0], flat.dtype))
+        eps = 0.25 * root_d if step_size is None else jnp.asarray(step_size, flat.dtype)
+        length = root_d if trajectory_length is None else jnp.asarray(trajectory_length, flat.dtype)
+        params = MAMSParams(jnp.asarray(eps, flat.dtype), jnp.ones_like(flat), jnp.asarray(length, flat.dtype),
+                            jnp.zeros((), jnp.uint32))
+        return MAMSState(position, logdensity.astype(flat.dtype), unravel(grad), params)
+
+    def step(key, state: MAMSState, logdensity_fn):
+        key_velocity, key_accept = _random.split(key, 2)
+        q, g, f, unravel = flatten(state, logdensity_fn)
+        params = state.params
+        eps = params.step_size
+        scale = jnp.sqrt(params.inverse_mass)
+        h = halton(params.jitter_index).astype(eps.dtype)
+        num_steps = jnp.clip(jnp.ceil(2.0 * h * params.trajectory_length / eps), 1, max_num_steps).astype(jnp.int32)
+        u = _random.normal(key_velocity, q.shape, q.dtype)
+        u = u / jnp.sqrt(jnp.sum(u**2))
+
+        def body(_, carry):
+            q, u, logdensity, g, kinetic = carry
+            u, k1 = _velocity_update(u, scale * g, 0.5 * eps)
+            q = q + eps * scale * u
+            logdensity, g = f(q)
+            u, k2 = _velocity_update(u, scale * g, 0.5 * eps)
+            return q, u, logdensity, g, kinetic + k1 + k2
+
+        zero = jnp.zeros((), q.dtype)
+        q1, _, logdensity1, g1, kinetic = jax.lax.fori_loop(0, num_steps, body, (q, u, state.logdensity, g, zero))
+        log_ratio = logdensity1 - state.logdensity - kinetic
+        log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
+        do_accept, accept_prob, is_nonfinite = mh_accept(key_accept, log_ratio, logdensity1)
+        next_params = params._replace(jitter_index=params.jitter_index + jnp.uint32(1))
+        moved = MAMSState(unravel(q1), logdensity1.astype(q1.dtype), unravel(g1), params)
+        new = select(do_accept, moved, state)._replace(params=next_params)
+        info = MAMSInfo(accept_prob, do_accept, -log_ratio > max_energy_error, is_nonfinite, num_steps, eps,
+                        -log_ratio)
+        return new, info
+
+    def warmup(num_steps: int) -> Warmup:
+        del num_steps
+
+        def w_init(state: MAMSState) -> MAMSWarmupState:
+            return MAMSWarmupState(state, da_init(state.params.step_size), jnp.zeros((), jnp.int32))
+
+        def w_step(key, ws: MAMSWarmupState, logdensity_fn):
+            new, info = step(key, ws.state, logdensity_fn)
+            params = new.params
+            dtype = params.step_size.dtype
+            ok = (~info.is_divergent & ~info.is_nonfinite).astype(dtype)
+            mean_accept = _pooled_mean(jnp.where(ok > 0, info.accept_prob, 0.0).astype(dtype))
+            da = da_update(ws.dual_averaging, mean_accept, target_accept)
+            count = ws.count + 1
+            weight = count.astype(dtype) ** -0.5
+            x = flatten(new, logdensity_fn)[0]
+            mean = chain_mean(x)
+            var = chain_mean((x - mean) ** 2)
+            var = jnp.where(jnp.isfinite(var) & (var > 0), var, params.inverse_mass)
+            var = (1.0 - weight) * params.inverse_mass + weight * var
+            root_d = jnp.sqrt(jnp.asarray(x.shape[0], dtype))
+            length = jnp.asarray(length_factor, dtype) * root_d
+            new_params = params._replace(step_size=jnp.exp(da.log_x).astype(dtype), inverse_mass=var.astype(dtype),
+                                         trajectory_length=length)
+            return MAMSWarmupState(new._replace(params=new_params), da, count), info
+
+        def w_finalize(ws: MAMSWarmupState) -> MAMSState:
+            params = ws.state.params
+            eps = da_final(ws.dual_averaging).astype(params.step_size.dtype)
+            return ws.state._replace(params=params._replace(step_size=eps))
+
+        return Warmup(w_init, w_step, w_finalize)
+
+    return Kernel(init, step, warmup if adapt else None)
+
+
+def _pooled_mean(x):
+    """The mean of ``x`` over the requested chains (0 when it is not finite)."""
+    m = chain_mean(x)
+    return jnp.where(jnp.isfinite(m), m, 0.0)
+
+
+__all__ = ["mams", "MAMSInfo", "MAMSParams", "MAMSState"]
