@@ -9,8 +9,16 @@ show that the two build the same trees; the time per iteration is then the per-l
 
 Also printed: the time of the vmapped log-density gradient alone, the part no sampler can save.
 
+Inference Gym targets (``--gym NAME``, the ``bench`` extra) get their step size and inverse
+mass (medians over 4 chains) and starting points from a short mcgen warmup.
+``--fence-threshold N`` sets ``mcgen.kernels._integrators.FENCE_MIN_EQUATIONS`` (0: fence every
+log-density's gradient behind a ``cond``; a huge value: none), which is how the fenced / not
+fenced figures of ``docs/gradient_kernels.md`` are measured.
+
 Usage: python benchmarks/bench_nuts_leaf.py [--target gaussian_100|funnel_10|logistic_1000x25]
        [--chains 4 128]
+       python benchmarks/bench_nuts_leaf.py --gym StochasticVolatilitySP500Small --chains 4 \
+       [--fence-threshold 0]
 """
 from __future__ import annotations
 
@@ -33,6 +41,31 @@ SETUPS = {  # log-density, inverse mass, step size (trees of a few doublings)
 }
 
 
+STARTS: dict = {}  # target -> starting points (chains, d) where the random ones would be poor
+
+
+def add_gym_target(name: str, warmup: int = 200) -> str:
+    """Register an Inference Gym target: step size, inverse mass and starts from an mcgen warmup."""
+    import mcgen as mc
+    from bench_gym import GymTarget
+
+    target = GymTarget(name)
+    res = mc.run_chains(target.logdensity, nuts(), init=target.inits(4, 0), init_batched=True, num_chains=4,
+                        num_samples=10, num_warmup=warmup, seed=0, progress=False, warn=False)
+    params = res.last_state.params
+    SETUPS[name] = (target.logdensity, jnp.median(params.inverse_mass, axis=0),
+                    float(np.median(np.asarray(params.step_size))))
+    STARTS[name] = jnp.asarray(res.last_state.position)
+    return name
+
+
+def _starts(target: str, chains: int, imm):
+    if target in STARTS:
+        start = STARTS[target]
+        return start[jnp.arange(chains) % start.shape[0]]
+    return jax.random.normal(jax.random.key(0), (chains, imm.shape[0])) * jnp.sqrt(imm)
+
+
 def gradient_cost(target: str, chains: int, calls: int = 2000, repeats: int = 5) -> float:
     """Steady-state microseconds of one vmapped value-and-gradient of the target for all chains."""
     ld, imm, _ = SETUPS[target]
@@ -43,7 +76,7 @@ def gradient_cost(target: str, chains: int, calls: int = 2000, repeats: int = 5)
             value, grad = f(x)
             return x + 1e-6 * grad + 1e-9 * value[:, None]
         return jax.lax.fori_loop(0, calls, body, x)
-    x0 = jax.random.normal(jax.random.key(0), (chains, imm.shape[0])) * jnp.sqrt(imm)
+    x0 = _starts(target, chains, imm)
     compiled = jax.jit(loop).lower(x0).compile()
     jax.block_until_ready(compiled(x0))
     best = np.inf
@@ -57,7 +90,7 @@ def gradient_cost(target: str, chains: int, calls: int = 2000, repeats: int = 5)
 def loops(target: str, chains: int, draws: int):
     ld, imm, eps = SETUPS[target]
     dim = imm.shape[0]
-    x0 = jax.random.normal(jax.random.key(0), (chains, dim)) * jnp.sqrt(imm)
+    x0 = _starts(target, chains, imm)
     kernel = nuts(step_size=eps, adapt=False)
 
     def mcgen_loop(x0, key):
@@ -88,7 +121,15 @@ def main():
     parser.add_argument("--chains", type=int, nargs="+", default=[4, 128])
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--gym", help="an Inference Gym target (overrides --target)")
+    parser.add_argument("--fence-threshold", type=int, help="FENCE_MIN_EQUATIONS for mcgen's gradient")
     args = parser.parse_args()
+    if args.fence_threshold is not None:
+        from mcgen.kernels import _integrators
+
+        _integrators.FENCE_MIN_EQUATIONS = args.fence_threshold
+    if args.gym:
+        args.target = add_gym_target(args.gym)
     key = jax.random.key(1)
     for chains in args.chains:
         x0, fns = loops(args.target, chains, args.draws)
