@@ -71,6 +71,11 @@ def program_size(jaxpr) -> int:
     return total
 
 
+def fence_pays(jaxpr) -> bool:
+    """Whether a log-density (value and gradient) is large enough to run behind a fence."""
+    return program_size(jaxpr) >= FENCE_MIN_EQUATIONS
+
+
 def fenced(f: FlatValueAndGrad) -> FlatValueAndGrad:
     """``f`` evaluated behind a fusion boundary: its value and gradient are computed once.
 
@@ -91,16 +96,16 @@ def fenced(f: FlatValueAndGrad) -> FlatValueAndGrad:
     def call(q):
         closed = jax.make_jaxpr(f)(q)
         jaxpr = closed.jaxpr
-        if program_size(jaxpr) < FENCE_MIN_EQUATIONS:
+        if not fence_pays(jaxpr):
             return f(q)
 
         def fun(consts, x):
             return tuple(jax.extend.core.jaxpr_as_fun(jax.extend.core.ClosedJaxpr(jaxpr, consts))(x))
 
-        def behind(fn, x):
-            out = jax.eval_shape(fn, x)
-            idle = lambda _: tuple(jnp.zeros(o.shape, o.dtype) for o in out)  # noqa: E731 (never taken)
-            return jax.lax.cond(jnp.any(x == x) | jnp.all(x != x), fn, idle, x)
+        def behind(fn, x, batch: tuple = ()):
+            # the output shapes are known from the jaxpr: no second trace of the log-density
+            idle = lambda _: tuple(jnp.zeros(batch + a.shape, a.dtype) for a in closed.out_avals)  # noqa: E731
+            return jax.lax.cond(jnp.any(x == x) | jnp.all(x != x), fn, idle, x)  # idle: never taken
 
         @jax.custom_batching.custom_vmap
         def run(x, consts):
@@ -112,7 +117,7 @@ def fenced(f: FlatValueAndGrad) -> FlatValueAndGrad:
             if not x_batched:
                 x = jnp.broadcast_to(x, (axis_size,) + x.shape)
             mapped = jax.vmap(fun, in_axes=([0 if b else None for b in consts_batched], 0))
-            out = behind(lambda y: mapped(consts, y), x)
+            out = behind(lambda y: mapped(consts, y), x, (axis_size,))
             return out, tuple(True for _ in out)
 
         return run(q, list(closed.consts))

@@ -381,7 +381,7 @@ def build_tree(key, f, inverse_mass, q, logdensity, g, step_size, max_depth: int
     ld_dtype = closed.out_avals[0].dtype
     num_slots = max(max_depth - 1, 1)
     grow = functools.partial(_grow, max_depth=max_depth, max_energy_error=max_energy_error,
-                             fence=_integrators.program_size(jaxpr) >= _integrators.FENCE_MIN_EQUATIONS)
+                             fence=_integrators.fence_pays(jaxpr))
 
     @jax.custom_batching.custom_vmap
     def run(key, q, logdensity, g, step_size, inverse_mass, consts):
