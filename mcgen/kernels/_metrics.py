@@ -42,6 +42,18 @@ from mcgen.kernels import _random
 MASS_KINDS = ("diag", "dense", "grad_diag")
 
 
+def check_positive(value, name: str, who: str) -> None:
+    """Raise a clear ``ValueError`` unless the setting ``name`` is a positive number."""
+    if not float(value) > 0.0:
+        raise ValueError(f"{who}: {name} must be positive, got {value!r}")
+
+
+def check_num_steps(value, name: str, who: str) -> None:
+    """Raise a clear ``ValueError`` unless the setting ``name`` is an integer >= 1."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{who}: {name} must be an integer >= 1, got {value!r}")
+
+
 def check_mass(mass: str, who: str) -> None:
     """Raise a clear ``ValueError`` for an unknown metric name."""
     if mass not in MASS_KINDS:

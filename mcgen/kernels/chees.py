@@ -61,7 +61,7 @@ from mcgen.adaptation.ensemble import chain_mean
 from mcgen.kernels import _random
 from mcgen.kernels._gradient import check_target_accept, flatten, initial_step_size
 from mcgen.kernels._integrators import flat_value_and_grad, hamiltonian, integrate
-from mcgen.kernels._metrics import check_step_size, momentum_sampler
+from mcgen.kernels._metrics import check_num_steps, check_positive, check_step_size, momentum_sampler
 from mcgen.kernels._proposal import cached_constructor, mh_accept, select
 from mcgen.types import Kernel, Warmup
 
@@ -147,12 +147,9 @@ def chees_hmc(*, step_size: float | None = None, trajectory_length: float | None
     check_step_size(step_size, "chees_hmc")
     check_step_size(trajectory_length, "chees_hmc")
     check_target_accept(target_accept, "chees_hmc")
-    if not float(learning_rate) > 0.0:
-        raise ValueError(f"chees_hmc: learning_rate must be positive, got {learning_rate!r}")
-    if not isinstance(max_num_steps, int) or isinstance(max_num_steps, bool) or max_num_steps < 1:
-        raise ValueError(f"chees_hmc: max_num_steps must be an integer >= 1, got {max_num_steps!r}")
-    if not float(max_energy_error) > 0.0:
-        raise ValueError(f"chees_hmc: max_energy_error must be positive, got {max_energy_error!r}")
+    check_positive(learning_rate, "learning_rate", "chees_hmc")
+    check_num_steps(max_num_steps, "max_num_steps", "chees_hmc")
+    check_positive(max_energy_error, "max_energy_error", "chees_hmc")
 
     def init(position, logdensity_fn) -> ChEESState:
         flat, unravel = ravel_pytree(position)

@@ -55,7 +55,7 @@ from mcgen.kernels import _random
 from mcgen.kernels._gradient import (GradientState, check_target_accept, check_warmup_schedule, flatten,
                                      gradient_init, gradient_warmup, rebuild)
 from mcgen.kernels._integrators import hamiltonian, integrate
-from mcgen.kernels._metrics import check_mass, check_step_size, momentum_sampler
+from mcgen.kernels._metrics import check_mass, check_positive, check_step_size, momentum_sampler
 from mcgen.kernels._proposal import cached_constructor, mh_accept, select
 from mcgen.types import Kernel
 
@@ -110,8 +110,7 @@ def hmc(num_integration_steps: int = 10, mass: str = "diag", *, step_size: float
     check_warmup_schedule(warmup_schedule, "hmc")
     if not 0.0 <= float(jitter) < 1.0:
         raise ValueError(f"hmc: jitter must lie in [0, 1), got {jitter!r}")
-    if not float(max_energy_error) > 0.0:
-        raise ValueError(f"hmc: max_energy_error must be positive, got {max_energy_error!r}")
+    check_positive(max_energy_error, "max_energy_error", "hmc")
 
     def init(position, logdensity_fn) -> GradientState:
         return gradient_init(position, logdensity_fn, step_size, mass)

@@ -59,7 +59,7 @@ from mcgen.adaptation.ensemble import chain_mean
 from mcgen.kernels import _random
 from mcgen.kernels._gradient import check_target_accept, flatten
 from mcgen.kernels._integrators import flat_value_and_grad
-from mcgen.kernels._metrics import check_step_size
+from mcgen.kernels._metrics import check_num_steps, check_positive, check_step_size
 from mcgen.kernels._proposal import cached_constructor, mh_accept, select
 from mcgen.kernels.chees import halton
 from mcgen.types import Kernel, Warmup
@@ -135,12 +135,9 @@ def mams(*, step_size: float | None = None, trajectory_length: float | None = No
     check_step_size(step_size, "mams")
     check_step_size(trajectory_length, "mams")
     check_target_accept(target_accept, "mams")
-    if not float(length_factor) > 0.0:
-        raise ValueError(f"mams: length_factor must be positive, got {length_factor!r}")
-    if not isinstance(max_num_steps, int) or isinstance(max_num_steps, bool) or max_num_steps < 1:
-        raise ValueError(f"mams: max_num_steps must be an integer >= 1, got {max_num_steps!r}")
-    if not float(max_energy_error) > 0.0:
-        raise ValueError(f"mams: max_energy_error must be positive, got {max_energy_error!r}")
+    check_positive(length_factor, "length_factor", "mams")
+    check_num_steps(max_num_steps, "max_num_steps", "mams")
+    check_positive(max_energy_error, "max_energy_error", "mams")
 
     def init(position, logdensity_fn) -> MAMSState:
         flat, unravel = ravel_pytree(position)

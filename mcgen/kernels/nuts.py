@@ -49,7 +49,7 @@ import jax
 
 from mcgen.kernels._gradient import (GradientState, check_target_accept, check_warmup_schedule, flatten,
                                      gradient_init, gradient_warmup, rebuild)
-from mcgen.kernels._metrics import check_mass, check_step_size
+from mcgen.kernels._metrics import check_mass, check_positive, check_step_size
 from mcgen.kernels._proposal import cached_constructor
 from mcgen.kernels._trajectory import build_tree
 from mcgen.types import Kernel
@@ -108,8 +108,7 @@ def nuts(max_tree_depth: int = 10, mass: str = "diag", *, step_size: float | Non
     check_step_size(step_size, "nuts")
     check_target_accept(target_accept, "nuts")
     check_warmup_schedule(warmup_schedule, "nuts")
-    if not float(max_energy_error) > 0.0:
-        raise ValueError(f"nuts: max_energy_error must be positive, got {max_energy_error!r}")
+    check_positive(max_energy_error, "max_energy_error", "nuts")
 
     def init(position, logdensity_fn) -> GradientState:
         return gradient_init(position, logdensity_fn, step_size, mass)
