@@ -2,8 +2,6 @@
 200 seeds, powerful against a kernel that targets a tempered posterior, and run on a Gibbs
 sweep.  Model: theta ~ N(0, I_2), y_i ~ N(theta, I_2), i = 1..5.  Seeds fixed.
 """
-import jax
-import jax.numpy as jnp
 import pytest
 from scipy import stats
 
@@ -11,20 +9,8 @@ import mcgen as mc
 from mcgen import testing
 from mcgen.combinators import gibbs
 from mcgen.types import Kernel
-
-N_OBS = 5
-
-
-def prior(key):
-    return jax.random.normal(key, (2,))
-
-
-def simulate(key, theta):
-    return theta + jax.random.normal(key, (N_OBS, 2))
-
-
-def logdensity(theta, y):
-    return -0.5 * jnp.sum(theta**2) - 0.5 * jnp.sum((y - theta) ** 2)
+from tests.joint_gaussian import (logdensity, logdensity_dict, prior, prior_dict, simulate,
+                                   simulate_dict)
 
 
 MALA = mc.mala(0.5, adapt=False)
@@ -56,19 +42,6 @@ def test_geweke_power_and_report():
     assert "disagree" in str(reports[0])
     with pytest.raises(ValueError):
         testing.geweke(MALA, prior, simulate, logdensity, num_chains=2)
-
-
-def prior_dict(key):
-    ka, kb = jax.random.split(key)
-    return {"a": jax.random.normal(ka, (1,)), "b": jax.random.normal(kb, (1,))}
-
-
-def simulate_dict(key, theta):
-    return jnp.concatenate([theta["a"], theta["b"]]) + jax.random.normal(key, (N_OBS, 2))
-
-
-def logdensity_dict(theta, y):
-    return logdensity(jnp.concatenate([theta["a"], theta["b"]]), y)
 
 
 def test_geweke_on_a_gibbs_sweep():

@@ -5,8 +5,6 @@ posterior draws and has power against posteriors that are too narrow, too wide o
 The model is conjugate: theta ~ N(0, I_2), y_i ~ N(theta, I_2) for i = 1..5, so the posterior is
 N(sum(y) / 6, I / 6) and exact posterior draws are one numpy call for hundreds of seeds.  Seeds fixed.
 """
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
@@ -14,8 +12,10 @@ from scipy import stats
 import mcgen as mc
 from mcgen import testing
 from mcgen.types import Kernel, Warmup
+from tests.joint_gaussian import (N_OBS, logdensity, logdensity_dict, prior, prior_dict, simulate,
+                                   simulate_dict)
 
-N_OBS, L = 5, 99
+L = 99
 
 
 def _exact_ranks(rng, seeds, sims, sd_factor=1.0, shift=0.0):
@@ -46,18 +46,6 @@ def test_rank_test_power(sd_factor, shift):
     ranks = _exact_ranks(np.random.default_rng(1), n, 200, sd_factor, shift)
     fails = sum(min(1.0, 2 * np.min(testing.rank_uniformity(r, L))) < 1e-3 for r in ranks)
     assert fails >= 0.9 * n, f"power {fails}/{n}"
-
-
-def prior(key):
-    return jax.random.normal(key, (2,))
-
-
-def simulate(key, theta):
-    return theta + jax.random.normal(key, (N_OBS, 2))
-
-
-def logdensity(theta, y):
-    return -0.5 * jnp.sum(theta**2) - 0.5 * jnp.sum((y - theta) ** 2)
 
 
 def tempered(kernel: Kernel, beta: float) -> Kernel:
@@ -94,19 +82,6 @@ def test_sbc_report_plot_and_errors():
         testing.sbc(mc.rwmh(), prior, simulate, logdensity, num_simulations=0)
     with pytest.raises(ValueError):
         testing.rank_uniformity(np.full((10, 1), 5), 3)
-
-
-def prior_dict(key):
-    ka, kb = jax.random.split(key)
-    return {"a": jax.random.normal(ka, (1,)), "b": jax.random.normal(kb, (1,))}
-
-
-def simulate_dict(key, theta):
-    return jnp.concatenate([theta["a"], theta["b"]]) + jax.random.normal(key, (N_OBS, 2))
-
-
-def logdensity_dict(theta, y):
-    return logdensity(jnp.concatenate([theta["a"], theta["b"]]), y)
 
 
 def test_sbc_of_a_gibbs_sampler():
