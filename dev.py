@@ -6,13 +6,14 @@
     python3 dev.py doctest    # run every docstring example of the package
     python3 dev.py notebooks  # execute notebooks/*.py into docs/notebooks/*.ipynb
     python3 dev.py docs       # notebooks, then the site (mkdocs --strict) into site/
-    python3 dev.py lint       # ruff check, then pyright (basic) on mcgen/
+    python3 dev.py lint       # ruff check and format --check, then pyright (basic) on mcgen/
 
 The virtual environment is created once and re-installed only when ``pyproject.toml``
 changes (the docs tools are installed on the first ``notebooks`` or ``docs``).  Extra
 arguments after ``test`` or ``doctest`` go to pytest (``python3 dev.py test -k rwmh``); the
 suite runs on two pytest-xdist workers unless ``-n`` is given.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,24 +54,42 @@ def main(argv: list[str]) -> int:
     ensure_env("docs" if argv[0] in ("notebooks", "docs") else "test")
     env = {**os.environ, "MPLBACKEND": "Agg"}
     if argv[0] in ("notebooks", "docs"):
-        code = subprocess.run([str(PYTHON), str(ROOT / "tools" / "run_notebooks.py"), *argv[1:]],
-                              cwd=ROOT, env=env).returncode
+        code = subprocess.run(
+            [str(PYTHON), str(ROOT / "tools" / "run_notebooks.py"), *argv[1:]], cwd=ROOT, env=env
+        ).returncode
         if code or argv[0] == "notebooks":
             return code
-        return subprocess.run([str(PYTHON), "-m", "mkdocs", "build", "--strict"], cwd=ROOT,
-                              env={**env, "NO_MKDOCS_2_WARNING": "1"}).returncode
-    if argv[0] == "lint":  # ruff, then pyright (basic mode, [tool.pyright]) on mcgen/ with the venv's packages
+        return subprocess.run(
+            [str(PYTHON), "-m", "mkdocs", "build", "--strict"], cwd=ROOT, env={**env, "NO_MKDOCS_2_WARNING": "1"}
+        ).returncode
+    if argv[0] == "lint":  # ruff (lint, import order, format), then pyright (basic) on mcgen/ with the venv's packages
         code = subprocess.run([str(PYTHON), "-m", "ruff", "check", ".", *argv[1:]], cwd=ROOT).returncode
+        code = code or subprocess.run([str(PYTHON), "-m", "ruff", "format", "--check", "."], cwd=ROOT).returncode
         return code or subprocess.run([str(BIN / "pyright"), "--pythonpath", str(PYTHON)], cwd=ROOT).returncode
     if argv[0] == "doctest":
         skip: list[str] = []
-        code = subprocess.run([str(PYTHON), "-m", "pytest", "-n", "0", "-p", "no:cacheprovider", "--doctest-modules",
-                               "mcgen", *skip, *argv[1:]],
-                              cwd=ROOT, env=env).returncode
+        code = subprocess.run(
+            [
+                str(PYTHON),
+                "-m",
+                "pytest",
+                "-n",
+                "0",
+                "-p",
+                "no:cacheprovider",
+                "--doctest-modules",
+                "mcgen",
+                *skip,
+                *argv[1:],
+            ],
+            cwd=ROOT,
+            env=env,
+        ).returncode
         return 0 if code == 5 else code
     if argv[0] == "demo":
-        return subprocess.run([str(PYTHON), str(ROOT / "examples" / "quickstart.py"), *argv[1:]],
-                              cwd=ROOT, env=env).returncode
+        return subprocess.run(
+            [str(PYTHON), str(ROOT / "examples" / "quickstart.py"), *argv[1:]], cwd=ROOT, env=env
+        ).returncode
     # two pytest workers by default: the suite is dominated by single-threaded XLA compiles
     workers = [] if any(a.startswith("-n") for a in argv[1:]) else ["-n", str(min(2, os.cpu_count() or 1))]
     code = subprocess.run([str(PYTHON), "-m", "pytest", *workers, *argv[1:]], cwd=ROOT, env=env).returncode

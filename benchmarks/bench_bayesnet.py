@@ -23,11 +23,12 @@ pgmpy (for exact queries: pgmpy's time over mcgen's).  Run from the repository r
     python benchmarks/bench_bayesnet.py                 # sizes 1e5 and 1e6
     python benchmarks/bench_bayesnet.py --sizes 100000  # quicker
 """
+
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
 import math
 import pathlib
 import statistics
@@ -44,12 +45,22 @@ from mcgen.run import run_chains
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "tests" / "data"
 NETWORKS = {
-    "weather": ({"wet_grass": "T"}, [(["cloudy"], {"wet_grass": "T"}), (["sprinkler"], {"wet_grass": "T", "rain": "T"})]),
-    "asia": ({"dysp": "yes", "xray": "yes"}, [(["lung", "bronc"], {"dysp": "yes", "xray": "yes"}),
-                                              (["tub"], {"asia": "yes", "dysp": "no"})]),
-    "random40": ({"n39": "s0", "n35": "s1", "n30": "s1", "n16": "s0"},
-                 [(["n00", "n20"], {"n39": "s0", "n35": "s1"}), (["n25"], {"n03": "s2", "n38": "s1"}),
-                  (["n12", "n31"], {"n39": "s1", "n16": "s0", "n30": "s1"})]),
+    "weather": (
+        {"wet_grass": "T"},
+        [(["cloudy"], {"wet_grass": "T"}), (["sprinkler"], {"wet_grass": "T", "rain": "T"})],
+    ),
+    "asia": (
+        {"dysp": "yes", "xray": "yes"},
+        [(["lung", "bronc"], {"dysp": "yes", "xray": "yes"}), (["tub"], {"asia": "yes", "dysp": "no"})],
+    ),
+    "random40": (
+        {"n39": "s0", "n35": "s1", "n30": "s1", "n16": "s0"},
+        [
+            (["n00", "n20"], {"n39": "s0", "n35": "s1"}),
+            (["n25"], {"n03": "s2", "n38": "s1"}),
+            (["n12", "n31"], {"n39": "s1", "n16": "s0", "n30": "s1"}),
+        ],
+    ),
 }
 PGMPY_GIBBS_MAX_STATES = 10_000
 """pgmpy's GibbsSampling tabulates, for each variable, every joint state of all the others."""
@@ -80,8 +91,18 @@ def mcgen_gibbs(bn, n):
     draws = math.ceil(n / chains)
     start = bn.sample(chains, seed=3)
     kernel, logdensity_fn = bayesnet.gibbs_kernel(bn), bn.logdensity_fn()
-    res = run_chains(logdensity_fn, kernel, init=start, init_batched=True, num_chains=chains,
-                     num_samples=draws, num_warmup=0, seed=4, progress=False, warn=False)
+    res = run_chains(
+        logdensity_fn,
+        kernel,
+        init=start,
+        init_batched=True,
+        num_chains=chains,
+        num_samples=draws,
+        num_warmup=0,
+        seed=4,
+        progress=False,
+        warn=False,
+    )
     return chains * draws / res.sampling_time, res.compile_time
 
 
@@ -107,8 +128,12 @@ def _pgmpy_measure(name, what, n, evidence, queries, repeats):
         return n / _timed(lambda: sampler.forward_sample(size=n, show_progress=False, seed=0))[0]
     if what == "likelihood_weighting":
         states = [State(v, s) for v, s in evidence.items()]
-        return n / _timed(lambda: sampler.likelihood_weighted_sample(evidence=states, size=n, show_progress=False,
-                                                                     seed=0))[0]
+        return (
+            n
+            / _timed(lambda: sampler.likelihood_weighted_sample(evidence=states, size=n, show_progress=False, seed=0))[
+                0
+            ]
+        )
     if what == "gibbs":
         joint_states = math.prod(int(model.get_cardinality(v)) for v in model.nodes())  # no int64 overflow
         if joint_states > PGMPY_GIBBS_MAX_STATES:
@@ -116,14 +141,16 @@ def _pgmpy_measure(name, what, n, evidence, queries, repeats):
         try:
             t_setup, gibbs = _timed(lambda: GibbsSampling(model))
             return n / _timed(lambda: gibbs.sample(size=n, seed=0))[0], t_setup
-        except ValueError as err:   # zero CPT entries give 0/0 rows in pgmpy's kernel tables
+        except ValueError as err:  # zero CPT entries give 0/0 rows in pgmpy's kernel tables
             return None, f"pgmpy failed: {err}"
     ve = VariableElimination(model)
     for q, ev in queries:
         ve.query(q, evidence=ev, joint=False, show_progress=False)
     return statistics.median(
         _timed(lambda: [ve.query(q, evidence=ev, joint=False, show_progress=False) for q, ev in queries])[0]
-        / len(queries) for _ in range(repeats))
+        / len(queries)
+        for _ in range(repeats)
+    )
 
 
 def pgmpy_all(name, n_list, evidence, queries, gibbs_samples, repeats):
@@ -188,15 +215,19 @@ def main():
         ours = mcgen_exact(bn, queries, args.repeats)
         pg = theirs["exact"]
         pg_text, ratio = (f"{pg * 1e3:.2f} ms", f"{pg / ours:.1f}x") if pg else ("n/a", "n/a")
-        print(f"| {name} | exact (per query) | | {ours * 1e3:.2f} ms | | {pg_text} | {ratio} "
-              f"| median of {args.repeats} x {len(queries)} queries |", flush=True)
+        print(
+            f"| {name} | exact (per query) | | {ours * 1e3:.2f} ms | | {pg_text} | {ratio} "
+            f"| median of {args.repeats} x {len(queries)} queries |",
+            flush=True,
+        )
 
 
 def _row(name, method, n, ours, compile_s, pg, note):
     ratio = f"{ours / pg:.0f}x" if pg else "n/a"
     pg_text = f"{pg:,.0f}/s" if pg else "n/a"
-    print(f"| {name} | {method} | {n:.0e} | {ours:,.0f}/s | {compile_s:.2f} | {pg_text} | {ratio} | {note} |",
-          flush=True)
+    print(
+        f"| {name} | {method} | {n:.0e} | {ours:,.0f}/s | {compile_s:.2f} | {pg_text} | {ratio} | {note} |", flush=True
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Run::
     python benchmarks/bench_diffusion.py            # full table (about 1-2 minutes on 2 cores)
     python benchmarks/bench_diffusion.py --quick    # smaller, for a smoke run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,11 +52,15 @@ def main() -> None:
     schedule = linear_schedule()
     eps_fn = gmm_eps_fn(WEIGHTS, MEANS, COVS, schedule)
     ref = gmm_sample(jax.random.key(12345), WEIGHTS, MEANS, COVS, n)[0]
-    null = [float(mmd_rbf(gmm_sample(jax.random.key(1000 + s), WEIGHTS, MEANS, COVS, n)[0], ref, BANDWIDTH))
-            for s in range(max(seeds, 5))]
+    null = [
+        float(mmd_rbf(gmm_sample(jax.random.key(1000 + s), WEIGHTS, MEANS, COVS, n)[0], ref, BANDWIDTH))
+        for s in range(max(seeds, 5))
+    ]
 
-    print(f"# Diffusion samplers on a 3-component 2-d Gaussian mixture "
-          f"(n = {n}, {seeds} seed(s), backend {jax.default_backend()})\n")
+    print(
+        f"# Diffusion samplers on a 3-component 2-d Gaussian mixture "
+        f"(n = {n}, {seeds} seed(s), backend {jax.default_backend()})\n"
+    )
     print("| method | order | steps | NFE | MMD^2 x 1e3 | compile s | run s |")
     print("|---|---|---|---|---|---|---|")
     print(f"| exact draws | - | - | - | {1e3 * np.mean(null):.3f} ± {1e3 * np.std(null, ddof=1):.3f} (sd) | - | - |")
@@ -76,8 +81,11 @@ def main() -> None:
         run = float(np.median(runs))
         nfe = steps * (4 if method == "ode" else 1)
         order_s = "RK4" if method == "ode" else ("-" if method in ("ddpm", "ddim") else str(order))
-        print(f"| {method} | {order_s} | {steps} | {nfe} | {1e3 * np.mean(mmds):.3f} | "
-              f"{max(first - run, 0.0):.2f} | {run:.3f} |", flush=True)
+        print(
+            f"| {method} | {order_s} | {steps} | {nfe} | {1e3 * np.mean(mmds):.3f} | "
+            f"{max(first - run, 0.0):.2f} | {run:.3f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

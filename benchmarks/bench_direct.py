@@ -13,6 +13,7 @@ Target: the seed mixture 0.5 N(-2, 0.5) + 0.5 N(2, 0.8); proposal N(0, 3); 1e6 d
 Run: ``python benchmarks/bench_direct.py [--num-samples 1000000] [--loop-samples 20000]``.
 NumPy runs in float64, JAX in float32 (its default).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -120,6 +121,7 @@ def main():
     rows.append(("rejection", "numpy loop", n_loop, 0.0, t_loop))
     rows.append(("rejection", "numpy vectorized", n, 0.0, timed(lambda: rejection_numpy(rng, n, log_M), reps)[0]))
     for batch in (None, n):
+
         def rej(k, b=batch):
             return rejection_sample(k, log_p, q, log_M, num_samples=n, batch_size=b).samples
 

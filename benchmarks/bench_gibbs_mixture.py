@@ -21,6 +21,7 @@ the issue asks for >= 100x.
 
 Usage: python benchmarks/bench_gibbs_mixture.py [--n 10000] [--sweeps 500] [--loop-sweeps 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,8 +67,9 @@ def vectorized_sweep(y: np.ndarray, sweeps: int):
     kernel = gibbs({"z": draw_z, "mu": draw_mu})
 
     def run(state, key):
-        return jax.lax.scan(lambda s, k: (kernel.step(k, s, logdensity)[0], None), state,
-                            jax.random.split(key, sweeps))[0]
+        return jax.lax.scan(
+            lambda s, k: (kernel.step(k, s, logdensity)[0], None), state, jax.random.split(key, sweeps)
+        )[0]
 
     state = kernel.init({"z": jnp.zeros(y.shape[0], jnp.int32), "mu": jnp.array([-1.0, 1.0])}, logdensity)
     compiled = jax.jit(run).lower(state, jax.random.key(0)).compile()
@@ -133,8 +135,10 @@ def main():
     print(f"  per-point Python loop (NumPy):       {loop * 1e6:10.1f} us / sweep")
     print(f"  ratio: {loop / vec:.0f}x")
     jax_loop = jax_loop_seconds(y, args.jax_loop_points)
-    print(f"  per-point loop of JAX calls:         {jax_loop * 1e6:10.1f} us / sweep "
-          f"(from {args.jax_loop_points} points; ratio {jax_loop / vec:.0f}x)")
+    print(
+        f"  per-point loop of JAX calls:         {jax_loop * 1e6:10.1f} us / sweep "
+        f"(from {args.jax_loop_points} points; ratio {jax_loop / vec:.0f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ Usage::
     python benchmarks/bench_gym.py --targets EightSchools --reps 1 --libraries mcgen blackjax
     python benchmarks/bench_gym.py --quick               # 300 + 300, one repetition
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,19 +54,24 @@ import statistics
 import time
 import warnings
 
+import bench_nuts as B
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 from scipy import stats as sps
 
-import bench_nuts as B
 import mcgen as mc
 from mcgen.kernels.nuts import nuts
 
-TARGETS = ["IllConditionedGaussian", "NealsFunnel", "EightSchools",
-           "BrownianMotionUnknownScalesMissingMiddleObservations", "StochasticVolatilitySP500Small",
-           "SyntheticItemResponseTheory"]
+TARGETS = [
+    "IllConditionedGaussian",
+    "NealsFunnel",
+    "EightSchools",
+    "BrownianMotionUnknownScalesMissingMiddleObservations",
+    "StochasticVolatilitySP500Small",
+    "SyntheticItemResponseTheory",
+]
 
 
 def _brownian_quadrature():
@@ -93,8 +99,9 @@ class GymTarget:
         nest = tfp.tf2jax.nest
         model = getattr(gym.targets, name)()
         bijector, dtype = model.default_event_space_bijector, model.dtype
-        shapes = nest.map_structure_up_to(dtype, lambda b, s: tuple(b.inverse_event_shape(s)), bijector,
-                                          model.event_shape)
+        shapes = nest.map_structure_up_to(
+            dtype, lambda b, s: tuple(b.inverse_event_shape(s)), bijector, model.event_shape
+        )
         zeros = nest.map_structure_up_to(dtype, lambda s, d: jnp.zeros(s, d), shapes, dtype)
         flat, unravel = ravel_pytree(zeros)
 
@@ -104,8 +111,8 @@ class GymTarget:
         def logdensity(z):
             x = unravel(z)
             log_jacobian = nest.map_structure_up_to(
-                dtype, lambda b, xi, s: jnp.sum(b.forward_log_det_jacobian(xi, event_ndims=len(s))),
-                bijector, x, shapes)
+                dtype, lambda b, xi, s: jnp.sum(b.forward_log_det_jacobian(xi, event_ndims=len(s))), bijector, x, shapes
+            )
             return model.unnormalized_log_prob(constrain(z)) + sum(jax.tree_util.tree_leaves(log_jacobian))
 
         identity = model.sample_transformations["identity"]
@@ -114,19 +121,26 @@ class GymTarget:
         # the transformation maps the model's event to the structure of the ground truth (e.g.
         # a dict with its own key order), so draws and truth flatten in the same order
         self.constrain_flat = jax.jit(jax.vmap(jax.vmap(lambda z: ravel_pytree(identity(constrain(z)))[0])))
-        self.truth_mean = np.asarray(ravel_pytree(jax.tree_util.tree_map(
-            jnp.asarray, identity.ground_truth_mean))[0], np.float64)
-        self.truth_sd = np.asarray(ravel_pytree(jax.tree_util.tree_map(
-            jnp.asarray, identity.ground_truth_standard_deviation))[0], np.float64)
+        self.truth_mean = np.asarray(
+            ravel_pytree(jax.tree_util.tree_map(jnp.asarray, identity.ground_truth_mean))[0], np.float64
+        )
+        self.truth_sd = np.asarray(
+            ravel_pytree(jax.tree_util.tree_map(jnp.asarray, identity.ground_truth_standard_deviation))[0], np.float64
+        )
         se = getattr(identity, "ground_truth_mean_standard_error", None)
-        self.truth_se = (np.zeros_like(self.truth_mean) if se is None else
-                         np.asarray(ravel_pytree(jax.tree_util.tree_map(jnp.asarray, se))[0], np.float64))
+        self.truth_se = (
+            np.zeros_like(self.truth_mean)
+            if se is None
+            else np.asarray(ravel_pytree(jax.tree_util.tree_map(jnp.asarray, se))[0], np.float64)
+        )
         self.truth_source = "Gym"
         if name in REPLACED_TRUTH:
             mean, sd = REPLACED_TRUTH[name]()
             flat_mean = np.asarray(ravel_pytree(jax.tree_util.tree_map(jnp.asarray, mean))[0], np.float64)
-            self.truth_mean, self.truth_sd = flat_mean, np.asarray(ravel_pytree(jax.tree_util.tree_map(
-                jnp.asarray, sd))[0], np.float64)
+            self.truth_mean, self.truth_sd = (
+                flat_mean,
+                np.asarray(ravel_pytree(jax.tree_util.tree_map(jnp.asarray, sd))[0], np.float64),
+            )
             self.truth_se = np.zeros_like(flat_mean)  # quadrature: its error is far below any MCSE
             self.truth_source = "quadrature"
 
@@ -145,7 +159,7 @@ class GymTarget:
             ess_bulk = np.asarray(az.ess(ds, method="bulk")["x"])
             ess_mean = np.asarray(az.ess(ds, method="mean")["x"])
             rhat = np.asarray(az.rhat(ds)["x"])
-        mcse = np.sqrt(self.truth_sd ** 2 / np.maximum(ess_mean, 1.0) + self.truth_se ** 2)
+        mcse = np.sqrt(self.truth_sd**2 / np.maximum(ess_mean, 1.0) + self.truth_se**2)
         z = (x.mean(axis=(0, 1)) - self.truth_mean) / mcse
         return {"ess": float(np.min(ess_bulk)), "rhat": float(np.max(rhat)), "z": float(np.max(np.abs(z)))}
 
@@ -164,14 +178,31 @@ def _lockstep(leaves) -> int:
 
 def run_mcgen(target, init, num_chains, warmup, draws, seed, kernel=None):
     c0, t0 = B.CLOCK.seconds, time.perf_counter()
-    res = mc.run_chains(target.logdensity, kernel if kernel is not None else nuts(), init=init, init_batched=True, num_chains=num_chains,
-                        num_samples=draws, num_warmup=warmup, seed=seed, progress=False, warn=False)
+    res = mc.run_chains(
+        target.logdensity,
+        kernel if kernel is not None else nuts(),
+        init=init,
+        init_batched=True,
+        num_chains=num_chains,
+        num_samples=draws,
+        num_warmup=warmup,
+        seed=seed,
+        progress=False,
+        warn=False,
+    )
     first = time.perf_counter() - t0
     leaves = res.stats["num_grad_evals"]
-    return dict(draws=res.samples, sample=res.sampling_time, grads=float(np.sum(leaves)), lockstep=_lockstep(leaves),
-                wgrads=float(np.sum(res.warmup_grad_evals())), warm=res.warmup_time,
-                div=int(np.sum(res.stats["is_divergent"])),
-                compile=B.CLOCK.seconds - c0, first=first)
+    return dict(
+        draws=res.samples,
+        sample=res.sampling_time,
+        grads=float(np.sum(leaves)),
+        lockstep=_lockstep(leaves),
+        wgrads=float(np.sum(res.warmup_grad_evals())),
+        warm=res.warmup_time,
+        div=int(np.sum(res.stats["is_divergent"])),
+        compile=B.CLOCK.seconds - c0,
+        first=first,
+    )
 
 
 _BJ: dict = {}
@@ -212,16 +243,31 @@ def run_blackjax(target, init, num_chains, warmup, draws, seed):
     start = time.perf_counter()
     positions, steps, div = jax.block_until_ready(compiled(keys[num_chains:], states, params))
     end = time.perf_counter()
-    return dict(draws=positions, sample=end - start, grads=float(np.sum(steps)), lockstep=_lockstep(steps),
-                wgrads=float(wgrads), warm=warm_time, div=int(np.sum(div)), compile=B.CLOCK.seconds - c0, first=end - t0)
+    return dict(
+        draws=positions,
+        sample=end - start,
+        grads=float(np.sum(steps)),
+        lockstep=_lockstep(steps),
+        wgrads=float(wgrads),
+        warm=warm_time,
+        div=int(np.sum(div)),
+        compile=B.CLOCK.seconds - c0,
+        first=end - t0,
+    )
 
 
 def run_numpyro(target, init, num_chains, warmup, draws, seed):
     from numpyro.infer import MCMC, NUTS
 
     kernel = NUTS(potential_fn=lambda z: -target.logdensity(z))
-    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=num_chains,
-                chain_method="vectorized", progress_bar=False)
+    mcmc = MCMC(
+        kernel,
+        num_warmup=warmup,
+        num_samples=draws,
+        num_chains=num_chains,
+        chain_method="vectorized",
+        progress_bar=False,
+    )
     key_warm, key_run = jax.random.split(jax.random.key(seed))
     c0, t0 = B.CLOCK.seconds, time.perf_counter()
     mcmc.warmup(key_warm, init_params=init, extra_fields=("num_steps",), collect_warmup=True)
@@ -234,9 +280,17 @@ def run_numpyro(target, init, num_chains, warmup, draws, seed):
     end = time.perf_counter()
     extra = mcmc.get_extra_fields(group_by_chain=True)
     steps = np.asarray(extra["num_steps"])
-    return dict(draws=samples, sample=end - start - (B.CLOCK.seconds - c1), grads=float(np.sum(steps)),
-                wgrads=wgrads, warm=warm_time, lockstep=_lockstep(steps), div=int(np.sum(extra["diverging"])), compile=B.CLOCK.seconds - c0,
-                first=end - t0)
+    return dict(
+        draws=samples,
+        sample=end - start - (B.CLOCK.seconds - c1),
+        grads=float(np.sum(steps)),
+        wgrads=wgrads,
+        warm=warm_time,
+        lockstep=_lockstep(steps),
+        div=int(np.sum(extra["diverging"])),
+        compile=B.CLOCK.seconds - c0,
+        first=end - t0,
+    )
 
 
 LIBRARIES = {"mcgen": run_mcgen, "blackjax": run_blackjax, "numpyro": run_numpyro}
@@ -287,32 +341,48 @@ def bench(names, num_chains, warmup, draws, reps, libraries):
         bare = bare_gradient(target, target.inits(num_chains, 0))
         for rep in range(reps):
             init = target.inits(num_chains, rep)
-            for lib in libraries[rep % len(libraries):] + libraries[:rep % len(libraries)]:  # rotated
+            for lib in libraries[rep % len(libraries) :] + libraries[: rep % len(libraries)]:  # rotated
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     r = LIBRARIES[lib](target, init, num_chains, warmup, draws, rep)
                 scored = target.score(r.pop("draws"))
-                r.update(scored, us_grad=1e6 * r["sample"] / r["lockstep"], ess_grad=scored["ess"] / r["grads"],
-                         ess_grad_all=scored["ess"] / (r["grads"] + r["wgrads"]), ess_s=scored["ess"] / r["sample"],
-                         ess_s_all=scored["ess"] / (r["sample"] + r["warm"]))
+                r.update(
+                    scored,
+                    us_grad=1e6 * r["sample"] / r["lockstep"],
+                    ess_grad=scored["ess"] / r["grads"],
+                    ess_grad_all=scored["ess"] / (r["grads"] + r["wgrads"]),
+                    ess_s=scored["ess"] / r["sample"],
+                    ess_s_all=scored["ess"] / (r["sample"] + r["warm"]),
+                )
                 results[lib].append(r)
-                print(f"  {name[:24]:24s} rep {rep} {lib:9s} " + "  ".join(
-                    f"{k}={v:.4g}" for k, v in r.items()), flush=True)
+                print(
+                    f"  {name[:24]:24s} rep {rep} {lib:9s} " + "  ".join(f"{k}={v:.4g}" for k, v in r.items()),
+                    flush=True,
+                )
         for lib in libraries:
             med = {k: statistics.median(r[k] for r in results[lib]) for k in results[lib][0]}  # numbers only
-            med.update(compile=results[lib][0]["compile"], first=results[lib][0]["first"],
-                       z=max(r["z"] for r in results[lib]), rhat=max(r["rhat"] for r in results[lib]),
-                       bare=bare, threshold=target.z_threshold(), dim=target.dim, truth=target.truth_source)
+            med.update(
+                compile=results[lib][0]["compile"],
+                first=results[lib][0]["first"],
+                z=max(r["z"] for r in results[lib]),
+                rhat=max(r["rhat"] for r in results[lib]),
+                bare=bare,
+                threshold=target.z_threshold(),
+                dim=target.dim,
+                truth=target.truth_source,
+            )
             rows[(name, lib)] = med
     return rows
 
 
 def table(rows, names, libraries, num_chains):
-    lines = [f"\n### Inference Gym, {num_chains} chains (median of reps; z and R-hat: worst rep)\n",
-             "| target | d | library | us/grad | bare | first call s | compile s | warmup grads | ESS/grad "
-             "| ESS/grad all | ESS/s | ESS/s all | div | R-hat | max abs z (limit) | us/grad ratio | first-call ratio "
-             "| ESS/grad ratio | ESS/s ratio |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"\n### Inference Gym, {num_chains} chains (median of reps; z and R-hat: worst rep)\n",
+        "| target | d | library | us/grad | bare | first call s | compile s | warmup grads | ESS/grad "
+        "| ESS/grad all | ESS/s | ESS/s all | div | R-hat | max abs z (limit) | us/grad ratio | first-call ratio "
+        "| ESS/grad ratio | ESS/s ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     ratios = {lib: [] for lib in libraries}
     for name in names:
         ours = rows[(name, "mcgen")]
@@ -321,27 +391,40 @@ def table(rows, names, libraries, num_chains):
             if lib == "mcgen":
                 rat = ["", "", "", ""]
             else:
-                rat = [f"{ours['us_grad'] / r['us_grad']:.2f}", f"{ours['first'] / r['first']:.2f}",
-                       f"{ours['ess_grad'] / r['ess_grad']:.2f}", f"{ours['ess_s'] / r['ess_s']:.2f}"]
+                rat = [
+                    f"{ours['us_grad'] / r['us_grad']:.2f}",
+                    f"{ours['first'] / r['first']:.2f}",
+                    f"{ours['ess_grad'] / r['ess_grad']:.2f}",
+                    f"{ours['ess_s'] / r['ess_s']:.2f}",
+                ]
                 ratios[lib].append(ours["ess_s"] / r["ess_s"])
-            lines.append(f"| {name[:40]} | {r['dim']} | {lib} | {r['us_grad']:.1f} | {r['bare']:.1f} | {r['first']:.1f} "
-                         f"| {r['compile']:.1f} | {r['wgrads']:.3g} | {r['ess_grad']:.4f} | {r['ess_grad_all']:.5f} "
-                         f"| {r['ess_s']:.0f} | {r['ess_s_all']:.0f} | {r['div']:.0f} "
-                         f"| {r['rhat']:.3f} | {r['z']:.2f} ({r['threshold']:.2f}) | " + " | ".join(rat) + " |")
+            lines.append(
+                f"| {name[:40]} | {r['dim']} | {lib} | {r['us_grad']:.1f} | {r['bare']:.1f} | {r['first']:.1f} "
+                f"| {r['compile']:.1f} | {r['wgrads']:.3g} | {r['ess_grad']:.4f} | {r['ess_grad_all']:.5f} "
+                f"| {r['ess_s']:.0f} | {r['ess_s_all']:.0f} | {r['div']:.0f} "
+                f"| {r['rhat']:.3f} | {r['z']:.2f} ({r['threshold']:.2f}) | " + " | ".join(rat) + " |"
+            )
     replaced = [name for name in names if rows[(name, "mcgen")]["truth"] != "Gym"]
     if replaced:
-        lines.append(f"\nz against an independent truth (the Gym's stored one is wrong; see REPLACED_TRUTH): "
-                     f"{', '.join(replaced)}")
+        lines.append(
+            f"\nz against an independent truth (the Gym's stored one is wrong; see REPLACED_TRUTH): "
+            f"{', '.join(replaced)}"
+        )
     for lib in libraries:
         if ratios[lib] and not lib.startswith("mcgen"):
-            lines.append(f"\nmedian ESS/s ratio mcgen / {lib}: {statistics.median(ratios[lib]):.2f} "
-                         f"(min {min(ratios[lib]):.2f})")
+            lines.append(
+                f"\nmedian ESS/s ratio mcgen / {lib}: {statistics.median(ratios[lib]):.2f} (min {min(ratios[lib]):.2f})"
+            )
     variants = [lib for lib in libraries if lib.startswith("mcgen")]
     if len(variants) > 1 or "blackjax" in libraries:
-        lines += ["\n### Warmup estimators: warmup + sampling gradients in the cost (ratios per target, then median)\n",
-                  "| target | " + " | ".join(f"{v} ESS/grad all vs mcgen" for v in variants[1:])
-                  + "".join(f" | {v} ESS/s all vs blackjax" for v in variants if "blackjax" in libraries) + " |",
-                  "|---|" + "---|" * (len(variants) - 1 + (len(variants) if "blackjax" in libraries else 0))]
+        lines += [
+            "\n### Warmup estimators: warmup + sampling gradients in the cost (ratios per target, then median)\n",
+            "| target | "
+            + " | ".join(f"{v} ESS/grad all vs mcgen" for v in variants[1:])
+            + "".join(f" | {v} ESS/s all vs blackjax" for v in variants if "blackjax" in libraries)
+            + " |",
+            "|---|" + "---|" * (len(variants) - 1 + (len(variants) if "blackjax" in libraries else 0)),
+        ]
         columns = []
         for name in names:
             base = rows[(name, "mcgen")]
@@ -367,8 +450,11 @@ def main(argv=None):
     if args.quick:
         args.warmup, args.draws, args.reps = 300, 300, 1
     libraries = ["mcgen"] + [lib for lib in args.libraries if lib != "mcgen"]
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; {args.chains} chains, warmup {args.warmup}, "
-          f"draws {args.draws}, reps {args.reps}", flush=True)
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}; {args.chains} chains, warmup {args.warmup}, "
+        f"draws {args.draws}, reps {args.reps}",
+        flush=True,
+    )
     rows = bench(args.targets, args.chains, args.warmup, args.draws, args.reps, libraries)
     print(table(rows, args.targets, libraries, args.chains))
 

@@ -32,6 +32,7 @@ Usage::
     python benchmarks/bench_many_chains.py --chains 4096 --targets gaussian_100
     python benchmarks/bench_many_chains.py --quick                  # 128 chains, 200 + 100
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,9 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+from bench_nuts import CLOCK, TARGETS, initial_positions
 
 import mcgen as mc
-from bench_nuts import CLOCK, TARGETS, initial_positions
 from mcgen.diagnostics import ess_rhat
 
 # E[x^2] where it is known: the Gaussian (scales^2) and the non-centered funnel (9, then 1s)
@@ -72,14 +73,30 @@ def second_moment_z(name: str, samples) -> float:
 def summarize(name, samples, paid, sample_time):
     diag = ess_rhat(samples)
     ess = min(float(np.min(d["ess_bulk"])) for d in diag.values())
-    return {"ess": ess, "paid": float(paid), "ess_per_grad": ess / float(paid), "sample": sample_time,
-            "ess_s": ess / sample_time, "z2": second_moment_z(name, samples)}
+    return {
+        "ess": ess,
+        "paid": float(paid),
+        "ess_per_grad": ess / float(paid),
+        "sample": sample_time,
+        "ess_s": ess / sample_time,
+        "z2": second_moment_z(name, samples),
+    }
 
 
 def run_mcgen(kernel):
     def run(name, logdensity, init, num_chains, warmup, draws, seed):
-        res = mc.run_chains(logdensity, kernel, init=init, init_batched=True, num_chains=num_chains,
-                            num_samples=draws, num_warmup=warmup, seed=seed, progress=False, warn=False)
+        res = mc.run_chains(
+            logdensity,
+            kernel,
+            init=init,
+            init_batched=True,
+            num_chains=num_chains,
+            num_samples=draws,
+            num_warmup=warmup,
+            seed=seed,
+            progress=False,
+            warn=False,
+        )
         steps = np.asarray(res.stats["num_grad_evals"])  # (chains, draws)
         paid = num_chains * steps.max(axis=0).sum()
         return summarize(name, res.samples, paid, res.sampling_time)
@@ -99,11 +116,16 @@ def run_blackjax_chees(name, logdensity, init, num_chains, warmup, draws, seed):
     (states, params), _ = adapt.run(key_warm, init, step_size=0.1, optim=optax.adam(0.025), num_steps=warmup)
     states = jax.block_until_ready(states)
     if (logdensity, num_chains, draws) not in _BJ:
+
         def sample(key, states, step_size, inverse_mass_matrix, integration_steps_params):
-            step = blackjax.dynamic_hmc(logdensity, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix,
-                                        next_random_arg_fn=params["next_random_arg_fn"],
-                                        integration_steps_fn=params["integration_steps_fn"],
-                                        integration_steps_params=integration_steps_params).step
+            step = blackjax.dynamic_hmc(
+                logdensity,
+                step_size=step_size,
+                inverse_mass_matrix=inverse_mass_matrix,
+                next_random_arg_fn=params["next_random_arg_fn"],
+                integration_steps_fn=params["integration_steps_fn"],
+                integration_steps_params=integration_steps_params,
+            ).step
 
             def body(s, k):
                 s, info = jax.vmap(step)(jax.random.split(k, num_chains), s)
@@ -122,8 +144,12 @@ def run_blackjax_chees(name, logdensity, init, num_chains, warmup, draws, seed):
     return summarize(name, samples, paid, sample_time)
 
 
-SAMPLERS = {"mcgen_chees": run_mcgen(mc.chees_hmc()), "mcgen_mams": run_mcgen(mc.mams()),
-            "mcgen_nuts": run_mcgen(mc.nuts()), "blackjax_chees": run_blackjax_chees}
+SAMPLERS = {
+    "mcgen_chees": run_mcgen(mc.chees_hmc()),
+    "mcgen_mams": run_mcgen(mc.mams()),
+    "mcgen_nuts": run_mcgen(mc.nuts()),
+    "blackjax_chees": run_blackjax_chees,
+}
 
 
 def bench(targets, chain_counts, warmup, draws, seed, samplers):
@@ -139,14 +165,19 @@ def bench(targets, chain_counts, warmup, draws, seed, samplers):
                     r = SAMPLERS[sampler](name, logdensity, init, num_chains, warmup, draws, seed)
                 r["compile"] = CLOCK.seconds - c0
                 rows[(num_chains, name, sampler)] = r
-                print(f"  {num_chains:5d} {name:18s} {sampler:15s} " + "  ".join(f"{k}={v:.4g}" for k, v in r.items()),
-                      flush=True)
+                print(
+                    f"  {num_chains:5d} {name:18s} {sampler:15s} " + "  ".join(f"{k}={v:.4g}" for k, v in r.items()),
+                    flush=True,
+                )
     return rows
 
 
 def table(rows, targets, chain_counts, samplers):
-    lines = ["| chains | target | sampler | min ESS | grads paid | ESS/paid grad | sampling s | ESS/s "
-             "| max abs z (x^2) | ChEES/peer ESS per grad | ChEES/peer ESS/s |", "|---" * 11 + "|"]
+    lines = [
+        "| chains | target | sampler | min ESS | grads paid | ESS/paid grad | sampling s | ESS/s "
+        "| max abs z (x^2) | ChEES/peer ESS per grad | ChEES/peer ESS/s |",
+        "|---" * 11 + "|",
+    ]
     for num_chains in chain_counts:
         for name in targets:
             ours = rows[(num_chains, name, "mcgen_chees")] if "mcgen_chees" in samplers else None
@@ -155,9 +186,11 @@ def table(rows, targets, chain_counts, samplers):
                 g = s = ""
                 if ours is not None and sampler != "mcgen_chees":
                     g, s = f"{ours['ess_per_grad'] / r['ess_per_grad']:.2f}", f"{ours['ess_s'] / r['ess_s']:.2f}"
-                lines.append(f"| {num_chains} | {name} | {sampler} | {r['ess']:.0f} | {r['paid']:.3g} "
-                             f"| {r['ess_per_grad']:.2e} | {r['sample']:.2f} | {r['ess_s']:.0f} | {r['z2']:.1f} "
-                             f"| {g} | {s} |")
+                lines.append(
+                    f"| {num_chains} | {name} | {sampler} | {r['ess']:.0f} | {r['paid']:.3g} "
+                    f"| {r['ess_per_grad']:.2e} | {r['sample']:.2f} | {r['ess_s']:.0f} | {r['z2']:.1f} "
+                    f"| {g} | {s} |"
+                )
     return "\n".join(lines)
 
 

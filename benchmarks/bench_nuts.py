@@ -28,6 +28,7 @@ Usage::
     python benchmarks/bench_nuts.py --chains 128
     python benchmarks/bench_nuts.py --quick         # smoke run: 200 + 200, one repetition
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,11 +39,11 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+from make_eight_schools_reference import logistic_data, logistic_logdensity  # as in the stored reference run
 
 import mcgen as mc
 from mcgen.diagnostics import ess_rhat
 from mcgen.kernels.nuts import nuts
-from make_eight_schools_reference import logistic_data, logistic_logdensity  # as in the stored reference run
 
 # ----------------------------------------------------------------------------- targets
 
@@ -88,8 +89,9 @@ def initial_positions(init, num_chains, seed):
     """The same per-chain starting points for every library: init + Uniform(-1, 1)."""
     leaves, treedef = jax.tree_util.tree_flatten(init)
     keys = jax.random.split(jax.random.key(1000 + seed), len(leaves))
-    out = [leaf + jax.random.uniform(k, (num_chains,) + leaf.shape, leaf.dtype, -1.0, 1.0)
-           for k, leaf in zip(keys, leaves)]
+    out = [
+        leaf + jax.random.uniform(k, (num_chains,) + leaf.shape, leaf.dtype, -1.0, 1.0) for k, leaf in zip(keys, leaves)
+    ]
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
@@ -99,8 +101,11 @@ def initial_positions(init, num_chains, seed):
 class CompileClock:
     """Sums the seconds JAX reports for tracing, lowering and XLA compilation."""
 
-    EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
-              "/jax/core/compile/backend_compile_duration")
+    EVENTS = (
+        "/jax/core/compile/jaxpr_trace_duration",
+        "/jax/core/compile/jaxpr_to_mlir_module_duration",
+        "/jax/core/compile/backend_compile_duration",
+    )
 
     def __init__(self):
         self.seconds = 0.0
@@ -118,8 +123,14 @@ def summarize(samples, grads, sample_time, compile_time):
     diag = ess_rhat(samples)
     ess = min(float(np.min(d["ess_bulk"])) for d in diag.values())
     rhat = max(float(np.max(d["r_hat"])) for d in diag.values())
-    return {"compile": compile_time, "sample": sample_time, "ess": ess, "ess_s": ess / sample_time,
-            "grad_per_ess": float(grads) / ess, "rhat": rhat}
+    return {
+        "compile": compile_time,
+        "sample": sample_time,
+        "ess": ess,
+        "ess_s": ess / sample_time,
+        "grad_per_ess": float(grads) / ess,
+        "rhat": rhat,
+    }
 
 
 # ----------------------------------------------------------------------------- the libraries
@@ -127,8 +138,18 @@ def summarize(samples, grads, sample_time, compile_time):
 
 def run_mcgen(logdensity, init, num_chains, warmup, draws, seed):
     c0 = CLOCK.seconds
-    res = mc.run_chains(logdensity, nuts(), init=init, init_batched=True, num_chains=num_chains,
-                        num_samples=draws, num_warmup=warmup, seed=seed, progress=False, warn=False)
+    res = mc.run_chains(
+        logdensity,
+        nuts(),
+        init=init,
+        init_batched=True,
+        num_chains=num_chains,
+        num_samples=draws,
+        num_warmup=warmup,
+        seed=seed,
+        progress=False,
+        warn=False,
+    )
     grads = np.sum(res.stats["num_grad_evals"])
     return summarize(res.samples, grads, res.sampling_time, CLOCK.seconds - c0)
 
@@ -181,8 +202,14 @@ def run_numpyro(logdensity, init, num_chains, warmup, draws, seed):
     from numpyro.infer import MCMC, NUTS
 
     kernel = NUTS(potential_fn=lambda z: -logdensity(z))
-    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=num_chains,
-                chain_method="vectorized", progress_bar=False)
+    mcmc = MCMC(
+        kernel,
+        num_warmup=warmup,
+        num_samples=draws,
+        num_chains=num_chains,
+        chain_method="vectorized",
+        progress_bar=False,
+    )
     key_warm, key_run = jax.random.split(jax.random.key(seed))
     c0 = CLOCK.seconds
     mcmc.warmup(key_warm, init_params=init, extra_fields=("num_steps",), collect_warmup=False)
@@ -222,18 +249,22 @@ def bench(targets, num_chains, warmup, draws, reps, libraries):
 
 
 def table(rows, targets, libraries, num_chains):
-    lines = [f"\n### {num_chains} chains (median of reps)\n",
-             "| target | library | compile s | sampling s | min ESS | ESS/s | grads/ESS | max R-hat "
-             "| ESS/s ratio | grads/ESS ratio |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"\n### {num_chains} chains (median of reps)\n",
+        "| target | library | compile s | sampling s | min ESS | ESS/s | grads/ESS | max R-hat "
+        "| ESS/s ratio | grads/ESS ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name in targets:
         ours = rows[(name, "mcgen")]
         for lib in libraries:
             r = rows[(name, lib)]
             ratio = "" if lib == "mcgen" else f"{ours['ess_s'] / r['ess_s']:.2f}"
             gratio = "" if lib == "mcgen" else f"{ours['grad_per_ess'] / r['grad_per_ess']:.2f}"
-            lines.append(f"| {name} | {lib} | {r['compile']:.1f} | {r['sample']:.2f} | {r['ess']:.0f} "
-                         f"| {r['ess_s']:.0f} | {r['grad_per_ess']:.1f} | {r['rhat']:.3f} | {ratio} | {gratio} |")
+            lines.append(
+                f"| {name} | {lib} | {r['compile']:.1f} | {r['sample']:.2f} | {r['ess']:.0f} "
+                f"| {r['ess_s']:.0f} | {r['grad_per_ess']:.1f} | {r['rhat']:.3f} | {ratio} | {gratio} |"
+            )
     return "\n".join(lines)
 
 
@@ -250,8 +281,11 @@ def main(argv=None):
     if args.quick:
         args.warmup, args.draws, args.reps = 200, 200, 1
     libraries = ["mcgen"] + [lib for lib in args.libraries if lib != "mcgen"]
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; warmup {args.warmup}, draws {args.draws}, "
-          f"reps {args.reps}", flush=True)
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}; warmup {args.warmup}, draws {args.draws}, "
+        f"reps {args.reps}",
+        flush=True,
+    )
     out = []
     for num_chains in args.chains:
         rows = bench(args.targets, num_chains, args.warmup, args.draws, args.reps, libraries)

@@ -20,21 +20,22 @@ Usage: python benchmarks/bench_nuts_leaf.py [--target gaussian_100|funnel_10|log
        python benchmarks/bench_nuts_leaf.py --gym StochasticVolatilitySP500Small --chains 4 \
        [--fence-threshold 0]
 """
+
 from __future__ import annotations
 
 import argparse
 import time
 
+import bench_nuts as B
 import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-import bench_nuts as B
 from mcgen.kernels.nuts import nuts
 
 SETUPS = {  # log-density, inverse mass, step size (trees of a few doublings)
-    "gaussian_100": (B.gaussian_100, B._SCALES ** 2, 0.6),
+    "gaussian_100": (B.gaussian_100, B._SCALES**2, 0.6),
     "funnel_10": (B.funnel_10, jnp.array([9.0] + [1.0] * 9), 0.9),
     # with this metric and step size every tree has 7 leaves, as with the adapted ones in bench_nuts.py
     "logistic_1000x25": (B.logistic_regression, jnp.full(25, 0.01), 0.45),
@@ -46,15 +47,29 @@ STARTS: dict = {}  # target -> starting points (chains, d) where the random ones
 
 def add_gym_target(name: str, warmup: int = 200) -> str:
     """Register an Inference Gym target: step size, inverse mass and starts from an mcgen warmup."""
-    import mcgen as mc
     from bench_gym import GymTarget
 
+    import mcgen as mc
+
     target = GymTarget(name)
-    res = mc.run_chains(target.logdensity, nuts(), init=target.inits(4, 0), init_batched=True, num_chains=4,
-                        num_samples=10, num_warmup=warmup, seed=0, progress=False, warn=False)
+    res = mc.run_chains(
+        target.logdensity,
+        nuts(),
+        init=target.inits(4, 0),
+        init_batched=True,
+        num_chains=4,
+        num_samples=10,
+        num_warmup=warmup,
+        seed=0,
+        progress=False,
+        warn=False,
+    )
     params = res.last_state.params
-    SETUPS[name] = (target.logdensity, jnp.median(params.inverse_mass, axis=0),
-                    float(np.median(np.asarray(params.step_size))))
+    SETUPS[name] = (
+        target.logdensity,
+        jnp.median(params.inverse_mass, axis=0),
+        float(np.median(np.asarray(params.step_size))),
+    )
     STARTS[name] = jnp.asarray(res.last_state.position)
     return name
 
@@ -75,7 +90,9 @@ def gradient_cost(target: str, chains: int, calls: int = 2000, repeats: int = 5)
         def body(_, x):
             value, grad = f(x)
             return x + 1e-6 * grad + 1e-9 * value[:, None]
+
         return jax.lax.fori_loop(0, calls, body, x)
+
     x0 = _starts(target, chains, imm)
     compiled = jax.jit(loop).lower(x0).compile()
     jax.block_until_ready(compiled(x0))
@@ -100,6 +117,7 @@ def loops(target: str, chains: int, draws: int):
         def body(s, k):
             s, info = jax.vmap(lambda kk, ss: kernel.step(kk, ss, ld))(jax.random.split(k, chains), s)
             return s, info.num_grad_evals
+
         return jax.lax.scan(body, st, jax.random.split(key, draws))[1]
 
     bj = blackjax.nuts(ld, eps, imm)
@@ -110,6 +128,7 @@ def loops(target: str, chains: int, draws: int):
         def body(s, k):
             s, info = jax.vmap(bj.step)(jax.random.split(k, chains), s)
             return s, info.num_integration_steps
+
         return jax.lax.scan(body, st, jax.random.split(key, draws))[1]
 
     return x0, {"mcgen": mcgen_loop, "blackjax": blackjax_loop}
@@ -141,8 +160,10 @@ def main():
             leaves = np.asarray(compiled[name](x0, key))
             iters[name] = int(leaves.max(1).sum())
             best[name] = np.inf
-            print(f"{args.target} chains={chains:4d} {name:9s} compile {compile_s:.2f} s, "
-                  f"lockstep iterations {iters[name]}, mean leaves per draw {leaves.mean():.2f}")
+            print(
+                f"{args.target} chains={chains:4d} {name:9s} compile {compile_s:.2f} s, "
+                f"lockstep iterations {iters[name]}, mean leaves per draw {leaves.mean():.2f}"
+            )
         for _ in range(args.repeats):
             for name in fns:
                 start = time.perf_counter()
@@ -150,9 +171,11 @@ def main():
                 best[name] = min(best[name], time.perf_counter() - start)
         per = {name: 1e6 * best[name] / iters[name] for name in fns}
         grad = gradient_cost(args.target, chains)
-        print(f"{args.target} chains={chains:4d} us per iteration: mcgen {per['mcgen']:.2f}, "
-              f"blackjax {per['blackjax']:.2f}, ratio mcgen/blackjax {per['mcgen'] / per['blackjax']:.2f}; "
-              f"the log-density gradient alone {grad:.2f}")
+        print(
+            f"{args.target} chains={chains:4d} us per iteration: mcgen {per['mcgen']:.2f}, "
+            f"blackjax {per['blackjax']:.2f}, ratio mcgen/blackjax {per['mcgen'] / per['blackjax']:.2f}; "
+            f"the log-density gradient alone {grad:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ per step, as a ratio to the bare log-density.
 
 Usage: python benchmarks/bench_rwmh.py [--quick] [--repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,6 +63,7 @@ def loops(logdensity, dim, chains, steps, scale):
         def body(x, _):
             ld = jax.vmap(logdensity)(x)
             return x + 1e-6 * ld[:, None], None  # carry a dependency: nothing is hoisted
+
         return jax.lax.scan(body, x, None, length=steps)[0]
 
     kernel = mc.rwmh(scale, adapt=False)
@@ -73,7 +75,9 @@ def loops(logdensity, dim, chains, steps, scale):
         def body(st, t):
             def one(s, k):
                 return kernel.step(fold_in(k, t), s, logdensity)[0]
+
             return jax.vmap(one)(st, chain_keys), None
+
         return jax.lax.scan(body, states, jnp.arange(steps, dtype=jnp.uint32))[0].position
 
     rmh = blackjax.rmh(logdensity, lambda k, x: x + scale * jax.random.normal(k, x.shape, x.dtype))
@@ -83,6 +87,7 @@ def loops(logdensity, dim, chains, steps, scale):
 
         def body(st, k):
             return jax.vmap(rmh.step)(jax.random.split(k, chains), st)[0], None
+
         return jax.lax.scan(body, states, jax.random.split(key, steps))[0].position
 
     return x0, key, bare, mcgen_loop, blackjax_loop
@@ -95,8 +100,10 @@ def main():
     args = parser.parse_args()
     chain_counts = [1, 16, 256] if args.quick else [1, 16, 256, 4096]
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; blackjax {blackjax.__version__}")
-    header = (f"{'dim':>4} {'chains':>6} {'steps':>6} | {'logdens us':>10} {'mcgen us':>9} {'bjax us':>9} "
-              f"{'driver us':>9} | {'mcgen/ld':>8} {'mcgen/bjax':>10} {'driver/ld':>9} | compile s (mcgen, bjax)")
+    header = (
+        f"{'dim':>4} {'chains':>6} {'steps':>6} | {'logdens us':>10} {'mcgen us':>9} {'bjax us':>9} "
+        f"{'driver us':>9} | {'mcgen/ld':>8} {'mcgen/bjax':>10} {'driver/ld':>9} | compile s (mcgen, bjax)"
+    )
     print(header)
     print("-" * len(header))
     for dim in (10, 100):
@@ -114,15 +121,25 @@ def main():
             if chains <= 256:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    run = dict(init=jnp.zeros(dim), num_chains=chains, num_samples=steps, num_warmup=0,
-                               progress=False, warn=False)
+                    run = dict(
+                        init=jnp.zeros(dim),
+                        num_chains=chains,
+                        num_samples=steps,
+                        num_warmup=0,
+                        progress=False,
+                        warn=False,
+                    )
                     mc.run_chains(logdensity, mc.rwmh(scale, adapt=False), **run)  # compile
-                    driver = min(mc.run_chains(logdensity, mc.rwmh(scale, adapt=False), seed=s, **run).sampling_time
-                                 for s in range(args.repeats))
+                    driver = min(
+                        mc.run_chains(logdensity, mc.rwmh(scale, adapt=False), seed=s, **run).sampling_time
+                        for s in range(args.repeats)
+                    )
             per = lambda t: 1e6 * t / steps  # noqa: E731
-            print(f"{dim:>4} {chains:>6} {steps:>6} | {per(t_bare):>10.2f} {per(t_m):>9.2f} {per(t_b):>9.2f} "
-                  f"{per(driver):>9.2f} | {t_m / t_bare:>8.2f} {t_m / t_b:>10.2f} {driver / t_bare:>9.2f} | "
-                  f"{c_m:.2f}, {c_b:.2f}")
+            print(
+                f"{dim:>4} {chains:>6} {steps:>6} | {per(t_bare):>10.2f} {per(t_m):>9.2f} {per(t_b):>9.2f} "
+                f"{per(driver):>9.2f} | {t_m / t_bare:>8.2f} {t_m / t_b:>10.2f} {driver / t_bare:>9.2f} | "
+                f"{c_m:.2f}, {c_b:.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ cores is not expected; on a GPU host the same script measures the real thing.
 
 Usage: python benchmarks/bench_sharding.py [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,9 @@ def worker(chain_counts: list[int], steps: int) -> None:
     for chains in chain_counts:
         row = {"devices": n_dev, "chains": chains}
         for name, kernel in kernels.items():
-            run = dict(init=jnp.zeros(DIM), num_chains=chains, num_samples=1, num_warmup=steps, progress=False,
-                       warn=False)
+            run = dict(
+                init=jnp.zeros(DIM), num_chains=chains, num_samples=1, num_warmup=steps, progress=False, warn=False
+            )
             mc.run_chains(logdensity, kernel, **run)  # compile
             t = min(mc.run_chains(logdensity, kernel, seed=s, **run).warmup_time for s in range(2))
             row[f"mcgen_{name}"] = chains * steps / t
@@ -70,6 +72,7 @@ def worker(chain_counts: list[int], steps: int) -> None:
 
             def body(st, k):
                 return jax.vmap(rmh.step)(jax.random.split(k, per), st)[0], None
+
             return jax.lax.scan(body, states, jax.random.split(key, steps))[0].position
 
         loop = jax.pmap(device_loop)
@@ -110,8 +113,10 @@ def main() -> None:
             continue
         for row in json.loads(out.stdout.strip().splitlines()[-1]):
             hmc = f"{row['mcgen_hmc']:>10.3g}" if "mcgen_hmc" in row else f"{'n/a':>10}"
-            print(f"{row['devices']:>7} {row['chains']:>7} | {row['mcgen_rwmh']:>11.3g} {row['blackjax_rmh_pmap']:>13.3g} "
-                  f"{row['mcgen_rwmh'] / row['blackjax_rmh_pmap']:>6.2f} | {hmc}")
+            print(
+                f"{row['devices']:>7} {row['chains']:>7} | {row['mcgen_rwmh']:>11.3g} {row['blackjax_rmh_pmap']:>13.3g} "
+                f"{row['mcgen_rwmh'] / row['blackjax_rmh_pmap']:>6.2f} | {hmc}"
+            )
 
 
 if __name__ == "__main__":

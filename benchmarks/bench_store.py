@@ -18,6 +18,7 @@ the default 4 x 2.5e6 x 100:
     checkpoint: 4 chains x 2,500,000 draws x 100-d, 0.87 GB on disk, peak RSS 592 MB, 72.4 s (compile 8.0 s apart)
     checkpoint overhead at the default interval (60 s): -5.0% of the run's wall time   (noise: several %)
 """
+
 import argparse
 import json
 import os
@@ -39,16 +40,30 @@ def one_run(mode: str, draws: int, dim: int, chains: int, where: str) -> dict:
 
     extra = {"store": os.path.join(where, "draws.zarr")} if mode == "store" else {"checkpoint": where}
     start = time.perf_counter()
-    res = mc.run_chains(logdensity, mc.rwmh(scale=0.25), init=jnp.zeros(dim), num_chains=chains,
-                        num_samples=draws, num_warmup=1000, progress=False, warn=False, init_batched=False,
-                        **extra)
+    res = mc.run_chains(
+        logdensity,
+        mc.rwmh(scale=0.25),
+        init=jnp.zeros(dim),
+        num_chains=chains,
+        num_samples=draws,
+        num_warmup=1000,
+        progress=False,
+        warn=False,
+        init_batched=False,
+        **extra,
+    )
     wall = time.perf_counter() - start
     last = float(res.samples[0, -1, 0])  # read one value back from disk
-    return {"mode": mode, "wall_s": wall - res.compile_time, "compile_s": res.compile_time,
-            "sampling_s": res.sampling_time, "warmup_s": res.warmup_time,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "disk_gb": sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(where) for f in fs) / 1e9,
-            "last": last}
+    return {
+        "mode": mode,
+        "wall_s": wall - res.compile_time,
+        "compile_s": res.compile_time,
+        "sampling_s": res.sampling_time,
+        "warmup_s": res.warmup_time,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "disk_gb": sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(where) for f in fs) / 1e9,
+        "last": last,
+    }
 
 
 def main() -> None:
@@ -68,14 +83,32 @@ def main() -> None:
         where = os.path.join(base, mode)
         shutil.rmtree(where, ignore_errors=True)
         os.makedirs(where)
-        out = subprocess.run([sys.executable, __file__, "--one", mode, "--draws", str(args.draws), "--dim",
-                              str(args.dim), "--chains", str(args.chains), "--dir", where],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                mode,
+                "--draws",
+                str(args.draws),
+                "--dim",
+                str(args.dim),
+                "--chains",
+                str(args.chains),
+                "--dir",
+                where,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         row = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(row)
-        print(f"{mode:>10}: {args.chains} chains x {args.draws:,} draws x {args.dim}-d, {row['disk_gb']:.2f} GB on disk, "
-              f"peak RSS {row['peak_rss_mb']:.0f} MB, {row['wall_s']:.1f} s (compile {row['compile_s']:.1f} s apart)",
-              flush=True)
+        print(
+            f"{mode:>10}: {args.chains} chains x {args.draws:,} draws x {args.dim}-d, {row['disk_gb']:.2f} GB on disk, "
+            f"peak RSS {row['peak_rss_mb']:.0f} MB, {row['wall_s']:.1f} s (compile {row['compile_s']:.1f} s apart)",
+            flush=True,
+        )
         shutil.rmtree(where, ignore_errors=True)
     assert rows[0]["last"] == rows[1]["last"], "the two runs must give the same draws"
     overhead = (rows[1]["wall_s"] - rows[0]["wall_s"]) / rows[0]["wall_s"]

@@ -18,6 +18,7 @@ Round trips per 1000 sampling steps are averaged over independent PT ensembles (
 
 Run: ``python benchmarks/bench_tempering.py`` (``--quick`` for a smaller run).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,18 @@ TARGETS = {"grid16": (grid16, grid16_reference, 2, mc.rwmh), "mix50": (mix50, mi
 def round_trip_rate(target: str, swap: str, num_temps: int, num_steps: int, num_chains: int, seed: int = 0):
     logdensity, reference, dim, inner = TARGETS[target]
     pt = parallel_tempering(inner(), num_temps=num_temps, swap=swap, reference=reference)
-    res = mc.run_chains(logdensity, pt, init=jnp.zeros(dim), num_chains=num_chains, num_samples=num_steps,
-                        num_warmup=num_steps, seed=seed, progress=False, warn=False, init_batched=False)
+    res = mc.run_chains(
+        logdensity,
+        pt,
+        init=jnp.zeros(dim),
+        num_chains=num_chains,
+        num_samples=num_steps,
+        num_warmup=num_steps,
+        seed=seed,
+        progress=False,
+        warn=False,
+        init_batched=False,
+    )
     trips = res.stats["round_trips"][:, -1].astype(float) * 1000.0 / num_steps
     barrier = float(np.mean(res.stats["barrier"][:, -1]))
     return trips.mean(), trips.std(ddof=1) / np.sqrt(num_chains), barrier
@@ -83,8 +94,11 @@ def main() -> None:
             start = time.perf_counter()
             nr, nr_se, lam = round_trip_rate(target, "nonreversible", n, steps, 4)
             rv, rv_se, _ = round_trip_rate(target, "reversible", n, steps, 4)
-            print(f"{target:8} {n:3d} {lam:7.2f} {nr:9.2f} +- {nr_se:4.2f} {rv:9.2f} +- {rv_se:4.2f} "
-                  f"{nr / max(rv, 1e-9):6.2f}   ({time.perf_counter() - start:.0f}s)", flush=True)
+            print(
+                f"{target:8} {n:3d} {lam:7.2f} {nr:9.2f} +- {nr_se:4.2f} {rv:9.2f} +- {rv_se:4.2f} "
+                f"{nr / max(rv, 1e-9):6.2f}   ({time.perf_counter() - start:.0f}s)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

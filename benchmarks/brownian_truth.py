@@ -15,6 +15,7 @@ units of the standard error the Gym states for its own means.
 
 Usage: python benchmarks/brownian_truth.py [--step 0.01]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,8 @@ def posterior_moments(step: float = 0.01, lo: float = -16.0, hi: float = 5.0, pr
     for i in range(0, log_si.size, 200_000):  # in blocks: memory
         sl = slice(i, i + 200_000)
         d = np.exp(2 * log_si[sl])[:, None] * lam + np.exp(2 * log_so[sl])[:, None]  # eigenvalues of Cov(y)
-        loglik = -0.5 * (np.sum(np.log(d), 1) + np.sum(c ** 2 / d, 1))
-        logp[sl] = loglik - 0.5 * (log_si[sl] ** 2 + log_so[sl] ** 2) / prior_sd ** 2
+        loglik = -0.5 * (np.sum(np.log(d), 1) + np.sum(c**2 / d, 1))
+        logp[sl] = loglik - 0.5 * (log_si[sl] ** 2 + log_so[sl] ** 2) / prior_sd**2
     w = np.exp(logp - logp.max())
     w /= w.sum()
     keep = w > 1e-16 * w.max()  # points that matter
@@ -55,11 +56,13 @@ def posterior_moments(step: float = 0.01, lo: float = -16.0, hi: float = 5.0, pr
     si2, so2 = np.exp(2 * log_si), np.exp(2 * log_so)
     d = si2[:, None] * lam + so2[:, None]
     mean_locs = si2[:, None] * ((c / d) @ kx.T)  # E[locs | y, scales], (points, 30)
-    var_locs = si2[:, None] * np.diag(k_full) - si2[:, None] ** 2 * ((1.0 / d) @ (kx ** 2).T)
-    m1 = {"innovation_noise_scale": w @ np.exp(log_si), "observation_noise_scale": w @ np.exp(log_so),
-          "locs": w @ mean_locs}
-    m2 = {"innovation_noise_scale": w @ si2, "observation_noise_scale": w @ so2,
-          "locs": w @ (mean_locs ** 2 + var_locs)}
+    var_locs = si2[:, None] * np.diag(k_full) - si2[:, None] ** 2 * ((1.0 / d) @ (kx**2).T)
+    m1 = {
+        "innovation_noise_scale": w @ np.exp(log_si),
+        "observation_noise_scale": w @ np.exp(log_so),
+        "locs": w @ mean_locs,
+    }
+    m2 = {"innovation_noise_scale": w @ si2, "observation_noise_scale": w @ so2, "locs": w @ (mean_locs**2 + var_locs)}
     sd = {k: np.sqrt(np.maximum(m2[k] - m1[k] ** 2, 0.0)) for k in m1}
     return m1, sd
 

@@ -21,6 +21,7 @@ Run (about 10 minutes on one CPU core)::
 
     python benchmarks/make_eight_schools_reference.py
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -59,9 +60,11 @@ def logistic_data(n: int = 1000, d: int = 25, seed: int = 0):
 
 def logistic_logdensity(x, y):
     """Bernoulli-logit log-likelihood of data ``(x, y)`` plus a ``N(0, 1)`` prior on the coefficients."""
+
     def logdensity(beta):
         logits = x @ beta
         return jnp.sum(y * logits - jnp.logaddexp(0.0, logits)) - 0.5 * jnp.sum(beta**2)
+
     return logdensity
 
 
@@ -102,10 +105,12 @@ def moments(draws: dict) -> dict:
         sq = (flat - mean) ** 2
         out[f"{name}_mean"] = mean.reshape(x.shape[2:])
         out[f"{name}_var"] = sq.mean(axis=(0, 1)).reshape(x.shape[2:])
-        out[f"{name}_mean_mcse"] = np.array([az.mcse(flat[..., j], method="mean") for j in range(flat.shape[-1])]
-                                            ).reshape(x.shape[2:])
-        out[f"{name}_var_mcse"] = np.array([az.mcse(sq[..., j], method="mean") for j in range(flat.shape[-1])]
-                                           ).reshape(x.shape[2:])
+        out[f"{name}_mean_mcse"] = np.array(
+            [az.mcse(flat[..., j], method="mean") for j in range(flat.shape[-1])]
+        ).reshape(x.shape[2:])
+        out[f"{name}_var_mcse"] = np.array([az.mcse(sq[..., j], method="mean") for j in range(flat.shape[-1])]).reshape(
+            x.shape[2:]
+        )
         out[f"{name}_min_ess"] = np.array(min(float(az.ess(flat[..., j])) for j in range(flat.shape[-1])))
     return out
 
@@ -114,19 +119,22 @@ def main(num_chains: int = 64, num_draws: int = 20_000) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     start = time.time()
 
-    info = initialize_model(jax.random.key(0), eight_schools, model_args=(jnp.asarray(SIGMA),),
-                            model_kwargs={"y": jnp.asarray(Y)})
+    info = initialize_model(
+        jax.random.key(0), eight_schools, model_args=(jnp.asarray(SIGMA),), model_kwargs={"y": jnp.asarray(Y)}
+    )
     potential, postprocess = info.potential_fn, info.postprocess_fn
     z0 = info.param_info.z
     init = jax.tree_util.tree_map(
-        lambda v: v + jax.random.uniform(jax.random.key(1), (num_chains,) + v.shape, minval=-1, maxval=1), z0)
+        lambda v: v + jax.random.uniform(jax.random.key(1), (num_chains,) + v.shape, minval=-1, maxval=1), z0
+    )
     draws = blackjax_nuts(lambda z: -potential(z), init, num_chains, 1000, num_draws, seed=2)
     constrained = jax.vmap(jax.vmap(postprocess))(draws)
     eight = moments({k: constrained[k] for k in ("mu", "tau", "theta", "theta_tilde")})
-    np.savez(OUT / "eight_schools_reference.npz", y=Y, sigma=SIGMA, num_chains=num_chains,
-             num_draws=num_draws, **eight)
-    print(f"eight schools: {time.time() - start:.0f} s; min ESS",
-          {k: int(v) for k, v in eight.items() if k.endswith("min_ess")})
+    np.savez(OUT / "eight_schools_reference.npz", y=Y, sigma=SIGMA, num_chains=num_chains, num_draws=num_draws, **eight)
+    print(
+        f"eight schools: {time.time() - start:.0f} s; min ESS",
+        {k: int(v) for k, v in eight.items() if k.endswith("min_ess")},
+    )
 
     x, y = logistic_data()
     logistic = logistic_logdensity(jnp.asarray(x), jnp.asarray(y))

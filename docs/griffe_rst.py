@@ -5,6 +5,7 @@ math and ``:func:``-style roles.  mkdocstrings renders docstring text as Markdow
 parsing, math becomes ``$...$`` / ``$$...$$`` (rendered by MathJax through
 ``pymdownx.arithmatex``) and roles become code spans.  Only the docs build uses this file.
 """
+
 from __future__ import annotations
 
 import re

@@ -11,6 +11,7 @@ Run::
 
     python examples/autoregressive_text.py
 """
+
 from __future__ import annotations
 
 import jax
@@ -55,15 +56,16 @@ def main() -> None:
         return table[tokens[length - 2], tokens[length - 1]]
 
     prompt = jnp.array([index[c] for c in "the s"], jnp.int32)
-    settings = [("greedy (temperature 0)", {"temperature": 0}),
-                ("temperature 1", {}),
-                ("temperature 0.7", {"temperature": 0.7}),
-                ("top-k 3", {"top_k": 3}),
-                ("top-p 0.8", {"top_p": 0.8}),
-                ("temperature 1.5, top-p 0.9", {"temperature": 1.5, "top_p": 0.9})]
+    settings = [
+        ("greedy (temperature 0)", {"temperature": 0}),
+        ("temperature 1", {}),
+        ("temperature 0.7", {"temperature": 0.7}),
+        ("top-k 3", {"top_k": 3}),
+        ("top-p 0.8", {"top_p": 0.8}),
+        ("temperature 1.5, top-p 0.9", {"temperature": 1.5, "top_p": 0.9}),
+    ]
     for label, kw in settings:
-        out = sample_autoregressive(jax.random.key(0), logits_fn, prompt, num_samples=64,
-                                    max_new_tokens=60, **kw)
+        out = sample_autoregressive(jax.random.key(0), logits_fn, prompt, num_samples=64, max_new_tokens=60, **kw)
         out = np.asarray(out)
         bigrams = {(a, b) for row in out for a, b in zip(row[:-1], row[1:])}
         print(f"--- {label}  (distinct bigrams: {len(bigrams)})")

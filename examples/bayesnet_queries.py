@@ -8,6 +8,7 @@ query.  Run from the repository root::
 
     python examples/bayesnet_queries.py
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -20,13 +21,19 @@ DATA = pathlib.Path(__file__).resolve().parents[1] / "tests" / "data"
 
 def weather() -> bayesnet.BayesNet:
     """The weather network of issue 7, built from Python dicts (CPT axes: parents..., child)."""
-    return bayesnet.BayesNet.from_dict({
-        "cloudy": {"states": ["T", "F"], "cpt": [0.5, 0.5]},
-        "sprinkler": {"states": ["T", "F"], "parents": ["cloudy"], "cpt": [[0.1, 0.9], [0.5, 0.5]]},
-        "rain": {"states": ["T", "F"], "parents": ["cloudy"], "cpt": [[0.8, 0.2], [0.2, 0.8]]},
-        "wet_grass": {"states": ["T", "F"], "parents": ["sprinkler", "rain"],
-                      "cpt": [[[0.99, 0.01], [0.9, 0.1]], [[0.9, 0.1], [0.01, 0.99]]]},
-    }, name="weather")
+    return bayesnet.BayesNet.from_dict(
+        {
+            "cloudy": {"states": ["T", "F"], "cpt": [0.5, 0.5]},
+            "sprinkler": {"states": ["T", "F"], "parents": ["cloudy"], "cpt": [[0.1, 0.9], [0.5, 0.5]]},
+            "rain": {"states": ["T", "F"], "parents": ["cloudy"], "cpt": [[0.8, 0.2], [0.2, 0.8]]},
+            "wet_grass": {
+                "states": ["T", "F"],
+                "parents": ["sprinkler", "rain"],
+                "cpt": [[[0.99, 0.01], [0.9, 0.1]], [[0.9, 0.1], [0.01, 0.99]]],
+            },
+        },
+        name="weather",
+    )
 
 
 def compare(bn, variable, evidence, state, num_samples=200_000):
@@ -36,14 +43,19 @@ def compare(bn, variable, evidence, state, num_samples=200_000):
     for method in ("rejection", "likelihood_weighting", "gibbs"):
         res = bn.query(variable, evidence, method=method, num_samples=num_samples, seed=0)
         p, se = res[variable][state], res.mcse[variable][state]
-        extra = (f"acceptance {res.acceptance_rate:.3f}" if res.acceptance_rate is not None
-                 else f"max R-hat {max(res.r_hat[variable].values()):.4f}" if res.r_hat else "")
+        extra = (
+            f"acceptance {res.acceptance_rate:.3f}"
+            if res.acceptance_rate is not None
+            else f"max R-hat {max(res.r_hat[variable].values()):.4f}"
+            if res.r_hat
+            else ""
+        )
         print(f"  {method:<21} {p:.5f} ± {se:.5f}  ({(p - exact) / se:+.2f} se)  ESS {res.ess:,.0f}  {extra}")
 
 
 def main():
     bn = weather()
-    assert bayesnet.parse_bif(bn.to_bif()).to_bif() == bn.to_bif()   # BIF round trip
+    assert bayesnet.parse_bif(bn.to_bif()).to_bif() == bn.to_bif()  # BIF round trip
     compare(bn, "cloudy", {"wet_grass": "T"}, "T")
     compare(bn, "sprinkler", {"wet_grass": "T", "rain": "T"}, "T")
 

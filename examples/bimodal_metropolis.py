@@ -17,6 +17,7 @@ Checks, each against a known answer:
 
 Run: ``python examples/bimodal_metropolis.py``.
 """
+
 from __future__ import annotations
 
 import arviz as az
@@ -58,9 +59,18 @@ def main() -> dict:
     print(f"{'width':>6} {'accept':>8} {'(exact)':>8} {'z':>6} {'ESS':>7} {'P(x>0)':>7} {'crossings':>9}")
     rows = {}
     for s in WIDTHS:
-        res = mc.run_chains(TARGET.logdensity_fn, mc.rwmh(s, adapt=False), init=init, init_batched=True,
-                            num_chains=NUM_CHAINS, num_samples=NUM_SAMPLES, num_warmup=500, seed=0,
-                            progress=False, warn=False)
+        res = mc.run_chains(
+            TARGET.logdensity_fn,
+            mc.rwmh(s, adapt=False),
+            init=init,
+            init_batched=True,
+            num_chains=NUM_CHAINS,
+            num_samples=NUM_SAMPLES,
+            num_warmup=500,
+            seed=0,
+            progress=False,
+            warn=False,
+        )
         x = np.asarray(res.samples)
         accept, accept_mcse = mean_and_mcse(np.asarray(res.stats["accept_prob"]))
         exact = stationary_acceptance(s)
@@ -68,8 +78,16 @@ def main() -> dict:
         right, right_mcse = mean_and_mcse((x > 0).astype(float))
         crossings = int(np.sum(np.abs(np.diff(np.sign(x), axis=1)) > 0))
         z = (accept - exact) / accept_mcse
-        rows[s] = dict(accept=accept, exact=exact, z=z, ess=ess, right=right, right_mcse=right_mcse,
-                       mean=mean_and_mcse(x), crossings=crossings)
+        rows[s] = dict(
+            accept=accept,
+            exact=exact,
+            z=z,
+            ess=ess,
+            right=right,
+            right_mcse=right_mcse,
+            mean=mean_and_mcse(x),
+            crossings=crossings,
+        )
         print(f"{s:6.1f} {accept:8.3f} {exact:8.3f} {z:+6.2f} {ess:7.0f} {right:7.3f} {crossings:9d}")
 
     for s, r in rows.items():
@@ -79,8 +97,10 @@ def main() -> dict:
     assert abs(mixing["mean"][0]) < 4 * mixing["mean"][1], mixing
     assert rows[0.1]["right"] < 0.01 and rows[3.0]["ess"] > 20 * rows[0.3]["ess"]
     best = max(rows, key=lambda s: rows[s]["ess"])
-    print(f"\nbest ESS at width {best}; at 0.1 the chains spend {100 * rows[0.1]['right']:.2f}% of the run in "
-          f"the right mode; at 10 they accept {100 * rows[10.0]['accept']:.0f}% of proposals.  All checks passed.")
+    print(
+        f"\nbest ESS at width {best}; at 0.1 the chains spend {100 * rows[0.1]['right']:.2f}% of the run in "
+        f"the right mode; at 10 they accept {100 * rows[10.0]['accept']:.0f}% of proposals.  All checks passed."
+    )
     return rows
 
 

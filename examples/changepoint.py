@@ -17,6 +17,7 @@ sampler's estimates, their errors in MCSE units, ESS and time.
 
 Run: ``python examples/changepoint.py``.
 """
+
 import warnings
 
 import jax
@@ -37,8 +38,7 @@ Y, TIMES = jnp.asarray(COUNTS, jnp.float32), jnp.arange(T)
 def logdensity(p):
     log_rate = p["log_rate"]
     segment = (TIMES >= p["tau"]).astype(jnp.int32)
-    return (jnp.sum(Y * log_rate[segment] - jnp.exp(log_rate[segment]))
-            + jnp.sum(A * log_rate - B * jnp.exp(log_rate)))
+    return jnp.sum(Y * log_rate[segment] - jnp.exp(log_rate[segment])) + jnp.sum(A * log_rate - B * jnp.exp(log_rate))
 
 
 def draw_rates(key, p):
@@ -57,15 +57,19 @@ def exact_posterior():
     m = np.stack([digamma(A + s) - np.log(B + n) for s, n in stats])
     v = np.stack([polygamma(1, A + s) for s, _ in stats])
     mean_rate = m @ p
-    return ({"log_rate": mean_rate, "tau": p @ taus},
-            {"log_rate": (v + m**2) @ p - mean_rate**2, "tau": p @ taus**2 - (p @ taus) ** 2})
+    return (
+        {"log_rate": mean_rate, "tau": p @ taus},
+        {"log_rate": (v + m**2) @ p - mean_rate**2, "tau": p @ taus**2 - (p @ taus) ** 2},
+    )
 
 
 def main():
     mean, var = exact_posterior()
     print(f"T = {T}, true change point {TRUE_TAU}, true rates {TRUE_RATES}")
-    print(f"exact: E[tau] = {mean['tau']:.3f} (sd {np.sqrt(var['tau']):.3f}), "
-          f"E[log_rate] = {np.round(mean['log_rate'], 4)}")
+    print(
+        f"exact: E[tau] = {mean['tau']:.3f} (sd {np.sqrt(var['tau']):.3f}), "
+        f"E[log_rate] = {np.round(mean['log_rate'], 4)}"
+    )
     rate_blocks = {"conjugate": draw_rates, "rwmh (MH-within-Gibbs)": mc.rwmh()}
     try:
         from mcgen.kernels.nuts import nuts
@@ -73,21 +77,32 @@ def main():
         rate_blocks["nuts (NUTS-within-Gibbs)"] = nuts()
     except ImportError:
         print("(mcgen.kernels.nuts not available: NUTS-within-Gibbs skipped)")
-    print(f"\n{'log_rate block':<26} {'E[tau]':>8} {'E[log l1]':>10} {'E[log l2]':>10} {'max|z|':>7} "
-          f"{'ESS tau':>8} {'ESS rates':>10} {'s':>6}")
+    print(
+        f"\n{'log_rate block':<26} {'E[tau]':>8} {'E[log l1]':>10} {'E[log l2]':>10} {'max|z|':>7} "
+        f"{'ESS tau':>8} {'ESS rates':>10} {'s':>6}"
+    )
     for name, update in rate_blocks.items():
         kernel = gibbs({"tau": categorical_gibbs(num_categories=T), "log_rate": update})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", mc.SamplingWarning)
-            res = mc.run_chains(logdensity, kernel, init={"tau": jnp.asarray(T // 2, jnp.int32),
-                                                          "log_rate": jnp.zeros(2)},
-                                num_chains=4, num_samples=4000, num_warmup=1000, seed=0, progress=False)
+            res = mc.run_chains(
+                logdensity,
+                kernel,
+                init={"tau": jnp.asarray(T // 2, jnp.int32), "log_rate": jnp.zeros(2)},
+                num_chains=4,
+                num_samples=4000,
+                num_warmup=1000,
+                seed=0,
+                progress=False,
+            )
         report = mc.testing.check_moments(res.samples, mean, var)
         diag = res.diagnostics()
         est = {k: np.mean(v, axis=(0, 1)) for k, v in res.samples.items()}
-        print(f"{name:<26} {est['tau']:>8.3f} {est['log_rate'][0]:>10.4f} {est['log_rate'][1]:>10.4f} "
-              f"{report.max_abs_z:>7.2f} {float(np.min(diag['tau']['ess_bulk'])):>8.0f} "
-              f"{float(np.min(diag['log_rate']['ess_bulk'])):>10.0f} {res.sampling_time:>6.2f}")
+        print(
+            f"{name:<26} {est['tau']:>8.3f} {est['log_rate'][0]:>10.4f} {est['log_rate'][1]:>10.4f} "
+            f"{report.max_abs_z:>7.2f} {float(np.min(diag['tau']['ess_bulk'])):>8.0f} "
+            f"{float(np.min(diag['log_rate']['ess_bulk'])):>10.0f} {res.sampling_time:>6.2f}"
+        )
 
 
 if __name__ == "__main__":

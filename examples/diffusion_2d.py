@@ -17,6 +17,7 @@ Run::
     python examples/diffusion_2d.py           # about 1-2 minutes on a laptop CPU
     python examples/diffusion_2d.py --quick   # smoke run, a few seconds
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mcgen.generative import (gmm_eps_fn, gmm_sample, linear_schedule, mmd_rbf,
-                              sample_diffusion)
+from mcgen.generative import gmm_eps_fn, gmm_sample, linear_schedule, mmd_rbf, sample_diffusion
 
 NUM_MODES, RADIUS, STD = 8, 2.0, 0.15
 ANGLES = jnp.linspace(0.0, 2.0 * jnp.pi, NUM_MODES, endpoint=False)
@@ -42,8 +42,9 @@ SCHEDULE = linear_schedule()
 def init_mlp(key, width=128, depth=3, num_freqs=16):
     sizes = [2 + 2 * num_freqs] + [width] * depth + [2]
     keys = jax.random.split(key, len(sizes) - 1)
-    layers = [(jax.random.normal(k, (m, n)) * jnp.sqrt(2.0 / m), jnp.zeros(n))
-              for k, m, n in zip(keys, sizes[:-1], sizes[1:])]
+    layers = [
+        (jax.random.normal(k, (m, n)) * jnp.sqrt(2.0 / m), jnp.zeros(n)) for k, m, n in zip(keys, sizes[:-1], sizes[1:])
+    ]
     return {"layers": layers, "freqs": jnp.exp(jnp.linspace(0.0, jnp.log(200.0), num_freqs))}
 
 
@@ -111,9 +112,11 @@ def main() -> None:
 
     exact_eps = gmm_eps_fn(WEIGHTS, MEANS, COVS, SCHEDULE)
     data = gmm_sample(jax.random.key(1), WEIGHTS, MEANS, COVS, n)[0]
-    samplers = [("DDPM, 1000 steps", "ddpm", 1000, {}),
-                ("DDIM, 50 steps", "ddim", 50, {}),
-                ("DPM-Solver++(3M), 20 steps", "dpm_solver++", 20, {"order": 3})]
+    samplers = [
+        ("DDPM, 1000 steps", "ddpm", 1000, {}),
+        ("DDIM, 50 steps", "ddim", 50, {}),
+        ("DPM-Solver++(3M), 20 steps", "dpm_solver++", 20, {"order": 3}),
+    ]
     results = []
     print(f"\n{'sampler':28s} {'MMD^2 x1e3 (net)':>17s} {'MMD^2 x1e3 (exact eps)':>23s}")
     for label, method, steps, kw in samplers:
@@ -124,6 +127,7 @@ def main() -> None:
         results.append((label, np.asarray(x_net), m_net))
 
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -6,6 +6,7 @@ high dimension, forward sampling of a NumPyro model, and Gumbel-max / Gumbel-sof
 
 Run: ``python examples/direct_sampling.py``.
 """
+
 import warnings
 
 import jax
@@ -34,16 +35,20 @@ def main():
         warnings.simplefilter("ignore", UserWarning)
         res = jax.jit(lambda k: rejection_sample(k, log_target, proposal, num_samples=100_000))(key_rej)
     x = np.asarray(res.samples)
-    print(f"rejection: log M = {float(res.log_M):.4f}, acceptance {float(res.acceptance_rate):.4f} "
-          f"(Z/M = {7 * np.exp(-float(res.log_M)):.4f}), mean {x.mean():+.4f}, sd {x.std():.4f} "
-          f"(exact 0, {np.sqrt(4.445):.4f})")
+    print(
+        f"rejection: log M = {float(res.log_M):.4f}, acceptance {float(res.acceptance_rate):.4f} "
+        f"(Z/M = {7 * np.exp(-float(res.log_M)):.4f}), mean {x.mean():+.4f}, sd {x.std():.4f} "
+        f"(exact 0, {np.sqrt(4.445):.4f})"
+    )
 
     # 2. self-normalized importance sampling
     ws = jax.jit(lambda k: importance_sample(k, log_target, proposal, 100_000))(key_is)
     est, log_z = ws.expectation(lambda x: x**2), ws.log_normalizer()
-    print(f"SNIS: E[X^2] = {float(est.mean):.4f} +- {float(est.mcse):.4f} (exact 4.445), "
-          f"ESS = {float(ws.ess()):.0f} of 100000, k-hat = {ws.pareto_k():.2f}, "
-          f"log Z = {float(log_z.mean):.4f} +- {float(log_z.mcse):.4f} (exact {np.log(7):.4f})")
+    print(
+        f"SNIS: E[X^2] = {float(est.mean):.4f} +- {float(est.mcse):.4f} (exact 4.445), "
+        f"ESS = {float(ws.ess()):.0f} of 100000, k-hat = {ws.pareto_k():.2f}, "
+        f"log Z = {float(log_z.mean):.4f} +- {float(log_z.mcse):.4f} (exact {np.log(7):.4f})"
+    )
     resampled = ws.resample(jax.random.fold_in(key_is, 1), 10_000, method="systematic")
     print(f"  after systematic resampling to 10000 equal-weight draws: E[X^2] ~ {float(jnp.mean(resampled**2)):.3f}")
 
@@ -64,8 +69,10 @@ def main():
         numpyro.sample("y", dist.Normal(z, 0.5), obs=y)
 
     draws = ancestral_sample(key_anc, model, 50_000, y=3.0)
-    print(f"ancestral: Var(y) = {float(jnp.var(draws['y'])):.3f} (exact 1.25), "
-          f"Cov(z, y) = {float(jnp.cov(draws['z'], draws['y'])[0, 1]):.3f} (exact 1)")
+    print(
+        f"ancestral: Var(y) = {float(jnp.var(draws['y'])):.3f} (exact 1.25), "
+        f"Cov(z, y) = {float(jnp.cov(draws['z'], draws['y'])[0, 1]):.3f} (exact 1)"
+    )
 
     # 5. Gumbel-max draws are exact categorical draws; Gumbel-softmax relaxes them
     probs = jnp.array([0.1, 0.2, 0.3, 0.4])

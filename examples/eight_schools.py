@@ -9,6 +9,7 @@ Run::
 
     python examples/eight_schools.py            # writes examples/out/eight_schools_*.png
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -49,16 +50,19 @@ def main() -> None:
     res = mc.run_chains(target, mc.nuts(), num_chains=4, num_samples=1000, seed=0, progress=False)
     print(res.summary(var_names=["mu", "tau", "theta"]).to_string())
     stats = res.stats
-    print(f"\nnon-centered: {int(stats['is_divergent'].sum())} divergences, "
-          f"mean tree depth {stats['tree_depth'].mean():.2f}, "
-          f"{stats['num_grad_evals'].mean():.1f} gradients per draw, "
-          f"step sizes {np.round(np.asarray(res.last_state.params.step_size), 3)}")
+    print(
+        f"\nnon-centered: {int(stats['is_divergent'].sum())} divergences, "
+        f"mean tree depth {stats['tree_depth'].mean():.2f}, "
+        f"{stats['num_grad_evals'].mean():.1f} gradients per draw, "
+        f"step sizes {np.round(np.asarray(res.last_state.params.step_size), 3)}"
+    )
     res.plot_trace(path=str(OUT / "eight_schools_trace.png"), var_names=["mu", "tau"])
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", mc.SamplingWarning)
-        bad = mc.run_chains(mc.from_numpyro(centered, SIGMA, y=Y), mc.nuts(), num_chains=4, num_samples=1000,
-                            seed=0, progress=False)
+        bad = mc.run_chains(
+            mc.from_numpyro(centered, SIGMA, y=Y), mc.nuts(), num_chains=4, num_samples=1000, seed=0, progress=False
+        )
     print(f"\ncentered: {int(bad.stats['is_divergent'].sum())} divergences; warnings:")
     for w in caught:
         print("  -", w.message)

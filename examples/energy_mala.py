@@ -5,6 +5,7 @@ hand so that low energy lies on a ring of radius 2 (a stand-in for a trained EBM
 ``apply_fn(params, x) -> scalar`` works, Flax/Equinox included).  ``energy_logdensity``
 turns it into ``log p(x) = -E(x) / T``; MALA adapts its step size during warmup.
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,11 +21,24 @@ def apply_fn(params, x):
 
 
 def main():
-    params = {"w1": jnp.array([4.0, -4.0]), "b1": jnp.array([0.0, 0.0]),
-              "w2": jnp.array([1.0, 1.0]), "b2": jnp.array(0.0), "radius": jnp.array(2.0)}
+    params = {
+        "w1": jnp.array([4.0, -4.0]),
+        "b1": jnp.array([0.0, 0.0]),
+        "w2": jnp.array([1.0, 1.0]),
+        "b2": jnp.array(0.0),
+        "radius": jnp.array(2.0),
+    }
     logdensity = mc.neural.energy_logdensity(apply_fn, params, temperature=0.5)
-    res = mc.run_chains(logdensity, mc.mala(), init=jnp.array([2.0, 0.0]), num_chains=4,
-                        num_samples=2000, num_warmup=1000, seed=0, progress=False)
+    res = mc.run_chains(
+        logdensity,
+        mc.mala(),
+        init=jnp.array([2.0, 0.0]),
+        num_chains=4,
+        num_samples=2000,
+        num_warmup=1000,
+        seed=0,
+        progress=False,
+    )
     radius = np.sqrt(np.sum(res.samples**2, axis=-1))
     print(res)
     print(f"step size {np.asarray(res.stats['step_size']).mean():.3f}, acceptance {res.acceptance_rate().mean():.2f}")

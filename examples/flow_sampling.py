@@ -14,6 +14,7 @@ by automatic differentiation (``flow_log_prob``), as it would for any flow.
 
 Run: ``python examples/flow_sampling.py``.
 """
+
 from __future__ import annotations
 
 import jax
@@ -72,9 +73,11 @@ def main() -> dict:
         proposals = sample_flow(jax.random.key(11), forward, (DIM,), NUM)
         hits = np.asarray(jax.vmap(log_prob)(proposals) >= tau, np.float64)
         z_acc = (hits.mean() - accept_exact) / np.sqrt(accept_exact * (1 - accept_exact) / NUM)
-        print(f"  tau = log p(mode) - {LOG_C - tau:.0f}: min kept log p - tau = {lp.min() - tau:+.2e}; "
-              f"acceptance {hits.mean():.4f} (exact {accept_exact:.4f}, z {z_acc:+.2f}); "
-              f"mean r^2 {r2.mean():.4f} (exact {mean_r2_exact:.4f}, z {z_r2:+.2f})")
+        print(
+            f"  tau = log p(mode) - {LOG_C - tau:.0f}: min kept log p - tau = {lp.min() - tau:+.2e}; "
+            f"acceptance {hits.mean():.4f} (exact {accept_exact:.4f}, z {z_acc:+.2f}); "
+            f"mean r^2 {r2.mean():.4f} (exact {mean_r2_exact:.4f}, z {z_r2:+.2f})"
+        )
         assert lp.min() >= tau - 1e-4 and abs(z_acc) < 4 and abs(z_r2) < 4
         out[f"tau={tau:.2f}"] = dict(acceptance=float(hits.mean()), z_r2=float(z_r2))
     print("All checks passed.")

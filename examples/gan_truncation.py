@@ -16,6 +16,7 @@ untruncated distribution.
 
 Run: ``python examples/gan_truncation.py``.
 """
+
 from __future__ import annotations
 
 import jax
@@ -28,7 +29,7 @@ from mcgen.generative import truncated_prior, truncation_trick
 LATENT, HIDDEN, NUM = 16, 32, 20_000
 _k1, _k2, _k3 = jax.random.split(jax.random.key(3), 3)
 A = jax.random.normal(_k1, (HIDDEN, LATENT)) / np.sqrt(LATENT)  # mapping network z -> w
-C = jax.random.normal(_k2, (2, HIDDEN)) / np.sqrt(HIDDEN)       # synthesis w -> x
+C = jax.random.normal(_k2, (2, HIDDEN)) / np.sqrt(HIDDEN)  # synthesis w -> x
 D = jax.random.normal(_k3, (2,))
 
 
@@ -62,8 +63,10 @@ def main() -> dict:
             zscore = float(np.max(np.abs(sq.mean(0) - exact) / (sq.std(0) / np.sqrt(NUM))))
             assert np.abs(z_np).max() <= c and zscore < 4, (c, zscore)
         out[c] = dict(spread=spread, z=zscore)
-        print(f"{'none' if c is None else c:>5} {np.abs(z_np).max():7.3f} {z_np.var():7.4f} {exact:7.4f} "
-              f"{zscore:6.2f} {spread:7.4f}")
+        print(
+            f"{'none' if c is None else c:>5} {np.abs(z_np).max():7.3f} {z_np.var():7.4f} {exact:7.4f} "
+            f"{zscore:6.2f} {spread:7.4f}"
+        )
     cs = [None, 2.0, 1.0, 0.5]
     spreads = [out[c]["spread"] for c in cs]
     assert all(a > b for a, b in zip(spreads, spreads[1:])), spreads

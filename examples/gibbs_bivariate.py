@@ -11,6 +11,7 @@ during warmup.
 Run: ``python examples/gibbs_bivariate.py``.  Prints, per rho, the ESS of ``x`` against the
 theory, and the moment errors in MCSE units.
 """
+
 import warnings
 
 import jax
@@ -40,17 +41,27 @@ def model(rho: float):
         z1, z2 = jax.random.normal(key, (2,))
         return {"x": z1, "y": rho * z1 + sd * z2}
 
-    return logdensity, {"exact": gibbs({"x": draw_x, "y": draw_y}),
-                        "block": gibbs({("x", "y"): draw_xy}),
-                        "mh_within": gibbs({"x": draw_x, "y": mc.rwmh()})}
+    return logdensity, {
+        "exact": gibbs({"x": draw_x, "y": draw_y}),
+        "block": gibbs({("x", "y"): draw_xy}),
+        "mh_within": gibbs({"x": draw_x, "y": mc.rwmh()}),
+    }
 
 
 def run(logdensity, kernel):
     init = {"x": jnp.zeros(()), "y": jnp.zeros(())}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mc.SamplingWarning)
-        return mc.run_chains(logdensity, kernel, init=init, num_chains=NUM_CHAINS, num_samples=NUM_SAMPLES,
-                             num_warmup=500, seed=3, progress=False)
+        return mc.run_chains(
+            logdensity,
+            kernel,
+            init=init,
+            num_chains=NUM_CHAINS,
+            num_samples=NUM_SAMPLES,
+            num_warmup=500,
+            seed=3,
+            progress=False,
+        )
 
 
 def main():
@@ -65,12 +76,16 @@ def main():
             x, y = res.samples["x"], res.samples["y"]
             ess[name] = float(az.ess(np.asarray(x)))
             if name == "exact":
-                report = mc.testing.check_moments({"x": x, "xy": x * y, "y": y}, {"x": 0.0, "xy": rho, "y": 0.0},
-                                                  {"x": 1.0, "xy": 1.0 + rho**2, "y": 1.0})
+                report = mc.testing.check_moments(
+                    {"x": x, "xy": x * y, "y": y},
+                    {"x": 0.0, "xy": rho, "y": 0.0},
+                    {"x": 1.0, "xy": 1.0 + rho**2, "y": 1.0},
+                )
                 worst = report.max_abs_z
         theory = n * (1 - rho**2) / (1 + rho**2)
-        print(f"{rho:>5} {theory:>8.0f} {ess['exact']:>8.0f} {ess['block']:>8.0f} {ess['mh_within']:>10.0f}"
-              f"   {worst:.2f}")
+        print(
+            f"{rho:>5} {theory:>8.0f} {ess['exact']:>8.0f} {ess['block']:>8.0f} {ess['mh_within']:>10.0f}   {worst:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ posterior mean of ``mu_0`` (Rao-Blackwellized, ``E[mu_0 | z, y]``, in the collap
 
 Run: ``python examples/gibbs_mixture.py``.
 """
+
 import warnings
 
 import jax
@@ -43,8 +44,17 @@ from mcgen.kernels.categorical_gibbs import categorical_gibbs
 def run(logdensity, kernel, init, num_samples, transform=None, seed=0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mc.SamplingWarning)
-        return mc.run_chains(logdensity, kernel, init=init, num_chains=4, num_samples=num_samples, num_warmup=200,
-                             seed=seed, transform=transform, progress=False)
+        return mc.run_chains(
+            logdensity,
+            kernel,
+            init=init,
+            num_chains=4,
+            num_samples=num_samples,
+            num_warmup=200,
+            seed=seed,
+            transform=transform,
+            progress=False,
+        )
 
 
 # ---------------------------------------------------------------- part 1: assignments and means
@@ -91,8 +101,9 @@ def collapsed_logdensity(z):
     counts = onehot.sum(0)
     r = Y2[:, None] - PRIOR_MEAN  # residuals against each component's prior mean
     sum_r, sum_r2 = jnp.sum(onehot * r, 0), jnp.sum(onehot * r**2, 0)
-    log_marginal = (-0.5 * jnp.log1p(counts * PRIOR_VAR)
-                    - 0.5 * (sum_r2 - PRIOR_VAR * sum_r**2 / (1.0 + counts * PRIOR_VAR)))
+    log_marginal = -0.5 * jnp.log1p(counts * PRIOR_VAR) - 0.5 * (
+        sum_r2 - PRIOR_VAR * sum_r**2 / (1.0 + counts * PRIOR_VAR)
+    )
     return jnp.sum(jax.scipy.special.gammaln(counts + ALPHA)) + jnp.sum(log_marginal)
 
 
@@ -128,8 +139,11 @@ def collapsed_sweep(key, p):
 
 def joint_logdensity(p):
     z, mu, w = p["z"], p["mu"], p["w"]
-    return (jnp.sum(jnp.log(w[z]) - 0.5 * (Y2 - mu[z]) ** 2) - 0.5 * jnp.sum((mu - PRIOR_MEAN) ** 2) / PRIOR_VAR
-            + jnp.sum((ALPHA - 1.0) * jnp.log(w)))
+    return (
+        jnp.sum(jnp.log(w[z]) - 0.5 * (Y2 - mu[z]) ** 2)
+        - 0.5 * jnp.sum((mu - PRIOR_MEAN) ** 2) / PRIOR_VAR
+        + jnp.sum((ALPHA - 1.0) * jnp.log(w))
+    )
 
 
 def draw_z2(key, p):
@@ -157,10 +171,20 @@ def part2():
     rows = []
     for name, logdensity, kernel, init, transform in [
         ("collapsed (categorical_gibbs on p(z|y))", collapsed_logdensity, categorical_gibbs(K), z0, rb_mu0),
-        ("collapsed (hand-derived sweep)", lambda p: collapsed_logdensity(p["z"]), gibbs({"z": collapsed_sweep}),
-         {"z": z0}, lambda p: rb_mu0(p["z"])),
-        ("uncollapsed (z, mu, w conjugate)", joint_logdensity, gibbs({"z": draw_z2, "mu": draw_mu2, "w": draw_w2}),
-         {"z": z0, "mu": PRIOR_MEAN, "w": jnp.array([0.5, 0.5])}, uncollapsed_summary),
+        (
+            "collapsed (hand-derived sweep)",
+            lambda p: collapsed_logdensity(p["z"]),
+            gibbs({"z": collapsed_sweep}),
+            {"z": z0},
+            lambda p: rb_mu0(p["z"]),
+        ),
+        (
+            "uncollapsed (z, mu, w conjugate)",
+            joint_logdensity,
+            gibbs({"z": draw_z2, "mu": draw_mu2, "w": draw_w2}),
+            {"z": z0, "mu": PRIOR_MEAN, "w": jnp.array([0.5, 0.5])},
+            uncollapsed_summary,
+        ),
     ]:
         res = run(logdensity, kernel, init, 4000, transform=transform, seed=1)
         seconds = res.sampling_time
@@ -169,8 +193,10 @@ def part2():
         rows.append((name, ess, means, seconds))
     print(f"  {'sampler':<42} {'ESS n0':>8} {'ESS mu0':>8} {'E[n0]':>7} {'E[mu0]':>7} {'s':>6} {'ESS n0/s':>9}")
     for name, ess, means, seconds in rows:
-        print(f"  {name:<42} {ess['n0']:>8.0f} {ess['mu0']:>8.0f} {means['n0']:>7.2f} {means['mu0']:>7.3f}"
-              f" {seconds:>6.2f} {ess['n0'] / seconds:>9.0f}")
+        print(
+            f"  {name:<42} {ess['n0']:>8.0f} {ess['mu0']:>8.0f} {means['n0']:>7.2f} {means['mu0']:>7.3f}"
+            f" {seconds:>6.2f} {ess['n0'] / seconds:>9.0f}"
+        )
     print("  (16,000 draws each; the collapsed mu0 column is the Rao-Blackwellized E[mu_0 | z, y])")
 
 

@@ -20,6 +20,7 @@ estimate of :math:`\langle |m| \rangle`, whose finite-size correction is small a
 
 Run: ``python examples/ising.py``.
 """
+
 import warnings
 
 import jax
@@ -93,8 +94,17 @@ def run(size, temperature, by="heat_bath", num_samples=4000):
         kernel = gibbs({"black": categorical_gibbs(2, parallel=True), "white": categorical_gibbs(2, parallel=True)})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mc.SamplingWarning)
-        res = mc.run_chains(logdensity, kernel, init=init, num_chains=4, num_samples=num_samples, num_warmup=500,
-                            transform=observables, seed=0, progress=False)
+        res = mc.run_chains(
+            logdensity,
+            kernel,
+            init=init,
+            num_chains=4,
+            num_samples=num_samples,
+            num_warmup=500,
+            transform=observables,
+            seed=0,
+            progress=False,
+        )
     report = mc.testing.check_moments(res.samples["energy"], exact_energy(beta, size))
     e, e_se = float(report.mean[0]), float(report.mean_mcse[0])
     m = float(np.mean(res.samples["abs_m"]))
@@ -103,15 +113,21 @@ def run(size, temperature, by="heat_bath", num_samples=4000):
 
 
 def main():
-    print(f"{'lattice':<8} {'T':>4} {'update':<18} {'energy':>9} {'exact':>9} {'z':>6} {'<|m|>':>7} "
-          f"{'Onsager':>8} {'z':>6} {'s':>6}")
-    cases = [(32, t, "heat_bath", 4000) for t in (1.5, 1.8, 2.0, 2.1, 2.5, 3.0)] + \
-            [(8, 2.0, "categorical_gibbs", 3000), (8, 2.5, "categorical_gibbs", 3000)]
+    print(
+        f"{'lattice':<8} {'T':>4} {'update':<18} {'energy':>9} {'exact':>9} {'z':>6} {'<|m|>':>7} "
+        f"{'Onsager':>8} {'z':>6} {'s':>6}"
+    )
+    cases = [(32, t, "heat_bath", 4000) for t in (1.5, 1.8, 2.0, 2.1, 2.5, 3.0)] + [
+        (8, 2.0, "categorical_gibbs", 3000),
+        (8, 2.5, "categorical_gibbs", 3000),
+    ]
     for size, temperature, by, n in cases:
         e, e_se, e_exact, m, m_se, m_exact, seconds = run(size, temperature, by, n)
         z_m = f"{(m - m_exact) / m_se:>6.2f}" if temperature < T_C and size == 32 else f"{'-':>6}"
-        print(f"{size}x{size:<5} {temperature:>4} {by:<18} {e:>9.4f} {e_exact:>9.4f} {(e - e_exact) / e_se:>6.2f} "
-              f"{m:>7.4f} {m_exact:>8.4f} {z_m} {seconds:>6.2f}")
+        print(
+            f"{size}x{size:<5} {temperature:>4} {by:<18} {e:>9.4f} {e_exact:>9.4f} {(e - e_exact) / e_se:>6.2f} "
+            f"{m:>7.4f} {m_exact:>8.4f} {z_m} {seconds:>6.2f}"
+        )
     print("z: (estimate - exact) / MCSE.  Kaufman's energy is exact for each finite lattice; Onsager's")
     print("magnetization is for the infinite lattice (its finite-size correction at 32 x 32 is below")
     print("the MCSE at these temperatures; above T_c = 2.269 <|m|> of a finite lattice is not 0).")

@@ -4,6 +4,7 @@ Run with ``python3 dev.py demo`` (or ``python examples/quickstart.py`` inside th
 The target is a 2-d "banana" (a Gaussian bent along a parabola) plus a scalar with a
 bimodal density, held in a dict so the draws come back with names.
 """
+
 import os
 import pathlib
 
@@ -21,8 +22,9 @@ def logdensity(params):
 
 def main():
     init = {"banana": jnp.zeros(2), "mode": jnp.zeros(())}
-    res = mc.run_chains(logdensity, mc.adaptive_mh(), init=init, num_chains=4,
-                        num_samples=5000, num_warmup=2000, thin=2, seed=0)
+    res = mc.run_chains(
+        logdensity, mc.adaptive_mh(), init=init, num_chains=4, num_samples=5000, num_warmup=2000, thin=2, seed=0
+    )
     print(res)
     print(f"compile {res.compile_time:.2f} s, warmup {res.warmup_time:.2f} s, sampling {res.sampling_time:.2f} s")
     print("acceptance rate per chain:", res.acceptance_rate().round(3))

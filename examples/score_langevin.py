@@ -20,6 +20,7 @@ noised score s(x, sigma) = grad log (p * N(0, sigma^2 I))(x) is known in closed 
 
 Run: ``python examples/score_langevin.py``.
 """
+
 from __future__ import annotations
 
 import jax
@@ -49,8 +50,10 @@ def check(name: str, x: np.ndarray, sigma_last: float, eps: float) -> dict:
         sq = (xm - mean) ** 2
         zs += list((xm.mean(0) - mean) / (xm.std(0) / np.sqrt(n)))
         zs += list((sq.mean(0) - v_ula) / (sq.std(0) / np.sqrt(n)))
-    print(f"{name:>10}: weight of the right mode {w:.3f} (truth 0.8, z {z_w:+.1f}); "
-          f"max |z| of per-mode means and variances {np.max(np.abs(zs)):.2f}")
+    print(
+        f"{name:>10}: weight of the right mode {w:.3f} (truth 0.8, z {z_w:+.1f}); "
+        f"max |z| of per-mode means and variances {np.max(np.abs(zs)):.2f}"
+    )
     return dict(weight=float(w), z_weight=float(z_w), max_z_moments=float(np.max(np.abs(zs))))
 
 
@@ -59,13 +62,15 @@ def main() -> dict:
     sigmas = geometric_sigmas(10.0, 0.5, 20)
     sigma_last = float(sigmas[-1])
     key = jax.random.key(0)
-    annealed = np.asarray(annealed_langevin(key, score_fn, sigmas, (2,), NUM, steps_per_level=200,
-                                            step_lr=eps), np.float64)
+    annealed = np.asarray(
+        annealed_langevin(key, score_fn, sigmas, (2,), NUM, steps_per_level=200, step_lr=eps), np.float64
+    )
     init = 10.0 * jax.random.normal(jax.random.key(1), (NUM, 2))
-    plain = np.asarray(annealed_langevin(key, score_fn, sigmas[-1:], (2,), NUM, steps_per_level=4000,
-                                         step_lr=eps, init=init), np.float64)
-    out = {"annealed": check("annealed", annealed, sigma_last, eps),
-           "plain": check("plain", plain, sigma_last, eps)}
+    plain = np.asarray(
+        annealed_langevin(key, score_fn, sigmas[-1:], (2,), NUM, steps_per_level=4000, step_lr=eps, init=init),
+        np.float64,
+    )
+    out = {"annealed": check("annealed", annealed, sigma_last, eps), "plain": check("plain", plain, sigma_last, eps)}
     assert abs(out["annealed"]["z_weight"]) < 4 and out["annealed"]["max_z_moments"] < 4
     assert abs(out["plain"]["weight"] - 0.8) > 0.2  # without annealing the weights are wrong
     print("All checks passed.")

@@ -10,6 +10,7 @@
 
 Run: ``python examples/tempering_mixture.py``.
 """
+
 from __future__ import annotations
 
 import jax
@@ -49,30 +50,40 @@ def report(name: str, draws) -> None:
 def main() -> None:
     run = dict(progress=False, warn=False)
     bimodal = mc.testing.bimodal_1d(3.0)
-    res = mc.run_chains(bimodal.logdensity_fn, parallel_tempering(mc.rwmh(), num_temps=6), init=jnp.zeros(()),
-                        num_chains=4, num_samples=2000, **run)
-    print(f"0.5 N(-3,1) + 0.5 N(3,1): P(x > 0) = {np.mean(res.samples > 0):.3f} (truth 0.5), "
-          f"var = {np.var(res.samples):.2f} (truth 10), round trips/chain = {res.stats['round_trips'][:, -1]}")
+    res = mc.run_chains(
+        bimodal.logdensity_fn,
+        parallel_tempering(mc.rwmh(), num_temps=6),
+        init=jnp.zeros(()),
+        num_chains=4,
+        num_samples=2000,
+        **run,
+    )
+    print(
+        f"0.5 N(-3,1) + 0.5 N(3,1): P(x > 0) = {np.mean(res.samples > 0):.3f} (truth 0.5), "
+        f"var = {np.var(res.samples):.2f} (truth 10), round trips/chain = {res.stats['round_trips'][:, -1]}"
+    )
 
     pt = parallel_tempering(mc.rwmh(), num_temps=12, reference=wide_reference)
     res = mc.run_chains(grid16, pt, init=jnp.zeros(2), num_chains=8, num_samples=4000, num_warmup=2000, **run)
     report("PT (12 temps, non-reversible)", res.samples)
     print("   adapted betas:", np.array2string(np.asarray(res.last_state.params.betas[0]), precision=3))
-    print(f"   barrier Lambda = {np.mean(res.stats['barrier'][:, -1]):.2f}, "
-          f"round trips per 1000 steps = {np.mean(res.stats['round_trips'][:, -1]) / 4:.1f}")
+    print(
+        f"   barrier Lambda = {np.mean(res.stats['barrier'][:, -1]):.2f}, "
+        f"round trips per 1000 steps = {np.mean(res.stats['round_trips'][:, -1]) / 4:.1f}"
+    )
     log_z = res.stats["log_normalizer"][:, -1]
     se = log_z.std(ddof=1) / np.sqrt(log_z.size)
     print(f"   log Z = {log_z.mean():.3f} +- {se:.3f} (truth {LOG_Z:.3f}, z = {(log_z.mean() - LOG_Z) / se:.2f})")
 
-    rw = mc.run_chains(grid16, mc.rwmh(), init=jnp.zeros(2) - 5.0, num_chains=1, num_samples=8000, num_warmup=2000,
-                       **run)
+    rw = mc.run_chains(
+        grid16, mc.rwmh(), init=jnp.zeros(2) - 5.0, num_chains=1, num_samples=8000, num_warmup=2000, **run
+    )
     report("single-chain RWMH", rw.samples)
     try:
         from mcgen.kernels.nuts import nuts
     except ImportError:
         return
-    nu = mc.run_chains(grid16, nuts(), init=jnp.zeros(2) - 5.0, num_chains=1, num_samples=2000, num_warmup=1000,
-                       **run)
+    nu = mc.run_chains(grid16, nuts(), init=jnp.zeros(2) - 5.0, num_chains=1, num_samples=2000, num_warmup=1000, **run)
     report("single-chain NUTS", nu.samples)
 
 

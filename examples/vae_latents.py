@@ -17,6 +17,7 @@ model), small enough that every answer is known:
 
 Run: ``python examples/vae_latents.py``.
 """
+
 from __future__ import annotations
 
 import jax
@@ -50,8 +51,10 @@ def main() -> dict:
         var, se = var_and_mcse(x)
         z = np.abs(var - t**2 * true_var) / se
         out[f"T={t}"] = float(z.max())
-        print(f"   T = {t:3.1f}     {z.max():.2f}   (mean output variance {var.mean():.3f}, "
-              f"expected {t**2 * true_var.mean():.3f})")
+        print(
+            f"   T = {t:3.1f}     {z.max():.2f}   (mean output variance {var.mean():.3f}, "
+            f"expected {t**2 * true_var.mean():.3f})"
+        )
         assert z.max() < 4
 
     key_a, key_b = jax.random.split(jax.random.key(7))
@@ -61,14 +64,21 @@ def main() -> dict:
     mid_slerp = jax.vmap(lambda u, v: slerp(u, v, 0.5))(a, b)
     sq_lerp = np.asarray(jnp.sum(mid_lerp**2, -1))
     z_lerp = (sq_lerp.mean() - LATENT / 2) / (sq_lerp.std() / np.sqrt(NUM))
-    norm_gap = np.abs(np.asarray(jnp.linalg.norm(mid_slerp, axis=-1)
-                                 - 0.5 * (jnp.linalg.norm(a, axis=-1) + jnp.linalg.norm(b, axis=-1))))
+    norm_gap = np.abs(
+        np.asarray(
+            jnp.linalg.norm(mid_slerp, axis=-1) - 0.5 * (jnp.linalg.norm(a, axis=-1) + jnp.linalg.norm(b, axis=-1))
+        )
+    )
     prior_norms = np.asarray(jnp.linalg.norm(a, axis=-1))
-    print(f"\nlatent norms: prior {prior_norms.mean():.2f} (5th percentile {np.percentile(prior_norms, 5):.2f}), "
-          f"lerp midpoint {np.sqrt(sq_lerp).mean():.2f}, slerp midpoint "
-          f"{np.asarray(jnp.linalg.norm(mid_slerp, axis=-1)).mean():.2f}")
-    print(f"E|lerp midpoint|^2 = {sq_lerp.mean():.2f} (truth d/2 = {LATENT / 2}, z = {z_lerp:+.2f}); "
-          f"max | |slerp midpoint| - mean norm | = {norm_gap.max():.1e}")
+    print(
+        f"\nlatent norms: prior {prior_norms.mean():.2f} (5th percentile {np.percentile(prior_norms, 5):.2f}), "
+        f"lerp midpoint {np.sqrt(sq_lerp).mean():.2f}, slerp midpoint "
+        f"{np.asarray(jnp.linalg.norm(mid_slerp, axis=-1)).mean():.2f}"
+    )
+    print(
+        f"E|lerp midpoint|^2 = {sq_lerp.mean():.2f} (truth d/2 = {LATENT / 2}, z = {z_lerp:+.2f}); "
+        f"max | |slerp midpoint| - mean norm | = {norm_gap.max():.1e}"
+    )
     assert abs(z_lerp) < 4 and norm_gap.max() < 1e-3 * np.sqrt(LATENT)
     assert np.mean(np.sqrt(sq_lerp) < np.percentile(prior_norms, 5)) > 0.95  # lerp leaves the typical shell
 
@@ -78,9 +88,11 @@ def main() -> dict:
     mean_norm = np.sqrt(2.0) * np.exp(gammaln((LATENT + 1) / 2) - gammaln(LATENT / 2))
     slerp_ratio = (LATENT + mean_norm**2) / (2 * LATENT)
     z_full = np.abs(var_slerp - slerp_ratio * true_var) / se_slerp
-    print(f"decoded midpoints: lerp variance / prior variance = {np.mean(var_lerp / true_var):.3f} (truth 0.5, "
-          f"max |z| {z_half.max():.2f}); slerp {np.mean(var_slerp / true_var):.3f} (truth {slerp_ratio:.4f}, "
-          f"max |z| {z_full.max():.2f})")
+    print(
+        f"decoded midpoints: lerp variance / prior variance = {np.mean(var_lerp / true_var):.3f} (truth 0.5, "
+        f"max |z| {z_half.max():.2f}); slerp {np.mean(var_slerp / true_var):.3f} (truth {slerp_ratio:.4f}, "
+        f"max |z| {z_full.max():.2f})"
+    )
     assert z_half.max() < 4 and z_full.max() < 4
     out.update(z_lerp=float(z_lerp), lerp_ratio=float(np.mean(var_lerp / true_var)))
     print("All checks passed.")

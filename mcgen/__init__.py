@@ -2,9 +2,11 @@
 
 The public names, nothing else.
 """
+
 from importlib import metadata as _metadata
 
 from mcgen import adaptation, bayesnet, diagnostics, direct, generative, neural, reparam, testing
+from mcgen.blackjax_bridge import from_blackjax
 from mcgen.combinators import PriorLikelihood, compose, gibbs, mixture, parallel_tempering
 from mcgen.diagnostics import SamplingWarning
 from mcgen.direct import (
@@ -16,8 +18,19 @@ from mcgen.direct import (
     rejection_sample,
     resample_indices,
 )
-from mcgen.kernels import adaptive_mh, barker, categorical_gibbs, chees_hmc, hmc, independent_mh, mala, mams, nuts, rwmh, ula
-from mcgen.blackjax_bridge import from_blackjax
+from mcgen.kernels import (
+    adaptive_mh,
+    barker,
+    categorical_gibbs,
+    chees_hmc,
+    hmc,
+    independent_mh,
+    mala,
+    mams,
+    nuts,
+    rwmh,
+    ula,
+)
 from mcgen.numpyro_bridge import NumPyroTarget, from_numpyro
 from mcgen.result import Result
 from mcgen.run import CheckpointError, run_chains

@@ -22,6 +22,7 @@ kept (proposals, momenta and trajectory end-points are dropped).  There is no wa
 with BlackJAX (``blackjax.window_adaptation``) first, or use mcgen's own kernels, whose warmup
 ``run_chains`` runs.
 """
+
 from __future__ import annotations
 
 import collections
@@ -53,8 +54,9 @@ def _info_type(fields: tuple[str, ...]) -> type:
 
 def _convert_info(info) -> Any:
     fields = getattr(info, "_fields", ())
-    kept = [(new, getattr(info, old)) for old, new in _RENAME.items()
-            if old in fields and jnp.ndim(getattr(info, old)) == 0]
+    kept = [
+        (new, getattr(info, old)) for old, new in _RENAME.items() if old in fields and jnp.ndim(getattr(info, old)) == 0
+    ]
     return _info_type(tuple(name for name, _ in kept))(*(value for _, value in kept))
 
 
@@ -94,8 +96,10 @@ def from_blackjax(algorithm: Any) -> Kernel:
     elif callable(algorithm):
         build = algorithm
     else:
-        raise TypeError("from_blackjax needs a BlackJAX SamplingAlgorithm (with init and step) or a callable "
-                        f"logdensity_fn -> SamplingAlgorithm, got {type(algorithm).__name__}")
+        raise TypeError(
+            "from_blackjax needs a BlackJAX SamplingAlgorithm (with init and step) or a callable "
+            f"logdensity_fn -> SamplingAlgorithm, got {type(algorithm).__name__}"
+        )
 
     def init(position, logdensity_fn):
         return build(logdensity_fn).init(position)

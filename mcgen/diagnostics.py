@@ -5,6 +5,7 @@ weights (PSIS) or plots goes through here.  ArviZ 0.2x (Python 3.11) works on
 ``InferenceData``; ArviZ 1.x moved to xarray ``DataTree``.  Supporting 1.x is a change to this
 module alone.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -167,8 +168,11 @@ def ess_rhat(samples: Any) -> dict[str, dict[str, np.ndarray]]:
         rhat = az.rhat(dataset) if num_chains > 1 else None
     out: dict[str, dict[str, np.ndarray]] = {}
     for name in variables:
-        r = (np.asarray(rhat[name]) if rhat is not None  # pyright: ignore[reportIndexIssue]
-             else np.full(variables[name].shape[2:], np.nan))
+        r = (
+            np.asarray(rhat[name])  # pyright: ignore[reportIndexIssue]
+            if rhat is not None
+            else np.full(variables[name].shape[2:], np.nan)
+        )
         out[name] = {"ess_bulk": np.asarray(bulk[name]), "ess_tail": np.asarray(tail[name]), "r_hat": r}
     return out
 
@@ -241,8 +245,9 @@ def nested_rhat(samples: Any, superchains: int | None = None) -> dict[str, np.nd
         chains, draws = x.shape[:2]
         k = default_superchains(chains) if superchains is None else superchains
         if not isinstance(k, (int, np.integer)) or k < 2 or chains % k:
-            raise ValueError(f"nested_rhat: superchains must be an integer >= 2 that divides the "
-                             f"{chains} chains, got {k!r}")
+            raise ValueError(
+                f"nested_rhat: superchains must be an integer >= 2 that divides the {chains} chains, got {k!r}"
+            )
         m = chains // k
         x = x.reshape(k, m, draws, *x.shape[2:])
         chain_mean = x.mean(axis=2)  # (K, M, ...)
@@ -264,8 +269,7 @@ MANY_CHAINS = 64
 MIN_TOTAL_ESS = 400
 
 
-def check_run(samples: Any, stats: Mapping[str, Any], num_chains: int,
-              superchains: int | None = None) -> list[str]:
+def check_run(samples: Any, stats: Mapping[str, Any], num_chains: int, superchains: int | None = None) -> list[str]:
     """One line per problem: R-hat > 1.01, ESS < 100 per chain (Stan/ArviZ), divergences.
 
     With many short chains (at least ``MANY_CHAINS`` chains and fewer draws than chains) the
@@ -276,8 +280,9 @@ def check_run(samples: Any, stats: Mapping[str, Any], num_chains: int,
     num_draws = next(iter(_variables(samples).values())).shape[1]
     if num_draws < 4:  # too few draws for ESS / R-hat
         return problems
-    many = (num_chains >= MANY_CHAINS and num_draws < num_chains
-            and (superchains or default_superchains(num_chains)) >= 2)
+    many = (
+        num_chains >= MANY_CHAINS and num_draws < num_chains and (superchains or default_superchains(num_chains)) >= 2
+    )
     diag = ess_rhat(samples)
     nested = nested_rhat(samples, superchains) if many else None
     for name, d in diag.items():
@@ -295,8 +300,7 @@ def check_run(samples: Any, stats: Mapping[str, Any], num_chains: int,
         for kind in ("ess_bulk", "ess_tail"):
             vals = d[kind][np.isfinite(d[kind])]
             if vals.size and vals.min() < floor:
-                rule = (f"{floor} for the ensemble" if many
-                        else f"100 per chain ({floor} for {num_chains} chains)")
+                rule = f"{floor} for the ensemble" if many else f"100 per chain ({floor} for {num_chains} chains)"
                 problems.append(f"{name}: min {kind} = {vals.min():.0f} < {rule}; run longer or tune the kernel.")
     if "is_divergent" in stats:
         n_div = int(np.sum(np.asarray(stats["is_divergent"])))

@@ -23,6 +23,7 @@ Positions are dicts keyed by latent site name (unconstrained values); the draws 
 ``run_chains`` keeps are passed through ``transform`` and hold every latent and
 deterministic site, constrained.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
@@ -92,16 +93,22 @@ def from_numpyro(model: Callable, *args: Any, **kwargs: Any) -> NumPyroTarget:
     if not callable(model):
         raise TypeError(f"from_numpyro: model must be a callable NumPyro model, got {type(model).__name__}")
     latent = _latent_sites(model, args, kwargs)
-    discrete = [name for name, site in latent.items()
-                if getattr(getattr(site["fn"], "support", None), "is_discrete", False)
-                and not (site.get("infer") or {}).get("enumerate")]
+    discrete = [
+        name
+        for name, site in latent.items()
+        if getattr(getattr(site["fn"], "support", None), "is_discrete", False)
+        and not (site.get("infer") or {}).get("enumerate")
+    ]
     if discrete:
-        raise ValueError(f"from_numpyro: discrete latent sites {discrete} are not supported by gradient "
-                         "samplers; marginalize them (e.g. numpyro's enumeration) or use a Gibbs step")
+        raise ValueError(
+            f"from_numpyro: discrete latent sites {discrete} are not supported by gradient "
+            "samplers; marginalize them (e.g. numpyro's enumeration) or use a Gibbs step"
+        )
     if not latent:
         raise ValueError("from_numpyro: the model has no latent sample site (everything is observed)")
-    info = initialize_model(jax.random.key(0), model, init_strategy=init_to_median(),
-                            model_args=args, model_kwargs=kwargs)
+    info = initialize_model(
+        jax.random.key(0), model, init_strategy=init_to_median(), model_args=args, model_kwargs=kwargs
+    )
     potential_fn, postprocess_fn = info.potential_fn, info.postprocess_fn
 
     def logdensity_fn(z: dict) -> jax.Array:
@@ -119,5 +126,4 @@ def _latent_sites(model: Callable, args: tuple, kwargs: dict) -> dict:
     from numpyro import handlers
 
     trace = handlers.trace(handlers.seed(model, jax.random.key(0))).get_trace(*args, **kwargs)
-    return {name: site for name, site in trace.items()
-            if site["type"] == "sample" and not site["is_observed"]}
+    return {name: site for name, site in trace.items() if site["type"] == "sample" and not site["is_observed"]}

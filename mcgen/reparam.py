@@ -25,14 +25,15 @@ D. P. Kingma and M. Welling (2014). Auto-encoding variational Bayes.
 E. Jang, S. Gu, B. Poole (2017). Categorical reparameterization with Gumbel-softmax.
 C. J. Maddison, A. Mnih, Y. W. Teh (2017). The Concrete distribution.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import jax
-from jax.core import Tracer
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from mcgen.types import Array, ArrayLike, PRNGKey
 

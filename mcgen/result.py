@@ -3,6 +3,7 @@
 A ``Result`` is plain data.  Everything that talks to ArviZ goes through
 :mod:`mcgen.diagnostics`; the ``InferenceData`` is built on first use and kept.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -120,5 +121,7 @@ class Result:
         import jax
 
         shapes = jax.tree_util.tree_map(lambda x: tuple(np.shape(x)), self.samples)
-        return (f"Result(chains={self.num_chains}, samples={self.num_samples}, warmup={self.num_warmup}, "
-                f"shapes={shapes}, compile={self.compile_time:.2f}s, sampling={self.sampling_time:.2f}s)")
+        return (
+            f"Result(chains={self.num_chains}, samples={self.num_samples}, warmup={self.num_warmup}, "
+            f"shapes={shapes}, compile={self.compile_time:.2f}s, sampling={self.sampling_time:.2f}s)"
+        )

@@ -59,21 +59,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from mcgen._driver import progress as _progress
-from mcgen._driver.checkpoint import CheckpointError, Checkpointer, fingerprint
+from mcgen._driver.checkpoint import Checkpointer, CheckpointError, fingerprint
 from mcgen._driver.compile import _call, _Clock, clear_cache
 from mcgen._driver.placement import _host_value, _pad_chains, _padded_chain_count, _place, _placement, _to_host
 from mcgen._driver.positions import _check_initial_logdensity, _initial_positions
-from mcgen._driver.store import DrawStore
 from mcgen._driver.steps import (
     _chain_keys,
     _init_states,
-    _start_and_warmup,
     _sample_chunk,
+    _start_and_warmup,
     _warmup_chunk,
     _warmup_finalize,
     _warmup_init,
     _warmup_trace,
 )
+from mcgen._driver.store import DrawStore
 from mcgen.result import Result
 from mcgen.types import ArrayTree, Kernel, LogDensityFn
 
@@ -118,8 +118,12 @@ def _version() -> str:
 
 def _step_spec(method, kernel, logdensity_fn, thin, transform, states, keys):
     """Shapes and dtypes of one sampling step's draws and stats, chain axis first."""
-    out = jax.eval_shape(functools.partial(_sample_chunk, method, kernel, logdensity_fn, thin, transform, 1),
-                         states, keys, jnp.asarray(0, jnp.uint32))[1]
+    out = jax.eval_shape(
+        functools.partial(_sample_chunk, method, kernel, logdensity_fn, thin, transform, 1),
+        states,
+        keys,
+        jnp.asarray(0, jnp.uint32),
+    )[1]
     return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), out)
 
 
@@ -254,8 +258,9 @@ def run_chains(
         transform = transform if transform is not None else getattr(target, "transform", None)
         init = init if init is not None else getattr(target, "init", None)
     if init is None:
-        raise ValueError("run_chains needs init: a position, a batch of positions, a callable init(key), "
-                         "or a Result to continue")
+        raise ValueError(
+            "run_chains needs init: a position, a batch of positions, a callable init(key), or a Result to continue"
+        )
     if not isinstance(kernel, Kernel):
         raise TypeError(f"kernel must be an mcgen.Kernel (e.g. mc.rwmh()), got {type(kernel).__name__}")
     if not callable(logdensity_fn):
@@ -273,17 +278,21 @@ def run_chains(
     if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
         raise ValueError(f"chunk_size must be an integer >= 1 or None, got {chunk_size!r}")
     num_chains, num_samples, num_warmup, thin = int(num_chains), int(num_samples), int(num_warmup), int(thin)
-    if superchains is not None and (not isinstance(superchains, (int, np.integer)) or superchains < 2
-                                    or num_chains % superchains):
-        raise ValueError(f"superchains must be an integer >= 2 that divides num_chains={num_chains}, "
-                         f"got {superchains!r}")
+    if superchains is not None and (
+        not isinstance(superchains, (int, np.integer)) or superchains < 2 or num_chains % superchains
+    ):
+        raise ValueError(
+            f"superchains must be an integer >= 2 that divides num_chains={num_chains}, got {superchains!r}"
+        )
 
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     to_disk = checkpoint is not None or store is not None
     if to_disk and jax.process_count() > 1:
-        raise NotImplementedError("checkpoint= and store= work in a single process for now; under "
-                                  "jax.distributed write the draws yourself from process 0")
+        raise NotImplementedError(
+            "checkpoint= and store= work in a single process for now; under "
+            "jax.distributed write the draws yourself from process 0"
+        )
     if checkpoint is not None and store is None:
         store = pathlib.Path(checkpoint) / "draws.zarr"
     method, mesh = _placement(chain_method, devices)
@@ -292,8 +301,7 @@ def run_chains(
     requested = num_chains
     num_chains = _padded_chain_count(requested, mesh)
     place = functools.partial(_place, mesh)
-    init_keys, warm_keys, sample_keys = place(
-        _call(clock, _chain_keys, (num_chains,), jnp.asarray(seed, jnp.uint32)))
+    init_keys, warm_keys, sample_keys = place(_call(clock, _chain_keys, (num_chains,), jnp.asarray(seed, jnp.uint32)))
     if resume:
         if init.num_chains != requested:
             raise ValueError(f"init is a Result with {init.num_chains} chains but num_chains={requested}")
@@ -328,9 +336,19 @@ def run_chains(
     # a checkpoint from an earlier call of the same run: continue from it
     ckpt, saved, wstates = None, None, None
     if checkpoint is not None:
-        run_id = fingerprint(kernel=kernel, logdensity_fn=logdensity_fn, transform=transform, seed=seed,
-                             num_chains=requested, padded_chains=num_chains, num_samples=num_samples,
-                             num_warmup=num_warmup, thin=thin, init_states=states, version=_version())
+        run_id = fingerprint(
+            kernel=kernel,
+            logdensity_fn=logdensity_fn,
+            transform=transform,
+            seed=seed,
+            num_chains=requested,
+            padded_chains=num_chains,
+            num_samples=num_samples,
+            num_warmup=num_warmup,
+            thin=thin,
+            init_states=states,
+            version=_version(),
+        )
         ckpt = Checkpointer(checkpoint, checkpoint_every, run_id)
         templates = {}
         if num_warmup > 0:
@@ -357,8 +375,9 @@ def run_chains(
         bar.start("warmup", num_warmup, 0)
         start = time.perf_counter()
         before = clock.compile
-        wstates, initial_logdensity = _call(clock, _start_and_warmup,
-                                            (method, kernel, logdensity_fn, num_warmup, requested), positions, warm_keys)
+        wstates, initial_logdensity = _call(
+            clock, _start_and_warmup, (method, kernel, logdensity_fn, num_warmup, requested), positions, warm_keys
+        )
         jax.block_until_ready(wstates)
         _check_initial_logdensity(initial_logdensity)
         seconds = time.perf_counter() - start - (clock.compile - before)
@@ -374,8 +393,14 @@ def run_chains(
         for t0, n in _chunks(num_warmup, fit(num_warmup, size), warm_start):
             before = clock.compile
             start = time.perf_counter()
-            wstates = _call(clock, _warmup_chunk, (method, kernel, logdensity_fn, num_warmup, requested, n),
-                            wstates, warm_keys, jnp.asarray(t0, jnp.uint32))
+            wstates = _call(
+                clock,
+                _warmup_chunk,
+                (method, kernel, logdensity_fn, num_warmup, requested, n),
+                wstates,
+                warm_keys,
+                jnp.asarray(t0, jnp.uint32),
+            )
             jax.block_until_ready(wstates)
             seconds = time.perf_counter() - start - (clock.compile - before)
             warmup_time += seconds
@@ -389,8 +414,16 @@ def run_chains(
     draw_store = None
     if store is not None:
         assert spec is not None  # computed above whenever there is a store
-        draw_store = DrawStore(store, spec[0], spec[1], requested, num_samples, sample_size,
-                               fresh=sample_start == 0, durable=ckpt is not None)
+        draw_store = DrawStore(
+            store,
+            spec[0],
+            spec[1],
+            requested,
+            num_samples,
+            sample_size,
+            fresh=sample_start == 0,
+            durable=ckpt is not None,
+        )
         if sample_start > 0:
             draw_store.verify(sample_start, crcs)
     draws, infos, chain_ids = [], [], np.arange(num_chains)
@@ -400,8 +433,13 @@ def run_chains(
             before = clock.compile
             start = time.perf_counter()
             states, (chunk_draws, chunk_info) = _call(
-                clock, _sample_chunk, (method, kernel, logdensity_fn, thin, transform, n),
-                states, sample_keys, jnp.asarray(t0, jnp.uint32))
+                clock,
+                _sample_chunk,
+                (method, kernel, logdensity_fn, thin, transform, n),
+                states,
+                sample_keys,
+                jnp.asarray(t0, jnp.uint32),
+            )
             # off the device chunk by chunk: device memory does not grow with num_samples
             (chunk_draws, chunk_info), chain_ids = _to_host((chunk_draws, chunk_info), gather)
             seconds = time.perf_counter() - start - (clock.compile - before)
@@ -417,8 +455,14 @@ def run_chains(
             if ckpt is not None and (ckpt.due() or t0 + n == num_samples):
                 assert draw_store is not None  # a checkpoint always stores its draws (draws.zarr)
                 crcs = draw_store.flush(durable=True)  # the draws are on disk before the checkpoint
-                ckpt.save("sampling", t0 + n, (states, warmup_trace), times(), {"chunk": sample_size, "crc32": crcs},
-                          host=_host_value)
+                ckpt.save(
+                    "sampling",
+                    t0 + n,
+                    (states, warmup_trace),
+                    times(),
+                    {"chunk": sample_size, "crc32": crcs},
+                    host=_host_value,
+                )
     finally:
         if draw_store is not None:
             draw_store.close()
@@ -430,8 +474,7 @@ def run_chains(
         # Chunks are (draws, chains, ...) on the host; join them, put chains first and drop the
         # padding chains (those with ids >= requested).
         keep = chain_ids < requested
-        samples = jax.tree_util.tree_map(
-            lambda *xs: np.swapaxes(np.concatenate(xs, axis=0), 0, 1)[keep], *draws)
+        samples = jax.tree_util.tree_map(lambda *xs: np.swapaxes(np.concatenate(xs, axis=0), 0, 1)[keep], *draws)
         stats = {k: np.swapaxes(np.concatenate([c[k] for c in infos], axis=0), 0, 1)[keep] for k in infos[0]}
         chain_ids = chain_ids[keep]
     if num_chains != requested:
@@ -450,8 +493,20 @@ def run_chains(
         for message in messages:
             warnings.warn(message, SamplingWarning, stacklevel=2)
 
-    return Result(samples=samples, stats=stats, last_state=states, kernel=kernel, num_chains=num_chains,
-                  num_samples=num_samples, num_warmup=num_warmup, thin=thin, seed=int(seed),
-                  compile_time=compile_before + clock.compile, warmup_time=warmup_time,
-                  sampling_time=sampling_time, messages=messages, chain_ids=chain_ids,
-                  warmup_stats=warmup_trace)
+    return Result(
+        samples=samples,
+        stats=stats,
+        last_state=states,
+        kernel=kernel,
+        num_chains=num_chains,
+        num_samples=num_samples,
+        num_warmup=num_warmup,
+        thin=thin,
+        seed=int(seed),
+        compile_time=compile_before + clock.compile,
+        warmup_time=warmup_time,
+        sampling_time=sampling_time,
+        messages=messages,
+        chain_ids=chain_ids,
+        warmup_stats=warmup_trace,
+    )

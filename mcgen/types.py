@@ -40,6 +40,7 @@ NamedTuples use the same names across kernels where the meaning is the same (see
 protocols :class:`KernelState`, :class:`TunableState` and :class:`AdaptationState`, and
 checked for every kernel of mcgen by :func:`mcgen.kernels.base.check_kernel`.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple, Protocol, runtime_checkable

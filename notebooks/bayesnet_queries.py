@@ -23,13 +23,19 @@ import matplotlib.pyplot as plt
 
 from mcgen import bayesnet
 
-bn = bayesnet.BayesNet.from_dict({
-    "cloudy": {"states": ["T", "F"], "cpt": [0.5, 0.5]},
-    "sprinkler": {"states": ["T", "F"], "parents": ["cloudy"], "cpt": [[0.1, 0.9], [0.5, 0.5]]},
-    "rain": {"states": ["T", "F"], "parents": ["cloudy"], "cpt": [[0.8, 0.2], [0.2, 0.8]]},
-    "wet_grass": {"states": ["T", "F"], "parents": ["sprinkler", "rain"],
-                  "cpt": [[[0.99, 0.01], [0.9, 0.1]], [[0.9, 0.1], [0.01, 0.99]]]},
-}, name="weather")
+bn = bayesnet.BayesNet.from_dict(
+    {
+        "cloudy": {"states": ["T", "F"], "cpt": [0.5, 0.5]},
+        "sprinkler": {"states": ["T", "F"], "parents": ["cloudy"], "cpt": [[0.1, 0.9], [0.5, 0.5]]},
+        "rain": {"states": ["T", "F"], "parents": ["cloudy"], "cpt": [[0.8, 0.2], [0.2, 0.8]]},
+        "wet_grass": {
+            "states": ["T", "F"],
+            "parents": ["sprinkler", "rain"],
+            "cpt": [[[0.99, 0.01], [0.9, 0.1]], [[0.9, 0.1], [0.01, 0.99]]],
+        },
+    },
+    name="weather",
+)
 print(bn.variables)
 
 # %% [markdown]

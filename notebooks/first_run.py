@@ -45,8 +45,16 @@ def logdensity(p):
 # windowed schedule). Four chains, 1000 draws each.
 
 # %%
-res = mc.run_chains(logdensity, mc.nuts(), init={"intercept": 0.0, "slope": 0.0},
-                    num_chains=4, num_samples=1000, num_warmup=500, seed=0, progress=False)
+res = mc.run_chains(
+    logdensity,
+    mc.nuts(),
+    init={"intercept": 0.0, "slope": 0.0},
+    num_chains=4,
+    num_samples=1000,
+    num_warmup=500,
+    seed=0,
+    progress=False,
+)
 res.summary()
 
 # %% [markdown]
@@ -55,8 +63,10 @@ res.summary()
 
 # %%
 print({k: v.shape for k, v in res.stats.items()})
-print(f"acceptance {np.mean(res.stats['accept_prob']):.2f}, divergences {int(np.sum(res.stats['is_divergent']))}, "
-      f"compile {res.compile_time:.1f} s, sampling {res.sampling_time:.2f} s")
+print(
+    f"acceptance {np.mean(res.stats['accept_prob']):.2f}, divergences {int(np.sum(res.stats['is_divergent']))}, "
+    f"compile {res.compile_time:.1f} s, sampling {res.sampling_time:.2f} s"
+)
 
 # %% [markdown]
 # ## Check against the exact posterior
@@ -69,8 +79,9 @@ print(f"acceptance {np.mean(res.stats['accept_prob']):.2f}, divergences {int(np.
 # %%
 cov = np.linalg.inv(X.T @ X / noise_sd**2 + np.eye(2) / prior_sd**2)
 mean = cov @ X.T @ y / noise_sd**2
-report = mc.testing.assert_moments(res.samples, {"intercept": mean[0], "slope": mean[1]},
-                                   {"intercept": cov[0, 0], "slope": cov[1, 1]})
+report = mc.testing.assert_moments(
+    res.samples, {"intercept": mean[0], "slope": mean[1]}, {"intercept": cov[0, 0], "slope": cov[1, 1]}
+)
 print(report)
 
 # %% [markdown]
@@ -98,5 +109,7 @@ plt.show()
 # %%
 more = mc.run_chains(logdensity, mc.nuts(), init=res, num_samples=500, seed=1, progress=False)
 again = mc.run_chains(logdensity, mc.nuts(), init=res, num_samples=500, seed=2, progress=False)
-print(more.samples["slope"].shape, f"compile time: first continuation {more.compile_time:.2f} s, "
-      f"second {again.compile_time:.2f} s")
+print(
+    more.samples["slope"].shape,
+    f"compile time: first continuation {more.compile_time:.2f} s, second {again.compile_time:.2f} s",
+)

@@ -49,8 +49,7 @@ init = {"mu1": -2.0, "mu2": 2.0}
 
 # %%
 gibbs = mc.gibbs({"mu1": mc.rwmh(), "mu2": mc.rwmh()})
-res = mc.run_chains(logdensity, gibbs, init=init, num_chains=4, num_samples=2000, seed=0,
-                    progress=False, warn=False)
+res = mc.run_chains(logdensity, gibbs, init=init, num_chains=4, num_samples=2000, seed=0, progress=False, warn=False)
 swapped = np.mean(res.samples["mu1"] > res.samples["mu2"])
 print(f"Gibbs: fraction of draws in the mirror mode {swapped:.3f} (truth 0.5)")
 
@@ -67,8 +66,9 @@ print(f"Gibbs: fraction of draws in the mirror mode {swapped:.3f} (truth 0.5)")
 
 # %%
 pt = mc.parallel_tempering(gibbs, num_temps=8)
-res_pt = mc.run_chains(logdensity, pt, init=init, num_chains=4, num_samples=2000, num_warmup=1000,
-                       seed=0, progress=False, warn=False)
+res_pt = mc.run_chains(
+    logdensity, pt, init=init, num_chains=4, num_samples=2000, num_warmup=1000, seed=0, progress=False, warn=False
+)
 draws = res_pt.samples
 swapped_pt = np.mean(draws["mu1"] > draws["mu2"])
 print(f"PT: fraction of draws in the mirror mode {swapped_pt:.3f} (truth 0.5)")

@@ -45,8 +45,7 @@ target = mc.from_numpyro(eight_schools, y, sigma)
 sorted(target.init)
 
 # %%
-res = mc.run_chains(target, mc.nuts(), num_chains=4, num_samples=1000, num_warmup=1000,
-                    seed=0, progress=False)
+res = mc.run_chains(target, mc.nuts(), num_chains=4, num_samples=1000, num_warmup=1000, seed=0, progress=False)
 idata = res.to_arviz()
 az.summary(idata, var_names=["mu", "tau", "theta"])
 

@@ -4,6 +4,7 @@ JAX's dtype promotion is strict here so that silent float64/int promotion in mcg
 test failure.  Rank promotion is left at JAX's default because NumPyro's distributions rely on
 implicit broadcasting internally.
 """
+
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")

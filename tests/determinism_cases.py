@@ -9,6 +9,7 @@ XLA computes the tail elements in other code, which may contract ``a * b + c`` i
 multiply-add where the vector code does not (measured: HMC on a 3-coordinate target, 2 or 12
 chains against 16).  Runs are short: determinism shows in a few steps.
 """
+
 import warnings
 
 import jax
@@ -82,8 +83,18 @@ def run(name, num_chains, **kwargs):
     make, (logdensity_fn, init) = CASES[name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return mc.run_chains(logdensity_fn, make(), init=init, num_chains=num_chains, num_samples=12,
-                             num_warmup=40, seed=9, progress=False, warn=False, **kwargs)
+        return mc.run_chains(
+            logdensity_fn,
+            make(),
+            init=init,
+            num_chains=num_chains,
+            num_samples=12,
+            num_warmup=40,
+            seed=9,
+            progress=False,
+            warn=False,
+            **kwargs,
+        )
 
 
 def first_chains_equal(a, b, n):

@@ -5,6 +5,7 @@ spread of the whole ensemble, ``scale = 2.38 / sqrt(d) * pooled sd``, and record
 mean: after a warmup its adapted values are a known function of every chain's position.
 ``raw=True`` is the planted bug: it pools with ``jax.lax.pmean``, counting padding chains.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -43,14 +44,14 @@ def pooled_rwmh(raw: bool = False, move: bool = True) -> Kernel:
 
     def init(position, logdensity_fn):
         d = ravel_pytree(position)[0].shape[0]
-        return State(position, scalar_logdensity(logdensity_fn, position),
-                     Params(jnp.asarray(1.0), jnp.zeros(d)))
+        return State(position, scalar_logdensity(logdensity_fn, position), Params(jnp.asarray(1.0), jnp.zeros(d)))
 
     def step(key, state, logdensity_fn):
         if not move:
             return state, Info(jnp.ones(()), jnp.ones((), bool))
         position, logdensity, accept_prob, is_accepted, _ = random_walk_move(
-            key, state.position, state.logdensity, logdensity_fn, lambda z: state.params.scale * z)
+            key, state.position, state.logdensity, logdensity_fn, lambda z: state.params.scale * z
+        )
         return State(position, logdensity, state.params), Info(accept_prob, is_accepted)
 
     def adapt(state):

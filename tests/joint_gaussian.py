@@ -3,6 +3,7 @@
 ``theta ~ N(0, I_2)`` and ``N_OBS`` observations ``y_i ~ N(theta, I_2)``; the same model with
 ``theta`` split into a dict of two blocks ``{"a", "b"}`` for the Gibbs samplers.
 """
+
 import jax
 import jax.numpy as jnp
 

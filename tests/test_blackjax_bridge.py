@@ -5,6 +5,7 @@ correlated 4-d Gaussian: means and variances within 4 MCSE of the truth.  The bu
 (log-density passed at call time) also runs as a Gibbs block.  A planted bug, the bridge
 handing BlackJAX a tempered log-density, is caught by the same moment check.  Seeds fixed.
 """
+
 import warnings
 
 import jax.numpy as jnp
@@ -24,8 +25,17 @@ INVERSE_MASS = TARGET.var  # the diagonal of the covariance: a well-tuned diagon
 def run(kernel, logdensity_fn=TARGET.logdensity_fn, init=TARGET.init, samples=2000, seed=0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mc.SamplingWarning)
-        return mc.run_chains(logdensity_fn, kernel, init=init, num_chains=4, num_samples=samples,
-                             num_warmup=300, seed=seed, progress=False, init_batched=False)
+        return mc.run_chains(
+            logdensity_fn,
+            kernel,
+            init=init,
+            num_chains=4,
+            num_samples=samples,
+            num_warmup=300,
+            seed=seed,
+            progress=False,
+            init_batched=False,
+        )
 
 
 def test_blackjax_rmh_moments():

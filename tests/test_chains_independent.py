@@ -4,6 +4,7 @@ A driver bug that hands every chain the same key (or the same initial jitter) pa
 test that looks at one chain or at pooled moments, while it overstates the pooled ESS and
 understates the MCSE by up to the number of chains.  Seeds fixed.
 """
+
 import warnings
 
 import numpy as np
@@ -18,8 +19,18 @@ TARGET = testing.correlated_gaussian(4, 0.5)
 def _run(kernel, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return mc.run_chains(TARGET.logdensity_fn, kernel, init=TARGET.init, num_chains=4, num_samples=1000,
-                             num_warmup=300, seed=5, progress=False, init_batched=False, **kwargs)
+        return mc.run_chains(
+            TARGET.logdensity_fn,
+            kernel,
+            init=TARGET.init,
+            num_chains=4,
+            num_samples=1000,
+            num_warmup=300,
+            seed=5,
+            progress=False,
+            init_batched=False,
+            **kwargs,
+        )
 
 
 def test_chains_differ_and_are_uncorrelated():
@@ -40,7 +51,7 @@ def test_pooled_ess_does_not_exceed_the_sum_over_chains():
     x = np.asarray(res.samples)
     for d in range(x.shape[-1]):
         pooled = float(az.ess(x[..., d], method="bulk"))
-        per_chain = sum(float(az.ess(x[c:c + 1, :, d], method="bulk")) for c in range(4))
+        per_chain = sum(float(az.ess(x[c : c + 1, :, d], method="bulk")) for c in range(4))
         assert pooled <= 1.2 * per_chain, (d, pooled, per_chain)
 
 
@@ -51,7 +62,7 @@ def test_pooled_mcse_covers_the_truth_with_copies_impossible():
     means = x.mean(axis=1)
     assert np.std(means) > 0.0
     # R-hat near 1 and the per-chain means spread like independent estimates
-    mcse_one = np.array([float(az.mcse(x[c:c + 1], method="mean")) for c in range(4)])
+    mcse_one = np.array([float(az.mcse(x[c : c + 1], method="mean")) for c in range(4)])
     z = (means - float(TARGET.mean[0])) / mcse_one
     assert np.all(np.abs(z) < 4.5), z
     # independent chains: 4 var(means) / mcse^2 ~ chi2(3), below 0.04 with probability 2e-3

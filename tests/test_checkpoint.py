@@ -2,6 +2,7 @@
 are bit-identical to a run never interrupted; runs from another call and corrupt checkpoints
 are refused by name; bad paths and a full disk give clear errors and keep the last good
 checkpoint; draws streamed to a zarr store read back lazily and through ArviZ."""
+
 import errno
 import importlib.util
 import json
@@ -32,8 +33,12 @@ def references():
 
 
 def _env(tmp_path, devices: int) -> dict:
-    return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu",
-            "MCGEN_TEST_JAX_CACHE": str(tmp_path / "jax-cache")}
+    return {
+        **os.environ,
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "JAX_PLATFORMS": "cpu",
+        "MCGEN_TEST_JAX_CACHE": str(tmp_path / "jax-cache"),
+    }
 
 
 def _checkpoints(root: pathlib.Path) -> set:
@@ -90,8 +95,9 @@ SMALL = dict(num_chains=3, num_samples=24, num_warmup=12, chunk_size=5, seed=4, 
 
 def _small(**kwargs):
     kwargs = {**SMALL, **kwargs}
-    return mc.run_chains(DICT.logdensity_fn, kwargs.pop("kernel", mc.rwmh()), init=kwargs.pop("init", DICT.init),
-                         **kwargs)
+    return mc.run_chains(
+        DICT.logdensity_fn, kwargs.pop("kernel", mc.rwmh()), init=kwargs.pop("init", DICT.init), **kwargs
+    )
 
 
 def _same(a, b) -> None:
@@ -104,16 +110,19 @@ def _same(a, b) -> None:
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-@pytest.mark.parametrize("change, named", [
-    ({"seed": 5}, "seed"),
-    ({"num_samples": 30}, "num_samples"),
-    ({"num_warmup": 10}, "num_warmup"),
-    ({"thin": 2}, "thin"),
-    ({"num_chains": 4}, "num_chains"),
-    ({"kernel": mc.rwmh(scale=0.3)}, "kernel"),
-    ({"kernel": mc.adaptive_mh()}, "kernel"),
-    ({"init": {"loc": jnp.ones(2), "log_scale": jnp.zeros(())}}, "initial_states"),
-])
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"seed": 5}, "seed"),
+        ({"num_samples": 30}, "num_samples"),
+        ({"num_warmup": 10}, "num_warmup"),
+        ({"thin": 2}, "thin"),
+        ({"num_chains": 4}, "num_chains"),
+        ({"kernel": mc.rwmh(scale=0.3)}, "kernel"),
+        ({"kernel": mc.adaptive_mh()}, "kernel"),
+        ({"init": {"loc": jnp.ones(2), "log_scale": jnp.zeros(())}}, "initial_states"),
+    ],
+)
 def test_checkpoint_from_another_run_is_refused_naming_the_difference(tmp_path, change, named):
     _small(checkpoint=tmp_path, checkpoint_every=0)
     with pytest.raises(mc.CheckpointError, match=rf"different run(.|\n)*\n  {named}: checkpoint has"):
@@ -130,10 +139,13 @@ def _any_shape_too(x):
 
 
 def test_checkpoint_with_other_shapes_is_refused(tmp_path):
-    run = dict(num_chains=2, num_samples=10, num_warmup=0, progress=False, warn=False, init_batched=False,
-               checkpoint=tmp_path)
+    run = dict(
+        num_chains=2, num_samples=10, num_warmup=0, progress=False, warn=False, init_batched=False, checkpoint=tmp_path
+    )
     mc.run_chains(_any_shape, mc.rwmh(), init=jnp.zeros(2), **run)
-    with pytest.raises(mc.CheckpointError, match=r"\n  state: checkpoint has .*\(2, 2\) float32.*this call has .*\(2, 3\)"):
+    with pytest.raises(
+        mc.CheckpointError, match=r"\n  state: checkpoint has .*\(2, 2\) float32.*this call has .*\(2, 3\)"
+    ):
         mc.run_chains(_any_shape, mc.rwmh(), init=jnp.zeros(3), **run)
     with pytest.raises(mc.CheckpointError, match=r"\n  logdensity_fn: checkpoint has .*_any_shape"):
         mc.run_chains(_any_shape_too, mc.rwmh(), init=jnp.zeros(2), **run)
@@ -264,7 +276,9 @@ def test_store_streams_draws_that_read_back_lazily_and_through_arviz(tmp_path):
     assert isinstance(res.samples["loc"], zarr.Array) and res.samples["loc"].shape == (3, 23, 2)
     _same(res, ref)
     assert res.to_arviz().posterior["loc"].shape == (3, 23, 2)
-    idata = __import__("arviz").InferenceData.from_datatree(xr.open_datatree(tmp_path / "draws", engine="zarr", consolidated=False))
+    idata = __import__("arviz").InferenceData.from_datatree(
+        xr.open_datatree(tmp_path / "draws", engine="zarr", consolidated=False)
+    )
     np.testing.assert_array_equal(idata.posterior["loc"].values, ref.samples["loc"])
     np.testing.assert_array_equal(idata.sample_stats["accept_prob"].values, ref.stats["accept_prob"])
     again = _small(num_samples=23, store=tmp_path / "draws", seed=9)  # an mcgen store is replaced
@@ -277,12 +291,14 @@ def test_warm_start_keeps_adapted_tunables():
         return -0.5 * jnp.sum((x / jnp.array([1.0, 10.0])) ** 2)
 
     run = dict(num_chains=2, progress=False, warn=False)
-    first = mc.run_chains(logdensity, mc.nuts(), init=jnp.zeros(2), num_samples=50, num_warmup=300, seed=1,
-                          init_batched=False, **run)
+    first = mc.run_chains(
+        logdensity, mc.nuts(), init=jnp.zeros(2), num_samples=50, num_warmup=300, seed=1, init_batched=False, **run
+    )
     # a warmup too short for a metric window only re-tunes the step size
     warm = mc.run_chains(logdensity, mc.nuts(), init=first, num_samples=50, num_warmup=10, seed=2, **run)
-    cold = mc.run_chains(logdensity, mc.nuts(), init=jnp.zeros(2), num_samples=50, num_warmup=10, seed=2,
-                         init_batched=False, **run)
+    cold = mc.run_chains(
+        logdensity, mc.nuts(), init=jnp.zeros(2), num_samples=50, num_warmup=10, seed=2, init_batched=False, **run
+    )
     adapted = np.asarray(first.last_state.params.inverse_mass)
     assert np.all(adapted[:, 1] > 30)  # the metric learned the scale 10 (variance 100)
     np.testing.assert_array_equal(np.asarray(warm.last_state.params.inverse_mass), adapted)  # kept

@@ -5,6 +5,7 @@ positions, exposes NamedTuple state/info with the common field names, and a seco
 Every new kernel or combinator joins ``KERNELS`` below.  The kernel skeleton of the guide
 (``docs/writing-kernels.md``) is read from the page and registered as written.
 """
+
 import pathlib
 import re
 
@@ -139,8 +140,9 @@ def test_check_kernel_catches_broken_rules():
     bad_warmup = mc.Kernel(rw.init, rw.step, lambda n: mc.Warmup(lambda st: (st,), None, None))
     with pytest.raises(AssertionError, match="`state`"):
         check_kernel(bad_warmup, FLAT_INIT, logdensity_flat)
-    stale = mc.Kernel(rw.init, lambda key, st, fn: (st._replace(logdensity=st.logdensity + 1.0),
-                                                    rw.step(key, st, fn)[1]))
+    stale = mc.Kernel(
+        rw.init, lambda key, st, fn: (st._replace(logdensity=st.logdensity + 1.0), rw.step(key, st, fn)[1])
+    )
     with pytest.raises(AssertionError, match="logdensity"):
         check_kernel(stale, FLAT_INIT, logdensity_flat)
 

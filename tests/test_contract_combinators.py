@@ -6,6 +6,7 @@ cached log-density equal to the log-density of its position, runs its warmup pro
 jit + vmap + scan, and a second ``run_chains`` call with the same log-density, kernel
 settings and shapes compiles nothing.
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -144,7 +145,8 @@ def test_gibbs_over_random_dict_positions(tree, scan):
         return jax.lax.scan(lambda s, k: kernel.step(k, s, _logdensity_tree), state, jax.random.split(key, 3))
 
     state, info = jax.jit(run)(init, jax.random.key(0))
-    assert jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), state.position) == \
-        {k: (shape, jnp.float32) for k, shape in tree.items()}
+    assert jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), state.position) == {
+        k: (shape, jnp.float32) for k, shape in tree.items()
+    }
     assert set(state.params) == set(info.blocks) == set(tree)
     assert info.is_divergent.shape == (3,)

@@ -2,6 +2,7 @@
 pytree positions, NamedTuple state/info with the common names, the warmup protocol, caches
 consistent after swaps, and no recompilation on a second ``run_chains`` call.
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,8 +27,11 @@ def log_prior_flat(x):
 
 DICT_INIT = {"a": jnp.array([0.1, -0.2]), "b": jnp.array(0.3)}
 FLAT_INIT = jnp.array([0.1, -0.2, 0.3])
-TARGETS = {"flat": (logdensity_flat, FLAT_INIT), "dict": (logdensity_dict, DICT_INIT),
-           "pair": (PriorLikelihood(log_prior_flat, logdensity_flat), FLAT_INIT)}
+TARGETS = {
+    "flat": (logdensity_flat, FLAT_INIT),
+    "dict": (logdensity_dict, DICT_INIT),
+    "pair": (PriorLikelihood(log_prior_flat, logdensity_flat), FLAT_INIT),
+}
 
 
 def _nuts():
@@ -37,8 +41,10 @@ def _nuts():
 
 KERNELS = {
     "pt_rwmh": (lambda: parallel_tempering(mc.rwmh(), num_temps=4), ("flat", "dict", "pair")),
-    "pt_rwmh_reversible_all": (lambda: parallel_tempering(mc.rwmh(), betas=(0.2, 0.6, 1.0), swap="reversible",
-                                                          return_all=True), ("flat",)),
+    "pt_rwmh_reversible_all": (
+        lambda: parallel_tempering(mc.rwmh(), betas=(0.2, 0.6, 1.0), swap="reversible", return_all=True),
+        ("flat",),
+    ),
     "pt_nuts": (_nuts, ("flat",)),
 }
 CASES = [(name, kind) for name, (_, kinds) in KERNELS.items() for kind in kinds]
@@ -68,15 +74,19 @@ def test_jit_vmap_scan_and_state_conventions(name, kind):
     n = state.params.betas.shape[0]
     if name.endswith("_all"):
         assert jax.tree_util.tree_map(jnp.shape, state.position) == jax.tree_util.tree_map(
-            lambda x: (n,) + jnp.shape(x), position)
+            lambda x: (n,) + jnp.shape(x), position
+        )
     else:
         assert _same_structure(state.position, position)
     new_state, info = jax.jit(kernel.step, static_argnums=2)(jax.random.key(0), state, logdensity_fn)
     assert {"accept_prob", "is_accepted", "swap_accept_prob", "round_trips"} <= set(info._fields)
     assert info.swap_accept_prob.shape == (n - 1,)
     assert _same_structure(new_state, state)
-    np.testing.assert_allclose(new_state.logdensity, logdensity_fn(jax.tree_util.tree_map(
-        lambda x: x[-1], new_state.replicas.position)), rtol=1e-5)
+    np.testing.assert_allclose(
+        new_state.logdensity,
+        logdensity_fn(jax.tree_util.tree_map(lambda x: x[-1], new_state.replicas.position)),
+        rtol=1e-5,
+    )
 
     def body(st, k):
         return kernel.step(k, st, logdensity_fn)
@@ -88,8 +98,9 @@ def test_jit_vmap_scan_and_state_conventions(name, kind):
 
     positions = jax.tree_util.tree_map(lambda x: jnp.stack([x, x + 0.1]), position)
     states = jax.vmap(kernel.init, in_axes=(0, None))(positions, logdensity_fn)
-    _, vinfos = jax.vmap(kernel.step, in_axes=(0, 0, None))(jax.random.split(jax.random.key(1), 2), states,
-                                                            logdensity_fn)
+    _, vinfos = jax.vmap(kernel.step, in_axes=(0, 0, None))(
+        jax.random.split(jax.random.key(1), 2), states, logdensity_fn
+    )
     assert vinfos.swap_accept_prob.shape == (2, n - 1)
 
     finalized = testing.run_warmup(kernel, states, logdensity_fn, num_steps=24)

@@ -5,6 +5,7 @@ The HMC case is the regression test of a kinetic energy summed by XLA in a batch
 order (``jnp.dot`` under ``vmap``, then a fused multiply-add that LLVM formed in some
 vectorizations only): with 2 chains chain 0 adapted a different step size than with 8.
 """
+
 import json
 import os
 import pathlib
@@ -33,8 +34,14 @@ def test_draws_do_not_depend_on_chain_count(name):
 def test_draws_do_not_depend_on_device_count():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
     # run as a module of the tests package from the repository root (it imports tests.determinism_cases)
-    out = subprocess.run([sys.executable, "-m", "tests.scripts.determinism_devices"], env=env, cwd=ROOT,
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.scripts.determinism_devices"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = {}
     for line in out.stdout.strip().splitlines():

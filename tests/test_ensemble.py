@@ -1,6 +1,7 @@
 """Cross-chain collectives in warmups: the pooled statistics count every requested chain and
 no padding chain, fail clearly under chain_method='sequential', and agree across device
 counts (8 simulated devices, in a subprocess)."""
+
 import json
 import os
 import pathlib
@@ -29,8 +30,17 @@ INIT = np.arange(10.0).reshape(5, 2)  # 5 chains: the driver pads them to 8
 @pytest.mark.parametrize("raw", [False, True])
 def test_pooled_mean_counts_requested_chains_only(raw):
     """Known answer: chains that never move pool to the mean of their 5 initial points."""
-    res = mc.run_chains(logdensity, pooled_rwmh(raw=raw, move=False), init=INIT, init_batched=True, num_chains=5,
-                        num_samples=2, num_warmup=2, progress=False, warn=False)
+    res = mc.run_chains(
+        logdensity,
+        pooled_rwmh(raw=raw, move=False),
+        init=INIT,
+        init_batched=True,
+        num_chains=5,
+        num_samples=2,
+        num_warmup=2,
+        progress=False,
+        warn=False,
+    )
     pooled = np.asarray(res.last_state.params.pooled_mean)
     sd = np.sqrt(np.mean(np.var(INIT, axis=0)))
     if raw:  # planted bug: raw pmean counts the 3 padding chains (copies of chains 0-2)
@@ -52,17 +62,38 @@ def test_weighted_helpers_under_vmap():
 
 def test_sequential_refuses_pooling_warmup():
     with pytest.raises(ValueError, match="sequential"):
-        mc.run_chains(logdensity, pooled_rwmh(), init=INIT, init_batched=True, num_chains=5, num_samples=2, num_warmup=2,
-                      progress=False, warn=False, chain_method="sequential")
+        mc.run_chains(
+            logdensity,
+            pooled_rwmh(),
+            init=INIT,
+            init_batched=True,
+            num_chains=5,
+            num_samples=2,
+            num_warmup=2,
+            progress=False,
+            warn=False,
+            chain_method="sequential",
+        )
     # without warmup nothing is pooled: sequential runs
-    mc.run_chains(logdensity, pooled_rwmh(), init=INIT, init_batched=True, num_chains=5, num_samples=2, num_warmup=0,
-                  progress=False, warn=False, chain_method="sequential")
+    mc.run_chains(
+        logdensity,
+        pooled_rwmh(),
+        init=INIT,
+        init_batched=True,
+        num_chains=5,
+        num_samples=2,
+        num_warmup=0,
+        progress=False,
+        warn=False,
+        chain_method="sequential",
+    )
 
 
 def test_adapted_values_agree_on_1_and_8_devices():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, str(SCRIPTS / "ensemble_devices.py")], env=env,
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPTS / "ensemble_devices.py")], env=env, capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result.pop("num_devices") == 8

@@ -2,6 +2,7 @@
 rate is the stated one over 200 seeds, it rejects a one-step bias, and it runs on one Gibbs
 block.  Seeds fixed.
 """
+
 from typing import NamedTuple
 
 import jax
@@ -22,6 +23,7 @@ class S(NamedTuple):
 
 def ar1(rho: float, scale: float = 1.0) -> Kernel:
     """x' = rho x + sqrt(1 - rho^2) scale xi: N(0, 1)-invariant exactly for scale = 1."""
+
     def init(x, f):
         return S(x, f(x))
 
@@ -47,8 +49,12 @@ def test_false_rejection_rate_is_the_stated_one():
     # alpha 0.2 over 3 batches at levels 0.1, 0.05, 0.025; ranks are exactly uniform, so the
     # rejection rate is exactly 1 - 0.9 * 0.95 * 0.975 (independent batches)
     n = 200
-    rejected = sum(testing.exact_invariance_test(EXACT, std_normal, exact, num_chains=300, max_batches=3,
-                                                 alpha=0.2, seed=s).rejected for s in range(n))
+    rejected = sum(
+        testing.exact_invariance_test(
+            EXACT, std_normal, exact, num_chains=300, max_batches=3, alpha=0.2, seed=s
+        ).rejected
+        for s in range(n)
+    )
     p = 1 - 0.9 * 0.95 * 0.975
     lo, hi = stats.binom.ppf(1e-4, n, p), stats.binom.isf(1e-4, n, p)
     assert lo <= rejected <= hi, (rejected, lo, hi)

@@ -1,5 +1,6 @@
 """The worked examples run and pass the checks they print (each asserts its numbers against
 known answers, in Monte-Carlo standard errors where they are random)."""
+
 import pathlib
 import runpy
 import warnings

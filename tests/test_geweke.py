@@ -2,6 +2,7 @@
 200 seeds, powerful against a kernel that targets a tempered posterior, and run on a Gibbs
 sweep.  Model: theta ~ N(0, I_2), y_i ~ N(theta, I_2), i = 1..5.  Seeds fixed.
 """
+
 import pytest
 from scipy import stats
 
@@ -9,25 +10,28 @@ import mcgen as mc
 from mcgen import testing
 from mcgen.combinators import gibbs
 from mcgen.types import Kernel
-from tests.joint_gaussian import (logdensity, logdensity_dict, prior, prior_dict, simulate,
-                                   simulate_dict)
-
+from tests.joint_gaussian import logdensity, logdensity_dict, prior, prior_dict, simulate, simulate_dict
 
 MALA = mc.mala(0.5, adapt=False)
 
 
 def tempered(kernel: Kernel, beta: float) -> Kernel:
     """A planted bug: ``kernel`` on ``beta * log p``."""
-    return Kernel(lambda x, f: kernel.init(x, lambda z: beta * f(z)),
-                  lambda key, s, f: kernel.step(key, s, lambda z: beta * f(z)))
+    return Kernel(
+        lambda x, f: kernel.init(x, lambda z: beta * f(z)), lambda key, s, f: kernel.step(key, s, lambda z: beta * f(z))
+    )
 
 
 def test_geweke_false_alarm_rate():
     # alpha 0.1, Bonferroni over 4 test functions (theta and theta^2): stated rate about
     # 1 - (1 - 0.025)^4 for independent statistics
     n = 200
-    fails = sum(not testing.geweke(MALA, prior, simulate, logdensity, num_chains=100, num_steps=40,
-                                   num_marginal=5000, seed=s, alpha=0.1).passed for s in range(n))
+    fails = sum(
+        not testing.geweke(
+            MALA, prior, simulate, logdensity, num_chains=100, num_steps=40, num_marginal=5000, seed=s, alpha=0.1
+        ).passed
+        for s in range(n)
+    )
     p = 1 - 0.975**4
     lo, hi = stats.binom.ppf(1e-4, n, p), stats.binom.isf(1e-4, n, p)
     assert lo <= fails <= hi, (fails, lo, hi)
@@ -46,10 +50,25 @@ def test_geweke_power_and_report():
 
 def test_geweke_on_a_gibbs_sweep():
     sweep = gibbs({"a": mc.rwmh(0.6, adapt=False), "b": mc.mala(0.5, adapt=False)})
-    report = testing.geweke(sweep, prior_dict, simulate_dict, logdensity_dict, num_chains=200, num_steps=50,
-                            steps_per_data=2, names=["a", "b", "a^2", "b^2"])
+    report = testing.geweke(
+        sweep,
+        prior_dict,
+        simulate_dict,
+        logdensity_dict,
+        num_chains=200,
+        num_steps=50,
+        steps_per_data=2,
+        names=["a", "b", "a^2", "b^2"],
+    )
     assert report.passed, str(report)
-    bad = testing.geweke(gibbs({"a": mc.rwmh(0.6, adapt=False), "b": tempered(mc.mala(0.5, adapt=False), 0.6)}),
-                         prior_dict, simulate_dict, logdensity_dict, num_chains=200, num_steps=50, steps_per_data=2,
-                         names=["a", "b", "a^2", "b^2"])
+    bad = testing.geweke(
+        gibbs({"a": mc.rwmh(0.6, adapt=False), "b": tempered(mc.mala(0.5, adapt=False), 0.6)}),
+        prior_dict,
+        simulate_dict,
+        logdensity_dict,
+        num_chains=200,
+        num_steps=50,
+        steps_per_data=2,
+        names=["a", "b", "a^2", "b^2"],
+    )
     assert not bad.passed and "b^2" in bad.failing, str(bad)

@@ -15,6 +15,7 @@ HMC (whose warmup draws are nearly independent), where each chain's last window 
 700 draws: entries within 25% (more than 4 standard deviations of the autocorrelated
 estimate), and the draws after warmup match the target's moments in MCSE units.
 """
+
 import sys
 from pathlib import Path
 
@@ -50,8 +51,11 @@ def _estimates(logdensity_fn, draws):
 
     init = (welford_init(dim, False), welford_init(dim, True), welford_init(dim, False))
     diag, dense, scores = jax.lax.scan(body, init, (draws, grads))[0]
-    return (np.asarray(welford_covariance(diag, regularize=False)),
-            np.asarray(welford_covariance(dense, regularize=False)), np.asarray(fisher_diagonal(diag, scores)))
+    return (
+        np.asarray(welford_covariance(diag, regularize=False)),
+        np.asarray(welford_covariance(dense, regularize=False)),
+        np.asarray(fisher_diagonal(diag, scores)),
+    )
 
 
 def test_estimators_recover_the_metric_of_a_diagonal_gaussian():
@@ -87,8 +91,9 @@ def test_a_coordinate_that_never_moves_gives_a_finite_metric():
 def test_grad_diag_warmup_learns_the_fisher_metric_and_samples_the_target():
     cov = np.asarray(GAUSS10.cov, np.float64)
     truth = np.sqrt(np.diag(cov) / np.diag(np.linalg.inv(cov)))
-    res = run(GAUSS10.logdensity_fn, mc.hmc(10, mass="grad_diag"), init=GAUSS10.init, chains=4, samples=1000,
-              warmup=1000)
+    res = run(
+        GAUSS10.logdensity_fn, mc.hmc(10, mass="grad_diag"), init=GAUSS10.init, chains=4, samples=1000, warmup=1000
+    )
     adapted = np.asarray(res.last_state.params.inverse_mass)
     assert adapted.shape == (4, 10)
     np.testing.assert_allclose(adapted / truth, 1.0, atol=0.25)
@@ -97,8 +102,14 @@ def test_grad_diag_warmup_learns_the_fisher_metric_and_samples_the_target():
 
 def test_nuts_with_grad_diag_samples_a_correlated_gaussian():
     # sampling uses the metric as "diag" does; this checks the whole path, warmup included
-    res = run(GAUSS10.logdensity_fn, mc.nuts(mass="grad_diag", max_tree_depth=6), init=GAUSS10.init, chains=4,
-              samples=500, warmup=300)
+    res = run(
+        GAUSS10.logdensity_fn,
+        mc.nuts(mass="grad_diag", max_tree_depth=6),
+        init=GAUSS10.init,
+        chains=4,
+        samples=500,
+        warmup=300,
+    )
     testing.assert_moments(res.samples, GAUSS10.mean, GAUSS10.var)
 
 
@@ -112,8 +123,14 @@ def test_early_schedule_learns_the_metric_and_samples_the_target():
     # last switch (step 699), so each entry's sd is under 7%: a 30% bound is over 4 sd
     cov = np.asarray(GAUSS10.cov, np.float64)
     truth = np.sqrt(np.diag(cov) / np.diag(np.linalg.inv(cov)))
-    res = run(GAUSS10.logdensity_fn, mc.hmc(10, mass="grad_diag", warmup_schedule="early"), init=GAUSS10.init,
-              chains=4, samples=1000, warmup=1000)
+    res = run(
+        GAUSS10.logdensity_fn,
+        mc.hmc(10, mass="grad_diag", warmup_schedule="early"),
+        init=GAUSS10.init,
+        chains=4,
+        samples=1000,
+        warmup=1000,
+    )
     np.testing.assert_allclose(np.asarray(res.last_state.params.inverse_mass) / truth, 1.0, atol=0.3)
     testing.assert_moments(res.samples, GAUSS10.mean, GAUSS10.var)
     # the metric moved after every step before the freeze, and was recorded at each switch

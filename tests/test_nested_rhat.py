@@ -1,5 +1,6 @@
 """Nested R-hat (Margossian et al. 2024): a hand computation, converged vs not-converged
 ensembles of many short chains, and its use in the after-run checks."""
+
 import warnings
 
 import jax.numpy as jnp
@@ -18,8 +19,10 @@ def test_hand_computation():
     overall = 3.5
     b = ((2.0 - overall) ** 2 + (5.0 - overall) ** 2) / 1  # K - 1 = 1
     between_chain = [((1 - 2) ** 2 + (3 - 2) ** 2) / 1, ((4 - 5) ** 2 + (6 - 5) ** 2) / 1]
-    within = [np.mean([np.sum((row - m) ** 2) / 2 for row, m in zip(x[2 * k:2 * k + 2], chain_means[2 * k:2 * k + 2])])
-              for k in range(2)]
+    within = [
+        np.mean([np.sum((row - m) ** 2) / 2 for row, m in zip(x[2 * k : 2 * k + 2], chain_means[2 * k : 2 * k + 2])])
+        for k in range(2)
+    ]
     w = np.mean([between_chain[k] + within[k] for k in range(2)])
     assert super_means == [np.mean(chain_means[:2]), np.mean(chain_means[2:])]
     got = nested_rhat(x, superchains=2)["x"]
@@ -59,8 +62,15 @@ def test_default_superchains_and_bad_settings():
     with pytest.raises(ValueError, match="divides"):
         nested_rhat(x, superchains=4)
     with pytest.raises(ValueError, match="superchains"):
-        mc.run_chains(lambda x: -0.5 * jnp.sum(x**2), mc.rwmh(), init=jnp.zeros(1), num_chains=6,
-                      num_samples=5, superchains=4, progress=False)
+        mc.run_chains(
+            lambda x: -0.5 * jnp.sum(x**2),
+            mc.rwmh(),
+            init=jnp.zeros(1),
+            num_chains=6,
+            num_samples=5,
+            superchains=4,
+            progress=False,
+        )
 
 
 def test_after_run_checks_use_nested_rhat_for_many_short_chains():
@@ -82,8 +92,16 @@ def test_after_run_checks_use_nested_rhat_for_many_short_chains():
 def test_result_nested_rhat():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = mc.run_chains(lambda x: -0.5 * jnp.sum(x**2), mc.rwmh(), init=jnp.zeros(2), num_chains=8,
-                            num_samples=50, num_warmup=0, progress=False, warn=False)
+        res = mc.run_chains(
+            lambda x: -0.5 * jnp.sum(x**2),
+            mc.rwmh(),
+            init=jnp.zeros(2),
+            num_chains=8,
+            num_samples=50,
+            num_warmup=0,
+            progress=False,
+            warn=False,
+        )
     got = res.nested_rhat(superchains=4)["x"]
     np.testing.assert_allclose(got, nested_rhat(res.samples, 4)["x"])
     assert got.shape == (2,)

@@ -7,6 +7,7 @@ conjugate posterior with known moments; NUTS on the unconstrained target, mapped
 Jacobian is missing.  Eight schools checks names, deterministic sites and ``run_chains``'s
 use of the target's ``init`` and ``transform``.
 """
+
 import warnings
 
 import jax
@@ -20,7 +21,6 @@ import mcgen as mc
 from mcgen import testing
 from mcgen.kernels.nuts import nuts
 from mcgen.numpyro_bridge import from_numpyro
-
 from tests.kernels.gradient_targets import eight_schools
 
 ALPHA = np.array([2.0, 3.0, 5.0])
@@ -77,9 +77,12 @@ def test_eight_schools_target_and_names():
         warnings.simplefilter("ignore", mc.SamplingWarning)
         res = mc.run_chains(target, nuts(), num_chains=2, num_samples=200, num_warmup=200, progress=False)
     assert res.samples["theta"].shape == (2, 200, 8) and np.all(res.samples["tau"] > 0)
-    np.testing.assert_allclose(res.samples["theta"],
-                               res.samples["mu"][..., None] + res.samples["tau"][..., None] * res.samples["theta_tilde"],
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        res.samples["theta"],
+        res.samples["mu"][..., None] + res.samples["tau"][..., None] * res.samples["theta_tilde"],
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 def test_bad_models_raise():

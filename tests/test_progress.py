@@ -1,5 +1,6 @@
 """The progress display: on only where someone watches, compile time apart, honest rate and
 time left, the chains' health; drawn between chunks."""
+
 import io
 
 import jax.numpy as jnp
@@ -25,8 +26,11 @@ def test_rate_and_time_left_come_from_stepping_time_only():
     bar.start("sampling", 1000)
     bar.compiling(True)
     assert "sampling (compiling…)" in out.getvalue()
-    stats = {"accept_prob": np.full((200, 3), 0.25), "is_divergent": np.eye(200, 3, dtype=bool),
-             "step_size": np.full((200, 3), 0.5)}
+    stats = {
+        "accept_prob": np.full((200, 3), 0.25),
+        "is_divergent": np.eye(200, 3, dtype=bool),
+        "step_size": np.full((200, 3), 0.5),
+    }
     bar.compiling(False)
     bar.advance(200, 1.0, stats, np.array([True, True, False]))  # 200 steps in 1 s of stepping
     last = out.getvalue().split("\r")[-1]
@@ -40,8 +44,18 @@ def test_a_run_shows_compiling_phases_rate_and_health(capsys):
     def logdensity(x):
         return -0.5 * jnp.sum(x**2)
 
-    res = mc.run_chains(logdensity, mc.hmc(num_integration_steps=3), init=jnp.zeros(2), num_chains=2,
-                        num_samples=40, num_warmup=20, chunk_size=10, progress=True, warn=False, init_batched=False)
+    res = mc.run_chains(
+        logdensity,
+        mc.hmc(num_integration_steps=3),
+        init=jnp.zeros(2),
+        num_chains=2,
+        num_samples=40,
+        num_warmup=20,
+        chunk_size=10,
+        progress=True,
+        warn=False,
+        init_batched=False,
+    )
     err = capsys.readouterr().err
     views = [v for v in err.replace("\n", "\r").split("\r") if v.strip()]
     assert any(v.startswith("warmup (compiling…)") for v in views)
@@ -53,6 +67,16 @@ def test_a_run_shows_compiling_phases_rate_and_health(capsys):
     assert f"step {res.stats['step_size'][:, -1].mean():.3g}" in final
     assert f"divergences {res.stats['is_divergent'].sum()}" in final
     assert any(v.startswith("warmup: 100%") and "20/20" in v for v in views)
-    mc.run_chains(logdensity, mc.hmc(num_integration_steps=3), init=jnp.zeros(2), num_chains=2, num_samples=40,
-                  num_warmup=20, chunk_size=10, progress=False, warn=False, init_batched=False)
+    mc.run_chains(
+        logdensity,
+        mc.hmc(num_integration_steps=3),
+        init=jnp.zeros(2),
+        num_chains=2,
+        num_samples=40,
+        num_warmup=20,
+        chunk_size=10,
+        progress=False,
+        warn=False,
+        init_batched=False,
+    )
     assert capsys.readouterr().err == ""

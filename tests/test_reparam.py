@@ -1,4 +1,5 @@
 """Reparameterized draws: exact distributions and gradients (analytic, finite differences)."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np

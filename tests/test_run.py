@@ -26,8 +26,11 @@ def test_chain_draws_do_not_depend_on_chain_count_or_chunking(kernel, target):
     one = _run(target, kernel, num_chains=1)
     eight = _run(target, kernel, num_chains=8, chunk_size=37)
     eight_b = _run(target, kernel, num_chains=8, chunk_size=64)
-    for a, b, c in zip(jax.tree_util.tree_leaves(one.samples), jax.tree_util.tree_leaves(eight.samples),
-                       jax.tree_util.tree_leaves(eight_b.samples)):
+    for a, b, c in zip(
+        jax.tree_util.tree_leaves(one.samples),
+        jax.tree_util.tree_leaves(eight.samples),
+        jax.tree_util.tree_leaves(eight_b.samples),
+    ):
         np.testing.assert_array_equal(a[0], b[0])  # chain 0: bit-identical, 1 vs 8 chains
         np.testing.assert_array_equal(b, c)  # every chain: bit-identical across chunk sizes
     np.testing.assert_array_equal(one.stats["accept_prob"][0], eight.stats["accept_prob"][0])
@@ -71,8 +74,9 @@ def test_shapes_stats_and_thin():
 @quiet
 def test_resume_from_result_continues_chains():
     first = _run(GAUSS10, num_samples=100)
-    second = mc.run_chains(GAUSS10.logdensity_fn, mc.rwmh(), init=first, num_chains=4, num_samples=100,
-                           seed=5, progress=False)
+    second = mc.run_chains(
+        GAUSS10.logdensity_fn, mc.rwmh(), init=first, num_chains=4, num_samples=100, seed=5, progress=False
+    )
     assert second.num_warmup == 0
     np.testing.assert_array_equal(second.last_state.params.scale, first.last_state.params.scale)
     # the first draw of the continuation is one step from the last draw of the first run
@@ -94,10 +98,19 @@ def test_init_forms():
 
 def test_ambiguous_init_asks_for_init_batched():
     with pytest.raises(ValueError, match="init_batched"):
-        mc.run_chains(lambda x: -jnp.sum(x**2), mc.rwmh(), init=jnp.zeros(4), num_chains=4,
-                      num_samples=5, progress=False)
-    res = mc.run_chains(lambda x: -jnp.sum(x**2), mc.rwmh(), init=jnp.zeros(4), num_chains=4,
-                        num_samples=5, progress=False, init_batched=False, warn=False)
+        mc.run_chains(
+            lambda x: -jnp.sum(x**2), mc.rwmh(), init=jnp.zeros(4), num_chains=4, num_samples=5, progress=False
+        )
+    res = mc.run_chains(
+        lambda x: -jnp.sum(x**2),
+        mc.rwmh(),
+        init=jnp.zeros(4),
+        num_chains=4,
+        num_samples=5,
+        progress=False,
+        init_batched=False,
+        warn=False,
+    )
     assert res.samples.shape == (4, 5, 4)
 
 
@@ -142,8 +155,9 @@ def test_second_call_does_not_recompile():
     first = mc.run_chains(logdensity, mc.rwmh(), init=jnp.zeros(3), num_chains=2, num_samples=20, progress=False)
     n = len(traces)
     assert n > 0 and first.compile_time > 0
-    second = mc.run_chains(logdensity, mc.rwmh(), init=jnp.ones(3), num_chains=2, num_samples=20, seed=7,
-                           progress=False)
+    second = mc.run_chains(
+        logdensity, mc.rwmh(), init=jnp.ones(3), num_chains=2, num_samples=20, seed=7, progress=False
+    )
     assert len(traces) == n
     assert second.compile_time == 0.0
     assert not np.array_equal(first.samples, second.samples)

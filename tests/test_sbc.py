@@ -5,6 +5,7 @@ posterior draws and has power against posteriors that are too narrow, too wide o
 The model is conjugate: theta ~ N(0, I_2), y_i ~ N(theta, I_2) for i = 1..5, so the posterior is
 N(sum(y) / 6, I / 6) and exact posterior draws are one numpy call for hundreds of seeds.  Seeds fixed.
 """
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -12,8 +13,7 @@ from scipy import stats
 import mcgen as mc
 from mcgen import testing
 from mcgen.types import Kernel, Warmup
-from tests.joint_gaussian import (N_OBS, logdensity, logdensity_dict, prior, prior_dict, simulate,
-                                   simulate_dict)
+from tests.joint_gaussian import N_OBS, logdensity, logdensity_dict, prior, prior_dict, simulate, simulate_dict
 
 L = 99
 
@@ -37,8 +37,9 @@ def test_rank_test_false_alarm_rate():
     assert lo <= fails <= hi, (fails, lo, hi)
 
 
-@pytest.mark.parametrize("sd_factor, shift", [(0.7, 0.0), (1.6, 0.0), (1.0, 0.5)],
-                         ids=["too_narrow", "too_wide", "shifted"])
+@pytest.mark.parametrize(
+    "sd_factor, shift", [(0.7, 0.0), (1.6, 0.0), (1.0, 0.5)], ids=["too_narrow", "too_wide", "shifted"]
+)
 def test_rank_test_power(sd_factor, shift):
     # 200 simulations at alpha = 1e-3: a posterior sd 30% too small or 60% too large, or a
     # mean shifted by 0.5 posterior sd, fails at least 90% of the time
@@ -50,6 +51,7 @@ def test_rank_test_power(sd_factor, shift):
 
 def tempered(kernel: Kernel, beta: float) -> Kernel:
     """A planted bug: ``kernel`` run on ``beta * log p`` (a posterior too wide for beta < 1)."""
+
     def temper(f):
         return lambda x: beta * f(x)
 
@@ -57,17 +59,16 @@ def tempered(kernel: Kernel, beta: float) -> Kernel:
         w = kernel.warmup(n)
         return Warmup(w.init, lambda key, ws, f: w.step(key, ws, temper(f)), w.finalize)
 
-    return Kernel(lambda x, f: kernel.init(x, temper(f)), lambda key, s, f: kernel.step(key, s, temper(f)),
-                  warmup)
+    return Kernel(lambda x, f: kernel.init(x, temper(f)), lambda key, s, f: kernel.step(key, s, temper(f)), warmup)
 
 
 def test_sbc_passes_a_correct_kernel_and_fails_a_tempered_one():
-    good = testing.sbc(mc.mala(), prior, simulate, logdensity, num_simulations=300, thin=3, num_warmup=150,
-                       seed=0)
+    good = testing.sbc(mc.mala(), prior, simulate, logdensity, num_simulations=300, thin=3, num_warmup=150, seed=0)
     assert good.passed, str(good)
     assert good.ranks.shape == (300, 2) and good.ranks.max() <= L
-    bad = testing.sbc(tempered(mc.mala(), 0.5), prior, simulate, logdensity, num_simulations=300, thin=3,
-                      num_warmup=150, seed=0)
+    bad = testing.sbc(
+        tempered(mc.mala(), 0.5), prior, simulate, logdensity, num_simulations=300, thin=3, num_warmup=150, seed=0
+    )
     assert not bad.passed, str(bad)
     assert bad.failing, str(bad)
 
@@ -88,6 +89,15 @@ def test_sbc_of_a_gibbs_sampler():
     from mcgen.combinators import gibbs
 
     sweep = gibbs({"a": mc.rwmh(), "b": mc.mala()})  # each block adapts its own tunables in warmup
-    rep = testing.sbc(sweep, prior_dict, simulate_dict, logdensity_dict, num_simulations=200, thin=4,
-                      num_warmup=150, seed=2, names=["a", "b"])
+    rep = testing.sbc(
+        sweep,
+        prior_dict,
+        simulate_dict,
+        logdensity_dict,
+        num_simulations=200,
+        thin=4,
+        num_warmup=150,
+        seed=2,
+        names=["a", "b"],
+    )
     assert rep.passed, str(rep)

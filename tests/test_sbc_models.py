@@ -14,6 +14,7 @@ about 1e-3 per test); the negative controls show the settings have power against
 stated size, and tools/planted_bugs.py shows these tests catch bugs in the samplers and in
 the SBC adapters.  Seeds fixed.
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,11 +22,10 @@ import pytest
 from scipy import stats
 
 import mcgen as mc
+from benchmarks.make_eight_schools_reference import SIGMA, eight_schools
 from mcgen import testing
 from mcgen.direct import WeightedSamples
 from mcgen.testing.sbc import _ranks
-
-from benchmarks.make_eight_schools_reference import SIGMA, eight_schools
 from tests.bayesnet.bn_testutils import asia
 
 
@@ -44,9 +44,14 @@ def test_numpyro_sbc_model_pieces_and_errors():
     assert sorted(data) == ["obs"] and data["obs"].shape == (8,)
     # tau is unconstrained (log scale): the log-density carries the log-Jacobian tau
     tau, mu, tt = jnp.exp(z["tau"]), z["mu"], z["theta_tilde"]
-    expected = (jax.scipy.stats.norm.logpdf(mu, 0.0, 5.0) + jax.scipy.stats.cauchy.logpdf(tau, 0.0, 5.0)
-                + np.log(2.0) + z["tau"] + jnp.sum(jax.scipy.stats.norm.logpdf(tt))
-                + jnp.sum(jax.scipy.stats.norm.logpdf(data["obs"], mu + tau * tt, jnp.asarray(SIGMA))))
+    expected = (
+        jax.scipy.stats.norm.logpdf(mu, 0.0, 5.0)
+        + jax.scipy.stats.cauchy.logpdf(tau, 0.0, 5.0)
+        + np.log(2.0)
+        + z["tau"]
+        + jnp.sum(jax.scipy.stats.norm.logpdf(tt))
+        + jnp.sum(jax.scipy.stats.norm.logpdf(data["obs"], mu + tau * tt, jnp.asarray(SIGMA)))
+    )
     np.testing.assert_allclose(model.logdensity(z, data), expected, rtol=1e-5)
     with pytest.raises(ValueError, match="not sample sites"):
         testing.numpyro_sbc_model(eight_schools, jnp.asarray(SIGMA), observed="y")
@@ -67,10 +72,12 @@ def normal_simulate(key, theta):
 
 def importance(factor):
     """Importance draws from the prior; ``factor`` multiplies the log weights (1: correct)."""
+
     def posterior(key, y):
         theta = jax.random.normal(key, (4096, 2))
         log_lik = -0.5 * jnp.sum((y[None] - theta[:, None]) ** 2, axis=(1, 2))
         return WeightedSamples(theta, factor * log_lik)
+
     return posterior
 
 
@@ -79,12 +86,14 @@ def log_lik(theta, y):
 
 
 def test_sbc_direct_importance_sampler_vectorized():
-    good = testing.sbc_direct(importance(1.0), normal_prior, normal_simulate, log_lik, num_simulations=200,
-                              num_draws=19, seed=0)
+    good = testing.sbc_direct(
+        importance(1.0), normal_prior, normal_simulate, log_lik, num_simulations=200, num_draws=19, seed=0
+    )
     assert good.names == ["theta[0]", "theta[1]", "log_lik"]
     assert good.passed, str(good)
-    bad = testing.sbc_direct(importance(2.0), normal_prior, normal_simulate, log_lik, num_simulations=200,
-                             num_draws=19, seed=0)
+    bad = testing.sbc_direct(
+        importance(2.0), normal_prior, normal_simulate, log_lik, num_simulations=200, num_draws=19, seed=0
+    )
     assert not bad.passed, str(bad)
 
 
@@ -97,11 +106,17 @@ def test_sbc_direct_exact_draws_and_errors():
     with pytest.raises(ValueError, match="expected num_draws"):
         testing.sbc_direct(exact, normal_prior, normal_simulate, num_simulations=100, num_draws=9)
     with pytest.raises(ValueError, match="pytree structure"):
-        testing.sbc_direct(lambda k, y: {"a": exact(k, y)}, normal_prior, normal_simulate, num_simulations=100,
-                           num_draws=19)
+        testing.sbc_direct(
+            lambda k, y: {"a": exact(k, y)}, normal_prior, normal_simulate, num_simulations=100, num_draws=19
+        )
     with pytest.raises(ValueError, match="finite weight"):  # the ranking step, without a compile
-        _ranks(np.zeros((2, 1)), np.zeros((2, 3, 1)), np.random.default_rng(0),
-               np.array([[0.0, 0.0, 0.0], [-np.inf] * 3]), 19)
+        _ranks(
+            np.zeros((2, 1)),
+            np.zeros((2, 3, 1)),
+            np.random.default_rng(0),
+            np.array([[0.0, 0.0, 0.0], [-np.inf] * 3]),
+            19,
+        )
 
 
 def test_ties_are_broken_uniformly():
@@ -123,6 +138,14 @@ def test_sbc_bayesnet_likelihood_weighting():
         ws = model.posterior(key, data)
         return WeightedSamples(ws.samples, 2.0 * ws.log_weights)
 
-    bad = testing.sbc_direct(overconfident, model.prior_sample, None, model.quantities, num_simulations=300,
-                             num_draws=19, vectorized=False, seed=0)
+    bad = testing.sbc_direct(
+        overconfident,
+        model.prior_sample,
+        None,
+        model.quantities,
+        num_simulations=300,
+        num_draws=19,
+        vectorized=False,
+        seed=0,
+    )
     assert not bad.passed, str(bad)

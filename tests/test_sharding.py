@@ -1,6 +1,7 @@
 """Sharded chains: identical draws on 1, 2, 4 and 8 simulated devices, and across two processes
 under jax.distributed (CPU, gloo).  Both run in subprocesses, because the device count is fixed
 when JAX starts."""
+
 import json
 import os
 import pathlib
@@ -19,13 +20,13 @@ SCRIPTS = pathlib.Path(__file__).parent / "scripts"
 
 
 def _env(devices: int) -> dict:
-    return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-            "JAX_PLATFORMS": "cpu"}
+    return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
 
 
 def test_identical_draws_on_1_2_4_8_devices():
-    out = subprocess.run([sys.executable, str(SCRIPTS / "sharded_runs.py")], env=_env(8),
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPTS / "sharded_runs.py")], env=_env(8), capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result.pop("num_devices") == 8
@@ -40,9 +41,16 @@ def _free_port() -> int:
 
 def test_two_processes_match_single_process(tmp_path):
     port = str(_free_port())
-    procs = [subprocess.Popen([sys.executable, str(SCRIPTS / "multiprocess_run.py"), str(i), "2", port,
-                               str(tmp_path)], env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(SCRIPTS / "multiprocess_run.py"), str(i), "2", port, str(tmp_path)],
+            env=_env(2),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     try:
         errs = [p.communicate(timeout=240)[1] for p in procs]
     finally:
@@ -53,8 +61,17 @@ def test_two_processes_match_single_process(tmp_path):
     target = testing.dict_gaussian()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = mc.run_chains(target.logdensity_fn, mc.rwmh(), init=target.init, num_chains=8, num_samples=40,
-                            num_warmup=30, progress=False, seed=3, warn=False)
+        ref = mc.run_chains(
+            target.logdensity_fn,
+            mc.rwmh(),
+            init=target.init,
+            num_chains=8,
+            num_samples=40,
+            num_warmup=30,
+            progress=False,
+            seed=3,
+            warn=False,
+        )
     ids = []
     for i in range(2):
         got = np.load(tmp_path / f"process_{i}.npz")

@@ -8,6 +8,7 @@ compared against dependent draws, an inflated error bar) passes every sampler; t
 not.  Exact samplers are vectorized (iid numpy draws, or one ``vmap`` over seeds), so the
 whole module runs in well under a minute.  Seeds fixed.
 """
+
 import pathlib
 
 import jax
@@ -36,6 +37,7 @@ def assert_rate(count: int, n: int, p: float, what: str):
 
 # ----------------------------------------------------------------------------- check_moments
 
+
 def _iid_chains(rng, n_seeds, mean_shift=0.0, sd=1.0):
     """Exact iid N(0, 1) draws shaped (seeds, chains=4, draws=500, d=3), optionally biased in coordinate 0."""
     x = rng.standard_normal((n_seeds, 4, 500, 3))
@@ -52,8 +54,11 @@ def test_check_moments_false_alarm_rate_is_the_stated_one():
     assert_rate(fails, n, 1 - (1 - 2 * stats.norm.sf(2.0)) ** 6, "check_moments false alarms")
 
 
-@pytest.mark.parametrize("shift, sd", [(-0.15, 1.0), (0.15, 1.0), (0.0, np.sqrt(0.8)), (0.0, np.sqrt(1.2))],
-                         ids=["mean_low", "mean_high", "var_low", "var_high"])
+@pytest.mark.parametrize(
+    "shift, sd",
+    [(-0.15, 1.0), (0.15, 1.0), (0.0, np.sqrt(0.8)), (0.0, np.sqrt(1.2))],
+    ids=["mean_low", "mean_high", "var_low", "var_high"],
+)
 def test_check_moments_power_in_both_directions(shift, sd):
     # 2000 draws: a mean bias of 0.15 sd is 6.7 MCSE, a 20% variance error 6.3: both directions
     # must fail the default z = 4 check at least 90% of the time.
@@ -67,19 +72,24 @@ def test_check_moments_power_in_both_directions(shift, sd):
 
 # ----------------------------------------------------------------------------- two_sample_test
 
+
 def test_two_sample_ks_false_alarm_rate():
     # Bonferroni over 2 independent coordinates at alpha = 0.1: rate 1 - (1 - 0.05)^2
     n, rng = 400, np.random.default_rng(2)
-    fails = sum(not testing.two_sample_test(rng.standard_normal((500, 2)), rng.standard_normal((500, 2)),
-                                            alpha=0.1).passed for _ in range(n))
+    fails = sum(
+        not testing.two_sample_test(rng.standard_normal((500, 2)), rng.standard_normal((500, 2)), alpha=0.1).passed
+        for _ in range(n)
+    )
     assert_rate(fails, n, 1 - 0.95**2, "KS false alarms")
 
 
 def test_two_sample_ks_power():
     # a location shift of 0.4 sd in one of two coordinates, 500 draws each, default alpha 1e-3
     n, rng = 40, np.random.default_rng(3)
-    fails = sum(not testing.two_sample_test(rng.standard_normal((500, 2)) + [0.4, 0.0],
-                                            rng.standard_normal((500, 2))).passed for _ in range(n))
+    fails = sum(
+        not testing.two_sample_test(rng.standard_normal((500, 2)) + [0.4, 0.0], rng.standard_normal((500, 2))).passed
+        for _ in range(n)
+    )
     assert fails >= 0.9 * n, f"power {fails}/{n}"
 
 
@@ -87,19 +97,36 @@ def test_two_sample_energy_false_alarm_rate_and_power():
     # the permutation p-value (count + 1) / (B + 1) is exact: with B = 49 and alpha = 0.1 a
     # correct sampler fails with probability 5 / 50 = 0.1
     n, rng = 200, np.random.default_rng(4)
-    fails = sum(not testing.two_sample_test(rng.standard_normal((30, 2)), rng.standard_normal((30, 2)),
-                                            method="energy", alpha=0.1, num_permutations=49, seed=s).passed
-                for s in range(n))
+    fails = sum(
+        not testing.two_sample_test(
+            rng.standard_normal((30, 2)),
+            rng.standard_normal((30, 2)),
+            method="energy",
+            alpha=0.1,
+            num_permutations=49,
+            seed=s,
+        ).passed
+        for s in range(n)
+    )
     assert_rate(fails, n, 0.1, "energy false alarms")
     # power: correlation 0.95 against independence (equal marginals: KS cannot see it), 150 draws
     cov = np.array([[1.0, 0.95], [0.95, 1.0]])
-    fails = sum(not testing.two_sample_test(rng.multivariate_normal(np.zeros(2), cov, 150),
-                                            rng.standard_normal((150, 2)), method="energy", alpha=0.05,
-                                            num_permutations=49, seed=s).passed for s in range(20))
+    fails = sum(
+        not testing.two_sample_test(
+            rng.multivariate_normal(np.zeros(2), cov, 150),
+            rng.standard_normal((150, 2)),
+            method="energy",
+            alpha=0.05,
+            num_permutations=49,
+            seed=s,
+        ).passed
+        for s in range(20)
+    )
     assert fails >= 18, f"energy power {fails}/20"
 
 
 # ----------------------------------------------------------------------------- check_invariance
+
 
 def _ar1_kernel(rho: float, innovation_scale: float = 1.0) -> Kernel:
     """x' = rho x + sqrt(1 - rho^2) s xi: exactly N(0, 1)-invariant for s = 1, and strongly
@@ -138,8 +165,12 @@ def test_check_invariance_false_alarm_rate_with_a_slowly_mixing_exact_kernel():
     # compared them with their own starting draws (dependent) instead of fresh exact ones
     # would almost never fail.
     n = 200
-    fails = sum(not testing.check_invariance(EXACT_AR1, _std_normal_1d, _exact_1d, num_chains=400, num_steps=3,
-                                             seed=s, alpha=0.1, z=10.0).passed for s in range(n))
+    fails = sum(
+        not testing.check_invariance(
+            EXACT_AR1, _std_normal_1d, _exact_1d, num_chains=400, num_steps=3, seed=s, alpha=0.1, z=10.0
+        ).passed
+        for s in range(n)
+    )
     assert_rate(fails, n, 0.1, "check_invariance false alarms")
 
 
@@ -147,12 +178,15 @@ def test_check_invariance_power():
     # innovation 1.3x too wide: after 3 steps the variance is 1.33 instead of 1 (defaults:
     # alpha 1e-3, z 4, 4000 chains)
     n = 20
-    fails = sum(not testing.check_invariance(BIASED_AR1, _std_normal_1d, _exact_1d, num_steps=3, seed=s).passed
-                for s in range(n))
+    fails = sum(
+        not testing.check_invariance(BIASED_AR1, _std_normal_1d, _exact_1d, num_steps=3, seed=s).passed
+        for s in range(n)
+    )
     assert fails >= 0.9 * n, f"power {fails}/{n}"
 
 
 # ----------------------------------------------------------------------------- reported error bars
+
 
 def test_importance_sampling_log_normalizer_mcse_is_calibrated():
     # Z = 3: the target is 3 N(1, 0.5^2); proposal N(0, 2^2) (finite weight variance).  Over
@@ -198,8 +232,10 @@ def test_snis_expectation_mcse_is_calibrated():
         assert_rate(int(np.sum(zs[:, j] > 2)), n, 2 * stats.norm.sf(2), f"SNIS {what} |z| > 2")
 
 
-@pytest.mark.parametrize("method, evidence", [("forward", None), ("rejection", {"smoke": "yes"}),
-                                              ("likelihood_weighting", {"xray": "yes", "smoke": "no"})])
+@pytest.mark.parametrize(
+    "method, evidence",
+    [("forward", None), ("rejection", {"smoke": "yes"}), ("likelihood_weighting", {"xray": "yes", "smoke": "no"})],
+)
 def test_bayesnet_query_mcse_is_calibrated(method, evidence):
     # asia: P(lung | evidence) and P(bronc | evidence) against variable elimination; over 150
     # seeds of 2500 draws the z-scores (estimate - exact) / MCSE behave like N(0, 1)

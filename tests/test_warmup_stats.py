@@ -7,6 +7,7 @@ replay of the same warmup (the infos of every transition) and against what ``fin
 hands to sampling; and a run stopped in sampling and resumed from its checkpoint reports
 the same record.  Small targets and short warmups: seconds.
 """
+
 import json
 
 import jax
@@ -38,9 +39,11 @@ def replay(kernel, num_steps, seed=0):
 
 
 # (kernel, its step size was given so no search starts the warmup, it jitters its step size)
-KERNELS = {"nuts": (lambda: mc.nuts(max_tree_depth=5), False, False),
-           "hmc_given_step": (lambda: mc.hmc(4, step_size=0.3), True, True),
-           "mala_dense": (lambda: mc.mala(mass="dense"), False, False)}
+KERNELS = {
+    "nuts": (lambda: mc.nuts(max_tree_depth=5), False, False),
+    "hmc_given_step": (lambda: mc.hmc(4, step_size=0.3), True, True),
+    "mala_dense": (lambda: mc.mala(mass="dense"), False, False),
+}
 
 
 @pytest.mark.parametrize("name", list(KERNELS))
@@ -71,8 +74,9 @@ def test_trace_matches_the_transitions_it_records(name):
 
 
 def test_result_reports_the_warmup_per_chain_and_survives_a_resume(tmp_path, monkeypatch):
-    settings = dict(num_chains=3, num_samples=20, num_warmup=40, chunk_size=10, seed=2, progress=False,
-                    warn=False)  # 3 chains: the driver pads the batch, the record must not show it
+    settings = dict(
+        num_chains=3, num_samples=20, num_warmup=40, chunk_size=10, seed=2, progress=False, warn=False
+    )  # 3 chains: the driver pads the batch, the record must not show it
     kernel = mc.mala()
     ref = mc.run_chains(logdensity, kernel, init=jnp.zeros(4), **settings)
     stats = ref.warmup_stats
@@ -97,13 +101,20 @@ def test_result_reports_the_warmup_per_chain_and_survives_a_resume(tmp_path, mon
         mc.run_chains(logdensity, kernel, init=jnp.zeros(4), checkpoint=tmp_path, checkpoint_every=0, **settings)
     assert json.loads(next(tmp_path.glob("checkpoint-*/manifest.json")).read_text())["phase"] == "sampling"
     monkeypatch.undo()
-    resumed = mc.run_chains(logdensity, kernel, init=jnp.zeros(4), checkpoint=tmp_path, checkpoint_every=0,
-                            **settings)
+    resumed = mc.run_chains(logdensity, kernel, init=jnp.zeros(4), checkpoint=tmp_path, checkpoint_every=0, **settings)
     for name in stats:
         np.testing.assert_array_equal(resumed.warmup_stats[name], stats[name])
 
 
 def test_kernels_without_a_windowed_warmup_report_none():
-    res = mc.run_chains(logdensity, mc.rwmh(), init=jnp.zeros(4), num_samples=10, num_warmup=10, progress=False,
-                        warn=False, init_batched=False)
+    res = mc.run_chains(
+        logdensity,
+        mc.rwmh(),
+        init=jnp.zeros(4),
+        num_samples=10,
+        num_warmup=10,
+        progress=False,
+        warn=False,
+        init_batched=False,
+    )
     assert res.warmup_stats is None and res.warmup_grad_evals() is None

@@ -1,6 +1,10 @@
 """Plant known bugs in a copy of mcgen and check that the statistical tests catch each one.
 
-Usage: python tools/planted_bugs.py [--list] [bug ...]
+Usage: python tools/planted_bugs.py [--list | --check] [bug ...]
+
+``--check`` only confirms that every bug's pattern still occurs in its file (run it after a
+refactor or a reformat: a pattern that no longer matches is a bug the harness silently stops
+planting).
 
 Each bug is a (file, old, new) substitution applied to a fresh copy of ``mcgen/``, ``tests/``
 and ``benchmarks/`` (the reference models) in a temporary directory; pytest runs there, so the
@@ -9,9 +13,10 @@ here, never by editing the shared sources: an experiment left behind gets commit
 listed tests must FAIL with the bug in place.  Prints one line per bug: how many of the
 selected tests failed, and which.
 """
+
 import os
-import re
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -20,124 +25,216 @@ import tempfile
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 BUGS = {
-    "flipped_ratio": ("mcgen/kernels/_proposal.py", "proposal_logdensity - logdensity, proposal_logdensity",
-                      "logdensity - proposal_logdensity, proposal_logdensity",
-                      "tests/kernels/test_metropolis.py -k 'rwmh or adaptive'"),
-    "tempered_ratio": ("mcgen/kernels/_proposal.py", "proposal_logdensity - logdensity, proposal_logdensity",
-                       "0.7 * (proposal_logdensity - logdensity), proposal_logdensity",
-                       "tests/kernels/test_metropolis.py -k 'rwmh or adaptive'"),
-    "asymmetric_proposal": ("mcgen/kernels/_proposal.py", "proposal = unravel(flat + perturb(noise))",
-                            "proposal = unravel(flat + perturb(noise + 0.3))",
-                            "tests/kernels/test_metropolis.py -k 'rwmh or adaptive'"),
-    "imh_no_q_correction": ("mcgen/kernels/independent_mh.py",
-                            "(logdensity_y - log_q_y) - (state.logdensity - state.proposal_logdensity)",
-                            "logdensity_y - state.logdensity",
-                            "tests/kernels/test_metropolis.py -k independent"),
+    "flipped_ratio": (
+        "mcgen/kernels/_proposal.py",
+        "proposal_logdensity - logdensity, proposal_logdensity",
+        "logdensity - proposal_logdensity, proposal_logdensity",
+        "tests/kernels/test_metropolis.py -k 'rwmh or adaptive'",
+    ),
+    "tempered_ratio": (
+        "mcgen/kernels/_proposal.py",
+        "proposal_logdensity - logdensity, proposal_logdensity",
+        "0.7 * (proposal_logdensity - logdensity), proposal_logdensity",
+        "tests/kernels/test_metropolis.py -k 'rwmh or adaptive'",
+    ),
+    "asymmetric_proposal": (
+        "mcgen/kernels/_proposal.py",
+        "proposal = unravel(flat + perturb(noise))",
+        "proposal = unravel(flat + perturb(noise + 0.3))",
+        "tests/kernels/test_metropolis.py -k 'rwmh or adaptive'",
+    ),
+    "imh_no_q_correction": (
+        "mcgen/kernels/independent_mh.py",
+        "(logdensity_y - log_q_y) - (state.logdensity - state.proposal_logdensity)",
+        "logdensity_y - state.logdensity",
+        "tests/kernels/test_metropolis.py -k independent",
+    ),
     # gradient kernels (issue 3)
-    "hmc_kinetic_dropped": ("mcgen/kernels/_integrators.py",
-                            "h = -logdensity + kinetic_energy(p, velocity(inverse_mass, p), inverse_mass)",
-                            "h = -logdensity + 0.0 * kinetic_energy(p, velocity(inverse_mass, p), inverse_mass)",
-                            "tests/kernels/test_hmc.py -k 'invariance or moments or scales'"),
-    "leapfrog_full_first_kick": ("mcgen/kernels/_integrators.py", "    p = p + half * g\n    q = q",
-                                 "    p = p + step_size * g\n    q = q",
-                                 "tests/kernels/test_hmc.py -k 'invariance or moments or scales'"),
-    "mala_no_q_correction": ("mcgen/kernels/langevin.py",
-                             "log_ratio = logdensity_y - state.logdensity + log_q_reverse - log_q_forward",
-                             "log_ratio = logdensity_y - state.logdensity",
-                             "tests/kernels/test_langevin.py -k 'mala and (invariance or moments or scales)'"),
-    "mala_flipped_ratio": ("mcgen/kernels/langevin.py",
-                           "log_ratio = logdensity_y - state.logdensity + log_q_reverse - log_q_forward",
-                           "log_ratio = state.logdensity - logdensity_y + log_q_reverse - log_q_forward",
-                           "tests/kernels/test_langevin.py -k 'mala and (invariance or moments or scales)'"),
-    "nuts_kinetic_dropped": ("mcgen/kernels/_trajectory.py", "h1 = -logdensity1 + 0.5 * pv",
-                             "h1 = -logdensity1 + 0.0 * pv",
-                             "tests/kernels/test_nuts.py -k 'invariance or moments or scales'"),
-    "nuts_always_forward": ("mcgen/kernels/_trajectory.py",
-                            "eps = jnp.where(forward, c.step_size, -c.step_size)", "eps = c.step_size",
-                            "tests/kernels/test_nuts.py -k 'invariance or moments or scales'"),
-    "nuts_last_leaf_not_multinomial": ("mcgen/kernels/_trajectory.py",
-                                       "take = opening | (dr.log_u_leaf < logw1 - sub_logw)",
-                                       "take = opening | (dr.log_u_leaf < 0.0)",
-                                       "tests/kernels/test_nuts.py -k 'invariance or moments or scales'"),
+    "hmc_kinetic_dropped": (
+        "mcgen/kernels/_integrators.py",
+        "h = -logdensity + kinetic_energy(p, velocity(inverse_mass, p), inverse_mass)",
+        "h = -logdensity + 0.0 * kinetic_energy(p, velocity(inverse_mass, p), inverse_mass)",
+        "tests/kernels/test_hmc.py -k 'invariance or moments or scales'",
+    ),
+    "leapfrog_full_first_kick": (
+        "mcgen/kernels/_integrators.py",
+        "    p = p + half * g\n    q = q",
+        "    p = p + step_size * g\n    q = q",
+        "tests/kernels/test_hmc.py -k 'invariance or moments or scales'",
+    ),
+    "mala_no_q_correction": (
+        "mcgen/kernels/langevin.py",
+        "log_ratio = logdensity_y - state.logdensity + log_q_reverse - log_q_forward",
+        "log_ratio = logdensity_y - state.logdensity",
+        "tests/kernels/test_langevin.py -k 'mala and (invariance or moments or scales)'",
+    ),
+    "mala_flipped_ratio": (
+        "mcgen/kernels/langevin.py",
+        "log_ratio = logdensity_y - state.logdensity + log_q_reverse - log_q_forward",
+        "log_ratio = state.logdensity - logdensity_y + log_q_reverse - log_q_forward",
+        "tests/kernels/test_langevin.py -k 'mala and (invariance or moments or scales)'",
+    ),
+    "nuts_kinetic_dropped": (
+        "mcgen/kernels/_trajectory.py",
+        "h1 = -logdensity1 + 0.5 * pv",
+        "h1 = -logdensity1 + 0.0 * pv",
+        "tests/kernels/test_nuts.py -k 'invariance or moments or scales'",
+    ),
+    "nuts_always_forward": (
+        "mcgen/kernels/_trajectory.py",
+        "eps = jnp.where(forward, c.step_size, -c.step_size)",
+        "eps = c.step_size",
+        "tests/kernels/test_nuts.py -k 'invariance or moments or scales'",
+    ),
+    "nuts_last_leaf_not_multinomial": (
+        "mcgen/kernels/_trajectory.py",
+        "take = opening | (dr.log_u_leaf < logw1 - sub_logw)",
+        "take = opening | (dr.log_u_leaf < 0.0)",
+        "tests/kernels/test_nuts.py -k 'invariance or moments or scales'",
+    ),
     # (replacing min(1, W_S / W_T) by W_S / (W_T + W_S) would NOT be a bug: uniform progressive
     # sampling across subtrees is valid too, only less efficient)
-    "nuts_merge_inverted": ("mcgen/kernels/_trajectory.py", "(row[2] < sub_logw - sc[LOGW])",
-                            "(row[2] < sc[LOGW] - sub_logw)",
-                            "tests/kernels/test_nuts.py -k 'invariance or moments or scales'"),
+    "nuts_merge_inverted": (
+        "mcgen/kernels/_trajectory.py",
+        "(row[2] < sub_logw - sc[LOGW])",
+        "(row[2] < sc[LOGW] - sub_logw)",
+        "tests/kernels/test_nuts.py -k 'invariance or moments or scales'",
+    ),
     # deep trees test only the first few checkpoint slots (the others read as zero)
-    "nuts_deep_phase_skipped": ("mcgen/kernels/_trajectory.py",
-                                "jax.lax.cond(shallow, products(few), products(num_slots),",
-                                "jax.lax.cond(shallow, products(few), products(few),",
-                                "tests/kernels/test_nuts.py -k 'deep or depth'"),
-    "momentum_wrong_covariance": ("mcgen/kernels/_metrics.py", "scale = jax.lax.rsqrt(inverse_mass)",
-                                  "scale = jnp.sqrt(inverse_mass)",
-                                  "tests/kernels/test_nuts.py -k 'moments or scales'"),
+    "nuts_deep_phase_skipped": (
+        "mcgen/kernels/_trajectory.py",
+        "jax.lax.cond(shallow, products(few), products(num_slots),",
+        "jax.lax.cond(shallow, products(few), products(few),",
+        "tests/kernels/test_nuts.py -k 'deep or depth'",
+    ),
+    "momentum_wrong_covariance": (
+        "mcgen/kernels/_metrics.py",
+        "scale = jax.lax.rsqrt(inverse_mass)",
+        "scale = jnp.sqrt(inverse_mass)",
+        "tests/kernels/test_nuts.py -k 'moments or scales'",
+    ),
     # checkpoints and progress (issue 17)
-    "resume_step_off_by_one": ("mcgen/_driver/checkpoint.py", 'return Saved(phase, int(manifest["step"]),',
-                               'return Saved(phase, int(manifest["step"]) - 1,',
-                               "tests/test_checkpoint.py -k 'full_disk or mid_sampling or read_back'"),
-    "draws_checksum_ignored": ("mcgen/_driver/store.py",
-                               "ok = i < len(sums) and zlib.crc32(block.tobytes()) == sums[i]", "ok = True",
-                               "tests/test_checkpoint.py -k corrupt"),
-    "progress_on_in_pipes": ("mcgen/_driver/progress.py",
-                             'return in_jupyter_kernel() or bool(getattr(sys.stderr, "isatty", lambda: False)())',
-                             "return True", "tests/test_progress.py"),
+    "resume_step_off_by_one": (
+        "mcgen/_driver/checkpoint.py",
+        'phase, int(manifest["step"]), states,',
+        'phase, int(manifest["step"]) - 1, states,',
+        "tests/test_checkpoint.py -k 'full_disk or mid_sampling or read_back'",
+    ),
+    "draws_checksum_ignored": (
+        "mcgen/_driver/store.py",
+        "ok = i < len(sums) and zlib.crc32(block.tobytes()) == sums[i]",
+        "ok = True",
+        "tests/test_checkpoint.py -k corrupt",
+    ),
+    "progress_on_in_pipes": (
+        "mcgen/_driver/progress.py",
+        'return in_jupyter_kernel() or bool(getattr(sys.stderr, "isatty", lambda: False)())',
+        "return True",
+        "tests/test_progress.py",
+    ),
     # ---- issue 19: the kinds the suite missed, and one bug in every weak area
     # driver: every chain gets the same random stream (chains become copies)
-    "driver_same_stream": ("mcgen/_driver/steps.py", "chain = jax.vmap(lambda i: _random.fold_in(root, i))",
-                           "chain = jax.vmap(lambda i: _random.fold_in(root, 0 * i))",
-                           "tests/test_chains_independent.py"),
+    "driver_same_stream": (
+        "mcgen/_driver/steps.py",
+        "chain = jax.vmap(lambda i: _random.fold_in(root, i))",
+        "chain = jax.vmap(lambda i: _random.fold_in(root, 0 * i))",
+        "tests/test_chains_independent.py",
+    ),
     # driver/kernels: the kinetic energy summed by XLA in a batch-dependent order again
-    "hmc_kinetic_batch_dependent": ("mcgen/kernels/_metrics.py", "return 0.5 * fixed_order_sum(terms)",
-                                    "return 0.5 * jnp.dot(p, v)",
-                                    "tests/test_determinism.py -k 'chain_count and hmc'"),
+    "hmc_kinetic_batch_dependent": (
+        "mcgen/kernels/_metrics.py",
+        "return 0.5 * fixed_order_sum(terms)",
+        "return 0.5 * jnp.dot(p, v)",
+        "tests/test_determinism.py -k 'chain_count and hmc'",
+    ),
     # a default that silently resonates
-    "hmc_default_no_jitter": ("mcgen/kernels/hmc.py", "jitter: float = 0.5,", "jitter: float = 0.0,",
-                              "tests/kernels/test_hmc_defaults.py"),
+    "hmc_default_no_jitter": (
+        "mcgen/kernels/hmc.py",
+        "jitter: float = 0.5,",
+        "jitter: float = 0.0,",
+        "tests/kernels/test_hmc_defaults.py",
+    ),
     # testing helpers: a one-sided moment check, an invariance check against dependent draws,
     # a two-sample test without its Bonferroni correction
-    "moments_one_sided": ("mcgen/testing/_checks.py",
-                          "zs = [np.abs(self.mean_z)] + ([np.abs(self.var_z)] if self.var_z is not None else [])",
-                          "zs = [self.mean_z] + ([self.var_z] if self.var_z is not None else [])",
-                          "tests/test_testing_calibration.py -k moments"),
-    "invariance_dependent_draws": ("mcgen/testing/_checks.py", "fresh = exact_sampler(key_fresh, num_chains)",
-                                   "fresh = exact_sampler(key_start, num_chains)",
-                                   "tests/test_testing_calibration.py -k invariance"),
-    "two_sample_no_bonferroni": ("mcgen/testing/_report.py", "np.min(self.p_values) * self.p_values.size",
-                                 "np.min(self.p_values)", "tests/test_testing_calibration.py -k two_sample"),
+    "moments_one_sided": (
+        "mcgen/testing/_checks.py",
+        "zs = [np.abs(self.mean_z)] + ([np.abs(self.var_z)] if self.var_z is not None else [])",
+        "zs = [self.mean_z] + ([self.var_z] if self.var_z is not None else [])",
+        "tests/test_testing_calibration.py -k moments",
+    ),
+    "invariance_dependent_draws": (
+        "mcgen/testing/_checks.py",
+        "fresh = exact_sampler(key_fresh, num_chains)",
+        "fresh = exact_sampler(key_start, num_chains)",
+        "tests/test_testing_calibration.py -k invariance",
+    ),
+    "two_sample_no_bonferroni": (
+        "mcgen/testing/_report.py",
+        "np.min(self.p_values) * self.p_values.size",
+        "np.min(self.p_values)",
+        "tests/test_testing_calibration.py -k two_sample",
+    ),
     # direct samplers and Bayesian networks: right estimates, wrong error bars
-    "is_log_normalizer_mcse_inflated": ("mcgen/direct/weighted.py",
-                                        "math.log(n), jnp.sqrt(jnp.maximum(rel_var, 0)))",
-                                        "math.log(n), 1.5 * jnp.sqrt(jnp.maximum(rel_var, 0)))",
-                                        "tests/test_testing_calibration.py -k importance"),
-    "bn_query_mcse_inflated": ("mcgen/bayesnet/query.py", "return p, np.sqrt(np.maximum(var, 0.0))",
-                               "return p, 1.5 * np.sqrt(np.maximum(var, 0.0))",
-                               "tests/test_testing_calibration.py -k bayesnet"),
-    "bn_query_mcse_deflated": ("mcgen/bayesnet/query.py", "return p, np.sqrt(np.maximum(var, 0.0))",
-                               "return p, 0.7 * np.sqrt(np.maximum(var, 0.0))",
-                               "tests/test_testing_calibration.py -k bayesnet"),
+    "is_log_normalizer_mcse_inflated": (
+        "mcgen/direct/weighted.py",
+        "math.log(n), jnp.sqrt(jnp.maximum(rel_var, 0)))",
+        "math.log(n), 1.5 * jnp.sqrt(jnp.maximum(rel_var, 0)))",
+        "tests/test_testing_calibration.py -k importance",
+    ),
+    "bn_query_mcse_inflated": (
+        "mcgen/bayesnet/query.py",
+        "return p, np.sqrt(np.maximum(var, 0.0))",
+        "return p, 1.5 * np.sqrt(np.maximum(var, 0.0))",
+        "tests/test_testing_calibration.py -k bayesnet",
+    ),
+    "bn_query_mcse_deflated": (
+        "mcgen/bayesnet/query.py",
+        "return p, np.sqrt(np.maximum(var, 0.0))",
+        "return p, 0.7 * np.sqrt(np.maximum(var, 0.0))",
+        "tests/test_testing_calibration.py -k bayesnet",
+    ),
     # dense metrics: only wrong once the metric is not diagonal
-    "dense_sqrt_transposed": ("mcgen/kernels/_metrics.py", "return lambda z: chol @ z", "return lambda z: chol.T @ z",
-                              "tests/kernels/test_dense_metric.py"),
-    "dense_momentum_wrong_factor": ("mcgen/kernels/_metrics.py",
-                                    "return lambda z: solve_triangular(chol.T, z, lower=False)",
-                                    "return lambda z: solve_triangular(chol, z, lower=True)",
-                                    "tests/kernels/test_dense_metric.py"),
+    "dense_sqrt_transposed": (
+        "mcgen/kernels/_metrics.py",
+        "return lambda z: chol @ z",
+        "return lambda z: chol.T @ z",
+        "tests/kernels/test_dense_metric.py",
+    ),
+    "dense_momentum_wrong_factor": (
+        "mcgen/kernels/_metrics.py",
+        "return lambda z: solve_triangular(chol.T, z, lower=False)",
+        "return lambda z: solve_triangular(chol, z, lower=True)",
+        "tests/kernels/test_dense_metric.py",
+    ),
     # adaptation: the dense Welford estimate keeps only the diagonal (a valid sampler, a wrong metric)
-    "welford_dense_diagonal_only": ("mcgen/adaptation/welford.py", "m2 = state.m2 + jnp.outer(delta, x - mean)",
-                                    "m2 = state.m2 + jnp.diag(delta * (x - mean))",
-                                    "tests/kernels/test_dense_metric.py -k warmup"),
+    "welford_dense_diagonal_only": (
+        "mcgen/adaptation/welford.py",
+        "m2 = state.m2 + jnp.outer(delta, x - mean)",
+        "m2 = state.m2 + jnp.diag(delta * (x - mean))",
+        "tests/kernels/test_dense_metric.py -k warmup",
+    ),
     # mass-matrix estimators (issue 15): the Fisher diagonal without its square root (the
     # variance ratio itself), and a warmup that feeds it the draws in place of the gradients
-    "fisher_diag_no_sqrt": ("mcgen/adaptation/welford.py", "ratio = jnp.sqrt(var_x / var_g)",
-                            "ratio = var_x / var_g", "tests/test_mass_estimators.py -k recover"),
-    "fisher_scores_are_draws": ("mcgen/adaptation/window.py",
-                                "welford_update(scores, grad.astype(flat.dtype))", "welford_update(scores, flat)",
-                                "tests/test_mass_estimators.py -k warmup"),
+    "fisher_diag_no_sqrt": (
+        "mcgen/adaptation/welford.py",
+        "ratio = jnp.sqrt(var_x / var_g)",
+        "ratio = var_x / var_g",
+        "tests/test_mass_estimators.py -k recover",
+    ),
+    "fisher_scores_are_draws": (
+        "mcgen/adaptation/window.py",
+        "welford_update(scores, grad.astype(flat.dtype))",
+        "welford_update(scores, flat)",
+        "tests/test_mass_estimators.py -k warmup",
+    ),
     # the early schedule's switch hands the gradients' estimate over as the draws' (a typo that
     # mixes the two; an unfed background alone is benign: both halves still see the same law)
-    "early_switch_swaps_estimates": ("mcgen/adaptation/window.py", "bg_draws if early else fresh, welford)",
-                                     "bg_scores if early else fresh, welford)", "tests/test_mass_estimators.py -k early"),
+    "early_switch_swaps_estimates": (
+        "mcgen/adaptation/window.py",
+        "bg_draws if early else fresh, welford",
+        "bg_scores if early else fresh, welford",
+        "tests/test_mass_estimators.py -k early",
+    ),
     # generative: the tempered rejection sampler ignores its temperature
     "flow_rejection_ignores_temperature": (
         "mcgen/generative/flows.py",
@@ -145,76 +242,131 @@ BUGS = {
         "        return x, jax.vmap(log_prob)(x) >= threshold",
         "z = jax.random.normal(key, (num_samples,) + latent_shape)\n        x = jax.vmap(forward)(z)\n"
         "        return x, jax.vmap(log_prob)(x) >= threshold",
-        "tests/generative/test_generative_flows.py"),
+        "tests/generative/test_generative_flows.py",
+    ),
     # the new helpers: SBC without its Bonferroni correction, Geweke's standard error without
     # the chains' part, the sequential invariance test without alpha spending
-    "sbc_no_bonferroni": ("mcgen/testing/_report.py", "return float(min(1.0, np.min(self.p_values) * self.p_values.size))",
-                          "return float(min(1.0, np.min(self.p_values)))", "tests/test_sbc.py"),
-    "geweke_se_marginal_only": ("mcgen/testing/geweke.py",
-                                "se = np.sqrt(g_m.var(0, ddof=1) / num_marginal + g_s.var(0, ddof=1) / num_chains)",
-                                "se = np.sqrt(g_m.var(0, ddof=1) / num_marginal)", "tests/test_geweke.py"),
-    "exact_invariance_no_alpha_spending": ("mcgen/testing/exact_invariance.py", "report.levels.append(alpha / 2**k)",
-                                           "report.levels.append(alpha)", "tests/test_exact_invariance.py"),
+    "sbc_no_bonferroni": (
+        "mcgen/testing/_report.py",
+        "return float(min(1.0, np.min(self.p_values) * self.p_values.size))",
+        "return float(min(1.0, np.min(self.p_values)))",
+        "tests/test_sbc.py",
+    ),
+    "geweke_se_marginal_only": (
+        "mcgen/testing/geweke.py",
+        "se = np.sqrt(g_m.var(0, ddof=1) / num_marginal + g_s.var(0, ddof=1) / num_chains)",
+        "se = np.sqrt(g_m.var(0, ddof=1) / num_marginal)",
+        "tests/test_geweke.py",
+    ),
+    "exact_invariance_no_alpha_spending": (
+        "mcgen/testing/exact_invariance.py",
+        "report.levels.append(alpha / 2**k)",
+        "report.levels.append(alpha)",
+        "tests/test_exact_invariance.py",
+    ),
     # ---- issue 19, second round: SBC of real models and its adapters, and kinds the list lacked
     # SBC adapters: weighted ranks that ignore the weights (the draws become the proposal's),
     # ties of discrete parameters put at the midpoint instead of broken at random, thinning
     # ignored (autocorrelated draws), a NumPyro truth left on the constrained scale
-    "sbc_weighted_ranks_ignore_weights": ("mcgen/testing/sbc.py", "    w = np.exp(log_weights - top)\n",
-                                          "    w = np.exp(0.0 * (log_weights - top))\n",
-                                          "tests/test_sbc_models.py -k 'importance or bayesnet'"),
-    "sbc_ties_at_midpoint": ("mcgen/testing/sbc.py",
-                             "u = (w * below).sum(1) + rng.random(truth.shape) * (w * equal).sum(1)",
-                             "u = (w * below).sum(1) + 0.5 * (w * equal).sum(1)",
-                             "tests/test_sbc_models.py -k 'bayesnet or ties'"),
-    "sbc_thin_ignored": ("mcgen/testing/sbc.py", "st, jax.random.split(k, thin))", "st, jax.random.split(k, 1))",
-                         "tests/test_sbc.py -k 'sbc_passes or gibbs'"),
-    "sbc_numpyro_truth_constrained": ("mcgen/testing/sbc.py",
-                                      'return unconstrain_fn(seeded, args, kwargs, {name: tr[name]["value"] for name in latent})',
-                                      'return {name: tr[name]["value"] for name in latent}',
-                                      "tests/test_sbc_models.py -k eight_schools_numpyro"),
+    "sbc_weighted_ranks_ignore_weights": (
+        "mcgen/testing/sbc.py",
+        "    w = np.exp(log_weights - top)\n",
+        "    w = np.exp(0.0 * (log_weights - top))\n",
+        "tests/test_sbc_models.py -k 'importance or bayesnet'",
+    ),
+    "sbc_ties_at_midpoint": (
+        "mcgen/testing/sbc.py",
+        "u = (w * below).sum(1) + rng.random(truth.shape) * (w * equal).sum(1)",
+        "u = (w * below).sum(1) + 0.5 * (w * equal).sum(1)",
+        "tests/test_sbc_models.py -k 'bayesnet or ties'",
+    ),
+    "sbc_thin_ignored": (
+        "mcgen/testing/sbc.py",
+        "st, jax.random.split(k, thin))",
+        "st, jax.random.split(k, 1))",
+        "tests/test_sbc.py -k 'sbc_passes or gibbs'",
+    ),
+    "sbc_numpyro_truth_constrained": (
+        "mcgen/testing/sbc.py",
+        'return unconstrain_fn(seeded, args, kwargs, {name: tr[name]["value"] for name in latent})',
+        'return {name: tr[name]["value"] for name in latent}',
+        "tests/test_sbc_models.py -k eight_schools_numpyro",
+    ),
     # Bayesian network: likelihood weighting weights by the drawn value of an evidence variable
     # instead of its observed one (a wrong prior-times-likelihood)
-    "lw_weight_of_drawn_value": ("mcgen/bayesnet/sampling.py",
-                                 "logw = logw + jnp.where(clamped, flat.logp[row, value], jnp.float32(0.0))",
-                                 "logw = logw + jnp.where(clamped, flat.logp[row, drawn], jnp.float32(0.0))",
-                                 "tests/test_sbc_models.py -k bayesnet"),
+    "lw_weight_of_drawn_value": (
+        "mcgen/bayesnet/sampling.py",
+        "logw = logw + jnp.where(clamped, flat.logp[row, value], jnp.float32(0.0))",
+        "logw = logw + jnp.where(clamped, flat.logp[row, drawn], jnp.float32(0.0))",
+        "tests/test_sbc_models.py -k bayesnet",
+    ),
     # testing helpers: an MCSE of the mean that is inflated (every moment check lenient)
-    "moments_mcse_inflated": ("mcgen/testing/_checks.py", 'out[j] = float(az.mcse(x[..., j], method="mean"))',
-                              'out[j] = 1.6 * float(az.mcse(x[..., j], method="mean"))',
-                              "tests/test_testing_calibration.py -k moments"),
+    "moments_mcse_inflated": (
+        "mcgen/testing/_checks.py",
+        'out[j] = float(az.mcse(x[..., j], method="mean"))',
+        'out[j] = 1.6 * float(az.mcse(x[..., j], method="mean"))',
+        "tests/test_testing_calibration.py -k moments",
+    ),
     # reported error bars: the self-normalized estimate's MCSE without centering at the mean
-    "snis_mcse_uncentered": ("mcgen/direct/weighted.py", "var = _blocked_sum(_weighted(w**2, (fx - mean) ** 2))",
-                             "var = _blocked_sum(_weighted(w**2, fx ** 2))",
-                             "tests/test_testing_calibration.py -k 'snis or importance'"),
+    "snis_mcse_uncentered": (
+        "mcgen/direct/weighted.py",
+        "var = _blocked_sum(_weighted(w**2, (fx - mean) ** 2))",
+        "var = _blocked_sum(_weighted(w**2, fx ** 2))",
+        "tests/test_testing_calibration.py -k 'snis or importance'",
+    ),
     # combinators: parallel tempering keeps the replicas' cached log-densities stale after a swap
-    "tempering_cache_stale": ("mcgen/combinators/tempering.py",
-                              "new = inner._replace(logdensity=(lr + betas * ll).astype(inner.logdensity.dtype))",
-                              "new = inner",
-                              "tests/combinators/test_tempering.py"),
+    "tempering_cache_stale": (
+        "mcgen/combinators/tempering.py",
+        "new = inner._replace(logdensity=(lr + betas * ll).astype(inner.logdensity.dtype))",
+        "new = inner",
+        "tests/combinators/test_tempering.py",
+    ),
     # ---- issue 16: ensemble adaptation and ChEES-HMC
     # the acceptance step: the kinetic energy left out, the ratio flipped
-    "chees_accept_without_kinetic": ("mcgen/kernels/chees.py",
-                                     "mh_accept(key_accept, h0 - h1, logdensity1)",
-                                     "mh_accept(key_accept, logdensity1 - state.logdensity, logdensity1)",
-                                     "tests/kernels/test_chees.py -k 'invariance or ensemble'"),
-    "chees_flipped_ratio": ("mcgen/kernels/chees.py", "mh_accept(key_accept, h0 - h1, logdensity1)",
-                            "mh_accept(key_accept, h1 - h0, logdensity1)",
-                            "tests/kernels/test_chees.py -k 'invariance or ensemble'"),
+    "chees_accept_without_kinetic": (
+        "mcgen/kernels/chees.py",
+        "mh_accept(key_accept, h0 - h1, logdensity1)",
+        "mh_accept(key_accept, logdensity1 - state.logdensity, logdensity1)",
+        "tests/kernels/test_chees.py -k 'invariance or ensemble'",
+    ),
+    "chees_flipped_ratio": (
+        "mcgen/kernels/chees.py",
+        "mh_accept(key_accept, h0 - h1, logdensity1)",
+        "mh_accept(key_accept, h1 - h0, logdensity1)",
+        "tests/kernels/test_chees.py -k 'invariance or ensemble'",
+    ),
     # the adaptation's use of cross-chain statistics: each chain adapts on its own statistic
-    "chees_step_size_not_pooled": ("mcgen/kernels/chees.py",
-                                   "harmonic = 1.0 / chain_mean(1.0 / jnp.maximum(a, 1e-10), ok)",
-                                   "harmonic = a", "tests/kernels/test_chees.py -k ensemble"),
-    "chees_metric_not_pooled": ("mcgen/kernels/chees.py", "var = chain_mean((x - mean) ** 2)",
-                                "var = (x - mean) ** 2", "tests/kernels/test_chees.py -k ensemble"),
+    "chees_step_size_not_pooled": (
+        "mcgen/kernels/chees.py",
+        "harmonic = 1.0 / chain_mean(1.0 / jnp.maximum(a, 1e-10), ok)",
+        "harmonic = a",
+        "tests/kernels/test_chees.py -k ensemble",
+    ),
+    "chees_metric_not_pooled": (
+        "mcgen/kernels/chees.py",
+        "var = chain_mean((x - mean) ** 2)",
+        "var = (x - mean) ** 2",
+        "tests/kernels/test_chees.py -k ensemble",
+    ),
     # the pooled statistics count the driver's padding chains
-    "ensemble_counts_padding": ("mcgen/adaptation/ensemble.py", "return (index < num_real).astype(jnp.float32)",
-                                "return (index < 2**30).astype(jnp.float32)",
-                                "tests/test_ensemble.py -k 'requested or devices'"),
-    "mams_kinetic_dropped": ("mcgen/kernels/mams.py", "log_ratio = logdensity1 - state.logdensity - kinetic",
-                             "log_ratio = logdensity1 - state.logdensity",
-                             "tests/kernels/test_mams.py -k 'invariance or ensemble'"),
-    "mams_metric_not_pooled": ("mcgen/kernels/mams.py", "var = chain_mean((x - mean) ** 2)",
-                               "var = (x - mean) ** 2", "tests/kernels/test_mams.py -k ensemble"),
+    "ensemble_counts_padding": (
+        "mcgen/adaptation/ensemble.py",
+        "return (index < num_real).astype(jnp.float32)",
+        "return (index < 2**30).astype(jnp.float32)",
+        "tests/test_ensemble.py -k 'requested or devices'",
+    ),
+    "mams_kinetic_dropped": (
+        "mcgen/kernels/mams.py",
+        "log_ratio = logdensity1 - state.logdensity - kinetic",
+        "log_ratio = logdensity1 - state.logdensity",
+        "tests/kernels/test_mams.py -k 'invariance or ensemble'",
+    ),
+    "mams_metric_not_pooled": (
+        "mcgen/kernels/mams.py",
+        "var = chain_mean((x - mean) ** 2)",
+        "var = (x - mean) ** 2",
+        "tests/kernels/test_mams.py -k ensemble",
+    ),
 }
 
 
@@ -222,8 +374,9 @@ def run(name: str) -> None:
     path, old, new, tests = BUGS[name]
     with tempfile.TemporaryDirectory() as tmp:
         for folder in ("mcgen", "tests", "benchmarks"):  # the tests import the reference models
-            shutil.copytree(ROOT / folder, pathlib.Path(tmp) / folder,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(
+                ROOT / folder, pathlib.Path(tmp) / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
         target = pathlib.Path(tmp) / path
         text = target.read_text()
         assert old in text, f"{name}: pattern not found in {path}"
@@ -234,8 +387,9 @@ def run(name: str) -> None:
         shutil.copy(ROOT / "pyproject.toml", pathlib.Path(tmp) / "pyproject.toml")
         cmd = f"{sys.executable} -m pytest -q -rf -p no:cacheprovider --rootdir {tmp} {tests}"
         out = subprocess.run(cmd, shell=True, cwd=tmp, env=env, capture_output=True, text=True)
-        failed = [line.split("::", 1)[-1].split(" ")[0] for line in out.stdout.splitlines()
-                  if line.startswith("FAILED")]
+        failed = [
+            line.split("::", 1)[-1].split(" ")[0] for line in out.stdout.splitlines() if line.startswith("FAILED")
+        ]
         passed = re.search(r"(\d+) passed", out.stdout)
         verdict = "CAUGHT" if failed else "MISSED"
         print(f"{name}: {verdict} by {len(failed)} test(s), {passed.group(1) if passed else 0} passed", flush=True)
@@ -248,6 +402,12 @@ if __name__ == "__main__":
     if args == ["--list"]:
         for name, (path, _, _, tests) in BUGS.items():
             print(f"{name:32s} {path:32s} {tests}")
+    elif args == ["--check"]:
+        stale = [name for name, (path, old, _, _) in BUGS.items() if old not in (ROOT / path).read_text()]
+        for name in stale:
+            print(f"{name}: pattern not found in {BUGS[name][0]}")
+        print(f"{len(BUGS) - len(stale)} of {len(BUGS)} patterns found")
+        sys.exit(1 if stale else 0)
     else:
         for bug in args or BUGS:
             run(bug)

@@ -7,6 +7,7 @@ the site renders those.  A cell that raises fails the run.  Prints the time each
     python tools/run_notebooks.py            # all of them
     python tools/run_notebooks.py first_run  # only the named ones
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -27,8 +28,9 @@ def execute(path: pathlib.Path) -> float:
     notebook = jupytext.read(path)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     start = time.perf_counter()
-    NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT)}}).execute()
+    NotebookClient(
+        notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    ).execute()
     OUT.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, OUT / f"{path.stem}.ipynb")
     return time.perf_counter() - start

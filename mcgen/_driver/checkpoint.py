@@ -21,6 +21,7 @@ the manifest's fingerprint is compared with the current call (kernel, log-densit
 seed, counts, initial positions, mcgen version) and every file with its checksum; a mismatch
 is an error that names it, never a silent restart.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,8 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-from jax.core import Tracer
 import numpy as np
+from jax.core import Tracer
 
 from mcgen._driver.store import check_path
 
@@ -118,8 +119,20 @@ def _digest(tree) -> str:
     return h.hexdigest()
 
 
-def fingerprint(*, kernel, logdensity_fn, transform, seed, num_chains, padded_chains, num_samples, num_warmup,
-                thin, init_states, version: str) -> dict:
+def fingerprint(
+    *,
+    kernel,
+    logdensity_fn,
+    transform,
+    seed,
+    num_chains,
+    padded_chains,
+    num_samples,
+    num_warmup,
+    thin,
+    init_states,
+    version: str,
+) -> dict:
     """What must be equal for a checkpoint to be resumed by this call."""
     return {
         "mcgen": version,
@@ -188,7 +201,7 @@ class Checkpointer:
         out = []
         for p in self.path.glob(_PREFIX + "*"):
             try:
-                out.append(int(p.name[len(_PREFIX):]))
+                out.append(int(p.name[len(_PREFIX) :]))
             except ValueError:
                 pass
         return out
@@ -209,16 +222,21 @@ class Checkpointer:
         try:
             manifest = json.loads((where / "manifest.json").read_text())
         except (OSError, ValueError) as err:
-            raise CheckpointError(f"checkpoint {str(where)!r} is corrupt or truncated: manifest.json cannot be "
-                                  f"read ({err}); delete the directory to start the run afresh") from err
+            raise CheckpointError(
+                f"checkpoint {str(where)!r} is corrupt or truncated: manifest.json cannot be "
+                f"read ({err}); delete the directory to start the run afresh"
+            ) from err
         if manifest.get("format") != FORMAT:
-            raise CheckpointError(f"checkpoint {str(where)!r} has format {manifest.get('format')!r}; this mcgen "
-                                  f"reads format {FORMAT}")
+            raise CheckpointError(
+                f"checkpoint {str(where)!r} has format {manifest.get('format')!r}; this mcgen reads format {FORMAT}"
+            )
         diff = _difference(manifest.get("run", {}), self.run)
         if diff:
-            raise CheckpointError(f"checkpoint {str(where)!r} was made by a different run; it differs in\n  "
-                                  + "\n  ".join(diff)
-                                  + "\nRerun with the same settings to resume, or give another checkpoint path.")
+            raise CheckpointError(
+                f"checkpoint {str(where)!r} was made by a different run; it differs in\n  "
+                + "\n  ".join(diff)
+                + "\nRerun with the same settings to resume, or give another checkpoint path."
+            )
         phase = manifest["phase"]
         template = templates.get(phase)
         if template is None:
@@ -226,33 +244,42 @@ class Checkpointer:
         t_leaves, treedef = jax.tree_util.tree_flatten(template)
         entries = manifest["leaves"]
         if len(entries) != len(t_leaves):
-            raise CheckpointError(f"checkpoint {str(where)!r} holds {len(entries)} state arrays; this kernel's "
-                                  f"{phase} state has {len(t_leaves)}")
+            raise CheckpointError(
+                f"checkpoint {str(where)!r} holds {len(entries)} state arrays; this kernel's "
+                f"{phase} state has {len(t_leaves)}"
+            )
         leaves = []
         for entry, like in zip(entries, t_leaves):
             file = where / entry["file"]
             try:
                 data = file.read_bytes()
             except OSError as err:
-                raise CheckpointError(f"checkpoint {str(where)!r} is incomplete: {entry['file']} cannot be read "
-                                      f"({err.strerror or err})") from err
+                raise CheckpointError(
+                    f"checkpoint {str(where)!r} is incomplete: {entry['file']} cannot be read ({err.strerror or err})"
+                ) from err
             if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-                raise CheckpointError(f"checkpoint {str(where)!r} is corrupt or truncated: {entry['file']} does "
-                                      "not match its SHA-256 in manifest.json; delete the directory to start "
-                                      "the run afresh")
+                raise CheckpointError(
+                    f"checkpoint {str(where)!r} is corrupt or truncated: {entry['file']} does "
+                    "not match its SHA-256 in manifest.json; delete the directory to start "
+                    "the run afresh"
+                )
             value = np.load(io.BytesIO(data), allow_pickle=False)
             if jnp.issubdtype(like.dtype, jax.dtypes.prng_key):
                 value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(like))
             elif (value.shape, value.dtype) != (tuple(like.shape), np.dtype(like.dtype)):
-                raise CheckpointError(f"checkpoint {str(where)!r}: {entry['file']} has shape {value.shape} "
-                                      f"{value.dtype}, the {phase} state needs {tuple(like.shape)} {like.dtype}")
+                raise CheckpointError(
+                    f"checkpoint {str(where)!r}: {entry['file']} has shape {value.shape} "
+                    f"{value.dtype}, the {phase} state needs {tuple(like.shape)} {like.dtype}"
+                )
             leaves.append(value)
         states = jax.tree_util.tree_unflatten(treedef, leaves)
-        return Saved(phase, int(manifest["step"]), states, manifest.get("times", {}), manifest.get("draws", {}),
-                     where.name)
+        return Saved(
+            phase, int(manifest["step"]), states, manifest.get("times", {}), manifest.get("draws", {}), where.name
+        )
 
-    def save(self, phase: str, step: int, states, times: dict, draws: dict | None = None,
-             host: Callable = np.asarray) -> None:
+    def save(
+        self, phase: str, step: int, states, times: dict, draws: dict | None = None, host: Callable = np.asarray
+    ) -> None:
         """Write a checkpoint atomically; the previous one is deleted only once this one is whole.
 
         The draws it refers to must be on disk already (``DrawStore.flush(durable=True)``).
@@ -272,8 +299,15 @@ class Checkpointer:
                 name = f"leaf-{i:04d}.npy"
                 _write_file(tmp / name, data)
                 entries.append({"file": name, "sha256": hashlib.sha256(data).hexdigest()})
-            manifest = {"format": FORMAT, "run": self.run, "phase": phase, "step": int(step),
-                        "times": times, "draws": draws or {}, "leaves": entries}
+            manifest = {
+                "format": FORMAT,
+                "run": self.run,
+                "phase": phase,
+                "step": int(step),
+                "times": times,
+                "draws": draws or {},
+                "leaves": entries,
+            }
             _write_file(tmp / "manifest.json", json.dumps(manifest, indent=1).encode())
             _fsync_dir(tmp)
             os.rename(tmp, final)
@@ -283,8 +317,10 @@ class Checkpointer:
             self.seq -= 1
             kept = [p for p in self._sequence() if p <= self.seq]
             last = f"{_PREFIX}{max(kept):06d}" if kept else "none yet"
-            raise CheckpointError(f"cannot write a checkpoint in {str(self.path)!r}: {err.strerror or err}. "
-                                  f"The last good checkpoint ({last}) is kept.") from err
+            raise CheckpointError(
+                f"cannot write a checkpoint in {str(self.path)!r}: {err.strerror or err}. "
+                f"The last good checkpoint ({last}) is kept."
+            ) from err
         for p in self.path.iterdir():  # the older checkpoints and any temporary left by a kill
             if (p.name.startswith(_PREFIX) and p != final) or p.name.startswith(".tmp-"):
                 shutil.rmtree(p, ignore_errors=True)

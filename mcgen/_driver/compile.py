@@ -5,6 +5,7 @@ shardings).  A second call with the same ``logdensity_fn`` object, an equal kern
 constructors return the same object for the same settings) and the same shapes compiles
 nothing, whatever the seed or initial values.
 """
+
 from __future__ import annotations
 
 import collections

@@ -5,6 +5,7 @@ With several devices the chain axis of every state is split over a one-axis
 XLA:CPU rounds some operations differently for per-device batches of 1, 3, 5-7 and 13-15
 lanes, so the chain count is padded away from those sizes with chains that are discarded.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -12,6 +13,7 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 
 def _placement(chain_method: str | None, devices: Sequence[Any] | None):
     """(method, mesh or None) from the user's choice and the visible devices."""

@@ -5,6 +5,7 @@ A single position is broadcast to every chain with each float coordinate jittere
 ``init(key) -> position``.  Whether an array ``init`` is one position or a batch is inferred
 from what ``logdensity_fn`` returns on it (an error asks when that is ambiguous).
 """
+
 from __future__ import annotations
 
 import jax
@@ -13,6 +14,7 @@ import numpy as np
 
 from mcgen._driver.compile import _call
 from mcgen._driver.placement import _host_value
+
 
 def _broadcast_jitter(num_chains: int, position, keys, jitter):
     def one(key):
@@ -23,7 +25,8 @@ def _broadcast_jitter(num_chains: int, position, keys, jitter):
             leaf = jnp.asarray(leaf)
             if jnp.issubdtype(leaf.dtype, jnp.floating):
                 leaf = leaf + jitter.astype(leaf.dtype) * jax.random.uniform(
-                    k, leaf.shape, leaf.dtype, minval=-1.0, maxval=1.0)
+                    k, leaf.shape, leaf.dtype, minval=-1.0, maxval=1.0
+                )
             out.append(leaf)
         return jax.tree_util.tree_unflatten(treedef, out)
 
@@ -31,12 +34,8 @@ def _broadcast_jitter(num_chains: int, position, keys, jitter):
     return jax.vmap(one)(keys)
 
 
-
-
 def _from_callable(init_fn, keys):
     return jax.vmap(init_fn)(keys)
-
-
 
 
 def _logdensity_shape(logdensity_fn, position):
@@ -60,8 +59,11 @@ def _initial_positions(clock, logdensity_fn, init, num_chains, init_keys, init_j
     tree = jax.tree_util.tree_map(jnp.asarray, init)
     if not jax.tree_util.tree_leaves(tree):
         raise ValueError("init is an empty pytree; give a position (an array or a dict of arrays).")
-    bad = [leaf for leaf in jax.tree_util.tree_leaves(tree)
-           if jnp.issubdtype(leaf.dtype, jnp.floating) and not bool(jnp.all(jnp.isfinite(leaf)))]
+    bad = [
+        leaf
+        for leaf in jax.tree_util.tree_leaves(tree)
+        if jnp.issubdtype(leaf.dtype, jnp.floating) and not bool(jnp.all(jnp.isfinite(leaf)))
+    ]
     if bad:
         raise ValueError("init contains NaN or inf values; every initial coordinate must be finite.")
     if init_batched is None:

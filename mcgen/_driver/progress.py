@@ -10,6 +10,7 @@ divergences so far, mean acceptance, mean step size and, for parallel tempering,
 ``tqdm.notebook`` widget when ``ipywidgets`` is installed, text in the cell's output
 otherwise), and hides it elsewhere (CI logs, pipes, batch jobs).
 """
+
 from __future__ import annotations
 
 import sys
@@ -46,7 +47,6 @@ def _tqdm_class():
     if in_jupyter_kernel():
         try:
             import ipywidgets  # noqa: F401  # pyright: ignore[reportMissingImports]
-
             from tqdm.notebook import tqdm
 
             return tqdm
@@ -136,8 +136,17 @@ class Progress:
         tqdm = _tqdm_class()
         self.phase, self.total, self.steps, self.seconds = phase, total, 0, 0.0
         self.health = Health() if phase == "sampling" else None
-        self.bar = tqdm(total=total, initial=done, desc=phase, unit="step", file=self.file,
-                        bar_format=BAR_FORMAT, leave=True, dynamic_ncols=True, mininterval=0.0)
+        self.bar = tqdm(
+            total=total,
+            initial=done,
+            desc=phase,
+            unit="step",
+            file=self.file,
+            bar_format=BAR_FORMAT,
+            leave=True,
+            dynamic_ncols=True,
+            mininterval=0.0,
+        )
         self._show()
 
     def compiling(self, on: bool) -> None:
@@ -164,8 +173,9 @@ class Progress:
         if self.steps and self.seconds > 0:
             rate = self.steps / self.seconds
             left = (self.total - self.bar.n) / rate
-            parts.append(f"{rate:,.0f} step/s, {_clock(left)} left" if rate >= 10
-                         else f"{rate:.2f} step/s, {_clock(left)} left")
+            parts.append(
+                f"{rate:,.0f} step/s, {_clock(left)} left" if rate >= 10 else f"{rate:.2f} step/s, {_clock(left)} left"
+            )
         if self.health is not None and self.health.count:
             parts.append(self.health.text())
         self.bar.set_postfix_str(" | ".join(parts), refresh=False)
@@ -177,4 +187,3 @@ class Progress:
             self._show()
             self.bar.close()
             self.bar = None
-

@@ -5,6 +5,7 @@ Chain ``i`` draws all its randomness from ``fold_in(key(seed), i)``: phase keys 
 ``fold_in(phase_key, t)``.  A chunk is a ``lax.scan`` over steps ``t0 .. t0 + length - 1``
 of a ``vmap`` (or ``lax.map``) across chains, so where the scan is cut never changes a draw.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -15,6 +16,7 @@ import jax.numpy as jnp
 from mcgen.adaptation.ensemble import CHAIN_AXIS, _chain_axis
 from mcgen.kernels import _random
 from mcgen.types import Kernel
+
 
 def _chain_keys(num_chains: int, seed):
     root = jax.random.key(seed)
@@ -90,8 +92,9 @@ def _start_and_warmup(method, kernel, logdensity_fn, num_warmup, num_real, posit
     """
     states = _init_states(method, kernel, logdensity_fn, positions)
     wstates = _warmup_init(method, kernel, num_warmup, num_real, states)
-    wstates = _warmup_chunk(method, kernel, logdensity_fn, num_warmup, num_real, num_warmup, wstates, keys,
-                            jnp.uint32(0))
+    wstates = _warmup_chunk(
+        method, kernel, logdensity_fn, num_warmup, num_real, num_warmup, wstates, keys, jnp.uint32(0)
+    )
     return wstates, getattr(states, "logdensity", None)
 
 
@@ -125,6 +128,7 @@ def _sample_chunk(method, kernel, logdensity_fn, thin, transform, length, states
         if thin == 1:
             state, info = kernel.step(_random.fold_in(key, t), state, logdensity_fn)
         else:
+
             def inner(st, j):
                 return kernel.step(_random.fold_in(key, t * thin + j), st, logdensity_fn)
 
@@ -138,5 +142,3 @@ def _sample_chunk(method, kernel, logdensity_fn, thin, transform, length, states
 
     ts = t0 + jnp.arange(length, dtype=jnp.uint32)
     return jax.lax.scan(body, states, ts)
-
-

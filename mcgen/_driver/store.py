@@ -23,6 +23,7 @@ Read it back without mcgen::
     import xarray as xr, arviz as az
     idata = az.InferenceData.from_datatree(xr.open_datatree(path, engine="zarr"))
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -83,8 +84,9 @@ class DrawStore:
         sampling): what a checkpoint that refers to these draws needs.
     """
 
-    def __init__(self, path, draws, stats, num_chains: int, num_samples: int, chunk: int, fresh: bool,
-                 durable: bool = False):
+    def __init__(
+        self, path, draws, stats, num_chains: int, num_samples: int, chunk: int, fresh: bool, durable: bool = False
+    ):
         import zarr
 
         self.path = pathlib.Path(path)
@@ -96,37 +98,53 @@ class DrawStore:
         if fresh:
             check_path(self.path, "store")
             if any(self.path.iterdir()) and not (self.path / "zarr.json").exists():
-                raise ValueError(f"store path {str(self.path)!r} is a non-empty directory that is not an mcgen "
-                                 "store; give a new or empty directory")
+                raise ValueError(
+                    f"store path {str(self.path)!r} is a non-empty directory that is not an mcgen "
+                    "store; give a new or empty directory"
+                )
             if (self.path / "zarr.json").exists():
                 attrs = json.loads((self.path / "zarr.json").read_text()).get("attributes", {})
                 if _MARK not in attrs:
-                    raise ValueError(f"store path {str(self.path)!r} holds a zarr store not written by mcgen; "
-                                     "give a new or empty directory")
+                    raise ValueError(
+                        f"store path {str(self.path)!r} holds a zarr store not written by mcgen; "
+                        "give a new or empty directory"
+                    )
             root = zarr.open_group(str(self.path), mode="w")
-            root.attrs.update({_MARK: STORE_FORMAT, "num_samples": num_samples, "chunk": chunk,
-                               "num_chains": num_chains})
-            for group, names, specs in (("posterior", self.names, leaves),
-                                        ("sample_stats", self.stat_names, list(stats.values()))):
+            root.attrs.update(
+                {_MARK: STORE_FORMAT, "num_samples": num_samples, "chunk": chunk, "num_chains": num_chains}
+            )
+            for group, names, specs in (
+                ("posterior", self.names, leaves),
+                ("sample_stats", self.stat_names, list(stats.values())),
+            ):
                 g = root.create_group(group)
-                g.create_array("chain", shape=(num_chains,), dtype="int64", dimension_names=("chain",))[:] = \
-                    np.arange(num_chains)
-                g.create_array("draw", shape=(num_samples,), dtype="int64", dimension_names=("draw",))[:] = \
-                    np.arange(num_samples)
+                g.create_array("chain", shape=(num_chains,), dtype="int64", dimension_names=("chain",))[:] = np.arange(
+                    num_chains
+                )
+                g.create_array("draw", shape=(num_samples,), dtype="int64", dimension_names=("draw",))[:] = np.arange(
+                    num_samples
+                )
                 for name, spec in zip(names, specs):
                     event = tuple(spec.shape[1:])
                     dims = ("chain", "draw") + tuple(f"{name}_dim_{i}" for i in range(len(event)))
-                    g.create_array(name, shape=(num_chains, num_samples) + event,
-                                   chunks=(num_chains, chunk) + event, dtype=spec.dtype, fill_value=0,
-                                   dimension_names=dims)
+                    g.create_array(
+                        name,
+                        shape=(num_chains, num_samples) + event,
+                        chunks=(num_chains, chunk) + event,
+                        dtype=spec.dtype,
+                        fill_value=0,
+                        dimension_names=dims,
+                    )
         else:
             root = zarr.open_group(str(self.path), mode="r+")
             attrs = dict(root.attrs)
             want = {"num_samples": num_samples, "chunk": chunk, "num_chains": num_chains}
             got = {k: attrs.get(k) for k in want}
             if attrs.get(_MARK) != STORE_FORMAT or got != want:
-                raise ValueError(f"the draws store {str(self.path)!r} does not match the checkpoint: "
-                                 f"store has {got}, checkpoint expects {want}")
+                raise ValueError(
+                    f"the draws store {str(self.path)!r} does not match the checkpoint: "
+                    f"store has {got}, checkpoint expects {want}"
+                )
         # every chunk is written, even one equal to the fill value: no stale chunk survives a rewrite
         config = {"write_empty_chunks": True}
         # (zarr's stubs type a group's member as an Array or a Group; these are arrays)
@@ -139,8 +157,10 @@ class DrawStore:
 
     def write(self, t0: int, draws, stats: dict, keep: np.ndarray) -> None:
         """Queue draws ``t0 .. t0 + n`` (host arrays ``(n, chains, ...)``, padding chains masked out)."""
-        jobs = [(f"posterior/{name}", array, leaf)
-                for name, array, leaf in zip(self.names, self.posterior, jax.tree_util.tree_leaves(draws))]
+        jobs = [
+            (f"posterior/{name}", array, leaf)
+            for name, array, leaf in zip(self.names, self.posterior, jax.tree_util.tree_leaves(draws))
+        ]
         jobs += [(f"sample_stats/{name}", self.stats[name], stats[name]) for name in self.stat_names]
         while len(self._pending) >= 2:  # bounded: at most two chunks wait in memory
             self._pending.pop(0).result()
@@ -158,7 +178,7 @@ class DrawStore:
     @staticmethod
     def _put(array, t0: int, chunk: np.ndarray, keep: np.ndarray) -> int:
         block = np.ascontiguousarray(np.swapaxes(np.asarray(chunk), 0, 1)[keep])
-        array[:, t0:t0 + block.shape[1]] = block
+        array[:, t0 : t0 + block.shape[1]] = block
         return zlib.crc32(block.tobytes())
 
     def flush(self, durable: bool) -> dict[str, list[int]]:
@@ -182,14 +202,15 @@ class DrawStore:
         arrays = {f"posterior/{n}": a for n, a in zip(self.names, self.posterior)}
         arrays.update({f"sample_stats/{n}": a for n, a in self.stats.items()})
         if set(crcs) != set(arrays):
-            raise ValueError(f"the draws store {str(self.path)!r} holds {sorted(arrays)} but the checkpoint "
-                             f"recorded {sorted(crcs)}")
+            raise ValueError(
+                f"the draws store {str(self.path)!r} holds {sorted(arrays)} but the checkpoint recorded {sorted(crcs)}"
+            )
         self.crcs = {name: list(crcs[name][: -(-committed // self.chunk)]) for name in arrays}
         for name, array in arrays.items():
             sums = crcs[name]
             for i, t0 in enumerate(range(0, committed, self.chunk)):
                 try:
-                    block = np.ascontiguousarray(array[:, t0:min(t0 + self.chunk, committed)])
+                    block = np.ascontiguousarray(array[:, t0 : min(t0 + self.chunk, committed)])
                     ok = i < len(sums) and zlib.crc32(block.tobytes()) == sums[i]
                 except Exception as err:  # noqa: BLE001 - any read failure is a corrupt chunk
                     ok, block = False, err
@@ -197,7 +218,8 @@ class DrawStore:
                     raise ValueError(
                         f"the draws store {str(self.path)!r} is corrupt: {name}, draws {t0}.."
                         f"{min(t0 + self.chunk, committed) - 1} do not match the checkpoint's checksum; "
-                        "delete the checkpoint directory to start the run afresh")
+                        "delete the checkpoint directory to start the run afresh"
+                    )
 
     def lazy(self):
         """``(samples, stats)``: the pytree and dict of zarr arrays, read when indexed."""

@@ -20,6 +20,7 @@ References
 ----------
 Hoffman, M. D. and Gelman, A. (2014). The No-U-Turn Sampler. JMLR 15, 1593–1623.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple

@@ -36,6 +36,7 @@ Example
 >>> jax.vmap(lambda xi: chain_mean(xi), axis_name="chains")(x)
 Array([1.5, 1.5, 1.5, 1.5], dtype=float32)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -75,7 +76,8 @@ def _check_axis() -> _AxisContext | None:
         raise ValueError(
             "this kernel's warmup pools statistics across chains (mcgen.adaptation.ensemble), but "
             "chain_method='sequential' maps chains one at a time and has no chain axis; run it with "
-            "chain_method='vectorized' or 'sharded'")
+            "chain_method='vectorized' or 'sharded'"
+        )
     return context
 
 
@@ -101,7 +103,8 @@ def chain_sum(x, weight=None):
         w = w * weight
     # where, not a product: a chain with zero weight may hold NaN or inf (a divergent proposal)
     return jax.tree_util.tree_map(
-        lambda leaf: jax.lax.psum(jnp.where(w > 0, w.astype(leaf.dtype) * leaf, jnp.zeros_like(leaf)), CHAIN_AXIS), x)
+        lambda leaf: jax.lax.psum(jnp.where(w > 0, w.astype(leaf.dtype) * leaf, jnp.zeros_like(leaf)), CHAIN_AXIS), x
+    )
 
 
 def num_chains(weight=None) -> jax.Array:

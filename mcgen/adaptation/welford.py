@@ -12,6 +12,7 @@ The regularized estimate follows Stan: :math:`\\hat\\Sigma = \\frac{n}{n + 5} S 
 \\frac{5}{n + 5} 10^{-3} I` with :math:`S = M_2 / (n - 1)`, shrinking towards a small
 multiple of the identity while few draws have been seen.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple

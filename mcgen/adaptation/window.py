@@ -44,6 +44,7 @@ Hoffman, M. D. and Gelman, A. (2014). The No-U-Turn Sampler. JMLR 15, 1593–162
 Seyboldt, A., Carlson, E. and Carpenter, B. (2026). Preconditioning Hamiltonian Monte Carlo by
 minimizing Fisher Divergence. arXiv:2603.18845.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
@@ -54,13 +55,13 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
-from mcgen.adaptation.welford import (WelfordState, fisher_diagonal, welford_covariance, welford_init,
-                                      welford_update)
+from mcgen.adaptation.welford import WelfordState, fisher_diagonal, welford_covariance, welford_init, welford_update
 from mcgen.types import Warmup
 
 
-def window_schedule(num_steps: int, initial_buffer: int = 75, final_buffer: int = 50,
-                    first_window: int = 25) -> tuple[np.ndarray, np.ndarray]:
+def window_schedule(
+    num_steps: int, initial_buffer: int = 75, final_buffer: int = 50, first_window: int = 25
+) -> tuple[np.ndarray, np.ndarray]:
     """Stan's adaptation schedule as two boolean arrays of length ``num_steps``.
 
     Returns
@@ -110,8 +111,9 @@ class WarmupTrace(NamedTuple):
     inverse_mass: jax.Array  # (num_windows, d): the diagonal of the inverse mass set at each window end
 
 
-def early_schedule(num_steps: int, early_window: float = 0.3, final_window: float = 0.15,
-                   early_switch: int = 10, late_switch: int = 80) -> dict[str, np.ndarray]:
+def early_schedule(
+    num_steps: int, early_window: float = 0.3, final_window: float = 0.15, early_switch: int = 10, late_switch: int = 80
+) -> dict[str, np.ndarray]:
     """An early, frequent schedule in the manner of nutpie, as boolean arrays over the steps.
 
     Every draw before the final ``final_window`` share of the warmup feeds two estimates, a
@@ -176,9 +178,17 @@ class WindowAdaptationState(NamedTuple):
     # (dimension 0 unless schedule="early")
 
 
-def window_adaptation(step: Callable, num_steps: int, *, target_accept: float,
-                      initial_step_size: Callable, find_initial: bool = True,
-                      restart: str = "search", estimator: str = "welford", schedule: str = "stan") -> Warmup:
+def window_adaptation(
+    step: Callable,
+    num_steps: int,
+    *,
+    target_accept: float,
+    initial_step_size: Callable,
+    find_initial: bool = True,
+    restart: str = "search",
+    estimator: str = "welford",
+    schedule: str = "stan",
+) -> Warmup:
     """The windowed warmup of a kernel whose ``state.params`` has ``step_size, inverse_mass``.
 
     Parameters
@@ -233,32 +243,43 @@ def window_adaptation(step: Callable, num_steps: int, *, target_accept: float,
         inverse_mass = state.params.inverse_mass
         dim, dtype = inverse_mass.shape[0], inverse_mass.dtype
         welford = welford_init(dim, inverse_mass.ndim == 2, dtype)
-        trace = WarmupTrace(jnp.zeros((num_steps,), state.params.step_size.dtype),
-                            jnp.zeros((num_steps,), jnp.int32), jnp.asarray(ends_np),
-                            jnp.zeros((ends_np.size, dim), dtype))
+        trace = WarmupTrace(
+            jnp.zeros((num_steps,), state.params.step_size.dtype),
+            jnp.zeros((num_steps,), jnp.int32),
+            jnp.asarray(ends_np),
+            jnp.zeros((ends_np.size, dim), dtype),
+        )
         scores = welford_init(dim if estimator == "fisher" else 0, False, dtype)
-        background = (welford_init(dim if early else 0, inverse_mass.ndim == 2, dtype),
-                      welford_init(dim if early and estimator == "fisher" else 0, False, dtype))
-        return WindowAdaptationState(state, da_init(state.params.step_size), welford,
-                                     jnp.zeros((), jnp.int32), jnp.asarray(find_initial), trace, scores,
-                                     background)
+        background = (
+            welford_init(dim if early else 0, inverse_mass.ndim == 2, dtype),
+            welford_init(dim if early and estimator == "fisher" else 0, False, dtype),
+        )
+        return WindowAdaptationState(
+            state,
+            da_init(state.params.step_size),
+            welford,
+            jnp.zeros((), jnp.int32),
+            jnp.asarray(find_initial),
+            trace,
+            scores,
+            background,
+        )
 
     def update(key, ws: WindowAdaptationState, logdensity_fn):
         key_init, key_step = jax.random.split(key)
         state = ws.state
         found, search_grads = initial_step_size(key_init, state, logdensity_fn, ws.reinit)
-        da = jax.tree_util.tree_map(lambda new, old: jnp.where(ws.reinit, new, old),
-                                    da_init(found), ws.dual_averaging)
+        da = jax.tree_util.tree_map(lambda new, old: jnp.where(ws.reinit, new, old), da_init(found), ws.dual_averaging)
         step_size = jnp.exp(da.log_x).astype(found.dtype)
-        state, info = step(key_step, state._replace(params=state.params._replace(step_size=step_size)),
-                           logdensity_fn)
+        state, info = step(key_step, state._replace(params=state.params._replace(step_size=step_size)), logdensity_fn)
         da = da_update(da, info.accept_prob, target_accept)
 
         i = jnp.minimum(ws.count, max(num_steps - 1, 0))
         in_slow, is_update, is_switch = collect[i], update_metric[i], switch[i]
         flat, _ = ravel_pytree(state.position)
-        welford = jax.tree_util.tree_map(lambda new, old: jnp.where(in_slow, new, old),
-                                         welford_update(ws.welford, flat), ws.welford)
+        welford = jax.tree_util.tree_map(
+            lambda new, old: jnp.where(in_slow, new, old), welford_update(ws.welford, flat), ws.welford
+        )
         if uses_average:  # (built only where used: XLA may round the update otherwise)
             da = _where(average[i], da_init(da_final(da).astype(found.dtype)), da)
         scores, (bg_draws, bg_scores) = ws.scores, ws.background
@@ -276,18 +297,26 @@ def window_adaptation(step: Callable, num_steps: int, *, target_accept: float,
         # a switch: the background estimate (Stan: none, so a fresh one) becomes the foreground
         fresh = welford_init(flat.shape[0], inverse_mass.ndim == 2, flat.dtype)
         fresh_scores = welford_init(scores.mean.shape[0], False, flat.dtype)
-        welford = jax.tree_util.tree_map(lambda new, old: jnp.where(is_switch, new, old),
-                                         bg_draws if early else fresh, welford)
+        welford = jax.tree_util.tree_map(
+            lambda new, old: jnp.where(is_switch, new, old), bg_draws if early else fresh, welford
+        )
         scores = _where(is_switch, bg_scores if early else fresh_scores, scores)
         if early:
             bg_draws = _where(is_switch, fresh, bg_draws)
             bg_scores = _where(is_switch, fresh_scores, bg_scores)
-        params = state.params._replace(step_size=jnp.exp(da.log_x).astype(found.dtype),
-                                       inverse_mass=inverse_mass)
-        trace = _record(ws.trace, i, step_size, search_grads + getattr(info, "num_grad_evals", 0),
-                        is_recorded[i], record_index[i], inverse_mass)
-        return WindowAdaptationState(state._replace(params=params), da, welford, ws.count + 1, search[i],
-                                     trace, scores, (bg_draws, bg_scores)), info
+        params = state.params._replace(step_size=jnp.exp(da.log_x).astype(found.dtype), inverse_mass=inverse_mass)
+        trace = _record(
+            ws.trace,
+            i,
+            step_size,
+            search_grads + getattr(info, "num_grad_evals", 0),
+            is_recorded[i],
+            record_index[i],
+            inverse_mass,
+        )
+        return WindowAdaptationState(
+            state._replace(params=params), da, welford, ws.count + 1, search[i], trace, scores, (bg_draws, bg_scores)
+        ), info
 
     def finalize(ws: WindowAdaptationState):
         state = ws.state
@@ -309,6 +338,8 @@ def _record(trace: WarmupTrace, i, step_size, num_grad_evals, is_end, window, in
     metrics = trace.inverse_mass
     if metrics.shape[0] > 0:
         metrics = metrics.at[window].set(jnp.where(is_end, diag, metrics[window]))
-    return trace._replace(step_size=trace.step_size.at[i].set(step_size),
-                          num_grad_evals=trace.num_grad_evals.at[i].set(jnp.asarray(num_grad_evals, jnp.int32)),
-                          inverse_mass=metrics)
+    return trace._replace(
+        step_size=trace.step_size.at[i].set(step_size),
+        num_grad_evals=trace.num_grad_evals.at[i].set(jnp.asarray(num_grad_evals, jnp.int32)),
+        inverse_mass=metrics,
+    )

@@ -14,6 +14,7 @@
 >>> bool(abs(res["cloudy"]["T"] - 0.8) < 4 * res.mcse["cloudy"]["T"])
 True
 """
+
 from mcgen.bayesnet._errors import (
     BayesNetError,
     BIFSyntaxError,

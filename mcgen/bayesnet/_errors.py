@@ -3,6 +3,7 @@
 Every error is a :class:`ValueError` subclass and, where it concerns one variable, names it
 in the message and keeps it in ``.variable`` so that callers can react programmatically.
 """
+
 from __future__ import annotations
 
 __all__ = [

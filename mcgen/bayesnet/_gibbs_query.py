@@ -7,6 +7,7 @@ Markov-blanket Gibbs kernel on all chains at once.  Each state of each query var
 an indicator series per chain; ArviZ (through :mod:`mcgen.diagnostics`) turns those into the
 posterior mean, its MCSE, bulk ESS and R-hat.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,7 @@ INIT_STREAM = 0x7FFF_FFF1
 
 def _keep(bn, variables):
     key = ("keep", tuple(variables))
-    if key not in bn._cache:   # one object per query set, so run_chains reuses its compiled run
+    if key not in bn._cache:  # one object per query set, so run_chains reuses its compiled run
         bn._cache[key] = lambda position: {v: position[v] for v in variables}
     return bn._cache[key]
 
@@ -41,8 +42,10 @@ def _initial_positions(bn, ev, num_chains, seed):
     values, logw = draw(bn, pool, evidence=ev, mode="likelihood_weighting", seed=key)
     logw = np.asarray(logw, np.float64)
     if not np.isfinite(logw).any():
-        raise EvidenceError(f"none of {pool} likelihood-weighting draws agrees with the evidence {ev}; "
-                            "it may have probability zero (check with method='exact')")
+        raise EvidenceError(
+            f"none of {pool} likelihood-weighting draws agrees with the evidence {ev}; "
+            "it may have probability zero (check with method='exact')"
+        )
     weights = np.exp(logw - logw.max())
     pick = np.random.default_rng(seed).choice(pool, size=num_chains, p=weights / weights.sum())
     return {v: x[pick].astype(np.int32) for v, x in values.items()}
@@ -79,15 +82,30 @@ def gibbs_answer(bn, variables, ev, joint, num_samples, seed, num_chains, num_wa
     num_warmup = min(1000, draws) if num_warmup is None else int(num_warmup)
     init = _initial_positions(bn, ev, int(num_chains), seed)
     free = [v for v in bn.variables if v not in ev]
-    zeros = [v for v in bn.variables if np.any(bn.cpts[v] == 0)
-             and (v in free or any(p in free for p in bn.parents[v]))]
+    zeros = [
+        v for v in bn.variables if np.any(bn.cpts[v] == 0) and (v in free or any(p in free for p in bn.parents[v]))
+    ]
     if zeros:
-        warnings.warn(f"the CPTs of {zeros} have zero entries, which can make single-site Gibbs "
-                      "reducible (chains stuck in one region); compare with method='exact' or "
-                      "'likelihood_weighting' and check R-hat", GibbsErgodicityWarning, stacklevel=4)
-    result = run_chains(bn.logdensity_fn(), gibbs_kernel(bn, tuple(ev)), init=init, init_batched=True,
-                        num_chains=int(num_chains), num_samples=draws, num_warmup=num_warmup, seed=seed,
-                        progress=False, transform=_keep(bn, variables), warn=False)
+        warnings.warn(
+            f"the CPTs of {zeros} have zero entries, which can make single-site Gibbs "
+            "reducible (chains stuck in one region); compare with method='exact' or "
+            "'likelihood_weighting' and check R-hat",
+            GibbsErgodicityWarning,
+            stacklevel=4,
+        )
+    result = run_chains(
+        bn.logdensity_fn(),
+        gibbs_kernel(bn, tuple(ev)),
+        init=init,
+        init_batched=True,
+        num_chains=int(num_chains),
+        num_samples=draws,
+        num_warmup=num_warmup,
+        seed=seed,
+        progress=False,
+        transform=_keep(bn, variables),
+        warn=False,
+    )
     cards = {v: len(bn.states[v]) for v in variables}
     samples = {v: np.asarray(result.samples[v]) for v in variables}
     series = dict(samples)
@@ -109,13 +127,22 @@ def gibbs_answer(bn, variables, ev, joint, num_samples, seed, num_chains, num_wa
     ess = [s[2] for s in stats.values() if np.isfinite(s[2])]
     worst = max((r for r in (s[3] for s in stats.values()) if np.isfinite(r)), default=math.nan)
     if np.isfinite(worst) and worst > RHAT_THRESHOLD:
-        warnings.warn(f"Gibbs chains have not mixed: max R-hat over the query indicators is {worst:.3f} "
-                      f"> {RHAT_THRESHOLD}; run longer or use another method", SamplingWarning, stacklevel=4)
+        warnings.warn(
+            f"Gibbs chains have not mixed: max R-hat over the query indicators is {worst:.3f} "
+            f"> {RHAT_THRESHOLD}; run longer or use another method",
+            SamplingWarning,
+            stacklevel=4,
+        )
     table = table_se = None
     if joint:
         shape = tuple(cards[v] for v in variables)
         table = arrays("__joint__", 0).reshape(shape)
         table_se = arrays("__joint__", 1).reshape(shape)
-    extra = {"ess": min(ess) if ess else math.nan, "r_hat": r_hat, "result": result,
-             "num_samples": draws * int(num_chains), "max_r_hat": worst}
+    extra = {
+        "ess": min(ess) if ess else math.nan,
+        "r_hat": r_hat,
+        "result": result,
+        "num_samples": draws * int(num_chains),
+        "max_r_hat": worst,
+    }
     return probs, stderr, table, table_se, extra

@@ -20,6 +20,7 @@ raveled in C order (``row = sum_k x_{pa_k} * stride_k``), plus the variable's
 
 Variables are in the network's topological order.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -55,8 +56,8 @@ def _strides(cards: list[int]) -> list[int]:
 def _cdf_rows(table: np.ndarray, width: int) -> np.ndarray:
     rows, card = table.shape
     cdf = np.full((rows, width), 2.0)
-    cdf[:, :card - 1] = np.cumsum(table, axis=-1)[:, :-1]
-    last = card - 1 - np.argmax(table[:, ::-1] > 0, axis=-1)   # last state of positive probability
+    cdf[:, : card - 1] = np.cumsum(table, axis=-1)[:, :-1]
+    last = card - 1 - np.argmax(table[:, ::-1] > 0, axis=-1)  # last state of positive probability
     cdf[np.arange(width)[None, :] >= last[:, None]] = 2.0
     return cdf
 
@@ -78,15 +79,15 @@ def flatten_network(bn) -> FlatNet:
     for i, v in enumerate(names):
         pa = bn.parents[v]
         st = _strides([len(bn.states[p]) for p in pa])
-        parents[i, :len(pa)] = [index[p] for p in pa]
-        strides[i, :len(pa)] = st
+        parents[i, : len(pa)] = [index[p] for p in pa]
+        strides[i, : len(pa)] = st
         for j, c in enumerate(bn.children[v]):
             children[i, j] = index[c]
             child_stride[i, j] = _strides([len(bn.states[p]) for p in bn.parents[c]])[bn.parents[c].index(v)]
             child_valid[i, j] = True
         table = bn.cpts[v].reshape(-1, len(bn.states[v]))
         padded = np.zeros((table.shape[0], K))
-        padded[:, :table.shape[1]] = table
+        padded[:, : table.shape[1]] = table
         with np.errstate(divide="ignore"):
             logp_rows.append(np.log(padded))
         cdf_rows.append(_cdf_rows(table, K - 1))
@@ -94,12 +95,15 @@ def flatten_network(bn) -> FlatNet:
         offset += table.shape[0]
     flat = FlatNet(
         card=jnp.asarray([len(bn.states[v]) for v in names], jnp.int32),
-        parents=jnp.asarray(parents), strides=jnp.asarray(strides),
+        parents=jnp.asarray(parents),
+        strides=jnp.asarray(strides),
         row_offset=jnp.asarray(offsets, jnp.int32),
         logp=jnp.asarray(np.concatenate(logp_rows), jnp.float32),
         cdf=jnp.asarray(np.concatenate(cdf_rows), jnp.float32),
-        children=jnp.asarray(children), child_stride=jnp.asarray(child_stride),
-        child_valid=jnp.asarray(child_valid))
+        children=jnp.asarray(children),
+        child_stride=jnp.asarray(child_stride),
+        child_valid=jnp.asarray(child_valid),
+    )
     bn._cache["flat"] = flat
     return flat
 
@@ -124,7 +128,7 @@ def joint_logdensity_fn(bn):
     names = bn.variables
 
     def logdensity_fn(position):
-        x = position_vector(position, names)                     # (..., V)
+        x = position_vector(position, names)  # (..., V)
         rows = flat.row_offset + jnp.sum(x[..., flat.parents] * flat.strides, axis=-1)
         return jnp.sum(flat.logp[rows, x], axis=-1)
 

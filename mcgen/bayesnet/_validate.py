@@ -2,6 +2,7 @@
 
 Both raise :class:`~mcgen.bayesnet.BayesNetError` subclasses naming the variable.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -28,7 +29,9 @@ def check_cpt(var, shape: tuple[int, ...], atol: float) -> np.ndarray:
         who = ", ".join(f"{p}" for p in var.parents) or "no parents"
         raise CPTError(
             f"CPT of {var.name!r} has shape {cpt.shape}, expected {shape} "
-            f"(parent cardinalities for {who}, then {shape[-1]} states)", var.name)
+            f"(parent cardinalities for {who}, then {shape[-1]} states)",
+            var.name,
+        )
     if not np.all(np.isfinite(cpt)):
         raise CPTError(f"CPT of {var.name!r} has a NaN or infinite entry", var.name)
     if np.any(cpt < 0):
@@ -39,9 +42,8 @@ def check_cpt(var, shape: tuple[int, ...], atol: float) -> np.ndarray:
     if np.any(bad):
         row = tuple(int(i) for i in np.argwhere(bad)[0])
         given = ", ".join(f"{p}={i}" for p, i in zip(var.parents, row)) or "the only row"
-        raise CPTError(
-            f"CPT row of {var.name!r} for {given} sums to {sums[row]:.10g}, not 1", var.name)
-    if np.any(np.abs(sums - 1.0) > EXACT_SUM_ATOL):   # keep the user's numbers when they already sum to 1
+        raise CPTError(f"CPT row of {var.name!r} for {given} sums to {sums[row]:.10g}, not 1", var.name)
+    if np.any(np.abs(sums - 1.0) > EXACT_SUM_ATOL):  # keep the user's numbers when they already sum to 1
         cpt = cpt / sums[..., None]
     cpt.setflags(write=False)
     return cpt
@@ -73,6 +75,6 @@ def topological_order(names: list[str], parents: Mapping[str, Sequence[str]]) ->
             seen[v] = len(path)
             path.append(v)
             v = next(p for p in parents[v] if indegree[p] > 0)
-        cycle = path[seen[v]:][::-1] + [path[seen[v]:][::-1][0]]
+        cycle = path[seen[v] :][::-1] + [path[seen[v] :][::-1][0]]
         raise CycleError(f"the parent graph has a cycle through {v!r}: {' -> '.join(cycle)}", cycle)
     return order

@@ -23,6 +23,7 @@ needs a row (or a ``default``).  Nothing is ever evaluated.  The network is then
 others one row per parent configuration, numbers with ``repr`` so that reading the text
 back gives the same floats.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -36,7 +37,8 @@ from mcgen.bayesnet.network import BayesNet, Variable
 
 __all__ = ["parse_bif", "read_bif", "to_bif", "write_bif"]
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<space>\s+)
   | (?P<comment>//[^\n]*|/\*.*?\*/)
   | (?P<string>"[^"\n]*")
@@ -44,7 +46,9 @@ _TOKEN = re.compile(r"""
   | (?P<punct>[{}()\[\];])
   | (?P<sep>[,|])
   | (?P<word>[^\s{}()\[\];,|"]+)
-""", re.VERBOSE | re.DOTALL)
+""",
+    re.VERBOSE | re.DOTALL,
+)
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _BARE = re.compile(r"[A-Za-z0-9_.+\-]+")
 _KEYWORDS = {"network", "variable", "probability", "property", "type", "discrete", "table", "default"}
@@ -152,8 +156,9 @@ def _parse_variable(p: _Parser, declared: dict) -> None:
             states = p.names_until("}", var)
             p.expect(";", var)
             if len(states) != int(count[1]):
-                raise BIFSyntaxError(f"variable {var!r} declares {count[1]} states but lists {len(states)}",
-                                     count[2], var)
+                raise BIFSyntaxError(
+                    f"variable {var!r} declares {count[1]} states but lists {len(states)}", count[2], var
+                )
         else:
             p.fail("'type', 'property' or '}'", kw, var)
     p.next()
@@ -186,8 +191,12 @@ def _parse_probability(p: _Parser, declared: dict, blocks: dict) -> None:
             config = p.names_until(")", child)
             values = p.numbers(child)
             if len(config) != len(parents):
-                raise BIFSyntaxError(f"row of {child!r} names {len(config)} parent states, expected "
-                                     f"{len(parents)} ({', '.join(parents) or 'no parents'})", tok[2], child)
+                raise BIFSyntaxError(
+                    f"row of {child!r} names {len(config)} parent states, expected "
+                    f"{len(parents)} ({', '.join(parents) or 'no parents'})",
+                    tok[2],
+                    child,
+                )
             index = []
             for v, s, given in zip(parents, pstates, config):
                 if given not in s:
@@ -196,8 +205,9 @@ def _parse_probability(p: _Parser, declared: dict, blocks: dict) -> None:
             if tuple(index) in rows:
                 raise BIFSyntaxError(f"row {tuple(config)} of {child!r} is given twice", tok[2], child)
             if len(values) != len(states):
-                raise BIFSyntaxError(f"row {tuple(config)} of {child!r} has {len(values)} numbers, "
-                                     f"expected {len(states)}", tok[2], child)
+                raise BIFSyntaxError(
+                    f"row {tuple(config)} of {child!r} has {len(values)} numbers, expected {len(states)}", tok[2], child
+                )
             rows.add(tuple(index))
             cpt[tuple(index)] = values
         elif tok[0] == "word" and tok[1] in ("table", "default"):
@@ -205,8 +215,7 @@ def _parse_probability(p: _Parser, declared: dict, blocks: dict) -> None:
             values = p.numbers(child)
             size = len(states) * (int(np.prod([len(s) for s in pstates])) if tok[1] == "table" else 1)
             if len(values) != size:
-                raise BIFSyntaxError(f"{tok[1]} of {child!r} has {len(values)} numbers, expected {size}",
-                                     tok[2], child)
+                raise BIFSyntaxError(f"{tok[1]} of {child!r} has {len(values)} numbers, expected {size}", tok[2], child)
             if tok[1] == "table":
                 table = np.moveaxis(np.reshape(values, cpt.shape[-1:] + cpt.shape[:-1]), 0, -1)
             else:

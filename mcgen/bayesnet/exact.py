@@ -24,6 +24,7 @@ References
 Zhang, N. L. and Poole, D. (1994). A simple approach to Bayesian network computations.
 Kjaerulff, U. (1990). Triangulation of graphs: algorithms giving small total state space.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,9 @@ def _product_sum(factors: list[Factor], keep: tuple[str, ...]) -> np.ndarray:
     return np.einsum(*operands, [label[v] for v in keep])
 
 
-def elimination_order(factors: Sequence[tuple[str, ...]], eliminate: Sequence[str],
-                      cards: Mapping[str, int]) -> list[str]:
+def elimination_order(
+    factors: Sequence[tuple[str, ...]], eliminate: Sequence[str], cards: Mapping[str, int]
+) -> list[str]:
     """Greedy min-fill order for ``eliminate`` given the variable sets of the factors.
 
     Ties are broken by the size (number of entries) of the factor the elimination would
@@ -70,8 +72,7 @@ def elimination_order(factors: Sequence[tuple[str, ...]], eliminate: Sequence[st
         best, best_score = None, None
         for v in left:
             nb = list(neighbours.get(v, ()))
-            fill = sum(1 for a in range(len(nb)) for b in range(a + 1, len(nb))
-                       if nb[b] not in neighbours[nb[a]])
+            fill = sum(1 for a in range(len(nb)) for b in range(a + 1, len(nb)) if nb[b] not in neighbours[nb[a]])
             size = math.prod(cards[u] for u in nb)
             score = (fill, size, rank[v])
             if best_score is None or score < best_score:

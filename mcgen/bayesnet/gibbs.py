@@ -36,6 +36,7 @@ References
 Geman, S. and Geman, D. (1984). Stochastic relaxation, Gibbs distributions, and the Bayesian
 restoration of images.  Pearl, J. (1987). Evidential reasoning using stochastic simulation.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple, Sequence
@@ -78,7 +79,7 @@ def _blanket_logits(flat: FlatNet, x, i):
     base = flat.row_offset[children] + jnp.sum(x[flat.parents[children]] * flat.strides[children], axis=-1)
     base = base - x[i] * stride
     rows = base[:, None] + jnp.arange(num_states, dtype=jnp.int32)[None, :] * stride[:, None]
-    rows = jnp.minimum(rows, flat.logp.shape[0] - 1)   # padded states of x_i: any row, masked below
+    rows = jnp.minimum(rows, flat.logp.shape[0] - 1)  # padded states of x_i: any row, masked below
     child_terms = flat.logp[rows, x[children][:, None]]
     return logits + jnp.sum(jnp.where(flat.child_valid[i][:, None], child_terms, jnp.float32(0.0)), axis=0)
 
@@ -137,8 +138,7 @@ def gibbs_kernel(bn, observed: Sequence[str] = ()) -> Kernel:
         x = jax.lax.fori_loop(0, free.shape[0], visit, start)
         position = {v: x[k] for k, v in enumerate(names)}
         changed = jnp.sum((x != start).astype(jnp.int32))
-        return GibbsState(position, jnp.asarray(logdensity_fn(position), jnp.float32), state.params), \
-            GibbsInfo(changed)
+        return GibbsState(position, jnp.asarray(logdensity_fn(position), jnp.float32), state.params), GibbsInfo(changed)
 
     kernel = Kernel(init=_init, step=step)
     bn._cache[key] = kernel

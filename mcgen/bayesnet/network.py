@@ -25,6 +25,7 @@ Example
 >>> bn.query(["cloudy"], evidence={"rain": "T"})["cloudy"]["T"]   # doctest: +ELLIPSIS
 0.8...
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -98,7 +99,8 @@ class BayesNet:
             states = tuple(var.states) if not isinstance(var.states, str) else None
             if not states or not all(isinstance(s, str) and s for s in states):
                 raise BayesNetError(
-                    f"variable {var.name!r} needs a sequence of non-empty state names, got {var.states!r}", var.name)
+                    f"variable {var.name!r} needs a sequence of non-empty state names, got {var.states!r}", var.name
+                )
             if len(set(states)) != len(states):
                 raise BayesNetError(f"variable {var.name!r} has duplicate state names {states}", var.name)
             parents = (var.parents,) if isinstance(var.parents, str) else tuple(var.parents)
@@ -166,8 +168,10 @@ class BayesNet:
 
     def _check_name(self, name: Any, what: str = "variable") -> None:
         if name not in self.states:
-            raise EvidenceError(f"unknown {what} {name!r}; the network has {list(self.variables)}",
-                                name if isinstance(name, str) else None)
+            raise EvidenceError(
+                f"unknown {what} {name!r}; the network has {list(self.variables)}",
+                name if isinstance(name, str) else None,
+            )
 
     def markov_blanket(self, name: str) -> tuple[str, ...]:
         """Parents, children and the children's other parents of ``name`` (topological order)."""
@@ -220,7 +224,8 @@ class BayesNet:
         if isinstance(state, (int, np.integer)) and not isinstance(state, (bool, np.bool_)):
             if not 0 <= int(state) < len(states):
                 raise EvidenceError(
-                    f"state index {int(state)} is out of range for {name!r}, which has {len(states)} states", name)
+                    f"state index {int(state)} is out of range for {name!r}, which has {len(states)} states", name
+                )
             return int(state)
         raise EvidenceError(f"the state of {name!r} must be a state name or an integer index, got {state!r}", name)
 

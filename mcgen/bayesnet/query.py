@@ -23,6 +23,7 @@ sampled answers carry a Monte-Carlo standard error:
 All methods first prune the network to the ancestors of the query and evidence variables
 (the other nodes sum out to one), which is exact and often makes sampling much cheaper.
 """
+
 from __future__ import annotations
 
 import math
@@ -113,15 +114,26 @@ def _sampled(bn, variables, ev, joint, method, num_samples, seed):
                 f"rejection sampling accepted {accepted} of {num_samples} draws "
                 f"({100 * accepted / num_samples:.3g}%); the evidence is unlikely, so the answer "
                 "is noisy: use method='likelihood_weighting' or 'gibbs', or more samples",
-                LowAcceptanceWarning, stacklevel=4)
+                LowAcceptanceWarning,
+                stacklevel=4,
+            )
     if accepted == 0:
         if mode == "likelihood_weighting":
-            warnings.warn(f"all {num_samples} likelihood weights are zero: the evidence has "
-                          "probability zero or is far too unlikely", LowAcceptanceWarning, stacklevel=4)
+            warnings.warn(
+                f"all {num_samples} likelihood weights are zero: the evidence has "
+                "probability zero or is far too unlikely",
+                LowAcceptanceWarning,
+                stacklevel=4,
+            )
         nan = {v: np.full(cards[v], np.nan) for v in variables}
         size = tuple(cards[v] for v in variables)
-        return nan, nan, np.full(size, np.nan) if joint else None, np.full(size, np.nan) if joint else None, \
-            {**extra, "ess": 0.0}
+        return (
+            nan,
+            nan,
+            np.full(size, np.nan) if joint else None,
+            np.full(size, np.nan) if joint else None,
+            {**extra, "ess": 0.0},
+        )
     means, mcse, ess = _weighted_answer(values, logw, variables, cards, joint)
     extra["ess"] = float(accepted) if mode == "forward" else ess
     if mode == "likelihood_weighting":
@@ -136,9 +148,18 @@ def _sampled(bn, variables, ev, joint, method, num_samples, seed):
     return means, mcse, table, table_se, extra
 
 
-def query(bn, variables: str | Sequence[str], evidence: Mapping[str, Any] | None = None, *,
-          method: str = "exact", num_samples: int = 100_000, seed: int = 0, joint: bool = False,
-          num_chains: int = 64, num_warmup: int | None = None) -> QueryResult:
+def query(
+    bn,
+    variables: str | Sequence[str],
+    evidence: Mapping[str, Any] | None = None,
+    *,
+    method: str = "exact",
+    num_samples: int = 100_000,
+    seed: int = 0,
+    joint: bool = False,
+    num_chains: int = 64,
+    num_warmup: int | None = None,
+) -> QueryResult:
     """Posterior marginals of ``variables`` given ``evidence``.
 
     Parameters
@@ -201,7 +222,8 @@ def query(bn, variables: str | Sequence[str], evidence: Mapping[str, Any] | None
         from mcgen.bayesnet._gibbs_query import gibbs_answer
 
         probs, stderr, table, table_se, extra = gibbs_answer(
-            sub, variables, ev, joint, int(num_samples), seed, num_chains, num_warmup)
+            sub, variables, ev, joint, int(num_samples), seed, num_chains, num_warmup
+        )
     else:
         probs, stderr, table, table_se, extra = _sampled(sub, variables, ev, joint, method, int(num_samples), seed)
     states = {v: bn.states[v] for v in variables}
@@ -209,10 +231,20 @@ def query(bn, variables: str | Sequence[str], evidence: Mapping[str, Any] | None
     if joint:
         assert table is not None and table_se is not None  # computed whenever joint=True
         jd = JointDistribution(variables, tuple(states[v] for v in variables), table, table_se)
-    info = {"num_variables_after_pruning": len(sub), **{k: v for k, v in extra.items()
-                                                        if k not in ("ess", "acceptance_rate", "r_hat")}}
+    info = {
+        "num_variables_after_pruning": len(sub),
+        **{k: v for k, v in extra.items() if k not in ("ess", "acceptance_rate", "r_hat")},
+    }
     return QueryResult(
-        method=method, variables=variables, states=states, probs=probs, stderr=stderr, joint=jd,
+        method=method,
+        variables=variables,
+        states=states,
+        probs=probs,
+        stderr=stderr,
+        joint=jd,
         num_samples=None if method == "exact" else extra.get("num_samples", int(num_samples)),
-        ess=extra.get("ess"), acceptance_rate=extra.get("acceptance_rate"),
-        r_hat_arrays=extra.get("r_hat"), info=info)
+        ess=extra.get("ess"),
+        acceptance_rate=extra.get("acceptance_rate"),
+        r_hat_arrays=extra.get("r_hat"),
+        info=info,
+    )

@@ -1,4 +1,5 @@
 """What a query returns: marginals (and optionally the joint) with Monte-Carlo standard errors."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,16 +27,20 @@ class JointDistribution:
         key = key if isinstance(key, tuple) else (key,)
         if len(key) != len(self.variables):
             raise EvidenceError(f"give one state for each of {self.variables}, got {key!r}")
-        return tuple(s.index(k) if isinstance(k, str) and k in s else k if isinstance(k, int)
-                     else _bad_state(v, k, s) for v, k, s in zip(self.variables, key, self.states))
+        return tuple(
+            s.index(k) if isinstance(k, str) and k in s else k if isinstance(k, int) else _bad_state(v, k, s)
+            for v, k, s in zip(self.variables, key, self.states)
+        )
 
     def __getitem__(self, key) -> float:
         return float(self.probs[self._index(key)])
 
     def table(self) -> dict[tuple[str, ...], float]:
         """``{(state, ...): probability}`` over every joint state."""
-        return {tuple(s[i] for s, i in zip(self.states, idx)): float(self.probs[idx])
-                for idx in np.ndindex(self.probs.shape)}
+        return {
+            tuple(s[i] for s, i in zip(self.states, idx)): float(self.probs[idx])
+            for idx in np.ndindex(self.probs.shape)
+        }
 
 
 def _bad_state(variable, state, states):
@@ -105,9 +110,13 @@ class QueryResult:
         return {v: dict(zip(self.states[v], map(float, self.r_hat_arrays[v]))) for v in self.variables}
 
     def __repr__(self) -> str:
-        lines = [f"QueryResult(method={self.method!r}, num_samples={self.num_samples}, ess="
-                 f"{None if self.ess is None else round(self.ess, 1)}, acceptance_rate={self.acceptance_rate})"]
+        lines = [
+            f"QueryResult(method={self.method!r}, num_samples={self.num_samples}, ess="
+            f"{None if self.ess is None else round(self.ess, 1)}, acceptance_rate={self.acceptance_rate})"
+        ]
         for v in self.variables:
-            cells = ", ".join(f"{s}: {p:.4f} ± {e:.4f}" for s, p, e in zip(self.states[v], self.probs[v], self.stderr[v]))
+            cells = ", ".join(
+                f"{s}: {p:.4f} ± {e:.4f}" for s, p, e in zip(self.states[v], self.probs[v], self.stderr[v])
+            )
             lines.append(f"  {v}: {cells}")
         return "\n".join(lines)

@@ -35,6 +35,7 @@ References
 ----------
 Koller, D. and Friedman, N. (2009). *Probabilistic Graphical Models*, sections 12.1-12.2.
 """
+
 from __future__ import annotations
 
 import functools
@@ -64,10 +65,10 @@ def _draw_chunk(key, flat: FlatNet, clamp_mask, clamp_values, keep, weight_clamp
         row = flat.row_offset[i] + jnp.sum(values[flat.parents[i]] * flat.strides[i][:, None], axis=0)
         drawn = jnp.sum(u[i][:, None] >= flat.cdf[row], axis=-1, dtype=jnp.int32)
         clamped, value = clamp_mask[i], clamp_values[i]
-        if weight_clamped:   # likelihood weighting: clamp, weight by p(e_i | parents)
+        if weight_clamped:  # likelihood weighting: clamp, weight by p(e_i | parents)
             x = jnp.where(clamped, value, drawn)
             logw = logw + jnp.where(clamped, flat.logp[row, value], jnp.float32(0.0))
-        else:                # rejection: weight 0 (log -inf) when the draw disagrees with e_i
+        else:  # rejection: weight 0 (log -inf) when the draw disagrees with e_i
             x = drawn
             logw = jnp.where(clamped & (drawn != value), -jnp.inf, logw)
         return values.at[i].set(x), logw
@@ -79,12 +80,18 @@ def _draw_chunk(key, flat: FlatNet, clamp_mask, clamp_values, keep, weight_clamp
 
 @functools.partial(jax.jit, static_argnames=("weight_clamped",))
 def _chunk(key, chunk, flat, clamp_mask, clamp_values, keep, *, weight_clamped):
-    return _draw_chunk(jax.random.fold_in(key, chunk), flat, clamp_mask, clamp_values, keep,
-                       weight_clamped, CHUNK_SIZE)
+    return _draw_chunk(jax.random.fold_in(key, chunk), flat, clamp_mask, clamp_values, keep, weight_clamped, CHUNK_SIZE)
 
 
-def draw(bn, num_samples: int, *, evidence: Mapping[str, Any] | None = None, mode: str = "forward",
-         keep: Sequence[str] | None = None, seed: int | jax.Array = 0):
+def draw(
+    bn,
+    num_samples: int,
+    *,
+    evidence: Mapping[str, Any] | None = None,
+    mode: str = "forward",
+    keep: Sequence[str] | None = None,
+    seed: int | jax.Array = 0,
+):
     """Draw ``num_samples`` ancestral samples; the engine under the public samplers.
 
     Parameters
@@ -123,18 +130,19 @@ def draw(bn, num_samples: int, *, evidence: Mapping[str, Any] | None = None, mod
     clamp_values = np.zeros(len(bn), np.int32)
     for v, k in ev.items():
         clamp_mask[index[v]], clamp_values[index[v]] = True, k
-    args = (flat, jnp.asarray(clamp_mask), jnp.asarray(clamp_values),
-            jnp.asarray([index[v] for v in keep], jnp.int32))
+    args = (flat, jnp.asarray(clamp_mask), jnp.asarray(clamp_values), jnp.asarray([index[v] for v in keep], jnp.int32))
     key = jax.random.key(seed) if isinstance(seed, (int, np.integer)) else seed
     # One compiled chunk, dispatched asynchronously once per chunk: it is compiled once per
     # padded network shape, whatever the evidence and num_samples are.
-    chunks = [_chunk(key, jnp.uint32(c), *args, weight_clamped=mode == "likelihood_weighting")
-              for c in range(math.ceil(num_samples / CHUNK_SIZE))]
+    chunks = [
+        _chunk(key, jnp.uint32(c), *args, weight_clamped=mode == "likelihood_weighting")
+        for c in range(math.ceil(num_samples / CHUNK_SIZE))
+    ]
     kept = np.empty((len(keep), len(chunks) * CHUNK_SIZE), np.int32)
     logw = np.empty(len(chunks) * CHUNK_SIZE, np.float32)
     for c, (values, weights) in enumerate(chunks):
-        kept[:, c * CHUNK_SIZE:(c + 1) * CHUNK_SIZE] = values
-        logw[c * CHUNK_SIZE:(c + 1) * CHUNK_SIZE] = weights
+        kept[:, c * CHUNK_SIZE : (c + 1) * CHUNK_SIZE] = values
+        logw[c * CHUNK_SIZE : (c + 1) * CHUNK_SIZE] = weights
     return {v: kept[k, :num_samples] for k, v in enumerate(keep)}, logw[:num_samples]
 
 
@@ -155,8 +163,9 @@ def forward_sample(bn, num_samples: int, *, seed: int | jax.Array = 0) -> dict[s
     return draw(bn, num_samples, seed=seed)[0]
 
 
-def rejection_sample(bn, num_samples: int, evidence: Mapping[str, Any], *,
-                     keep: Sequence[str] | None = None, seed: int | jax.Array = 0):
+def rejection_sample(
+    bn, num_samples: int, evidence: Mapping[str, Any], *, keep: Sequence[str] | None = None, seed: int | jax.Array = 0
+):
     """Forward draws that agree with ``evidence``: exact draws from the posterior.
 
     Returns
@@ -170,8 +179,14 @@ def rejection_sample(bn, num_samples: int, evidence: Mapping[str, Any], *,
     return {v: x[accepted] for v, x in values.items()}, float(accepted.mean())
 
 
-def likelihood_weighting(bn, num_samples: int, evidence: Mapping[str, Any] | None = None, *,
-                         keep: Sequence[str] | None = None, seed: int | jax.Array = 0) -> WeightedSamples:
+def likelihood_weighting(
+    bn,
+    num_samples: int,
+    evidence: Mapping[str, Any] | None = None,
+    *,
+    keep: Sequence[str] | None = None,
+    seed: int | jax.Array = 0,
+) -> WeightedSamples:
     """Importance draws with the evidence clamped, weighted by its likelihood.
 
     Returns

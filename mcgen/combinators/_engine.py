@@ -32,6 +32,7 @@ kernel state they adapt in a field named ``state`` (the convention of every ``Wa
 mcgen); :func:`refresh` rebuilds that kernel state as above and leaves the adaptation
 statistics alone.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
@@ -118,8 +119,12 @@ def target_of(item: Item, logdensity_fn: Callable, position) -> Callable:
 
 def init_params(items, position, logdensity_fn) -> dict:
     """Starting tunables of every item's kernel (``None`` for exact samplers)."""
-    return {it.name: params_of(it.update.init(it.get(position), target_of(it, logdensity_fn, position)))
-            if it.is_kernel else None for it in items}
+    return {
+        it.name: params_of(it.update.init(it.get(position), target_of(it, logdensity_fn, position)))
+        if it.is_kernel
+        else None
+        for it in items
+    }
 
 
 def step_item(item: Item, mode: Mode, key, position, stored, logdensity_fn, check: Callable):
@@ -146,7 +151,8 @@ def sweep(key, items, mode, position, stored: dict, logdensity_fn, dtype, check)
     infos, logdensity = {}, None
     for i, item in enumerate(items):
         position, logdensity, kept, infos[item.name] = step_item(
-            item, mode, _random.fold_in(key, i), position, stored[item.name], logdensity_fn, check)
+            item, mode, _random.fold_in(key, i), position, stored[item.name], logdensity_fn, check
+        )
         stored = {**stored, item.name: kept}
     return position, _joint(logdensity, logdensity_fn, position, dtype), stored, infos
 
@@ -163,7 +169,8 @@ def pick_one(key, items, log_weights, mode, position, stored: dict, logdensity_f
         def branch(position, stored):
             item = items[j]
             position, logdensity, kept, info = step_item(
-                item, mode, _random.fold_in(key, j), position, stored[item.name], logdensity_fn, check)
+                item, mode, _random.fold_in(key, j), position, stored[item.name], logdensity_fn, check
+            )
             logdensity = _joint(logdensity, logdensity_fn, position, dtype)
             return position, logdensity, {**stored, item.name: kept}, info
 
@@ -174,14 +181,15 @@ def pick_one(key, items, log_weights, mode, position, stored: dict, logdensity_f
     def with_zeros(j):
         def branch(position, stored):
             position, logdensity, stored, info = run(j)(position, stored)
-            infos = {it.name: info if k == j else jax.tree_util.tree_map(
-                lambda s: jnp.zeros(s.shape, s.dtype), shapes[k]) for k, it in enumerate(items)}
+            infos = {
+                it.name: info if k == j else jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes[k])
+                for k, it in enumerate(items)
+            }
             return position, logdensity, stored, infos
 
         return branch
 
-    position, logdensity, stored, infos = jax.lax.switch(choice, [with_zeros(j) for j in range(n)],
-                                                         position, stored)
+    position, logdensity, stored, infos = jax.lax.switch(choice, [with_zeros(j) for j in range(n)], position, stored)
     return position, logdensity, stored, infos, {it.name: choice == k for k, it in enumerate(items)}
 
 
@@ -196,14 +204,16 @@ def cast_like(item: Item, new, old):
     new_leaves, new_tree = jax.tree_util.tree_flatten(new)
     old_leaves, old_tree = jax.tree_util.tree_flatten(old)
     if new_tree != old_tree:
-        raise ValueError(f"the update of block {item.name!r} returned a value of structure {new_tree}, "
-                         f"but the block is {old_tree}")
+        raise ValueError(
+            f"the update of block {item.name!r} returned a value of structure {new_tree}, but the block is {old_tree}"
+        )
     out = []
     for a, b in zip(new_leaves, old_leaves):
         a, b = jnp.asarray(a), jnp.asarray(b)
         if a.shape != b.shape:
-            raise ValueError(f"the update of block {item.name!r} returned shape {a.shape}, "
-                             f"but the block has shape {b.shape}")
+            raise ValueError(
+                f"the update of block {item.name!r} returned shape {a.shape}, but the block has shape {b.shape}"
+            )
         out.append(a.astype(b.dtype))
     return jax.tree_util.tree_unflatten(old_tree, out)
 
@@ -215,8 +225,15 @@ class CombinedWarmupState(NamedTuple):
     inner: dict  # item name -> that item's adaptation state (None for exact samplers)
 
 
-def build(items, make_state: Callable, make_info: Callable, *, log_weights=None,
-          check: Callable = cast_like, validate: Callable = lambda position: None) -> Kernel:
+def build(
+    items,
+    make_state: Callable,
+    make_info: Callable,
+    *,
+    log_weights=None,
+    check: Callable = cast_like,
+    validate: Callable = lambda position: None,
+) -> Kernel:
     """A :class:`~mcgen.types.Kernel` running ``items`` in turn (``log_weights is None``) or
     one at random.
 
@@ -226,12 +243,12 @@ def build(items, make_state: Callable, make_info: Callable, *, log_weights=None,
 
     def advance(key, mode, position, stored, logdensity_fn, dtype):
         if log_weights is None:
-            position, logdensity, stored, infos = sweep(key, items, mode, position, stored,
-                                                        logdensity_fn, dtype, check)
+            position, logdensity, stored, infos = sweep(key, items, mode, position, stored, logdensity_fn, dtype, check)
             updated = None
         else:
             position, logdensity, stored, infos, updated = pick_one(
-                key, items, log_weights, mode, position, stored, logdensity_fn, dtype, check)
+                key, items, log_weights, mode, position, stored, logdensity_fn, dtype, check
+            )
         return position, logdensity, stored, make_info(infos, updated)
 
     def init(position, logdensity_fn):
@@ -241,8 +258,9 @@ def build(items, make_state: Callable, make_info: Callable, *, log_weights=None,
 
     def step(key, state, logdensity_fn):
         validate(state.position)
-        position, logdensity, params, info = advance(key, SAMPLING, state.position, state.params,
-                                                     logdensity_fn, state.logdensity.dtype)
+        position, logdensity, params, info = advance(
+            key, SAMPLING, state.position, state.params, logdensity_fn, state.logdensity.dtype
+        )
         return make_state(position, logdensity, params), info
 
     def warmup(num_steps: int) -> Warmup:
@@ -259,20 +277,26 @@ def build(items, make_state: Callable, make_info: Callable, *, log_weights=None,
                 return jnp.zeros((), state.logdensity.dtype)
 
             x = state.position
-            inner = {it.name: warmups[it.name].init(rebuild(it.update, it.get(x), placeholder,
-                                                            state.params[it.name]))
-                     if it.is_kernel else None for it in items}
+            inner = {
+                it.name: warmups[it.name].init(rebuild(it.update, it.get(x), placeholder, state.params[it.name]))
+                if it.is_kernel
+                else None
+                for it in items
+            }
             return CombinedWarmupState(state, inner)
 
         def w_step(key, ws: CombinedWarmupState, logdensity_fn):
             validate(ws.state.position)
-            position, logdensity, inner, info = advance(key, mode, ws.state.position, ws.inner,
-                                                        logdensity_fn, ws.state.logdensity.dtype)
+            position, logdensity, inner, info = advance(
+                key, mode, ws.state.position, ws.inner, logdensity_fn, ws.state.logdensity.dtype
+            )
             return CombinedWarmupState(make_state(position, logdensity, current_params(inner)), inner), info
 
         def w_finalize(ws: CombinedWarmupState):
-            params = {it.name: params_of(warmups[it.name].finalize(ws.inner[it.name])) if it.is_kernel else None
-                      for it in items}
+            params = {
+                it.name: params_of(warmups[it.name].finalize(ws.inner[it.name])) if it.is_kernel else None
+                for it in items
+            }
             return ws.state._replace(params=params)
 
         return Warmup(w_init, w_step, w_finalize)

@@ -28,6 +28,7 @@ the global communication barrier.  The end points are kept.
 each expectation a running mean (kept as a running log-sum-exp) over the draws of replica
 :math:`i`.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -65,8 +66,9 @@ class IndexProcess(NamedTuple):
 
 
 def swap_stats_init(num_temps: int, dtype) -> SwapStats:
-    return SwapStats(jnp.zeros(num_temps - 1, dtype), jnp.full(num_temps - 1, -jnp.inf, dtype),
-                     jnp.zeros((), jnp.int32))
+    return SwapStats(
+        jnp.zeros(num_temps - 1, dtype), jnp.full(num_temps - 1, -jnp.inf, dtype), jnp.zeros((), jnp.int32)
+    )
 
 
 def index_init(num_temps: int) -> IndexProcess:
@@ -114,8 +116,9 @@ def index_update(index: IndexProcess, perm: jax.Array) -> IndexProcess:
 def swap_stats_update(stats: SwapStats, betas, log_likelihood, accept_prob) -> SwapStats:
     """Accumulate rejections and stepping-stone terms (at the replicas' pre-swap states)."""
     increment = (betas[1:] - betas[:-1]) * log_likelihood[:-1]
-    return SwapStats(stats.rejection_sum + (1.0 - accept_prob),
-                     jnp.logaddexp(stats.log_stepping_stone, increment), stats.count + 1)
+    return SwapStats(
+        stats.rejection_sum + (1.0 - accept_prob), jnp.logaddexp(stats.log_stepping_stone, increment), stats.count + 1
+    )
 
 
 def barrier(stats: SwapStats) -> jax.Array:

@@ -40,6 +40,7 @@ Example
 >>> kernel = mc.mixture([mc.rwmh(), mc.adaptive_mh()], weights=[0.3, 0.7])
 >>> res = mc.run_chains(lambda x: -0.5 * jnp.sum(x**2), kernel, init=jnp.zeros(3), progress=False)
 """
+
 from __future__ import annotations
 
 import math
@@ -87,8 +88,9 @@ def _whole(name: str, kernel) -> Item:
 
 
 def _named(kernels, who: str) -> tuple:
-    pairs = tuple(kernels.items()) if isinstance(kernels, Mapping) else tuple(
-        (str(i), k) for i, k in enumerate(kernels))
+    pairs = (
+        tuple(kernels.items()) if isinstance(kernels, Mapping) else tuple((str(i), k) for i, k in enumerate(kernels))
+    )
     if not pairs:
         raise ValueError(f"{who}: needs at least one kernel")
     if len({str(name) for name, _ in pairs}) != len(pairs):

@@ -60,6 +60,7 @@ Example
 >>> kernel = mc.gibbs({"x": draw_x, "y": mc.rwmh()})   # exact x, Metropolis-within-Gibbs y
 >>> res = mc.run_chains(logdensity, kernel, init={"x": 0.0, "y": 0.0}, progress=False)
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Hashable, Mapping, NamedTuple
@@ -102,6 +103,7 @@ def _item(block, update) -> Item:
         def put(x, value):
             return {**x, **{k: value[k] for k in keys}}
     else:
+
         def get(x):
             return x[block]
 
@@ -112,8 +114,10 @@ def _item(block, update) -> Item:
         return Item(_block_name(block), update, True, get, put)
     if callable(update):
         return Item(_block_name(block), update, False, get, put)
-    raise TypeError(f"gibbs: the update of block {block!r} must be an mcgen Kernel or a function "
-                    f"f(key, position) -> new block value, got {type(update).__name__}")
+    raise TypeError(
+        f"gibbs: the update of block {block!r} must be an mcgen Kernel or a function "
+        f"f(key, position) -> new block value, got {type(update).__name__}"
+    )
 
 
 def _check_exact(blocks: dict) -> Callable:
@@ -121,8 +125,9 @@ def _check_exact(blocks: dict) -> Callable:
         keys = blocks[item.name]
         if isinstance(keys, tuple) and isinstance(new, (tuple, list)):
             if len(new) != len(keys):
-                raise ValueError(f"gibbs: the update of block {item.name!r} returned {len(new)} values "
-                                 f"for {len(keys)} keys")
+                raise ValueError(
+                    f"gibbs: the update of block {item.name!r} returned {len(new)} values for {len(keys)} keys"
+                )
             new = dict(zip(keys, new))
         return cast_like(item, new, old)
 
@@ -143,15 +148,15 @@ def _gibbs(pairs: tuple, scan: str) -> Kernel:
             raise ValueError(f"gibbs: the position must be a dict keyed by block, got {type(position).__name__}")
         unknown = [k for k in keys if k not in position]
         if unknown:
-            raise ValueError(f"gibbs: unknown block key(s) {unknown}; "
-                             f"the position has keys {sorted(map(str, position))}")
+            raise ValueError(
+                f"gibbs: unknown block key(s) {unknown}; the position has keys {sorted(map(str, position))}"
+            )
 
     def make_info(infos, updated):
         return GibbsInfo(infos, updated, any_flag(infos, "is_divergent"), any_flag(infos, "is_nonfinite"))
 
     log_weights = None if scan == "systematic" else (0.0,) * len(items)
-    return build(items, GibbsState, make_info, log_weights=log_weights, check=_check_exact(blocks),
-                 validate=validate)
+    return build(items, GibbsState, make_info, log_weights=log_weights, check=_check_exact(blocks), validate=validate)
 
 
 def gibbs(updates: Mapping[Hashable | tuple, Any], scan: str = "systematic") -> Kernel:

@@ -45,6 +45,7 @@ Example
 >>> res = mc.run_chains(mc.testing.bimodal_1d(3.0).logdensity_fn, parallel_tempering(mc.rwmh(), 6),
 ...                     init=jnp.zeros(()), num_samples=1000, progress=False)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -149,8 +150,11 @@ def _put_kernel_state(s, new):
 
 def _evaluate(split, positions, with_grad: bool) -> Cache:
     """Log-reference and log-likelihood (with gradients if asked) of every replica."""
-    value = (lambda fn: jax.vmap(jax.value_and_grad(fn))(positions)) if with_grad else \
-        (lambda fn: (jax.vmap(fn)(positions), None))
+    value = (
+        (lambda fn: jax.vmap(jax.value_and_grad(fn))(positions))
+        if with_grad
+        else (lambda fn: (jax.vmap(fn)(positions), None))
+    )
     (lr, gr), (ll, gl) = value(split[0]), value(split[1])
     return Cache(lr, ll, gr, gl)
 
@@ -160,9 +164,11 @@ def _refreshed(inner, cache: Cache, betas):
     lr, ll = cache.log_reference, cache.log_likelihood
     new = inner._replace(logdensity=(lr + betas * ll).astype(inner.logdensity.dtype))
     if cache.grad_reference is not None:
+
         def combine(g0, g1):
             b = betas.reshape((-1,) + (1,) * (g0.ndim - 1)).astype(g0.dtype)
             return g0 + b * g1
+
         new = new._replace(logdensity_grad=jax.tree_util.tree_map(combine, cache.grad_reference, cache.grad_likelihood))
     return new
 
@@ -190,11 +196,20 @@ def _pt_step(key, state: PTState, logdensity_fn, inner_step, *, reference, rever
     inner = _refreshed(inner._replace(position=moved[0]), moved[1], betas)
     replicas = _put_kernel_state(replicas, inner)
     new = _with_replicas(state, replicas, moved[1], return_all)._replace(
-        index=sched.index_update(state.index, perm), swap_stats=swap_stats, step=state.step + 1)
+        index=sched.index_update(state.index, perm), swap_stats=swap_stats, step=state.step + 1
+    )
     log_z = sched.log_normalizer(swap_stats, betas, not _no_reference(logdensity_fn, reference))
     nan = jnp.full(betas.shape, jnp.nan, betas.dtype)  # inner infos without these (Gibbs) give NaN
-    info = PTInfo(getattr(infos, "accept_prob", nan)[-1], getattr(infos, "is_accepted", nan)[-1], accept_prob,
-                  is_swapped, new.index.round_trips, sched.barrier(swap_stats), log_z, infos)
+    info = PTInfo(
+        getattr(infos, "accept_prob", nan)[-1],
+        getattr(infos, "is_accepted", nan)[-1],
+        accept_prob,
+        is_swapped,
+        new.index.round_trips,
+        sched.barrier(swap_stats),
+        log_z,
+        infos,
+    )
     return new, info
 
 
@@ -202,8 +217,9 @@ def _no_reference(logdensity_fn, reference) -> bool:  # the family pi^beta
     return reference is None and not isinstance(logdensity_fn, (tuple, PriorLikelihood))
 
 
-def init_replicas(kernel: Kernel, positions, logdensity_fn, betas, *, reference=None,
-                  return_all: bool = False) -> PTState:
+def init_replicas(
+    kernel: Kernel, positions, logdensity_fn, betas, *, reference=None, return_all: bool = False
+) -> PTState:
     """A :class:`PTState` with replica ``k`` at ``positions[k]`` (leading axis :math:`N`).
 
     ``parallel_tempering(...).init`` starts every replica at one position; this starts them
@@ -214,16 +230,32 @@ def init_replicas(kernel: Kernel, positions, logdensity_fn, betas, *, reference=
     n = betas.shape[0]
     replicas = jax.vmap(lambda x, beta: kernel.init(x, _tempered(split, beta)))(positions, betas)
     cache = _evaluate(split, replicas.position, "logdensity_grad" in replicas._fields)
-    empty = PTState(None, None, None, None,  # pyright: ignore[reportArgumentType]  (filled in below)
-                    PTParams(betas), sched.index_init(n),
-                    sched.swap_stats_init(n, betas.dtype), jnp.zeros((), jnp.int32))
+    # the first four fields are filled in below
+    empty = PTState(
+        None,  # pyright: ignore[reportArgumentType]
+        None,  # pyright: ignore[reportArgumentType]
+        None,  # pyright: ignore[reportArgumentType]
+        None,  # pyright: ignore[reportArgumentType]
+        PTParams(betas),
+        sched.index_init(n),
+        sched.swap_stats_init(n, betas.dtype),
+        jnp.zeros((), jnp.int32),
+    )
     return _with_replicas(empty, replicas, cache, return_all)
 
 
 @cached_constructor
-def parallel_tempering(kernel: Kernel, num_temps: int | None = None, betas=None, swap: str = "nonreversible",
-                       adapt_schedule: bool = True, reference: Callable | None = None, *,
-                       return_all: bool = False, min_beta: float = 1e-2) -> Kernel:
+def parallel_tempering(
+    kernel: Kernel,
+    num_temps: int | None = None,
+    betas=None,
+    swap: str = "nonreversible",
+    adapt_schedule: bool = True,
+    reference: Callable | None = None,
+    *,
+    return_all: bool = False,
+    min_beta: float = 1e-2,
+) -> Kernel:
     """Parallel tempering of ``kernel`` over ``num_temps`` inverse temperatures.
 
     Parameters
@@ -262,8 +294,10 @@ def parallel_tempering(kernel: Kernel, num_temps: int | None = None, betas=None,
         flat = _no_reference(logdensity_fn, reference)
         ladder = betas if betas is not None else sched.default_betas(num_temps, not flat, min_beta)
         if flat and ladder[0] == 0.0:
-            raise ValueError("parallel_tempering: betas[0] = 0 without a reference is the flat density; "
-                             "give reference= or a PriorLikelihood target, or start betas above 0")
+            raise ValueError(
+                "parallel_tempering: betas[0] = 0 without a reference is the flat density; "
+                "give reference= or a PriorLikelihood target, or start betas above 0"
+            )
         b = jnp.asarray(ladder, _float_dtype(position))
         positions = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (num_temps,) + jnp.shape(x)), position)
         return init_replicas(kernel, positions, logdensity_fn, b, reference=reference, return_all=return_all)
@@ -294,8 +328,11 @@ def parallel_tempering(kernel: Kernel, num_temps: int | None = None, betas=None,
 
         def w_finalize(ws: PTWarmupState) -> PTState:
             st = ws.state
-            return st._replace(replicas=jax.vmap(inner_w.finalize)(st.replicas), index=sched.index_init(num_temps),
-                               swap_stats=sched.swap_stats_init(num_temps, st.params.betas.dtype))
+            return st._replace(
+                replicas=jax.vmap(inner_w.finalize)(st.replicas),
+                index=sched.index_init(num_temps),
+                swap_stats=sched.swap_stats_init(num_temps, st.params.betas.dtype),
+            )
 
         return Warmup(w_init, w_step, w_finalize)
 

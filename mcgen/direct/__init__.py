@@ -1,4 +1,5 @@
 """Direct samplers: independent or weighted draws, not Markov chains."""
+
 from mcgen.direct.ancestral import ancestral_sample
 from mcgen.direct.importance import importance_sample
 from mcgen.direct.rejection import (

@@ -5,15 +5,16 @@ distribution qualifies.  Draws may be pytrees; the leading axis of every leaf is
 ``log_prob`` and the target's log-density are evaluated one draw at a time under ``jax.vmap``,
 so a proposal whose ``log_prob`` only handles a single point works too.
 """
+
 from __future__ import annotations
 
 import operator
 from typing import Any, Callable
 
 import jax
-from jax.core import Tracer
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from mcgen.types import Array, ArrayTree
 
@@ -37,9 +38,7 @@ def check_positive_int(value: Any, name: str) -> int:
 def check_proposal(log_target: Callable, proposal: Any) -> None:
     """Raise ``TypeError`` when ``log_target`` is not callable or ``proposal`` is not a proposal."""
     if not callable(log_target):
-        raise TypeError(
-            f"log_target must be a function x -> scalar log-density, got {type(log_target).__name__}"
-        )
+        raise TypeError(f"log_target must be a function x -> scalar log-density, got {type(log_target).__name__}")
     missing = [m for m in ("sample", "log_prob") if not callable(getattr(proposal, m, None))]
     if missing:
         raise TypeError(
@@ -70,9 +69,7 @@ def log_ratios(log_target: Callable, proposal: Any, draws: ArrayTree) -> tuple[A
     log_p, log_q
         Arrays of shape ``(num_draws,)``.
     """
-    _check_scalar_per_draw(
-        log_target, draws, "log_target", "sum over the event dimensions inside log_target"
-    )
+    _check_scalar_per_draw(log_target, draws, "log_target", "sum over the event dimensions inside log_target")
     _check_scalar_per_draw(
         proposal.log_prob,
         draws,

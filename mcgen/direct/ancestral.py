@@ -19,6 +19,7 @@ observed arguments set to ``None`` (with them given, ``Predictive`` returns the 
 sites); ``ancestral_sample`` needs no such rewrite of the arguments and gives each draw its own
 key (``fold_in``), so draw ``i`` does not depend on ``num_samples``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -74,9 +75,7 @@ def ancestral_sample(
             *model_args, **model_kwargs
         )
         return {
-            name: site["value"]
-            for name, site in model_trace.items()
-            if site["type"] in ("sample", "deterministic")
+            name: site["value"] for name, site in model_trace.items() if site["type"] in ("sample", "deterministic")
         }
 
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(num_samples))

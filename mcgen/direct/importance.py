@@ -21,6 +21,7 @@ A. B. Owen (2013). Monte Carlo theory, methods and examples, chapter 9.
 A. Vehtari, D. Simpson, A. Gelman, Y. Yao, J. Gabry (2024). Pareto smoothed importance
 sampling. JMLR 25(72).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -78,4 +79,3 @@ def importance_sample(
     draws = proposal.sample(key, (num_samples,))
     log_p, log_q = log_ratios(log_target, proposal, draws)
     return WeightedSamples(draws, log_p - log_q, self_normalized)
-

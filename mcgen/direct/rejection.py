@@ -30,6 +30,7 @@ References
 J. von Neumann (1951). Various techniques used in connection with random digits.
 C. P. Robert and G. Casella (2004). Monte Carlo Statistical Methods, 2nd ed., section 2.3.
 """
+
 from __future__ import annotations
 
 import functools
@@ -117,11 +118,11 @@ def _estimate_log_M(key: PRNGKey, log_target: Callable, proposal: Any, num_pilot
 class _LoopCarry(NamedTuple):
     """State of the proposal loop of :func:`rejection_sample`."""
 
-    batch: Array           # batches of proposals drawn so far
+    batch: Array  # batches of proposals drawn so far
     key: PRNGKey
-    buffer: ArrayTree      # accepted draws, rows from num_accepted on still unfilled
+    buffer: ArrayTree  # accepted draws, rows from num_accepted on still unfilled
     num_accepted: Array
-    num_proposals: Array   # proposals up to and including the one that filled the last row
+    num_proposals: Array  # proposals up to and including the one that filled the last row
     max_log_excess: Array  # largest log_target - log_q - log_M seen (> 0: bound violated)
 
 
@@ -196,9 +197,7 @@ def rejection_sample(
     """
     check_proposal(log_target, proposal)
     num_samples = check_positive_int(num_samples, "num_samples")
-    batch_size = check_positive_int(
-        min(num_samples, 65536) if batch_size is None else batch_size, "batch_size"
-    )
+    batch_size = check_positive_int(min(num_samples, 65536) if batch_size is None else batch_size, "batch_size")
     int_max = int(jnp.iinfo(jnp.asarray(0).dtype).max) - batch_size
     max_proposals = min(
         int_max,
@@ -249,18 +248,26 @@ def rejection_sample(
         last = jnp.argmax(keep & (slot == num_samples - 1))
         used = jnp.where(filled, last + 1, batch_size)
         target_rows = jnp.where(keep, slot, num_samples)  # out of range -> dropped
-        buffer = jax.tree_util.tree_map(
-            lambda buf, new: buf.at[target_rows].set(new, mode="drop"), carry.buffer, draws
-        )
+        buffer = jax.tree_util.tree_map(lambda buf, new: buf.at[target_rows].set(new, mode="drop"), carry.buffer, draws)
         seen = jnp.where((index < used) & ~jnp.isnan(log_excess), log_excess, -jnp.inf)
-        return _LoopCarry(batch=carry.batch + 1, key=key, buffer=buffer,
-                          num_accepted=jnp.minimum(num_acc + jnp.sum(keep), num_samples),
-                          num_proposals=carry.num_proposals + used,
-                          max_log_excess=jnp.maximum(carry.max_log_excess, jnp.max(seen)))
+        return _LoopCarry(
+            batch=carry.batch + 1,
+            key=key,
+            buffer=buffer,
+            num_accepted=jnp.minimum(num_acc + jnp.sum(keep), num_samples),
+            num_proposals=carry.num_proposals + used,
+            max_log_excess=jnp.maximum(carry.max_log_excess, jnp.max(seen)),
+        )
 
     zero = jnp.zeros((), dtype=int)
-    start = _LoopCarry(batch=zero, key=key_loop, buffer=buffer, num_accepted=zero, num_proposals=zero,
-                       max_log_excess=jnp.asarray(-jnp.inf, log_M.dtype))
+    start = _LoopCarry(
+        batch=zero,
+        key=key_loop,
+        buffer=buffer,
+        num_accepted=zero,
+        num_proposals=zero,
+        max_log_excess=jnp.asarray(-jnp.inf, log_M.dtype),
+    )
     end = jax.lax.while_loop(cond, body, start)
     samples, num_acc, num_prop, excess = end.buffer, end.num_accepted, end.num_proposals, end.max_log_excess
     rate = num_acc.astype(log_M.dtype) / jnp.maximum(num_prop, 1).astype(log_M.dtype)

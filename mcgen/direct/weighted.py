@@ -25,6 +25,7 @@ Resampling maps weighted draws to ``n`` equally weighted ones.  All four schemes
 their output draws are dependent.  ``multinomial`` is the default because its draws are
 independent given the weights, so standard errors computed from them stay honest.
 """
+
 from __future__ import annotations
 
 import dataclasses

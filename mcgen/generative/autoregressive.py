@@ -17,6 +17,7 @@ whole ``(prompt_len + max_new_tokens,)`` int32 buffer and the number of valid to
 ``length`` (tokens ``[0, length)`` form the prefix) and returns ``(vocab_size,)`` logits.  The
 decode loop is a ``lax.fori_loop``, vmapped over samples.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -62,8 +63,13 @@ def _check(temperature, top_k, top_p):
         raise ValueError(f"top_p must lie in (0, 1], got {top_p}")
 
 
-def sample_token(key: PRNGKey, logits: ArrayLike, temperature: ArrayLike = 1.0,
-                 top_k: int | None = None, top_p: ArrayLike | None = None) -> Array:
+def sample_token(
+    key: PRNGKey,
+    logits: ArrayLike,
+    temperature: ArrayLike = 1.0,
+    top_k: int | None = None,
+    top_p: ArrayLike | None = None,
+) -> Array:
     """Draw token ids from ``logits`` (``(..., vocab)``) after temperature, top-k and top-p.
 
     ``temperature=0`` (a Python number) decodes greedily.
@@ -89,8 +95,7 @@ def _decode(key, logits_fn, prompt, num_samples, max_new_tokens, temperature, to
         def body(i, tokens):
             length = prompt_len + i
             logits = logits_fn(tokens, length)
-            tok = sample_token(jax.random.fold_in(key, i), logits, 0 if greedy else temperature,
-                               top_k, top_p)
+            tok = sample_token(jax.random.fold_in(key, i), logits, 0 if greedy else temperature, top_k, top_p)
             return tokens.at[length].set(tok)
 
         return lax.fori_loop(0, max_new_tokens, body, buffer)
@@ -98,10 +103,17 @@ def _decode(key, logits_fn, prompt, num_samples, max_new_tokens, temperature, to
     return jax.vmap(one)(jax.random.split(key, num_samples))
 
 
-def sample_autoregressive(key: PRNGKey, logits_fn: Callable[[Array, Array], Array],
-                          prompt: ArrayLike, num_samples: int, max_new_tokens: int, *,
-                          temperature: ArrayLike = 1.0, top_k: int | None = None,
-                          top_p: ArrayLike | None = None) -> Array:
+def sample_autoregressive(
+    key: PRNGKey,
+    logits_fn: Callable[[Array, Array], Array],
+    prompt: ArrayLike,
+    num_samples: int,
+    max_new_tokens: int,
+    *,
+    temperature: ArrayLike = 1.0,
+    top_k: int | None = None,
+    top_p: ArrayLike | None = None,
+) -> Array:
     """Decode ``num_samples`` continuations of ``prompt``.
 
     Parameters
@@ -147,5 +159,14 @@ def sample_autoregressive(key: PRNGKey, logits_fn: Callable[[Array, Array], Arra
     if not isinstance(max_new_tokens, int) or max_new_tokens <= 0:
         raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
     greedy = isinstance(temperature, (int, float)) and temperature == 0
-    return _decode(key, logits_fn, prompt.astype(jnp.int32), num_samples, max_new_tokens,
-                   1.0 if greedy else temperature, top_k, top_p, greedy)
+    return _decode(
+        key,
+        logits_fn,
+        prompt.astype(jnp.int32),
+        num_samples,
+        max_new_tokens,
+        1.0 if greedy else temperature,
+        top_k,
+        top_p,
+        greedy,
+    )

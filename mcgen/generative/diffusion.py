@@ -47,6 +47,7 @@ trained on DDPM's integer steps ``n = 0..N-1`` (:math:`\beta_n` linear in ``n``)
 ``eps_fn = lambda x, t: net(x, N * t - 1)`` with ``schedule=linear_schedule()`` (the
 continuous schedule matches the discrete one at :math:`t = (n+1)/N`).
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -64,12 +65,10 @@ __all__ = ["sample_diffusion", "time_grid", "METHODS"]
 
 METHODS = ("ddpm", "ddim", "dpm_solver", "dpm_solver++", "ode")
 _DEFAULT_STEPS = {"ddpm": 1000, "ddim": 50, "dpm_solver": 20, "dpm_solver++": 20, "ode": 50}
-_DEFAULT_SPACING = {"ddpm": "time", "ddim": "time", "dpm_solver": "logsnr",
-                    "dpm_solver++": "logsnr", "ode": "time"}
+_DEFAULT_SPACING = {"ddpm": "time", "ddim": "time", "dpm_solver": "logsnr", "dpm_solver++": "logsnr", "ode": "time"}
 
 
-def time_grid(schedule: NoiseSchedule, num_steps: int, t_end: float | None = None,
-              spacing: str = "time") -> Array:
+def time_grid(schedule: NoiseSchedule, num_steps: int, t_end: float | None = None, spacing: str = "time") -> Array:
     """Decreasing times ``t_max = t_0 > ... > t_N = t_end``, uniform in time or in log-SNR."""
     t_end = schedule.t_min if t_end is None else t_end
     if not 0.0 < t_end < schedule.t_max:
@@ -97,8 +96,7 @@ def _ancestral(model, key, x, times, schedule, eta, ddpm):
         var_st = -jnp.expm1(2.0 * (la_s - la_t))  # sigma_{s|t}^2 = 1 - alpha_s^2 / alpha_t^2
         z = jax.random.normal(key, x.shape, x.dtype)
         if ddpm:
-            mean = (jnp.exp(la_s - la_t) * sigma_t**2 / sigma_s**2 * x
-                    + jnp.exp(la_t) * var_st / sigma_s**2 * x0)
+            mean = jnp.exp(la_s - la_t) * sigma_t**2 / sigma_s**2 * x + jnp.exp(la_t) * var_st / sigma_s**2 * x0
             return mean + jnp.sqrt(var_st) * sigma_t / sigma_s * z, None
         c = eta * sigma_t / sigma_s * jnp.sqrt(var_st)
         dir_eps = jnp.sqrt(jnp.maximum(sigma_t**2 - c**2, 0.0))
@@ -129,15 +127,44 @@ def _pf_ode_rk4(model, x, times, schedule):
     return x
 
 
-@partial(jax.jit, static_argnames=("eps_fn", "schedule", "shape", "num_samples", "method",
-                                   "num_steps", "order", "t_end", "spacing", "guided"))
-def _sample(key, eps_fn, schedule, shape, num_samples, method, num_steps, eta, order,
-            cond, null_cond, guidance_scale, t_end, spacing, guided):
+@partial(
+    jax.jit,
+    static_argnames=(
+        "eps_fn",
+        "schedule",
+        "shape",
+        "num_samples",
+        "method",
+        "num_steps",
+        "order",
+        "t_end",
+        "spacing",
+        "guided",
+    ),
+)
+def _sample(
+    key,
+    eps_fn,
+    schedule,
+    shape,
+    num_samples,
+    method,
+    num_steps,
+    eta,
+    order,
+    cond,
+    null_cond,
+    guidance_scale,
+    t_end,
+    spacing,
+    guided,
+):
     if cond is None:
         model = eps_fn
     elif not guided:
         model = lambda x, t: eps_fn(x, t, cond)  # noqa: E731
     else:
+
         def model(x, t):
             eps_u = eps_fn(x, t, null_cond)
             return eps_u + guidance_scale * (eps_fn(x, t, cond) - eps_u)
@@ -152,12 +179,23 @@ def _sample(key, eps_fn, schedule, shape, num_samples, method, num_steps, eta, o
     return dpm_solver_multistep(model, x, times, schedule, order, method == "dpm_solver++")
 
 
-def sample_diffusion(key: PRNGKey, eps_fn: Callable, schedule: NoiseSchedule,
-                     shape: tuple[int, ...], num_samples: int, method: str = "ddpm", *,
-                     num_steps: int | None = None, eta: float = 0.0, order: int = 2,
-                     cond: Any = None, guidance_scale: float | None = None,
-                     null_cond: Any = None, t_end: float | None = None,
-                     spacing: str | None = None) -> Array:
+def sample_diffusion(
+    key: PRNGKey,
+    eps_fn: Callable,
+    schedule: NoiseSchedule,
+    shape: tuple[int, ...],
+    num_samples: int,
+    method: str = "ddpm",
+    *,
+    num_steps: int | None = None,
+    eta: float = 0.0,
+    order: int = 2,
+    cond: Any = None,
+    guidance_scale: float | None = None,
+    null_cond: Any = None,
+    t_end: float | None = None,
+    spacing: str | None = None,
+) -> Array:
     r"""Draw samples from a diffusion model given its noise predictor.
 
     Parameters
@@ -241,5 +279,20 @@ def sample_diffusion(key: PRNGKey, eps_fn: Callable, schedule: NoiseSchedule,
     if not 0.0 < t_end < schedule.t_max:
         raise ValueError(f"t_end must lie in (0, {schedule.t_max}), got {t_end}")
     shape = tuple(int(s) for s in shape)
-    return _sample(key, eps_fn, schedule, shape, num_samples, method, num_steps,
-                   eta, order, cond, null_cond, guidance_scale, t_end, spacing, guidance_scale is not None)
+    return _sample(
+        key,
+        eps_fn,
+        schedule,
+        shape,
+        num_samples,
+        method,
+        num_steps,
+        eta,
+        order,
+        cond,
+        null_cond,
+        guidance_scale,
+        t_end,
+        spacing,
+        guidance_scale is not None,
+    )

@@ -48,6 +48,7 @@ in Around 10 Steps.  NeurIPS.
 Lu et al. (2022), DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic
 Models.  arXiv:2211.01095.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -71,9 +72,15 @@ def dpm_solver_orders(num_steps: int, order: int, lower_order_final: bool = True
     return orders.astype(np.int32)
 
 
-def dpm_solver_multistep(model: Callable[[Array, Array], Array], x: Array, times: Array,
-                         schedule: NoiseSchedule, order: int, data_prediction: bool,
-                         lower_order_final: bool = True) -> Array:
+def dpm_solver_multistep(
+    model: Callable[[Array, Array], Array],
+    x: Array,
+    times: Array,
+    schedule: NoiseSchedule,
+    order: int,
+    data_prediction: bool,
+    lower_order_final: bool = True,
+) -> Array:
     """Integrate the diffusion ODE over ``times`` (decreasing) with multistep DPM-Solver(++).
 
     Parameters
@@ -155,4 +162,3 @@ def dpm_solver_multistep(model: Callable[[Array, Array], Array], x: Array, times
     inputs = (times[:-1], lams[:-1], lams[1:], log_alphas[:-1], log_alphas[1:], orders)
     (x, _, _), _ = lax.scan(step, (x, hist, lam_hist), inputs)
     return x
-

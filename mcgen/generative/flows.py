@@ -23,6 +23,7 @@ exactly from :math:`p` restricted to the superlevel set :math:`\{\log p \ge \tau
 ``num_samples`` proposals fill the output buffer in order (a ``lax.while_loop`` with at most
 ``max_rounds`` rounds), and a mask tells which rows were filled.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -50,6 +51,7 @@ def flow_log_prob(inverse: Callable[[Array], Array]) -> Callable[[Array], Array]
     Uses the dense Jacobian of ``inverse`` (``jax.jacfwd``) and ``slogdet``: fine for small
     dimensions; prefer the flow library's own ``log_prob`` in high dimension.
     """
+
     def log_prob(x):
         x = jnp.asarray(x)
         z = inverse(x)
@@ -66,8 +68,13 @@ def _sample(key, forward, latent_shape, num_samples, temperature):
     return jax.vmap(forward)(z)
 
 
-def sample_flow(key: PRNGKey, forward: Callable[[Array], Array], latent_shape: tuple[int, ...],
-                num_samples: int, temperature: float = 1.0) -> Array:
+def sample_flow(
+    key: PRNGKey,
+    forward: Callable[[Array], Array],
+    latent_shape: tuple[int, ...],
+    num_samples: int,
+    temperature: float = 1.0,
+) -> Array:
     """Draw ``x = forward(z)``, ``z ~ N(0, temperature^2 I)``.
 
     Parameters
@@ -126,10 +133,16 @@ def _rejection(key, forward, log_prob, latent_shape, num_samples, threshold, tem
     return buffer, jnp.arange(num_samples) < count, rounds
 
 
-def sample_flow_rejection(key: PRNGKey, forward: Callable[[Array], Array],
-                          log_prob: Callable[[Array], Array], latent_shape: tuple[int, ...],
-                          num_samples: int, threshold: float, temperature: float = 1.0,
-                          max_rounds: int = 100) -> tuple[Array, Array]:
+def sample_flow_rejection(
+    key: PRNGKey,
+    forward: Callable[[Array], Array],
+    log_prob: Callable[[Array], Array],
+    latent_shape: tuple[int, ...],
+    num_samples: int,
+    threshold: float,
+    temperature: float = 1.0,
+    max_rounds: int = 100,
+) -> tuple[Array, Array]:
     """Draws from a flow with ``log_prob(x) >= threshold``, in a fixed-size output.
 
     Parameters
@@ -160,6 +173,7 @@ def sample_flow_rejection(key: PRNGKey, forward: Callable[[Array], Array],
     _check(num_samples, temperature)
     if not isinstance(max_rounds, int) or max_rounds <= 0:
         raise ValueError(f"max_rounds must be a positive int, got {max_rounds!r}")
-    samples, valid, _ = _rejection(key, forward, log_prob, tuple(latent_shape), num_samples,
-                                   threshold, temperature, max_rounds)
+    samples, valid, _ = _rejection(
+        key, forward, log_prob, tuple(latent_shape), num_samples, threshold, temperature, max_rounds
+    )
     return samples, valid

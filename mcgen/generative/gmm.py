@@ -21,6 +21,7 @@ Under variance-exploding noise :math:`x_\sigma = x_0 + \sigma \varepsilon` (anne
 NCSN) the covariances are :math:`\Sigma_k + \sigma^2 I` instead.  These functions let users test
 their own samplers against a known answer (mode weights, means, covariances).
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -38,8 +39,8 @@ def _check(weights, means, covs):
     weights, means, covs = jnp.asarray(weights), jnp.asarray(means), jnp.asarray(covs)
     if means.ndim != 2 or covs.shape != means.shape + means.shape[-1:] or weights.shape != means.shape[:1]:
         raise ValueError(
-            "need weights (K,), means (K, d), covs (K, d, d); got "
-            f"{weights.shape}, {means.shape}, {covs.shape}")
+            f"need weights (K,), means (K, d), covs (K, d, d); got {weights.shape}, {means.shape}, {covs.shape}"
+        )
     return weights, means, covs
 
 
@@ -49,16 +50,16 @@ def _log_prob_and_score(x: Array, weights: Array, locs: Array, covs: Array) -> t
     The Cholesky factors are computed once per call (not per point); each point then costs
     ``K`` triangular solves of size ``d``.
     """
-    chol = jnp.linalg.cholesky(covs)                                          # (K, d, d)
+    chol = jnp.linalg.cholesky(covs)  # (K, d, d)
     eye = jnp.eye(covs.shape[-1], dtype=covs.dtype)
     chol_inv = jax.vmap(lambda c: jax.scipy.linalg.solve_triangular(c, eye, lower=True))(chol)
-    resid = x[:, None, :] - locs[None, :, :]                                  # (n, K, d)
-    white = jnp.einsum("kij,nkj->nki", chol_inv, resid)                       # L^-1 r
-    prec_resid = jnp.einsum("kji,nkj->nki", chol_inv, white)                  # L^-T L^-1 r
+    resid = x[:, None, :] - locs[None, :, :]  # (n, K, d)
+    white = jnp.einsum("kij,nkj->nki", chol_inv, resid)  # L^-1 r
+    prec_resid = jnp.einsum("kji,nkj->nki", chol_inv, white)  # L^-T L^-1 r
     log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
     d = x.shape[-1]
     log_comp = jnp.log(weights) - 0.5 * (jnp.sum(white**2, -1) + log_det + d * jnp.log(2.0 * jnp.pi))
-    resp = jax.nn.softmax(log_comp, axis=-1)                                  # (n, K)
+    resp = jax.nn.softmax(log_comp, axis=-1)  # (n, K)
     return jax.nn.logsumexp(log_comp, axis=-1), -jnp.einsum("nk,nkd->nd", resp, prec_resid)
 
 
@@ -76,8 +77,9 @@ def gmm_score(x: ArrayLike, weights: ArrayLike, means: ArrayLike, covs: ArrayLik
     return _log_prob_and_score(x.reshape(-1, x.shape[-1]), weights, means, covs)[1].reshape(x.shape)
 
 
-def gmm_sample(key: PRNGKey, weights: ArrayLike, means: ArrayLike, covs: ArrayLike,
-               num_samples: int) -> tuple[Array, Array]:
+def gmm_sample(
+    key: PRNGKey, weights: ArrayLike, means: ArrayLike, covs: ArrayLike, num_samples: int
+) -> tuple[Array, Array]:
     """Exact draws from a Gaussian mixture.
 
     Returns
@@ -95,8 +97,9 @@ def gmm_sample(key: PRNGKey, weights: ArrayLike, means: ArrayLike, covs: ArrayLi
     return means[comp] + jnp.einsum("nij,nj->ni", chol[comp], z), comp
 
 
-def gmm_eps_fn(weights: ArrayLike, means: ArrayLike, covs: ArrayLike,
-               schedule: NoiseSchedule) -> Callable[[Array, ArrayLike], Array]:
+def gmm_eps_fn(
+    weights: ArrayLike, means: ArrayLike, covs: ArrayLike, schedule: NoiseSchedule
+) -> Callable[[Array, ArrayLike], Array]:
     r"""The exact noise predictor of a Gaussian-mixture data distribution (VP forward process).
 
     Parameters
@@ -132,8 +135,7 @@ def gmm_eps_fn(weights: ArrayLike, means: ArrayLike, covs: ArrayLike,
     return eps_fn
 
 
-def gmm_noised_score_fn(weights: ArrayLike, means: ArrayLike,
-                        covs: ArrayLike) -> Callable[[Array, ArrayLike], Array]:
+def gmm_noised_score_fn(weights: ArrayLike, means: ArrayLike, covs: ArrayLike) -> Callable[[Array, ArrayLike], Array]:
     r"""Exact score of a Gaussian mixture convolved with :math:`\mathcal N(0, \sigma^2 I)`.
 
     This is the ideal noise-conditional score network of NCSN (Song & Ermon 2019) and the

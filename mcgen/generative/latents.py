@@ -27,6 +27,7 @@ circle joins them) a fixed direction :math:`v \perp u` is chosen.
 draws exactly from the truncated normal on :math:`[-c, c]^d`; :func:`truncated_prior` does this
 with a fixed-shape ``lax.while_loop``.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -42,8 +43,7 @@ __all__ = ["sample_prior", "lerp", "slerp", "interpolate", "truncation_trick", "
 _PARALLEL_TOL = 1e-4  # |component of b orthogonal to a| / |b| below which v is chosen by hand
 
 
-def sample_prior(key: PRNGKey, shape: tuple[int, ...], num_samples: int,
-                 temperature: ArrayLike = 1.0) -> Array:
+def sample_prior(key: PRNGKey, shape: tuple[int, ...], num_samples: int, temperature: ArrayLike = 1.0) -> Array:
     """Draw ``(num_samples, *shape)`` latents from ``N(0, temperature^2 I)``."""
     if isinstance(temperature, (int, float)) and temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -139,8 +139,9 @@ def _truncated(key, shape, num_samples, threshold, max_rounds):
     return jnp.where(jnp.abs(z) > threshold, rest, z)
 
 
-def truncated_prior(key: PRNGKey, shape: tuple[int, ...], num_samples: int,
-                    threshold: ArrayLike = 2.0, max_rounds: int = 100) -> Array:
+def truncated_prior(
+    key: PRNGKey, shape: tuple[int, ...], num_samples: int, threshold: ArrayLike = 2.0, max_rounds: int = 100
+) -> Array:
     """Latents from ``N(0, I)`` truncated to ``[-threshold, threshold]`` by resampling (BigGAN).
 
     Parameters

@@ -25,6 +25,7 @@ real points inside the generated set's balls (coverage).
 Samples are arrays ``(n, *event_shape)``, flattened per sample.  Pairwise terms are summed in
 row blocks (``lax.map``), so memory grows as ``block * n``, not ``n * m``.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -65,6 +66,7 @@ def _row_blocks(x: Array, fn: Callable[[Array, Array], Array]) -> Array:
 
 def _pair_mean(x: Array, y: Array, fn: Callable[[Array], Array], same: bool) -> Array:
     """Mean of ``fn(squared distance)`` over pairs (excluding i == j when ``same``)."""
+
     def rows(block, idx):
         vals = fn(_sq_dists(block, y))
         if same:

@@ -13,6 +13,7 @@ With :math:`x_t = \alpha_t x_0 + \sigma_t \varepsilon` (a VP
 :func:`~mcgen.generative.sample_diffusion` takes an ``eps_fn``; the ``*_fn_to_eps_fn``
 wrappers turn a score or data network into one.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -23,8 +24,14 @@ from mcgen.generative.schedules import NoiseSchedule
 from mcgen.types import Array, ArrayLike
 
 __all__ = [
-    "eps_to_x0", "x0_to_eps", "eps_to_score", "score_to_eps",
-    "score_fn_to_eps_fn", "x0_fn_to_eps_fn", "eps_fn_to_score_fn", "eps_fn_to_x0_fn",
+    "eps_to_x0",
+    "x0_to_eps",
+    "eps_to_score",
+    "score_to_eps",
+    "score_fn_to_eps_fn",
+    "x0_fn_to_eps_fn",
+    "eps_fn_to_score_fn",
+    "eps_fn_to_x0_fn",
 ]
 
 

@@ -38,6 +38,7 @@ Song et al. (2021), Score-Based Generative Modeling through SDEs.
 Nichol & Dhariwal (2021), Improved Denoising Diffusion Probabilistic Models.
 Lu et al. (2022), DPM-Solver, appendix on the inverse of :math:`\lambda_t`.
 """
+
 from __future__ import annotations
 
 import math
@@ -90,8 +91,7 @@ def _log_alpha_from_lambda(lam: ArrayLike) -> Array:
     return -0.5 * jnp.logaddexp(0.0, -2.0 * jnp.asarray(lam))
 
 
-def linear_schedule(beta_min: float = 0.1, beta_max: float = 20.0,
-                    t_min: float = 1e-3) -> NoiseSchedule:
+def linear_schedule(beta_min: float = 0.1, beta_max: float = 20.0, t_min: float = 1e-3) -> NoiseSchedule:
     r"""The linear-:math:`\beta` VP schedule :math:`\beta(t) = \beta_0 + t(\beta_1 - \beta_0)`.
 
     Parameters
@@ -130,8 +130,7 @@ def linear_schedule(beta_min: float = 0.1, beta_max: float = 20.0,
     return NoiseSchedule(log_alpha, inverse_lambda, 1.0, float(t_min))
 
 
-def cosine_schedule(s: float = 0.008, t_max: float | None = None,
-                    t_min: float = 1e-3) -> NoiseSchedule:
+def cosine_schedule(s: float = 0.008, t_max: float | None = None, t_min: float = 1e-3) -> NoiseSchedule:
     r"""The cosine VP schedule of Nichol & Dhariwal (2021).
 
     Parameters

@@ -1,4 +1,5 @@
 """Markov transition kernels: one algorithm per module; building blocks in :mod:`mcgen.kernels.base`."""
+
 from mcgen.kernels import base
 from mcgen.kernels.adaptive_mh import adaptive_mh
 from mcgen.kernels.barker import barker
@@ -11,5 +12,18 @@ from mcgen.kernels.mams import mams
 from mcgen.kernels.nuts import nuts
 from mcgen.kernels.rwmh import rwmh
 
-__all__ = ["adaptive_mh", "barker", "base", "categorical_gibbs", "chees_hmc", "hmc", "independent_mh", "mala", "mams", "nuts", "rwmh",
-           "ula", "ula_step"]
+__all__ = [
+    "adaptive_mh",
+    "barker",
+    "base",
+    "categorical_gibbs",
+    "chees_hmc",
+    "hmc",
+    "independent_mh",
+    "mala",
+    "mams",
+    "nuts",
+    "rwmh",
+    "ula",
+    "ula_step",
+]

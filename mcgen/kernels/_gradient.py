@@ -8,6 +8,7 @@ a ``(d, d)`` matrix for ``mass="dense"``; ``"grad_diag"`` is a diagonal one too,
 differently in warmup), one per chain.  Positions are any pytree; the
 kernels work on the flattened vector.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
@@ -67,12 +68,14 @@ def initial_step_size(key, state: Any, logdensity_fn: Callable, active):
     No gradient is spent where ``active`` is False.
     """
     q, g, f, _ = flatten(state, logdensity_fn)
-    return find_reasonable_step_size(key, f, state.params.inverse_mass, q, state.logdensity, g,
-                                     state.params.step_size, active)
+    return find_reasonable_step_size(
+        key, f, state.params.inverse_mass, q, state.logdensity, g, state.params.step_size, active
+    )
 
 
-def gradient_warmup(step: Callable, target_accept: float, step_size_given: bool,
-                    mass: str = "diag", schedule: str = "stan") -> Callable[[int], Warmup]:
+def gradient_warmup(
+    step: Callable, target_accept: float, step_size_given: bool, mass: str = "diag", schedule: str = "stan"
+) -> Callable[[int], Warmup]:
     """``warmup(num_steps)``: Stan's windowed adaptation of step size and metric.
 
     When the user fixed a starting step size it seeds dual averaging; otherwise Stan's
@@ -86,9 +89,15 @@ def gradient_warmup(step: Callable, target_accept: float, step_size_given: bool,
     estimator = "fisher" if mass == "grad_diag" else "welford"
 
     def factory(num_steps: int) -> Warmup:
-        return window_adaptation(step, num_steps, target_accept=target_accept,
-                                 initial_step_size=initial_step_size, find_initial=not step_size_given,
-                                 estimator=estimator, schedule=schedule)
+        return window_adaptation(
+            step,
+            num_steps,
+            target_accept=target_accept,
+            initial_step_size=initial_step_size,
+            find_initial=not step_size_given,
+            estimator=estimator,
+            schedule=schedule,
+        )
 
     return factory
 

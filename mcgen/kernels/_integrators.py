@@ -26,6 +26,7 @@ References
 Leimkuhler, B. and Reich, S. (2004). Simulating Hamiltonian Dynamics. Cambridge Univ. Press.
 Hoffman, M. D. and Gelman, A. (2014). The No-U-Turn Sampler. JMLR 15, 1593–1623.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -151,8 +152,9 @@ def hamiltonian(logdensity, p, inverse_mass):
     return jnp.where(jnp.isnan(h) | (logdensity == jnp.inf), jnp.inf, h)
 
 
-def find_reasonable_step_size(key, f: FlatValueAndGrad, inverse_mass, q, logdensity, g, step_size,
-                              active, target: float = 0.8):
+def find_reasonable_step_size(
+    key, f: FlatValueAndGrad, inverse_mass, q, logdensity, g, step_size, active, target: float = 0.8
+):
     """Stan's step-size initialization, run only where ``active`` (else no gradient is spent).
 
     One leapfrog step from ``q`` with a fresh momentum gives :math:`\\Delta H`; if its

@@ -29,6 +29,7 @@ References
 Betancourt, M. (2013). Generalizing the No-U-Turn Sampler to Riemannian manifolds.
 arXiv:1304.1920.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -95,8 +96,8 @@ def fixed_order_sum(x: jax.Array) -> jax.Array:
     while x.shape[-1] > 1:
         n = x.shape[-1]
         half = n // 2
-        head = x[..., :half] + x[..., half:2 * half]
-        x = jnp.concatenate([head, x[..., 2 * half:]], axis=-1) if n % 2 else head
+        head = x[..., :half] + x[..., half : 2 * half]
+        x = jnp.concatenate([head, x[..., 2 * half :]], axis=-1) if n % 2 else head
     return x[..., 0]
 
 

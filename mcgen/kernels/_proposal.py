@@ -11,6 +11,7 @@ probability is zero) and flagged in ``Info.is_nonfinite``: a numerical failure o
 log-density never poisons the chain.  :math:`-\\infty` is a legitimate zero density (outside
 the support) and is simply rejected.
 """
+
 from __future__ import annotations
 
 import functools
@@ -91,8 +92,9 @@ def cached_constructor(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def random_walk_move(key, position: ArrayTree, logdensity: jax.Array, logdensity_fn: Callable,
-                     perturb: Callable[[jax.Array], jax.Array]):
+def random_walk_move(
+    key, position: ArrayTree, logdensity: jax.Array, logdensity_fn: Callable, perturb: Callable[[jax.Array], jax.Array]
+):
     """One symmetric random-walk Metropolis move on the flattened position.
 
     ``perturb(z)`` maps a standard normal vector ``z`` (shape ``(d,)``) to the increment.
@@ -103,8 +105,6 @@ def random_walk_move(key, position: ArrayTree, logdensity: jax.Array, logdensity
     noise = _random.normal(key_proposal, flat.shape, flat.dtype)
     proposal = unravel(flat + perturb(noise))
     proposal_logdensity = scalar_logdensity(logdensity_fn, proposal)
-    do_accept, accept_prob, is_nonfinite = mh_accept(
-        key_accept, proposal_logdensity - logdensity, proposal_logdensity
-    )
+    do_accept, accept_prob, is_nonfinite = mh_accept(key_accept, proposal_logdensity - logdensity, proposal_logdensity)
     new_position, new_logdensity = select(do_accept, (proposal, proposal_logdensity), (position, logdensity))
     return new_position, new_logdensity, accept_prob, do_accept, is_nonfinite

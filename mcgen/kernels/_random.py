@@ -22,6 +22,7 @@ References
 Salmon, J. K., Moraes, M. A., Dror, R. O. and Shaw, D. E. (2011). Parallel random numbers:
 as easy as 1, 2, 3. SC11.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,7 +55,7 @@ def threefry2x32(k0, k1, x0, x1):
 
 def open_uniform(bits, dtype):
     """Uniform on (0, 1) from the top 24 bits (exact in float32)."""
-    return ((bits >> 8).astype(dtype) + 0.5) * (2.0 ** -24)
+    return ((bits >> 8).astype(dtype) + 0.5) * (2.0**-24)
 
 
 def _threefry_key(key):
@@ -135,10 +136,28 @@ def uniform(key, shape=(), dtype=jnp.float32, minval=0.0, maxval=1.0):
 # for w < 5 and in sqrt(w) - 3 beyond.  XLA:CPU's own erf_inv costs ~10 ns per element
 # (more than generating the bits); this one fuses and vectorizes, and is more accurate on
 # the uniforms ``normal`` feeds it (max relative error 3e-7 against scipy's float64 erfinv).
-_ERFINV_CENTRAL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
-                   -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
-_ERFINV_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
-                -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
+_ERFINV_CENTRAL = (
+    2.81022636e-08,
+    3.43273939e-07,
+    -3.5233877e-06,
+    -4.39150654e-06,
+    0.00021858087,
+    -0.00125372503,
+    -0.00417768164,
+    0.246640727,
+    1.50140941,
+)
+_ERFINV_TAIL = (
+    -0.000200214257,
+    0.000100950558,
+    0.00134934322,
+    -0.00367342844,
+    0.00573950773,
+    -0.0076224613,
+    0.00943887047,
+    1.00167406,
+    2.83297682,
+)
 
 
 def _horner(coefficients, w):
@@ -190,5 +209,5 @@ def nuts_draws(key, dim: int, max_depth: int, dtype):
         z = np.float32(np.sqrt(2)) * erfinv_f32(2.0 * open_uniform(bits[:dim], dtype) - 1.0)
         rest = bits[dim:]
     forward = (rest[:max_depth] >> 31) == 1
-    log_u_merge = jnp.log(open_uniform(rest[max_depth:2 * max_depth], dtype))
+    log_u_merge = jnp.log(open_uniform(rest[max_depth : 2 * max_depth], dtype))
     return z, forward, log_u_merge, jnp.stack(words)

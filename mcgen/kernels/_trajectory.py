@@ -46,6 +46,7 @@ Betancourt, M. (2017). A conceptual introduction to Hamiltonian Monte Carlo. arX
 Phan, D., Pradhan, N. and Jankowiak, M. (2019). Composable effects for flexible and
 accelerated probabilistic programming in NumPyro. arXiv:1912.11554.
 """
+
 from __future__ import annotations
 
 import functools
@@ -79,8 +80,9 @@ NEAR_P, NEAR_V = 8, 9  # the trajectory end the current subtree grows from
 SUB_RHO, RHO = 10, 11  # momentum sums of the subtree so far (R_n) and of the trajectory
 SUB_Q, SUB_G, Q, G = 12, 13, 14, 15  # candidates of the subtree and of the trajectory (the draw)
 # Entries of `scal` (floats):
-(LOGW_SUB, LOGW, SUB_LOGDENSITY, SUB_ENERGY, LOGDENSITY, ENERGY, SUM_ACCEPT, TIP_PV, FAR_PV, NEAR_PV,
- PREV_VR) = range(11)
+(LOGW_SUB, LOGW, SUB_LOGDENSITY, SUB_ENERGY, LOGDENSITY, ENERGY, SUM_ACCEPT, TIP_PV, FAR_PV, NEAR_PV, PREV_VR) = range(
+    11
+)
 # Entries of `ints`:
 DEPTH, LEAF, NUM_LEAVES, MOVED, DIVERGENT, NONFINITE, DONE, FIRST_TURNING = range(8)
 
@@ -127,7 +129,7 @@ def _rowdots(rows, x, batch: int):
     if -(-d // per) > _MAX_PIECES:
         return rows @ x
     terms = rows.T * x[:, None]  # (d, k)
-    pieces = [jnp.sum(terms[i:i + per], axis=0) for i in range(0, d, per)]
+    pieces = [jnp.sum(terms[i : i + per], axis=0) for i in range(0, d, per)]
     return functools.reduce(jnp.add, pieces)
 
 
@@ -147,8 +149,9 @@ def _start(key, q, logdensity, g, step_size, inverse_mass, max_depth: int, num_s
     vecs = jnp.stack([q, p0, v0, g, q, p0, v0, g, zeros, zeros, zeros, p0, q, g, q, g])
     zero = jnp.zeros((), dtype)
     scal = jnp.stack([zero, zero, logdensity, h0, logdensity, h0, zero, pv0, pv0, zero, zero])
-    tree = Tree(vecs, jnp.zeros((3, num_slots, dim), dtype), jnp.zeros((3, num_slots), dtype), scal,
-                jnp.zeros((8,), jnp.int32))
+    tree = Tree(
+        vecs, jnp.zeros((3, num_slots, dim), dtype), jnp.zeros((3, num_slots), dtype), scal, jnp.zeros((8,), jnp.int32)
+    )
     reverses = jnp.concatenate([jnp.zeros((1,), bool), directions[1:] != directions[:-1]])
     by_depth = jnp.stack([directions.astype(dtype), reverses.astype(dtype), log_u_merge], axis=1)
     return Setup(step_size, inverse_mass, h0, by_depth, seeds), tree
@@ -178,8 +181,8 @@ def _drift(t: Tree, c: Setup) -> _Drift:
     forward = row[0] > 0
     # at the first leaf of a subtree that grows the other way, the far end becomes the origin
     turn_around = opening & (row[1] > 0)
-    origin = jnp.where(turn_around, vecs[FAR:FAR + 4], vecs[TIP:TIP + 4])
-    far = jnp.where(turn_around, vecs[TIP:TIP + 4], vecs[FAR:FAR + 4])
+    origin = jnp.where(turn_around, vecs[FAR : FAR + 4], vecs[TIP : TIP + 4])
+    far = jnp.where(turn_around, vecs[TIP : TIP + 4], vecs[FAR : FAR + 4])
     origin_pv = jnp.where(turn_around, sc[FAR_PV], sc[TIP_PV])
     far_pv = jnp.where(turn_around, sc[TIP_PV], sc[FAR_PV])
     eps = jnp.where(forward, c.step_size, -c.step_size)
@@ -232,8 +235,19 @@ def _slot_products(ck, a_r, v1, used: int, batch: int):
     return jnp.pad(s_ar, pad), jnp.pad(s_v, pad)
 
 
-def _finish(t: Tree, c: Setup, dr: _Drift, kick: _Kick, s_ar, s_v, logdensity1, g1, max_depth: int,
-            max_energy_error: float, batch: int) -> Tree:
+def _finish(
+    t: Tree,
+    c: Setup,
+    dr: _Drift,
+    kick: _Kick,
+    s_ar,
+    s_v,
+    logdensity1,
+    g1,
+    max_depth: int,
+    max_energy_error: float,
+    batch: int,
+) -> Tree:
     """Update the tree with the new leaf: energies, multinomial choice, U-turn tests, merge.
 
     A finished tree keeps its results: once a chain's tree is done its working entries may
@@ -248,7 +262,7 @@ def _finish(t: Tree, c: Setup, dr: _Drift, kick: _Kick, s_ar, s_v, logdensity1, 
     opening, row, origin, far = dr.opening, dr.row, dr.origin, dr.far
     q1, p1, v1, sub_rho = dr.q1, kick.p1, kick.v1, kick.sub_rho
     rho_t = vecs[RHO]
-    near = jnp.where(opening, origin[1:3], vecs[NEAR_P:NEAR_V + 1])
+    near = jnp.where(opening, origin[1:3], vecs[NEAR_P : NEAR_V + 1])
     near_pv = jnp.where(opening, dr.origin_pv, sc[NEAR_PV])
     pv, vr, vt, vn = _rowdots(jnp.stack([p1, sub_rho, rho_t, near[0]]), v1, batch)
     ft, fr = _rowdots(jnp.stack([rho_t, sub_rho]), far[2], batch)
@@ -276,8 +290,9 @@ def _finish(t: Tree, c: Setup, dr: _Drift, kick: _Kick, s_ar, s_v, logdensity1, 
     sub_turning = jnp.any(tested & (whole | (across & (slots < top))))
     left_plus_first = jnp.any(whole & (slots == top - 1))  # pair (top - 1, top), known now
     # v_n.R_{n-1} and v_{n-1}.(R_{n-1} - p_{n-1}) from scalars already known
-    row_scalars = jnp.stack([vr - pv, jnp.where(opening, 0.0, sc[PREV_VR]) - dr.origin_pv,
-                             left_plus_first.astype(dtype)])
+    row_scalars = jnp.stack(
+        [vr - pv, jnp.where(opening, 0.0, sc[PREV_VR]) - dr.origin_pv, left_plus_first.astype(dtype)]
+    )
     ck_sc = jnp.where(slots == slot, row_scalars[:, None], ck_sc)
 
     # a finished subtree joins the trajectory: checks on the whole, trajectory + first leaf
@@ -288,28 +303,54 @@ def _finish(t: Tree, c: Setup, dr: _Drift, kick: _Kick, s_ar, s_v, logdensity1, 
     accept_sub = active & merge & (row[2] < sub_logw - sc[LOGW])
     done = diverging | sub_turning | (merge & (turning | (depth + 1 >= max_depth)))
 
-    sub_cand = jnp.where(take, jnp.stack([q1, g1]), vecs[SUB_Q:SUB_G + 1])
-    sub_scalars = jnp.where(take, jnp.stack([logdensity1, h1]), sc[SUB_LOGDENSITY:SUB_ENERGY + 1])
-    new_vecs = jnp.concatenate([
-        jnp.stack([q1, p1, v1, g1]), far, near, jnp.stack([sub_rho, jnp.where(merge, rho_t + sub_rho, rho_t)]),
-        sub_cand, jnp.where(accept_sub, sub_cand, vecs[Q:G + 1])])
-    new_scal = jnp.concatenate([
-        jnp.stack([sub_logw, jnp.where(merge, jnp.logaddexp(sc[LOGW], sub_logw), sc[LOGW])]), sub_scalars,
-        jnp.where(accept_sub, sub_scalars, sc[LOGDENSITY:ENERGY + 1]),
-        jnp.stack([sc[SUM_ACCEPT] + jnp.where(active, jnp.exp(jnp.minimum(logw1, 0.0)), 0.0),
-                   pv, dr.far_pv, near_pv, vr])])
+    sub_cand = jnp.where(take, jnp.stack([q1, g1]), vecs[SUB_Q : SUB_G + 1])
+    sub_scalars = jnp.where(take, jnp.stack([logdensity1, h1]), sc[SUB_LOGDENSITY : SUB_ENERGY + 1])
+    new_vecs = jnp.concatenate(
+        [
+            jnp.stack([q1, p1, v1, g1]),
+            far,
+            near,
+            jnp.stack([sub_rho, jnp.where(merge, rho_t + sub_rho, rho_t)]),
+            sub_cand,
+            jnp.where(accept_sub, sub_cand, vecs[Q : G + 1]),
+        ]
+    )
+    new_scal = jnp.concatenate(
+        [
+            jnp.stack([sub_logw, jnp.where(merge, jnp.logaddexp(sc[LOGW], sub_logw), sc[LOGW])]),
+            sub_scalars,
+            jnp.where(accept_sub, sub_scalars, sc[LOGDENSITY : ENERGY + 1]),
+            jnp.stack(
+                [sc[SUM_ACCEPT] + jnp.where(active, jnp.exp(jnp.minimum(logw1, 0.0)), 0.0), pv, dr.far_pv, near_pv, vr]
+            ),
+        ]
+    )
     flags = [ints[MOVED] > 0, ints[DIVERGENT] > 0, ints[NONFINITE] > 0, ints[DONE] > 0]
-    flags = [flags[0] | accept_sub, flags[1] | (active & diverging), flags[2] | (active & nonfinite),
-             flags[3] | (active & done), first_turning]
-    new_ints = jnp.concatenate([
-        jnp.stack([jnp.where(active & merge, depth + 1, depth), jnp.where(merge, 0, n + 1),
-                   ints[NUM_LEAVES] + active.astype(jnp.int32)]),
-        jnp.stack(flags).astype(jnp.int32)])
+    flags = [
+        flags[0] | accept_sub,
+        flags[1] | (active & diverging),
+        flags[2] | (active & nonfinite),
+        flags[3] | (active & done),
+        first_turning,
+    ]
+    new_ints = jnp.concatenate(
+        [
+            jnp.stack(
+                [
+                    jnp.where(active & merge, depth + 1, depth),
+                    jnp.where(merge, 0, n + 1),
+                    ints[NUM_LEAVES] + active.astype(jnp.int32),
+                ]
+            ),
+            jnp.stack(flags).astype(jnp.int32),
+        ]
+    )
     return Tree(new_vecs, kick.ck, ck_sc, new_scal, new_ints)
 
 
-def _grow(t: Tree, c: Setup, gradient, ld_dtype, mapped, batch: int, max_depth: int,
-          max_energy_error: float, fence: bool) -> Tree:
+def _grow(
+    t: Tree, c: Setup, gradient, ld_dtype, mapped, batch: int, max_depth: int, max_energy_error: float, fence: bool
+) -> Tree:
     """Run the leaf loop until every tree is done.
 
     One leaf is four pieces.  With ``fence`` (a log-density of at least
@@ -357,13 +398,23 @@ def _grow(t: Tree, c: Setup, gradient, ld_dtype, mapped, batch: int, max_depth: 
 
 def _result(t: Tree) -> TreeResult:
     i = t.ints
-    return TreeResult(t.vecs[Q], t.scal[LOGDENSITY], t.vecs[G], t.scal[ENERGY],
-                      t.scal[SUM_ACCEPT] / i[NUM_LEAVES].astype(t.scal.dtype), i[NUM_LEAVES], i[DEPTH],
-                      i[MOVED] > 0, i[DIVERGENT] > 0, i[NONFINITE] > 0)
+    return TreeResult(
+        t.vecs[Q],
+        t.scal[LOGDENSITY],
+        t.vecs[G],
+        t.scal[ENERGY],
+        t.scal[SUM_ACCEPT] / i[NUM_LEAVES].astype(t.scal.dtype),
+        i[NUM_LEAVES],
+        i[DEPTH],
+        i[MOVED] > 0,
+        i[DIVERGENT] > 0,
+        i[NONFINITE] > 0,
+    )
 
 
-def build_tree(key, f, inverse_mass, q, logdensity, g, step_size, max_depth: int,
-               max_energy_error: float) -> TreeResult:
+def build_tree(
+    key, f, inverse_mass, q, logdensity, g, step_size, max_depth: int, max_energy_error: float
+) -> TreeResult:
     """One NUTS transition's trajectory from ``(q, logdensity, g)``; see the module doc.
 
     ``f(q) -> (logdensity, grad)``.  Under ``vmap`` a custom batching rule runs one loop for
@@ -380,8 +431,9 @@ def build_tree(key, f, inverse_mass, q, logdensity, g, step_size, max_depth: int
 
     ld_dtype = closed.out_avals[0].dtype
     num_slots = max(max_depth - 1, 1)
-    grow = functools.partial(_grow, max_depth=max_depth, max_energy_error=max_energy_error,
-                             fence=_integrators.fence_pays(jaxpr))
+    grow = functools.partial(
+        _grow, max_depth=max_depth, max_energy_error=max_energy_error, fence=_integrators.fence_pays(jaxpr)
+    )
 
     @jax.custom_batching.custom_vmap
     def run(key, q, logdensity, g, step_size, inverse_mass, consts):
@@ -391,8 +443,7 @@ def build_tree(key, f, inverse_mass, q, logdensity, g, step_size, max_depth: int
     @run.def_vmap
     def run_batched(axis_size, in_batched, key, q, logdensity, g, step_size, inverse_mass, consts):
         axes = [jax.tree_util.tree_map(lambda b: 0 if b else None, b) for b in in_batched]
-        start = jax.vmap(functools.partial(_start, max_depth=max_depth, num_slots=num_slots),
-                         in_axes=tuple(axes[:6]))
+        start = jax.vmap(functools.partial(_start, max_depth=max_depth, num_slots=num_slots), in_axes=tuple(axes[:6]))
         c, t = start(key, q, logdensity, g, step_size, inverse_mass)
         gradient = jax.vmap(lambda x, k: f_with(k)(x), in_axes=(0, axes[6]))
         t = grow(t, c, lambda x: gradient(x, consts), ld_dtype, jax.vmap, axis_size)

@@ -27,6 +27,7 @@ Haario, H., Saksman, E. and Tamminen, J. (2001). An adaptive Metropolis algorith
 Bernoulli 7(2), 223–242.
 Andrieu, C. and Thoms, J. (2008). A tutorial on adaptive MCMC. Stat. Comput. 18, 343–373.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -104,8 +105,7 @@ def adaptive_mh(
         position, logdensity, accept_prob, is_accepted, is_nonfinite = random_walk_move(
             key, state.position, state.logdensity, logdensity_fn, lambda z: state.params.chol @ z
         )
-        return (AdaptiveMHState(position, logdensity, state.params),
-                RWMHInfo(accept_prob, is_accepted, is_nonfinite))
+        return (AdaptiveMHState(position, logdensity, state.params), RWMHInfo(accept_prob, is_accepted, is_nonfinite))
 
     def warmup(num_steps: int) -> Warmup:
         start_collect, start_haario = num_steps // 4, num_steps // 2
@@ -120,8 +120,9 @@ def adaptive_mh(
             flat, _ = ravel_pytree(state.position)
             d = flat.shape[0]
             scale0 = state.params.chol[0, 0]  # isotropic start: chol = scale * I
-            return AdaptiveMHWarmupState(state, welford_init(d, True, flat.dtype),
-                                         da_init(scale0, 1.0), jnp.zeros((), jnp.int32))
+            return AdaptiveMHWarmupState(
+                state, welford_init(d, True, flat.dtype), da_init(scale0, 1.0), jnp.zeros((), jnp.int32)
+            )
 
         def w_step(key, ws: AdaptiveMHWarmupState, logdensity_fn):
             state, info = step(key, ws.state, logdensity_fn)

@@ -49,6 +49,7 @@ Example
 >>> res.samples.shape
 (2, 200, 3)
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -56,9 +57,21 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from mcgen.kernels.base import (GradientState, cached_constructor, check_step_size, check_target_accept,
-                                flatten, gradient_init, gradient_warmup, mh_accept, normal, rebuild,
-                                select, split, uniform)
+from mcgen.kernels.base import (
+    GradientState,
+    cached_constructor,
+    check_step_size,
+    check_target_accept,
+    flatten,
+    gradient_init,
+    gradient_warmup,
+    mh_accept,
+    normal,
+    rebuild,
+    select,
+    split,
+    uniform,
+)
 from mcgen.types import Kernel
 
 __all__ = ["BarkerInfo", "barker"]

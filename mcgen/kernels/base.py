@@ -25,6 +25,7 @@ kernel writer imports from one place:
 
 The guide page "Writing a kernel" has a complete skeleton built from these pieces.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -33,23 +34,50 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mcgen.adaptation.ensemble import CHAIN_AXIS
 from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
-from mcgen.kernels._gradient import (GradientParams, GradientState, check_target_accept, flatten,
-                                     gradient_init, gradient_warmup, rebuild)
+from mcgen.adaptation.ensemble import CHAIN_AXIS
+from mcgen.kernels._gradient import (
+    GradientParams,
+    GradientState,
+    check_target_accept,
+    flatten,
+    gradient_init,
+    gradient_warmup,
+    rebuild,
+)
 from mcgen.kernels._integrators import flat_value_and_grad
 from mcgen.kernels._metrics import check_mass, check_step_size
-from mcgen.kernels._proposal import (cached_constructor, is_bad_logdensity, mh_accept, scalar_logdensity,
-                                     select)
+from mcgen.kernels._proposal import cached_constructor, is_bad_logdensity, mh_accept, scalar_logdensity, select
 from mcgen.kernels._random import fold_in, normal, split, uniform
 from mcgen.types import INFO_FIELDS, AdaptationState, Kernel, KernelState, TunableState, Warmup
 
 __all__ = [
-    "DualAveragingState", "GradientParams", "GradientState", "Kernel", "Warmup",
-    "cached_constructor", "check_kernel", "check_mass", "check_step_size", "check_target_accept",
-    "da_final", "da_init", "da_update", "flat_value_and_grad", "flatten", "fold_in",
-    "gradient_init", "gradient_warmup", "is_bad_logdensity", "mh_accept", "normal", "rebuild",
-    "scalar_logdensity", "select", "split", "uniform",
+    "DualAveragingState",
+    "GradientParams",
+    "GradientState",
+    "Kernel",
+    "Warmup",
+    "cached_constructor",
+    "check_kernel",
+    "check_mass",
+    "check_step_size",
+    "check_target_accept",
+    "da_final",
+    "da_init",
+    "da_update",
+    "flat_value_and_grad",
+    "flatten",
+    "fold_in",
+    "gradient_init",
+    "gradient_warmup",
+    "is_bad_logdensity",
+    "mh_accept",
+    "normal",
+    "rebuild",
+    "scalar_logdensity",
+    "select",
+    "split",
+    "uniform",
 ]
 
 _BOOL_FIELDS = ("is_accepted", "is_nonfinite", "is_divergent")
@@ -73,15 +101,17 @@ def _check_state(who: str, state, position, logdensity_fn: Callable, needs_param
     if not isinstance(state, KernelState):
         _fail(who, f"the state needs fields `position` and `logdensity`, has {state._fields}")
     if needs_params and not isinstance(state, TunableState):
-        _fail(who, f"a kernel with a warmup keeps its tunables in a field `params`; state has {getattr(state, '_fields', ())}")
+        _fail(
+            who,
+            f"a kernel with a warmup keeps its tunables in a field `params`; state has {getattr(state, '_fields', ())}",
+        )
     if _structure(state.position) != _structure(position):
         _fail(who, "state.position must have the pytree structure of the position given to init")
     if jnp.shape(state.logdensity) != ():
         _fail(who, f"state.logdensity must be a scalar, got shape {jnp.shape(state.logdensity)}")
     expected = float(logdensity_fn(state.position))
     if not np.isclose(float(state.logdensity), expected, rtol=1e-5, atol=1e-6):
-        _fail(who, f"state.logdensity is {float(state.logdensity)} but the log-density at "
-                   f"state.position is {expected}")
+        _fail(who, f"state.logdensity is {float(state.logdensity)} but the log-density at state.position is {expected}")
 
 
 def _check_info(who: str, info) -> None:
@@ -106,8 +136,11 @@ def _check_rebuild(who: str, kernel: Kernel, state, logdensity_fn: Callable) -> 
         _fail(who, "init at the state's position does not give a state of the same structure")
     for a, b in zip(jax.tree_util.tree_leaves(again), jax.tree_util.tree_leaves(state)):
         if not np.allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=1e-4, atol=1e-5):
-            _fail(who, "every field of the state must be a function of (position, target, params): "
-                       "init(state.position) with state.params put back differs from the state")
+            _fail(
+                who,
+                "every field of the state must be a function of (position, target, params): "
+                "init(state.position) with state.params put back differs from the state",
+            )
 
 
 def _one_chain(fn: Callable) -> Callable:
@@ -121,8 +154,7 @@ def _one_chain(fn: Callable) -> Callable:
     return run
 
 
-def check_kernel(kernel: Kernel, position, logdensity_fn: Callable, *, num_steps: int = 5,
-                 seed: int = 0) -> None:
+def check_kernel(kernel: Kernel, position, logdensity_fn: Callable, *, num_steps: int = 5, seed: int = 0) -> None:
     """Check the rules that ``run_chains`` and the combinators rely on; raise if one is broken.
 
     Runs ``init``, ``num_steps`` steps under ``jit`` and, when the kernel has one, its warmup
@@ -200,4 +232,3 @@ def check_kernel(kernel: Kernel, position, logdensity_fn: Callable, *, num_steps
     if _structure(final) != _structure(state):
         _fail(f"{who} (finalize)", "finalize must return a kernel state of the structure init returns")
     _check_state(f"{who} (finalize)", final, position, logdensity_fn, True)
-

@@ -41,6 +41,7 @@ Example
 >>> res = mc.run_chains(lambda x: table[x[0], x[1]], mc.categorical_gibbs(num_categories=(2, 3)),
 ...                     init=jnp.zeros(2, jnp.int32), progress=False)
 """
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple
@@ -111,14 +112,14 @@ def categorical_gibbs(num_categories: int | tuple = 2, *, parallel: bool = False
 
     def per_element(n: int) -> jax.Array:
         if ks.size not in (1, n):
-            raise ValueError(f"categorical_gibbs: {ks.size} values of num_categories for a position "
-                             f"with {n} elements")
+            raise ValueError(f"categorical_gibbs: {ks.size} values of num_categories for a position with {n} elements")
         return jnp.asarray(np.broadcast_to(ks, (n,)), jnp.int32)
 
     def logits_at(logdensity_fn, unravel, flat, j, k_j):
         values = jnp.arange(kmax, dtype=jnp.int32)
         logdensities = jax.vmap(
-            lambda c: scalar_logdensity(logdensity_fn, unravel(flat.at[j].set(c.astype(flat.dtype)))))(values)
+            lambda c: scalar_logdensity(logdensity_fn, unravel(flat.at[j].set(c.astype(flat.dtype))))
+        )(values)
         bad = is_bad_logdensity(logdensities)
         logits = jnp.where(bad | (values >= k_j), -jnp.inf, logdensities)
         return logits, jnp.any(bad & (values < k_j))
@@ -142,6 +143,7 @@ def categorical_gibbs(num_categories: int | tuple = 2, *, parallel: bool = False
             new = draw(key, logits, flat)
             logdensity = scalar_logdensity(logdensity_fn, unravel(new)).astype(state.logdensity.dtype)
         else:
+
             def body(carry, inputs):
                 current, logdensity = carry
                 j, key_j = inputs
@@ -152,8 +154,9 @@ def categorical_gibbs(num_categories: int | tuple = 2, *, parallel: bool = False
 
             keys = jax.vmap(lambda j: _random.fold_in(key, j))(jnp.arange(n, dtype=jnp.uint32))
             (new, logdensity), bad = jax.lax.scan(body, (flat, state.logdensity), (jnp.arange(n), keys))
-        info = CategoricalGibbsInfo(jnp.ones((), logdensity.dtype), jnp.ones((), bool), jnp.any(bad),
-                                    jnp.sum(new != flat).astype(jnp.int32))
+        info = CategoricalGibbsInfo(
+            jnp.ones((), logdensity.dtype), jnp.ones((), bool), jnp.any(bad), jnp.sum(new != flat).astype(jnp.int32)
+        )
         return CategoricalGibbsState(unravel(new), logdensity), info
 
     return Kernel(init, step, None)

@@ -48,6 +48,7 @@ Example
 >>> res.samples.shape
 (64, 100, 5)
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -107,7 +108,7 @@ class ChEESWarmupState(NamedTuple):
 
 def halton(index: jax.Array) -> jax.Array:
     """The base-2 van der Corput number of ``index + 1``: a low-discrepancy sequence in (0, 1)."""
-    x = (jnp.asarray(index, jnp.uint32) + jnp.uint32(1))
+    x = jnp.asarray(index, jnp.uint32) + jnp.uint32(1)
     for shift, mask in ((1, 0x55555555), (2, 0x33333333), (4, 0x0F0F0F0F), (8, 0x00FF00FF)):
         m = jnp.uint32(mask)
         x = ((x >> shift) & m) | ((x & m) << shift)
@@ -116,9 +117,16 @@ def halton(index: jax.Array) -> jax.Array:
 
 
 @cached_constructor
-def chees_hmc(*, step_size: float | None = None, trajectory_length: float | None = None,
-              target_accept: float = TARGET_ACCEPT, learning_rate: float = 0.025,
-              max_num_steps: int = 1000, max_energy_error: float = 1000.0, adapt: bool = True) -> Kernel:
+def chees_hmc(
+    *,
+    step_size: float | None = None,
+    trajectory_length: float | None = None,
+    target_accept: float = TARGET_ACCEPT,
+    learning_rate: float = 0.025,
+    max_num_steps: int = 1000,
+    max_energy_error: float = 1000.0,
+    adapt: bool = True,
+) -> Kernel:
     """ChEES-HMC: jittered-length HMC whose warmup adapts across all chains at once.
 
     Parameters
@@ -166,7 +174,7 @@ def chees_hmc(*, step_size: float | None = None, trajectory_length: float | None
         q, g, f, unravel = flatten(state, logdensity_fn)
         params = state.params
         eps = params.step_size
-        length = (halton(params.jitter_index).astype(eps.dtype) * params.trajectory_length)
+        length = halton(params.jitter_index).astype(eps.dtype) * params.trajectory_length
         num_steps = jnp.clip(jnp.ceil(length / eps), 1, max_num_steps).astype(jnp.int32)
         p = momentum_sampler(params.inverse_mass)(key_momentum)
         h0 = hamiltonian(state.logdensity, p, params.inverse_mass)
@@ -176,8 +184,16 @@ def chees_hmc(*, step_size: float | None = None, trajectory_length: float | None
         next_params = params._replace(jitter_index=params.jitter_index + jnp.uint32(1))
         moved = ChEESState(unravel(q1), logdensity1.astype(q1.dtype), unravel(g1), params)
         new = select(do_accept, moved, state)._replace(params=next_params)
-        info = ChEESInfo(accept_prob, do_accept, h1 - h0 > max_energy_error, is_nonfinite, num_steps, eps,
-                         jnp.where(do_accept, h1, h0), num_steps.astype(eps.dtype) * eps)
+        info = ChEESInfo(
+            accept_prob,
+            do_accept,
+            h1 - h0 > max_energy_error,
+            is_nonfinite,
+            num_steps,
+            eps,
+            jnp.where(do_accept, h1, h0),
+            num_steps.astype(eps.dtype) * eps,
+        )
         return new, info, (q, q1, p1)
 
     def step(key, state: ChEESState, logdensity_fn):
@@ -190,8 +206,9 @@ def chees_hmc(*, step_size: float | None = None, trajectory_length: float | None
         def w_init(state: ChEESState) -> ChEESWarmupState:
             length = state.params.trajectory_length
             zero = jnp.zeros_like(length)
-            return ChEESWarmupState(state, da_init(state.params.step_size), jnp.log(length), jnp.log(length),
-                                    zero, jnp.zeros((), jnp.int32))
+            return ChEESWarmupState(
+                state, da_init(state.params.step_size), jnp.log(length), jnp.log(length), zero, jnp.zeros((), jnp.int32)
+            )
 
         def w_step(key, ws: ChEESWarmupState, logdensity_fn):
             key_init, key_step = _random.split(key, 2)
@@ -201,9 +218,12 @@ def chees_hmc(*, step_size: float | None = None, trajectory_length: float | None
                 eps0, _ = initial_step_size(key_init, state, logdensity_fn, first)  # (step size, gradients)
                 eps0 = jnp.exp(chain_mean(jnp.log(eps0)))
                 da = jax.tree_util.tree_map(lambda new, old: jnp.where(first, new, old), da_init(eps0), da)
-                state = state._replace(params=state.params._replace(
-                    step_size=jnp.where(first, eps0, state.params.step_size),
-                    trajectory_length=jnp.where(first, eps0, state.params.trajectory_length)))
+                state = state._replace(
+                    params=state.params._replace(
+                        step_size=jnp.where(first, eps0, state.params.step_size),
+                        trajectory_length=jnp.where(first, eps0, state.params.trajectory_length),
+                    )
+                )
                 log_length = jnp.where(first, jnp.log(eps0), ws.log_length)
             else:
                 log_length = ws.log_length
@@ -245,8 +265,9 @@ def chees_hmc(*, step_size: float | None = None, trajectory_length: float | None
             var = jnp.where(jnp.isfinite(var) & (var > 0), var, params.inverse_mass)
             var = (1.0 - weight) * params.inverse_mass + weight * var  # forgets the transient
 
-            new_params = new.params._replace(step_size=new_eps, trajectory_length=jnp.exp(log_length),
-                                             inverse_mass=var.astype(dtype))
+            new_params = new.params._replace(
+                step_size=new_eps, trajectory_length=jnp.exp(log_length), inverse_mass=var.astype(dtype)
+            )
             new = new._replace(params=new_params)
             return ChEESWarmupState(new, da, log_length, log_length_avg, grad_sq, count), info
 

@@ -44,6 +44,7 @@ Example
 >>> res = mc.run_chains(lambda x: -0.5 * jnp.sum(x**2), hmc(num_integration_steps=10),
 ...                     init=jnp.zeros(5), num_chains=4, num_samples=500, progress=False)
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -52,8 +53,15 @@ import jax
 import jax.numpy as jnp
 
 from mcgen.kernels import _random
-from mcgen.kernels._gradient import (GradientState, check_target_accept, check_warmup_schedule, flatten,
-                                     gradient_init, gradient_warmup, rebuild)
+from mcgen.kernels._gradient import (
+    GradientState,
+    check_target_accept,
+    check_warmup_schedule,
+    flatten,
+    gradient_init,
+    gradient_warmup,
+    rebuild,
+)
 from mcgen.kernels._integrators import hamiltonian, integrate
 from mcgen.kernels._metrics import check_mass, check_positive, check_step_size, momentum_sampler
 from mcgen.kernels._proposal import cached_constructor, mh_accept, select
@@ -71,10 +79,17 @@ class HMCInfo(NamedTuple):
 
 
 @cached_constructor
-def hmc(num_integration_steps: int = 10, mass: str = "diag", *, step_size: float | None = None,
-        jitter: float = 0.5, target_accept: float = 0.65, max_energy_error: float = 1000.0,
-        adapt: bool = True,
-        warmup_schedule: str = "stan") -> Kernel:
+def hmc(
+    num_integration_steps: int = 10,
+    mass: str = "diag",
+    *,
+    step_size: float | None = None,
+    jitter: float = 0.5,
+    target_accept: float = 0.65,
+    max_energy_error: float = 1000.0,
+    adapt: bool = True,
+    warmup_schedule: str = "stan",
+) -> Kernel:
     """Hamiltonian Monte Carlo (leapfrog integrator, Metropolis correction).
 
     Parameters
@@ -101,8 +116,11 @@ def hmc(num_integration_steps: int = 10, mass: str = "diag", *, step_size: float
         every warmup step from the last tens of draws, in nutpie's manner
         (:func:`~mcgen.adaptation.window.early_schedule`).
     """
-    if (not isinstance(num_integration_steps, int) or isinstance(num_integration_steps, bool)
-            or num_integration_steps < 1):
+    if (
+        not isinstance(num_integration_steps, int)
+        or isinstance(num_integration_steps, bool)
+        or num_integration_steps < 1
+    ):
         raise ValueError(f"hmc: num_integration_steps must be an integer >= 1, got {num_integration_steps!r}")
     check_mass(mass, "hmc")
     check_step_size(step_size, "hmc")
@@ -124,15 +142,20 @@ def hmc(num_integration_steps: int = 10, mass: str = "diag", *, step_size: float
             eps = eps * (1.0 + jitter * _random.uniform(key_jitter, (), eps.dtype, -1.0, 1.0))
         p = momentum_sampler(inverse_mass)(key_momentum)
         h0 = hamiltonian(state.logdensity, p, inverse_mass)
-        q1, p1, logdensity1, g1 = integrate(f, inverse_mass, q, p, state.logdensity, g, eps,
-                                            num_integration_steps)
+        q1, p1, logdensity1, g1 = integrate(f, inverse_mass, q, p, state.logdensity, g, eps, num_integration_steps)
         h1 = hamiltonian(logdensity1, -p1, inverse_mass)  # the flipped momentum
         do_accept, accept_prob, is_nonfinite = mh_accept(key_accept, h0 - h1, logdensity1)
         new = select(do_accept, rebuild(state, unravel, q1, logdensity1, g1), state)
-        info = HMCInfo(accept_prob, do_accept, h1 - h0 > max_energy_error, is_nonfinite,
-                       jnp.asarray(num_integration_steps, jnp.int32), eps, jnp.where(do_accept, h1, h0))
+        info = HMCInfo(
+            accept_prob,
+            do_accept,
+            h1 - h0 > max_energy_error,
+            is_nonfinite,
+            jnp.asarray(num_integration_steps, jnp.int32),
+            eps,
+            jnp.where(do_accept, h1, h0),
+        )
         return new, info
 
-    warmup = gradient_warmup(step, target_accept, step_size is not None, mass,
-                             warmup_schedule) if adapt else None
+    warmup = gradient_warmup(step, target_accept, step_size is not None, mass, warmup_schedule) if adapt else None
     return Kernel(init, step, warmup)

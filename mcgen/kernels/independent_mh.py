@@ -22,6 +22,7 @@ Tierney, L. (1994). Markov chains for exploring posterior distributions. Ann. St
 Mengersen, K. L. and Tweedie, R. L. (1996). Rates of convergence of the Hastings and
 Metropolis algorithms. Ann. Statist. 24, 101–121.
 """
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple
@@ -69,8 +70,7 @@ def independent_mh(proposal) -> Kernel:
             )
 
     def init(position, logdensity_fn) -> IndependentMHState:
-        return IndependentMHState(position, scalar_logdensity(logdensity_fn, position),
-                                  _log_q(proposal, position))
+        return IndependentMHState(position, scalar_logdensity(logdensity_fn, position), _log_q(proposal, position))
 
     def step(key, state: IndependentMHState, logdensity_fn):
         key_proposal, key_accept = _random.split(key)

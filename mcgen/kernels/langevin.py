@@ -41,6 +41,7 @@ Langevin diffusions. J. R. Stat. Soc. B 60, 255–268.
 Durmus, A. and Moulines, É. (2017). Nonasymptotic convergence analysis for the unadjusted
 Langevin algorithm. Ann. Appl. Probab. 27, 1551–1587.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
@@ -50,11 +51,17 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from mcgen.kernels import _random
-from mcgen.kernels._gradient import (GradientState, check_target_accept, check_warmup_schedule, flatten,
-                                     gradient_init, gradient_warmup, rebuild)
+from mcgen.kernels._gradient import (
+    GradientState,
+    check_target_accept,
+    check_warmup_schedule,
+    flatten,
+    gradient_init,
+    gradient_warmup,
+    rebuild,
+)
 from mcgen.kernels._integrators import fenced, flat_value_and_grad
-from mcgen.kernels._metrics import (check_mass, check_step_size, inverse_mass_quadratic,
-                                    sqrt_inverse_mass, velocity)
+from mcgen.kernels._metrics import check_mass, check_step_size, inverse_mass_quadratic, sqrt_inverse_mass, velocity
 from mcgen.kernels._proposal import cached_constructor, mh_accept, select
 from mcgen.types import Kernel
 
@@ -133,6 +140,7 @@ def ula(step_size: float, *, from_score: bool = False) -> Kernel:
     one = jnp.ones((), jnp.int32)
 
     if from_score:
+
         def init_score(position, logdensity_fn) -> ScoreULAState:
             del logdensity_fn  # the score function: ULA needs no log-density
             flat, _ = ravel_pytree(position)
@@ -147,8 +155,9 @@ def ula(step_size: float, *, from_score: bool = False) -> Kernel:
     def init(position, logdensity_fn) -> ULAState:
         flat, unravel = ravel_pytree(position)
         logdensity, grad = flat_value_and_grad(logdensity_fn, unravel)(flat)
-        return ULAState(position, logdensity.astype(flat.dtype), unravel(grad),
-                        ULAParams(jnp.asarray(step_size, flat.dtype)))
+        return ULAState(
+            position, logdensity.astype(flat.dtype), unravel(grad), ULAParams(jnp.asarray(step_size, flat.dtype))
+        )
 
     def step(key, state: ULAState, logdensity_fn):
         eps = state.params.step_size
@@ -161,9 +170,14 @@ def ula(step_size: float, *, from_score: bool = False) -> Kernel:
 
 
 @cached_constructor
-def mala(step_size: float | None = None, mass: str = "diag", *, target_accept: float = 0.574,
-         adapt: bool = True,
-         warmup_schedule: str = "stan") -> Kernel:
+def mala(
+    step_size: float | None = None,
+    mass: str = "diag",
+    *,
+    target_accept: float = 0.574,
+    adapt: bool = True,
+    warmup_schedule: str = "stan",
+) -> Kernel:
     """Metropolis-adjusted Langevin algorithm (exact for :math:`\\pi`).
 
     Parameters
@@ -212,6 +226,5 @@ def mala(step_size: float | None = None, mass: str = "diag", *, target_accept: f
         new = select(do_accept, rebuild(state, unravel, y, logdensity_y, gy), state)
         return new, MALAInfo(accept_prob, do_accept, is_nonfinite, one, eps)
 
-    warmup = gradient_warmup(step, target_accept, step_size is not None, mass,
-                             warmup_schedule) if adapt else None
+    warmup = gradient_warmup(step, target_accept, step_size is not None, mass, warmup_schedule) if adapt else None
     return Kernel(init, step, warmup)

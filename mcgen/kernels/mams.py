@@ -46,6 +46,7 @@ Example
 >>> res.samples.shape
 (64, 100, 5)
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -110,9 +111,16 @@ def _velocity_update(u, g, tau):
 
 
 @cached_constructor
-def mams(*, step_size: float | None = None, trajectory_length: float | None = None,
-         target_accept: float = 0.9, length_factor: float = 1.0, max_num_steps: int = 1000,
-         max_energy_error: float = 1000.0, adapt: bool = True) -> Kernel:
+def mams(
+    *,
+    step_size: float | None = None,
+    trajectory_length: float | None = None,
+    target_accept: float = 0.9,
+    length_factor: float = 1.0,
+    max_num_steps: int = 1000,
+    max_energy_error: float = 1000.0,
+    adapt: bool = True,
+) -> Kernel:
     """Metropolis-adjusted microcanonical sampler with a warmup pooled across chains.
 
     Parameters
@@ -142,14 +150,17 @@ def mams(*, step_size: float | None = None, trajectory_length: float | None = No
     def init(position, logdensity_fn) -> MAMSState:
         flat, unravel = ravel_pytree(position)
         if not jnp.issubdtype(flat.dtype, jnp.floating) or flat.shape[0] < 2:
-            raise ValueError(f"mams needs a floating-point position of dimension >= 2, got {flat.dtype}"
-                             f"{flat.shape}")
+            raise ValueError(f"mams needs a floating-point position of dimension >= 2, got {flat.dtype}{flat.shape}")
         logdensity, grad = flat_value_and_grad(logdensity_fn, unravel)(flat)
         root_d = jnp.sqrt(jnp.asarray(flat.shape[0], flat.dtype))
         eps = 0.25 * root_d if step_size is None else jnp.asarray(step_size, flat.dtype)
         length = root_d if trajectory_length is None else jnp.asarray(trajectory_length, flat.dtype)
-        params = MAMSParams(jnp.asarray(eps, flat.dtype), jnp.ones_like(flat), jnp.asarray(length, flat.dtype),
-                            jnp.zeros((), jnp.uint32))
+        params = MAMSParams(
+            jnp.asarray(eps, flat.dtype),
+            jnp.ones_like(flat),
+            jnp.asarray(length, flat.dtype),
+            jnp.zeros((), jnp.uint32),
+        )
         return MAMSState(position, logdensity.astype(flat.dtype), unravel(grad), params)
 
     def step(key, state: MAMSState, logdensity_fn):
@@ -179,8 +190,7 @@ def mams(*, step_size: float | None = None, trajectory_length: float | None = No
         next_params = params._replace(jitter_index=params.jitter_index + jnp.uint32(1))
         moved = MAMSState(unravel(q1), logdensity1.astype(q1.dtype), unravel(g1), params)
         new = select(do_accept, moved, state)._replace(params=next_params)
-        info = MAMSInfo(accept_prob, do_accept, -log_ratio > max_energy_error, is_nonfinite, num_steps, eps,
-                        -log_ratio)
+        info = MAMSInfo(accept_prob, do_accept, -log_ratio > max_energy_error, is_nonfinite, num_steps, eps, -log_ratio)
         return new, info
 
     def warmup(num_steps: int) -> Warmup:
@@ -205,8 +215,9 @@ def mams(*, step_size: float | None = None, trajectory_length: float | None = No
             var = (1.0 - weight) * params.inverse_mass + weight * var
             root_d = jnp.sqrt(jnp.asarray(x.shape[0], dtype))
             length = jnp.asarray(length_factor, dtype) * root_d
-            new_params = params._replace(step_size=jnp.exp(da.log_x).astype(dtype), inverse_mass=var.astype(dtype),
-                                         trajectory_length=length)
+            new_params = params._replace(
+                step_size=jnp.exp(da.log_x).astype(dtype), inverse_mass=var.astype(dtype), trajectory_length=length
+            )
             return MAMSWarmupState(new._replace(params=new_params), da, count), info
 
         def w_finalize(ws: MAMSWarmupState) -> MAMSState:

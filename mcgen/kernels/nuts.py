@@ -41,14 +41,22 @@ Example
 >>> res = mc.run_chains(lambda x: -0.5 * jnp.sum(x**2), nuts(), init=jnp.zeros(5),
 ...                     num_chains=4, num_samples=500, progress=False)
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import jax
 
-from mcgen.kernels._gradient import (GradientState, check_target_accept, check_warmup_schedule, flatten,
-                                     gradient_init, gradient_warmup, rebuild)
+from mcgen.kernels._gradient import (
+    GradientState,
+    check_target_accept,
+    check_warmup_schedule,
+    flatten,
+    gradient_init,
+    gradient_warmup,
+    rebuild,
+)
 from mcgen.kernels._metrics import check_mass, check_positive, check_step_size
 from mcgen.kernels._proposal import cached_constructor
 from mcgen.kernels._trajectory import build_tree
@@ -67,9 +75,16 @@ class NUTSInfo(NamedTuple):
 
 
 @cached_constructor
-def nuts(max_tree_depth: int = 10, mass: str = "diag", *, step_size: float | None = None,
-         target_accept: float = 0.8, max_energy_error: float = 1000.0, adapt: bool = True,
-         warmup_schedule: str = "stan") -> Kernel:
+def nuts(
+    max_tree_depth: int = 10,
+    mass: str = "diag",
+    *,
+    step_size: float | None = None,
+    target_accept: float = 0.8,
+    max_energy_error: float = 1000.0,
+    adapt: bool = True,
+    warmup_schedule: str = "stan",
+) -> Kernel:
     """The No-U-Turn Sampler.
 
     Parameters
@@ -116,12 +131,13 @@ def nuts(max_tree_depth: int = 10, mass: str = "diag", *, step_size: float | Non
     def step(key, state: GradientState, logdensity_fn):
         q, g, f, unravel = flatten(state, logdensity_fn)
         eps = state.params.step_size
-        tree = build_tree(key, f, state.params.inverse_mass, q, state.logdensity, g, eps,
-                          max_tree_depth, max_energy_error)
-        info = NUTSInfo(tree.accept_prob, tree.moved, tree.divergent, tree.nonfinite, tree.num_leaves,
-                        tree.depth, eps, tree.energy)
+        tree = build_tree(
+            key, f, state.params.inverse_mass, q, state.logdensity, g, eps, max_tree_depth, max_energy_error
+        )
+        info = NUTSInfo(
+            tree.accept_prob, tree.moved, tree.divergent, tree.nonfinite, tree.num_leaves, tree.depth, eps, tree.energy
+        )
         return rebuild(state, unravel, tree.q, tree.logdensity, tree.g), info
 
-    warmup = gradient_warmup(step, target_accept, step_size is not None, mass,
-                             warmup_schedule) if adapt else None
+    warmup = gradient_warmup(step, target_accept, step_size is not None, mass, warmup_schedule) if adapt else None
     return Kernel(init, step, warmup)

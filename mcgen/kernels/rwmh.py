@@ -25,6 +25,7 @@ Example
 >>> res = mc.run_chains(lambda x: -0.5 * jnp.sum(x**2), mc.rwmh(), init=jnp.zeros(3),
 ...                     num_chains=4, num_samples=500, progress=False)
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -100,15 +101,13 @@ def rwmh(scale: float | None = None, *, target_accept: float | None = None, adap
     def init(position, logdensity_fn) -> RWMHState:
         flat, _ = ravel_pytree(position)
         s = 2.38 / jnp.sqrt(flat.shape[0]) if scale is None else scale
-        return RWMHState(position, scalar_logdensity(logdensity_fn, position),
-                         RWMHParams(jnp.asarray(s, flat.dtype)))
+        return RWMHState(position, scalar_logdensity(logdensity_fn, position), RWMHParams(jnp.asarray(s, flat.dtype)))
 
     def step(key, state: RWMHState, logdensity_fn):
         position, logdensity, accept_prob, is_accepted, is_nonfinite = random_walk_move(
             key, state.position, state.logdensity, logdensity_fn, lambda z: state.params.scale * z
         )
-        return (RWMHState(position, logdensity, state.params),
-                RWMHInfo(accept_prob, is_accepted, is_nonfinite))
+        return (RWMHState(position, logdensity, state.params), RWMHInfo(accept_prob, is_accepted, is_nonfinite))
 
     def warmup(num_steps: int) -> Warmup:
         del num_steps  # dual averaging needs no schedule

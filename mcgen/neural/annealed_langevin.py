@@ -26,16 +26,17 @@ References
 Song & Ermon (2019), Generative Modeling by Estimating Gradients of the Data Distribution.
 Song & Ermon (2020), Improved Techniques for Training Score-Based Generative Models.
 """
+
 from __future__ import annotations
 
 from functools import partial
 from typing import Callable
 
 import jax
-from jax.core import Tracer
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.core import Tracer
 
 from mcgen.types import Array, ArrayLike, PRNGKey
 
@@ -77,10 +78,18 @@ def _ald(key, score_fn, sigmas, shape, num_samples, steps_per_level, step_lr, in
     return x
 
 
-def annealed_langevin(key: PRNGKey, score_fn: Callable[[Array, Array], Array], sigmas: ArrayLike,
-                      shape: tuple[int, ...], num_samples: int, steps_per_level: int = 100,
-                      step_lr: ArrayLike = 2e-5, *, init: ArrayLike | None = None,
-                      denoise: bool = False) -> Array:
+def annealed_langevin(
+    key: PRNGKey,
+    score_fn: Callable[[Array, Array], Array],
+    sigmas: ArrayLike,
+    shape: tuple[int, ...],
+    num_samples: int,
+    steps_per_level: int = 100,
+    step_lr: ArrayLike = 2e-5,
+    *,
+    init: ArrayLike | None = None,
+    denoise: bool = False,
+) -> Array:
     r"""Draw samples by annealed Langevin dynamics from a noise-conditional score.
 
     Parameters

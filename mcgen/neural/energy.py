@@ -16,6 +16,7 @@ A score model gives :math:`\nabla_x \log p(x)` directly; :func:`score_fn_from_lo
 and :func:`energy_score_fn` produce one from a log-density or an energy by automatic
 differentiation, for samplers that need only the score (ULA, annealed Langevin).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -33,8 +34,9 @@ def _check_temperature(temperature):
         raise ValueError(f"temperature must be > 0, got {temperature}")
 
 
-def energy_logdensity(apply_fn: Callable[..., ArrayLike], params: Any = None,
-                      temperature: ArrayLike = 1.0) -> LogDensityFn:
+def energy_logdensity(
+    apply_fn: Callable[..., ArrayLike], params: Any = None, temperature: ArrayLike = 1.0
+) -> LogDensityFn:
     r"""The log-density :math:`-E(x)/T` of an energy network.
 
     Parameters
@@ -75,7 +77,8 @@ def energy_logdensity(apply_fn: Callable[..., ArrayLike], params: Any = None,
             raise ValueError(
                 "the energy network must return a scalar per position, got shape "
                 f"{energy.shape}; pass one position (not a batch) or reduce the output "
-                "(e.g. jnp.sum) inside apply_fn")
+                "(e.g. jnp.sum) inside apply_fn"
+            )
         return -jnp.reshape(energy, ()) / temperature
 
     return logdensity_fn
@@ -86,7 +89,8 @@ def score_fn_from_logdensity(logdensity_fn: LogDensityFn) -> Callable[[ArrayTree
     return jax.grad(logdensity_fn)
 
 
-def energy_score_fn(apply_fn: Callable[..., ArrayLike], params: Any = None,
-                    temperature: ArrayLike = 1.0) -> Callable[[ArrayTree], ArrayTree]:
+def energy_score_fn(
+    apply_fn: Callable[..., ArrayLike], params: Any = None, temperature: ArrayLike = 1.0
+) -> Callable[[ArrayTree], ArrayTree]:
     r"""``score_fn(x) = -\nabla_x E(x) / T`` for an energy network (see :func:`energy_logdensity`)."""
     return jax.grad(energy_logdensity(apply_fn, params, temperature))

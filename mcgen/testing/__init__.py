@@ -19,14 +19,36 @@ Example
 ...                     num_chains=4, num_samples=2000, progress=False)
 >>> _ = mc.testing.assert_moments(res.samples, mean=jnp.zeros(2), var=jnp.ones(2))
 """
-from mcgen.testing._checks import (InvarianceReport, MomentReport, Target, TwoSampleReport, assert_invariance,
-                                   assert_moments, assert_no_recompile, bimodal_1d, check_invariance,
-                                   check_moments, correlated_gaussian, dict_gaussian, exact_gaussian_sampler,
-                                   run_warmup, two_sample_test)
+
+from mcgen.testing._checks import (
+    InvarianceReport,
+    MomentReport,
+    Target,
+    TwoSampleReport,
+    assert_invariance,
+    assert_moments,
+    assert_no_recompile,
+    bimodal_1d,
+    check_invariance,
+    check_moments,
+    correlated_gaussian,
+    dict_gaussian,
+    exact_gaussian_sampler,
+    run_warmup,
+    two_sample_test,
+)
 from mcgen.testing.exact_invariance import ExactInvarianceReport, exact_invariance_test
 from mcgen.testing.geweke import GewekeReport, geweke
-from mcgen.testing.sbc import (DirectSBCModel, SBCModel, SBCReport, bayesnet_sbc_model, numpyro_sbc_model,
-                               rank_uniformity, sbc, sbc_direct)
+from mcgen.testing.sbc import (
+    DirectSBCModel,
+    SBCModel,
+    SBCReport,
+    bayesnet_sbc_model,
+    numpyro_sbc_model,
+    rank_uniformity,
+    sbc,
+    sbc_direct,
+)
 
 __all__ = [
     "DirectSBCModel",

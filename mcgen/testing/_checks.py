@@ -23,6 +23,7 @@ a Bonferroni bound over coordinates at level ``alpha``.
 
 The example is in the package docstring (:mod:`mcgen.testing`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,8 +37,8 @@ from scipy import stats as sps
 
 from mcgen.adaptation.ensemble import CHAIN_AXIS
 from mcgen.run import run_chains
-from mcgen.types import Kernel
 from mcgen.testing._report import BonferroniDecision
+from mcgen.types import Kernel
 
 __all__ = [
     "InvarianceReport",
@@ -168,8 +169,9 @@ def _energy_statistic(x: np.ndarray, y: np.ndarray) -> float:
     return 2 * mean_dist(x, y) - mean_dist(x, x) - mean_dist(y, y)
 
 
-def two_sample_test(x: Any, y: Any, *, method: str = "ks", alpha: float = 1e-3,
-                    num_permutations: int = 200, seed: int = 0) -> TwoSampleReport:
+def two_sample_test(
+    x: Any, y: Any, *, method: str = "ks", alpha: float = 1e-3, num_permutations: int = 200, seed: int = 0
+) -> TwoSampleReport:
     """Test whether two sets of *independent* draws come from the same distribution.
 
     Parameters
@@ -184,13 +186,21 @@ def two_sample_test(x: Any, y: Any, *, method: str = "ks", alpha: float = 1e-3,
     alpha
         Level of the test: a correct sampler fails with probability at most ``alpha``.
     """
-    xs = np.concatenate([np.asarray(a, np.float64).reshape(np.shape(a)[0], -1) for a in jax.tree_util.tree_leaves(x)], 1)
-    ys = np.concatenate([np.asarray(a, np.float64).reshape(np.shape(a)[0], -1) for a in jax.tree_util.tree_leaves(y)], 1)
+    xs = np.concatenate(
+        [np.asarray(a, np.float64).reshape(np.shape(a)[0], -1) for a in jax.tree_util.tree_leaves(x)], 1
+    )
+    ys = np.concatenate(
+        [np.asarray(a, np.float64).reshape(np.shape(a)[0], -1) for a in jax.tree_util.tree_leaves(y)], 1
+    )
     if xs.shape[1] != ys.shape[1]:
         raise ValueError(f"two_sample_test: x has {xs.shape[1]} coordinates, y has {ys.shape[1]}")
     if method == "ks":
-        p = np.array([sps.ks_2samp(xs[:, j], ys[:, j]).pvalue  # pyright: ignore[reportAttributeAccessIssue]
-                      for j in range(xs.shape[1])])
+        p = np.array(
+            [
+                sps.ks_2samp(xs[:, j], ys[:, j]).pvalue  # pyright: ignore[reportAttributeAccessIssue]
+                for j in range(xs.shape[1])
+            ]
+        )
     elif method == "energy":
         rng = np.random.default_rng(seed)
         observed = _energy_statistic(xs, ys)
@@ -198,7 +208,7 @@ def two_sample_test(x: Any, y: Any, *, method: str = "ks", alpha: float = 1e-3,
         count = 0
         for _ in range(num_permutations):
             perm = rng.permutation(pooled.shape[0])
-            count += _energy_statistic(pooled[perm[: len(xs)]], pooled[perm[len(xs):]]) >= observed
+            count += _energy_statistic(pooled[perm[: len(xs)]], pooled[perm[len(xs) :]]) >= observed
         p = np.array([(count + 1) / (num_permutations + 1)])
     else:
         raise ValueError(f"two_sample_test: method must be 'ks' or 'energy', got {method!r}")
@@ -220,8 +230,10 @@ class InvarianceReport:
         return bool(self.two_sample.passed and bound_ok)
 
     def __str__(self) -> str:
-        return (f"{self.two_sample}; max |z| mean {np.max(np.abs(self.mean_z)):.2f}, "
-                f"var {np.max(np.abs(self.var_z)):.2f} (bound {self.z})")
+        return (
+            f"{self.two_sample}; max |z| mean {np.max(np.abs(self.mean_z)):.2f}, "
+            f"var {np.max(np.abs(self.var_z)):.2f} (bound {self.z})"
+        )
 
 
 def check_invariance(
@@ -254,8 +266,12 @@ def check_invariance(
     fresh = exact_sampler(key_fresh, num_chains)  # independent of start: the comparison is exact
     run = _invariance_runner(kernel, logdensity_fn, state_fn, num_chains, num_steps)
     moved = run(start, key_steps)
-    xs = np.concatenate([np.asarray(a, np.float64).reshape(num_chains, -1) for a in jax.tree_util.tree_leaves(moved)], 1)
-    ys = np.concatenate([np.asarray(a, np.float64).reshape(num_chains, -1) for a in jax.tree_util.tree_leaves(fresh)], 1)
+    xs = np.concatenate(
+        [np.asarray(a, np.float64).reshape(num_chains, -1) for a in jax.tree_util.tree_leaves(moved)], 1
+    )
+    ys = np.concatenate(
+        [np.asarray(a, np.float64).reshape(num_chains, -1) for a in jax.tree_util.tree_leaves(fresh)], 1
+    )
     two = two_sample_test(xs, ys, method="ks", alpha=alpha)
     se_mean = np.sqrt(xs.var(0) / num_chains + ys.var(0) / num_chains)
     mean_z = (xs.mean(0) - ys.mean(0)) / se_mean
@@ -316,8 +332,15 @@ def run_warmup(kernel: Kernel, states: Any, logdensity_fn: Callable, num_steps: 
     return run(states, jax.random.key(seed))
 
 
-def assert_no_recompile(logdensity_fn: Callable, make_kernel: Callable[[], Kernel], init: Any, init_again: Any,
-                        *, wrap: Callable[[Callable], Any] | None = None, **run_kwargs) -> None:
+def assert_no_recompile(
+    logdensity_fn: Callable,
+    make_kernel: Callable[[], Kernel],
+    init: Any,
+    init_again: Any,
+    *,
+    wrap: Callable[[Callable], Any] | None = None,
+    **run_kwargs,
+) -> None:
     """Assert that a second ``run_chains`` call (new seed, new init ``init_again``) with the same
     log-density, kernel settings and shapes traces and compiles nothing.
 
@@ -338,8 +361,10 @@ def assert_no_recompile(logdensity_fn: Callable, make_kernel: Callable[[], Kerne
     first = len(traces)
     res = run_chains(target, make_kernel(), init=init_again, seed=1, **run)
     if len(traces) != first or res.compile_time != 0.0:
-        raise AssertionError(f"the second run_chains call re-traced the log-density ({len(traces) - first} "
-                             f"traces) or compiled ({res.compile_time:.2f} s)")
+        raise AssertionError(
+            f"the second run_chains call re-traced the log-density ({len(traces) - first} "
+            f"traces) or compiled ({res.compile_time:.2f} s)"
+        )
 
 
 def exact_gaussian_sampler(mean: Any, cov: Any) -> Callable[[jax.Array, int], jax.Array]:
@@ -397,9 +422,15 @@ def correlated_gaussian(dim: int = 10, rho: float = 0.5) -> Target:
         r = x - mean
         return -0.5 * r @ (precision @ r)
 
-    return Target(f"correlated_gaussian_{dim}d", logdensity_fn, exact_gaussian_sampler(mean, cov),
-                  mean, jnp.asarray(np.diag(cov), jnp.float32), jnp.zeros(dim, jnp.float32),
-                  jnp.asarray(cov, jnp.float32))
+    return Target(
+        f"correlated_gaussian_{dim}d",
+        logdensity_fn,
+        exact_gaussian_sampler(mean, cov),
+        mean,
+        jnp.asarray(np.diag(cov), jnp.float32),
+        jnp.zeros(dim, jnp.float32),
+        jnp.asarray(cov, jnp.float32),
+    )
 
 
 def dict_gaussian() -> Target:
@@ -408,15 +439,20 @@ def dict_gaussian() -> Target:
     ls_mean, ls_sd = 0.5, 0.3
 
     def logdensity_fn(p):
-        return (-0.5 * jnp.sum(((p["loc"] - loc_mean) / loc_sd) ** 2)
-                - 0.5 * ((p["log_scale"] - ls_mean) / ls_sd) ** 2)
+        return -0.5 * jnp.sum(((p["loc"] - loc_mean) / loc_sd) ** 2) - 0.5 * ((p["log_scale"] - ls_mean) / ls_sd) ** 2
 
     def sample(key, n):
         k1, k2 = jax.random.split(key)
-        return {"loc": loc_mean + loc_sd * jax.random.normal(k1, (n, 2)),
-                "log_scale": ls_mean + ls_sd * jax.random.normal(k2, (n,))}
+        return {
+            "loc": loc_mean + loc_sd * jax.random.normal(k1, (n, 2)),
+            "log_scale": ls_mean + ls_sd * jax.random.normal(k2, (n,)),
+        }
 
-    return Target("dict_gaussian", logdensity_fn, sample,
-                  {"loc": loc_mean, "log_scale": jnp.asarray(ls_mean)},
-                  {"loc": loc_sd**2, "log_scale": jnp.asarray(ls_sd**2)},
-                  {"loc": jnp.zeros(2), "log_scale": jnp.zeros(())})
+    return Target(
+        "dict_gaussian",
+        logdensity_fn,
+        sample,
+        {"loc": loc_mean, "log_scale": jnp.asarray(ls_mean)},
+        {"loc": loc_sd**2, "log_scale": jnp.asarray(ls_sd**2)},
+        {"loc": jnp.zeros(2), "log_scale": jnp.zeros(())},
+    )

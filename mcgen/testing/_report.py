@@ -1,4 +1,5 @@
 """The decision shared by the reports of mcgen.testing: a Bonferroni bound over p-values."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -32,6 +32,7 @@ Example
 >>> rep.rejected                                                       # doctest: +SKIP
 False
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -68,13 +69,14 @@ class ExactInvarianceReport:
 
     def __str__(self) -> str:
         verdict = "rejected" if self.rejected else "not rejected"
-        return (f"exact invariance test: {verdict} after {len(self.p_values)} batch(es) "
-                f"(total level {self.alpha}); adjusted p-values {np.round(self.p_values, 5).tolist()}")
+        return (
+            f"exact invariance test: {verdict} after {len(self.p_values)} batch(es) "
+            f"(total level {self.alpha}); adjusted p-values {np.round(self.p_values, 5).tolist()}"
+        )
 
 
 @functools.lru_cache(maxsize=32)
-def _runner(kernel: Kernel, logdensity_fn, exact_sampler, statistics, num_chains: int, num_fresh: int,
-            num_steps: int):
+def _runner(kernel: Kernel, logdensity_fn, exact_sampler, statistics, num_chains: int, num_fresh: int, num_steps: int):
     def flat_stats(x):
         if statistics is not None:
             return statistics(x)
@@ -88,8 +90,9 @@ def _runner(kernel: Kernel, logdensity_fn, exact_sampler, statistics, num_chains
 
         def one(x, k):
             state = kernel.init(x, logdensity_fn)
-            state = jax.lax.fori_loop(0, num_steps, lambda i, s: kernel.step(jax.random.fold_in(k, i), s,
-                                                                             logdensity_fn)[0], state)
+            state = jax.lax.fori_loop(
+                0, num_steps, lambda i, s: kernel.step(jax.random.fold_in(k, i), s, logdensity_fn)[0], state
+            )
             return flat_stats(state.position)
 
         moved = jax.vmap(one)(start, jax.random.split(key_steps, num_chains))  # (n, m)
@@ -102,10 +105,19 @@ def _runner(kernel: Kernel, logdensity_fn, exact_sampler, statistics, num_chains
     return batch
 
 
-def exact_invariance_test(kernel: Kernel, logdensity_fn: Callable, exact_sampler: Callable[[jax.Array, int], Any],
-                          *, num_chains: int = 10000, num_fresh: int = 19, num_steps: int = 1,
-                          max_batches: int = 6, alpha: float = 1e-3, statistics: Callable | None = None,
-                          seed: int = 0) -> ExactInvarianceReport:
+def exact_invariance_test(
+    kernel: Kernel,
+    logdensity_fn: Callable,
+    exact_sampler: Callable[[jax.Array, int], Any],
+    *,
+    num_chains: int = 10000,
+    num_fresh: int = 19,
+    num_steps: int = 1,
+    max_batches: int = 6,
+    alpha: float = 1e-3,
+    statistics: Callable | None = None,
+    seed: int = 0,
+) -> ExactInvarianceReport:
     """Sequential exact test that ``num_steps`` steps of ``kernel`` leave the target invariant.
 
     Parameters
@@ -136,8 +148,7 @@ def exact_invariance_test(kernel: Kernel, logdensity_fn: Callable, exact_sampler
     """
     if num_chains < 10 or num_fresh < 1 or max_batches < 1:
         raise ValueError("exact_invariance_test: need num_chains >= 10, num_fresh >= 1 and max_batches >= 1")
-    batch = _runner(kernel, logdensity_fn, exact_sampler, statistics, int(num_chains), int(num_fresh),
-                    int(num_steps))
+    batch = _runner(kernel, logdensity_fn, exact_sampler, statistics, int(num_chains), int(num_fresh), int(num_steps))
     rng = np.random.default_rng(seed)
     report = ExactInvarianceReport([], [], [], alpha)
     for k in range(1, max_batches + 1):

@@ -30,6 +30,7 @@ Example
 >>> rep.passed                                                        # doctest: +SKIP
 True
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,8 +43,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from scipy import stats as sps
 
-from mcgen.types import Kernel
 from mcgen.testing._report import BonferroniDecision
+from mcgen.types import Kernel
 
 __all__ = ["GewekeReport", "geweke"]
 
@@ -67,10 +68,13 @@ class GewekeReport(BonferroniDecision):
     alpha: float
 
     def __str__(self) -> str:
-        rows = [f"{n}: successive {s:.4g}, marginal {m:.4g}, z {z:+.2f}"
-                for n, s, m, z in zip(self.names, self.successive, self.marginal, self.z_scores)]
-        return (f"Geweke: adjusted p = {self.p_value:.3g} (alpha {self.alpha}); disagree: {self.failing}\n"
-                + "\n".join(rows))
+        rows = [
+            f"{n}: successive {s:.4g}, marginal {m:.4g}, z {z:+.2f}"
+            for n, s, m, z in zip(self.names, self.successive, self.marginal, self.z_scores)
+        ]
+        return f"Geweke: adjusted p = {self.p_value:.3g} (alpha {self.alpha}); disagree: {self.failing}\n" + "\n".join(
+            rows
+        )
 
 
 @functools.lru_cache(maxsize=32)
@@ -92,8 +96,9 @@ def _runner(kernel: Kernel, prior_sample, simulate, logdensity, statistics, num_
             key_kernel, key_y = jax.random.split(k)
             target = lambda th: logdensity(th, y)  # noqa: E731
             state = kernel.init(theta, target)
-            state = jax.lax.fori_loop(0, steps_per_data, lambda i, s: kernel.step(
-                jax.random.fold_in(key_kernel, i), s, target)[0], state)
+            state = jax.lax.fori_loop(
+                0, steps_per_data, lambda i, s: kernel.step(jax.random.fold_in(key_kernel, i), s, target)[0], state
+            )
             theta = state.position
             y = simulate(key_y, theta)
             return (theta, y), statistics(theta, y)
@@ -104,10 +109,21 @@ def _runner(kernel: Kernel, prior_sample, simulate, logdensity, statistics, num_
     return jax.jit(jax.vmap(marginal)), jax.jit(jax.vmap(successive))
 
 
-def geweke(kernel: Kernel, prior_sample: Callable[[jax.Array], Any], simulate: Callable[[jax.Array, Any], Any],
-           logdensity: Callable[[Any, Any], jax.Array], *, statistics: Callable | None = None,
-           names: list | None = None, num_chains: int = 200, num_steps: int = 100, steps_per_data: int = 1,
-           num_marginal: int = 20000, seed: int = 0, alpha: float = 1e-3) -> GewekeReport:
+def geweke(
+    kernel: Kernel,
+    prior_sample: Callable[[jax.Array], Any],
+    simulate: Callable[[jax.Array, Any], Any],
+    logdensity: Callable[[Any, Any], jax.Array],
+    *,
+    statistics: Callable | None = None,
+    names: list | None = None,
+    num_chains: int = 200,
+    num_steps: int = 100,
+    steps_per_data: int = 1,
+    num_marginal: int = 20000,
+    seed: int = 0,
+    alpha: float = 1e-3,
+) -> GewekeReport:
     """Geweke's successive-conditional test of ``kernel`` on the model ``(prior, simulate)``.
 
     Parameters
@@ -138,10 +154,13 @@ def geweke(kernel: Kernel, prior_sample: Callable[[jax.Array], Any], simulate: C
         ``failing`` (the test functions that disagree).
     """
     if num_chains < 10:
-        raise ValueError(f"geweke: num_chains must be at least 10 (the standard error comes from them), got {num_chains}")
+        raise ValueError(
+            f"geweke: num_chains must be at least 10 (the standard error comes from them), got {num_chains}"
+        )
     statistics = statistics or default_statistics
-    run_marginal, run_successive = _runner(kernel, prior_sample, simulate, logdensity, statistics,
-                                           int(num_steps), int(steps_per_data))
+    run_marginal, run_successive = _runner(
+        kernel, prior_sample, simulate, logdensity, statistics, int(num_steps), int(steps_per_data)
+    )
     key_m, key_s = jax.random.split(jax.random.key(seed))
     g_m = np.asarray(run_marginal(jax.random.split(key_m, num_marginal)), np.float64)
     g_s = np.asarray(run_successive(jax.random.split(key_s, num_chains)), np.float64)

@@ -57,6 +57,7 @@ Example
 >>> rep.passed                                                         # doctest: +SKIP
 True
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -69,11 +70,19 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from scipy import stats as sps
 
-from mcgen.types import Kernel, no_warmup
 from mcgen.testing._report import BonferroniDecision
+from mcgen.types import Kernel, no_warmup
 
-__all__ = ["DirectSBCModel", "SBCModel", "SBCReport", "bayesnet_sbc_model", "numpyro_sbc_model", "rank_uniformity",
-           "sbc", "sbc_direct"]
+__all__ = [
+    "DirectSBCModel",
+    "SBCModel",
+    "SBCReport",
+    "bayesnet_sbc_model",
+    "numpyro_sbc_model",
+    "rank_uniformity",
+    "sbc",
+    "sbc_direct",
+]
 
 
 def _num_bins(num_ranks: int, num_simulations: int, requested: int | None) -> int:
@@ -136,8 +145,10 @@ class SBCReport(BonferroniDecision):
 
     def __str__(self) -> str:
         worst = self.names[int(np.argmin(self.p_values))]
-        return (f"SBC: {self.ranks.shape[0]} simulations, {self.num_draws} draws each; adjusted p = "
-                f"{self.p_value:.3g} (alpha {self.alpha}); least uniform: {worst}; failing: {self.failing}")
+        return (
+            f"SBC: {self.ranks.shape[0]} simulations, {self.num_draws} draws each; adjusted p = "
+            f"{self.p_value:.3g} (alpha {self.alpha}); least uniform: {worst}; failing: {self.failing}"
+        )
 
     def plot(self, coordinate: int = 0, ax=None):
         """ArviZ's ECDF-difference plot of one coordinate's scaled ranks, with simultaneous bands."""
@@ -148,8 +159,15 @@ class SBCReport(BonferroniDecision):
 
 
 @functools.lru_cache(maxsize=32)
-def _runner(kernel: Kernel, prior_sample: Callable, simulate: Callable, logdensity: Callable,
-            num_warmup: int, num_draws: int, thin: int):
+def _runner(
+    kernel: Kernel,
+    prior_sample: Callable,
+    simulate: Callable,
+    logdensity: Callable,
+    num_warmup: int,
+    num_draws: int,
+    thin: int,
+):
     """Compiled ``keys -> (true flat params, flat draws)`` over a batch of simulations."""
     warmup = (kernel.warmup or no_warmup(kernel))(num_warmup) if num_warmup > 0 else None
 
@@ -181,10 +199,21 @@ def _runner(kernel: Kernel, prior_sample: Callable, simulate: Callable, logdensi
     return jax.jit(jax.vmap(one))
 
 
-def sbc(kernel: Kernel, prior_sample: Callable[[jax.Array], Any], simulate: Callable[[jax.Array, Any], Any],
-        logdensity: Callable[[Any, Any], jax.Array], *, num_simulations: int = 200, num_draws: int = 99,
-        thin: int = 10, num_warmup: int = 200, seed: int = 0, alpha: float = 1e-3,
-        num_bins: int | None = None, names: list | None = None) -> SBCReport:
+def sbc(
+    kernel: Kernel,
+    prior_sample: Callable[[jax.Array], Any],
+    simulate: Callable[[jax.Array, Any], Any],
+    logdensity: Callable[[Any, Any], jax.Array],
+    *,
+    num_simulations: int = 200,
+    num_draws: int = 99,
+    thin: int = 10,
+    num_warmup: int = 200,
+    seed: int = 0,
+    alpha: float = 1e-3,
+    num_bins: int | None = None,
+    names: list | None = None,
+) -> SBCReport:
     """Simulation-based calibration of ``kernel`` on a model given as a triple.
 
     Parameters
@@ -228,8 +257,13 @@ def sbc(kernel: Kernel, prior_sample: Callable[[jax.Array], Any], simulate: Call
     return SBCReport(ranks, int(num_draws), rank_uniformity(ranks, num_draws, num_bins), alpha, names)
 
 
-def _ranks(truth: np.ndarray, draws: np.ndarray, rng: np.random.Generator,
-           log_weights: np.ndarray | None = None, num_draws: int | None = None) -> np.ndarray:
+def _ranks(
+    truth: np.ndarray,
+    draws: np.ndarray,
+    rng: np.random.Generator,
+    log_weights: np.ndarray | None = None,
+    num_draws: int | None = None,
+) -> np.ndarray:
     """Ranks ``(S, d)`` of ``truth (S, d)`` among ``draws (S, N, d)``, ties broken at random.
 
     Unweighted: ``#{draws < truth} + U{0..#{draws == truth}}`` in ``0..N``.  Weighted
@@ -244,8 +278,10 @@ def _ranks(truth: np.ndarray, draws: np.ndarray, rng: np.random.Generator,
     top = np.max(log_weights, axis=1, keepdims=True)
     bad = ~np.isfinite(top[:, 0])
     if bad.any():
-        raise ValueError(f"sbc_direct: simulations {np.flatnonzero(bad)[:5].tolist()} have no draw with a finite "
-                         "weight (all weights zero or NaN): the sampler failed on their data")
+        raise ValueError(
+            f"sbc_direct: simulations {np.flatnonzero(bad)[:5].tolist()} have no draw with a finite "
+            "weight (all weights zero or NaN): the sampler failed on their data"
+        )
     if num_draws is None:
         raise ValueError("_ranks: weighted ranks need num_draws")
     w = np.exp(log_weights - top)
@@ -334,8 +370,10 @@ def numpyro_sbc_model(model: Callable, *args: Any, observed: str | Sequence[str]
     sites = {name: site for name, site in trace.items() if site["type"] == "sample"}
     missing = [name for name in observed if name not in sites]
     if missing:
-        raise ValueError(f"numpyro_sbc_model: observed sites {missing} are not sample sites of the model "
-                         f"(its sample sites: {sorted(sites)})")
+        raise ValueError(
+            f"numpyro_sbc_model: observed sites {missing} are not sample sites of the model "
+            f"(its sample sites: {sorted(sites)})"
+        )
     latent = [name for name, site in sites.items() if name not in observed and not site["is_observed"]]
     if not latent:
         raise ValueError("numpyro_sbc_model: the model has no latent site besides the observed ones")
@@ -377,11 +415,20 @@ class DirectSBCModel(NamedTuple):
     quantities: Callable[[Any, Any], Any] | None = None
 
 
-def sbc_direct(posterior: Callable[[jax.Array, Any], Any], prior_sample: Callable[[jax.Array], Any],
-               simulate: Callable[[jax.Array, Any], Any] | None,
-               quantities: Callable[[Any, Any], Any] | None = None, *, num_simulations: int = 200, num_draws: int = 99,
-               seed: int = 0, alpha: float = 1e-3, num_bins: int | None = None, names: list | None = None,
-               vectorized: bool = True) -> SBCReport:
+def sbc_direct(
+    posterior: Callable[[jax.Array, Any], Any],
+    prior_sample: Callable[[jax.Array], Any],
+    simulate: Callable[[jax.Array, Any], Any] | None,
+    quantities: Callable[[Any, Any], Any] | None = None,
+    *,
+    num_simulations: int = 200,
+    num_draws: int = 99,
+    seed: int = 0,
+    alpha: float = 1e-3,
+    num_bins: int | None = None,
+    names: list | None = None,
+    vectorized: bool = True,
+) -> SBCReport:
     """Simulation-based calibration of a direct (non-Markov) posterior sampler.
 
     Parameters
@@ -448,16 +495,19 @@ def sbc_direct(posterior: Callable[[jax.Array, Any], Any], prior_sample: Callabl
         weighted = isinstance(out, WeightedSamples)
         draws = out.samples if weighted else out
         if jax.tree_util.tree_structure(draws) != jax.tree_util.tree_structure(truth):
-            raise ValueError("sbc_direct: the posterior's draws must have the prior's pytree structure, got "
-                             f"{jax.tree_util.tree_structure(draws)} for {jax.tree_util.tree_structure(truth)}")
+            raise ValueError(
+                "sbc_direct: the posterior's draws must have the prior's pytree structure, got "
+                f"{jax.tree_util.tree_structure(draws)} for {jax.tree_util.tree_structure(truth)}"
+            )
         return truth, data, draws, (out.log_weights if weighted else None)
 
     def summarize(truth, data, draws):
         """Flat ``(d,)`` truth and ``(N, d)`` draws: the coordinates, then the quantities."""
         if quantities is not None:
             # one batched call for the truth and the draws, so that equal values tie exactly
-            both = jax.tree_util.tree_map(lambda t, d: jnp.concatenate([jnp.asarray(t, d.dtype)[None], d]),
-                                          truth, draws)
+            both = jax.tree_util.tree_map(
+                lambda t, d: jnp.concatenate([jnp.asarray(t, d.dtype)[None], d]), truth, draws
+            )
             f = quantities
             q = jax.vmap(lambda th: f(th, data))(both)
             truth = {"theta": truth, "quantities": jax.tree_util.tree_map(lambda x: x[0], q)}
@@ -494,8 +544,9 @@ def sbc_direct(posterior: Callable[[jax.Array, Any], Any], prior_sample: Callabl
     truth, draws = np.asarray(truth, np.float64), np.asarray(draws, np.float64)
     ranks = _ranks(truth, draws, np.random.default_rng(seed), log_weights, int(num_draws))
     if quantities is not None:  # names of the coordinates, then of the quantities
-        names = (_names(names, example, None, "sbc_direct")
-                 + _names(None, jax.eval_shape(quantities, example, example_data), None, "sbc_direct"))
+        names = _names(names, example, None, "sbc_direct") + _names(
+            None, jax.eval_shape(quantities, example, example_data), None, "sbc_direct"
+        )
     names = _names(names, example, truth.shape[1], "sbc_direct")
     return SBCReport(ranks, int(num_draws), rank_uniformity(ranks, num_draws, num_bins), alpha, names)
 

@@ -1,4 +1,5 @@
 """Shared helpers of the Bayesian-network tests: the test networks and brute-force answers."""
+
 from __future__ import annotations
 
 import itertools
@@ -59,5 +60,5 @@ def assert_within_mcse(res, exact: dict, z: float = Z_MAX) -> None:
         tol = z * np.maximum(se, 1e-12)
         bad = np.abs(est - p) > tol
         assert not bad.any(), (
-            f"{res.method}: {v} estimate {est} vs exact {p}, mcse {se}; "
-            f"z = {np.abs(est - p) / np.maximum(se, 1e-12)}")
+            f"{res.method}: {v} estimate {est} vs exact {p}, mcse {se}; z = {np.abs(est - p) / np.maximum(se, 1e-12)}"
+        )

@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 
 from mcgen import bayesnet
 from mcgen.bayesnet import BayesNet, Variable
-
 from tests.bayesnet.bn_testutils import asia, brute_force_posterior, weather
 
 
@@ -21,12 +20,20 @@ def test_weather_by_hand():
     res = bn.query("sprinkler", {"wet_grass": "T", "rain": "T"})
     assert res["sprinkler"]["T"] == pytest.approx(0.0891 / (0.0891 + 0.369), abs=1e-12)
     # evidence by index gives the same answer as by name
-    assert bn.query("sprinkler", {"wet_grass": 0, "rain": 0}).probs["sprinkler"].tolist() == \
-        res.probs["sprinkler"].tolist()
+    assert (
+        bn.query("sprinkler", {"wet_grass": 0, "rain": 0}).probs["sprinkler"].tolist()
+        == res.probs["sprinkler"].tolist()
+    )
 
 
-ASIA_EVIDENCE = [{}, {"dysp": "yes"}, {"xray": "yes", "smoke": "no"}, {"dysp": "yes", "xray": "no", "asia": "yes"},
-                 {"either": "yes"}, {"bronc": "no", "tub": "yes"}]
+ASIA_EVIDENCE = [
+    {},
+    {"dysp": "yes"},
+    {"xray": "yes", "smoke": "no"},
+    {"dysp": "yes", "xray": "no", "asia": "yes"},
+    {"either": "yes"},
+    {"bronc": "no", "tub": "yes"},
+]
 
 
 @pytest.mark.parametrize("evidence", ASIA_EVIDENCE)
@@ -36,7 +43,7 @@ def test_asia_against_enumeration(evidence):
     res = bn.query(queries, evidence)
     for v in queries:
         np.testing.assert_allclose(res.probs[v], brute_force_posterior(bn, [v], evidence), atol=1e-12)
-    pair = queries[-2:][::-1]   # a joint in non-topological order
+    pair = queries[-2:][::-1]  # a joint in non-topological order
     joint = bn.query(pair, evidence, joint=True).joint
     np.testing.assert_allclose(joint.probs, brute_force_posterior(bn, pair, evidence), atol=1e-12)
     assert joint[tuple(bn.states[v][0] for v in pair)] == pytest.approx(joint.probs[0, 0])
@@ -55,16 +62,24 @@ def small_networks(draw):
         card = draw(st.integers(1, 3))
         parents = draw(st.lists(st.integers(0, i - 1), max_size=min(i, 3), unique=True)) if i else []
         shape = [variables[p].cpt.shape[-1] for p in parents] + [card]
-        raw = np.array(draw(st.lists(st.floats(0.0, 1.0), min_size=int(np.prod(shape)),
-                                     max_size=int(np.prod(shape))))).reshape(shape) + 0.05
-        variables.append(Variable(f"v{i}", [f"s{k}" for k in range(card)], [f"v{p}" for p in parents],
-                                  raw / raw.sum(-1, keepdims=True)))
-    bn = BayesNet(variables[::-1])   # given in reverse: construction must sort them
+        raw = (
+            np.array(
+                draw(st.lists(st.floats(0.0, 1.0), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
+            ).reshape(shape)
+            + 0.05
+        )
+        variables.append(
+            Variable(
+                f"v{i}", [f"s{k}" for k in range(card)], [f"v{p}" for p in parents], raw / raw.sum(-1, keepdims=True)
+            )
+        )
+    bn = BayesNet(variables[::-1])  # given in reverse: construction must sort them
     names = list(bn.variables)
     observed = draw(st.lists(st.sampled_from(names), max_size=n - 1, unique=True))
     evidence = {v: draw(st.integers(0, len(bn.states[v]) - 1)) for v in observed}
-    query = draw(st.lists(st.sampled_from([v for v in names if v not in evidence]), min_size=1, max_size=2,
-                          unique=True))
+    query = draw(
+        st.lists(st.sampled_from([v for v in names if v not in evidence]), min_size=1, max_size=2, unique=True)
+    )
     return bn, query, evidence
 
 

@@ -4,6 +4,7 @@ Planted bugs these tests were checked to catch (each edit made, the tests run an
 the edit reverted): the Gibbs conditional missing the children's factors; the conditional
 using only the first child.
 """
+
 import warnings
 
 import jax
@@ -17,7 +18,6 @@ from mcgen.bayesnet.gibbs import _blanket_logits
 from mcgen.diagnostics import SamplingWarning
 from mcgen.result import Result
 from mcgen.types import Kernel
-
 from tests.bayesnet.bn_testutils import asia, assert_within_mcse, random40, weather
 
 
@@ -39,13 +39,14 @@ def test_blanket_conditionals_match_the_joint(make):
         def at(k):
             y = x.at[i].set(k)
             return logdensity_fn({v: y[j] for j, v in enumerate(bn.variables)})
+
         logits = jax.vmap(at)(jnp.arange(num_states, dtype=jnp.int32))
         return jax.nn.softmax(jnp.where(jnp.arange(num_states) < flat.card[i], logits, -jnp.inf))
 
     def from_blanket(x, i):
         return jax.nn.softmax(_blanket_logits(flat, x, i))
 
-    draws = bn.sample(20, seed=9)   # forward draws: assignments of positive probability
+    draws = bn.sample(20, seed=9)  # forward draws: assignments of positive probability
     xs = jnp.asarray(np.stack([draws[v] for v in bn.variables], axis=1))
     sites = jnp.arange(len(bn), dtype=jnp.int32)
     both = jax.jit(jax.vmap(jax.vmap(lambda x, i: (from_joint(x, i), from_blanket(x, i)), (None, 0)), (0, None)))
@@ -65,19 +66,21 @@ def test_kernel_contract_jit_vmap_scan():
         def body(s, k):
             s, info = kernel.step(k, s, logdensity_fn)
             return s, (s.position, info.num_changed)
+
         return jax.lax.scan(body, state, keys)
 
     keys = jax.vmap(lambda c: jax.random.split(jax.random.fold_in(jax.random.key(0), c), 50))(jnp.arange(8))
     last, (path, changed) = jax.jit(jax.vmap(run))(states, keys)
     assert path["lung"].shape == (8, 50) and path["lung"].dtype == jnp.int32
-    assert np.all(np.asarray(path["dysp"]) == 0)            # evidence is never updated
+    assert np.all(np.asarray(path["dysp"]) == 0)  # evidence is never updated
     assert changed.shape == (8, 50) and int(changed.max()) <= len(bn) - 1
     np.testing.assert_allclose(last.logdensity, jax.vmap(logdensity_fn)(last.position), rtol=1e-6)
     assert np.all(np.isfinite(np.asarray(last.logdensity)))
 
 
-@pytest.mark.parametrize("variables, evidence", [(["cloudy", "rain"], {"wet_grass": "T"}),
-                                                 (["sprinkler"], {"wet_grass": "T", "rain": "T"})])
+@pytest.mark.parametrize(
+    "variables, evidence", [(["cloudy", "rain"], {"wet_grass": "T"}), (["sprinkler"], {"wet_grass": "T", "rain": "T"})]
+)
 def test_weather_gibbs(variables, evidence):
     bn = weather()
     res = bn.query(variables, evidence, method="gibbs", num_samples=64_000, seed=1, joint=True)
@@ -110,7 +113,7 @@ def test_random40_gibbs():
     evidence = {"n39": "s0", "n35": "s1", "n30": "s1"}
     queries = ["n00", "n20", "n29"]
     with warnings.catch_warnings():
-        warnings.simplefilter("error")   # no zeros, chains mix: no warning
+        warnings.simplefilter("error")  # no zeros, chains mix: no warning
         res = bn.query(queries, evidence, method="gibbs", num_samples=64_000, num_chains=128, seed=4)
     assert_within_mcse(res, bn.query(queries, evidence).probs)
     assert res.info["max_r_hat"] < 1.01

@@ -1,4 +1,5 @@
 """Building and validating networks; evidence handling; the joint log-density."""
+
 import itertools
 
 import jax
@@ -8,7 +9,6 @@ import pytest
 
 from mcgen import bayesnet
 from mcgen.bayesnet import BayesNet, Variable
-
 from tests.bayesnet.bn_testutils import asia, brute_force_joint, weather
 
 
@@ -17,12 +17,14 @@ def _two(cpt_b=((0.3, 0.7), (0.6, 0.4)), parents_b=("a",)):
 
 
 def test_from_dict_topological_order_and_graph():
-    bn = BayesNet.from_dict({
-        "d": {"states": ["0", "1"], "parents": ["b", "c"], "cpt": np.full((2, 3, 2), 0.5)},
-        "b": {"states": ["0", "1"], "parents": ["a"], "cpt": [[0.5, 0.5], [0.1, 0.9]]},
-        "c": {"states": ["0", "1", "2"], "parents": ["a"], "cpt": [[0.2, 0.3, 0.5], [1 / 3, 1 / 3, 1 / 3]]},
-        "a": {"states": ["0", "1"], "cpt": [0.4, 0.6]},
-    })
+    bn = BayesNet.from_dict(
+        {
+            "d": {"states": ["0", "1"], "parents": ["b", "c"], "cpt": np.full((2, 3, 2), 0.5)},
+            "b": {"states": ["0", "1"], "parents": ["a"], "cpt": [[0.5, 0.5], [0.1, 0.9]]},
+            "c": {"states": ["0", "1", "2"], "parents": ["a"], "cpt": [[0.2, 0.3, 0.5], [1 / 3, 1 / 3, 1 / 3]]},
+            "a": {"states": ["0", "1"], "cpt": [0.4, 0.6]},
+        }
+    )
     assert bn.variables == ("a", "b", "c", "d")
     assert bn.children["a"] == ("b", "c") and bn.parents["d"] == ("b", "c")
     assert bn.markov_blanket("b") == ("a", "c", "d")
@@ -34,7 +36,7 @@ def test_from_dict_topological_order_and_graph():
 def test_cpts_are_copied_and_read_only():
     cpt = np.array([0.2, 0.8])
     bn = BayesNet([Variable("a", ["x", "y"], (), cpt)])
-    cpt[0] = 0.5   # the caller's array stays writable and the network keeps its copy
+    cpt[0] = 0.5  # the caller's array stays writable and the network keeps its copy
     assert bn.cpts["a"][0] == 0.2
     with pytest.raises(ValueError):
         bn.cpts["a"][0] = 0.1
@@ -42,21 +44,28 @@ def test_cpts_are_copied_and_read_only():
 
 def test_cycle_names_a_variable_on_it():
     with pytest.raises(bayesnet.CycleError, match="cycle") as err:
-        BayesNet([Variable("a", ["0", "1"], ["c"], [[0.5, 0.5]] * 2),
-                  Variable("b", ["0", "1"], ["a"], [[0.5, 0.5]] * 2),
-                  Variable("c", ["0", "1"], ["b"], [[0.5, 0.5]] * 2)])
+        BayesNet(
+            [
+                Variable("a", ["0", "1"], ["c"], [[0.5, 0.5]] * 2),
+                Variable("b", ["0", "1"], ["a"], [[0.5, 0.5]] * 2),
+                Variable("c", ["0", "1"], ["b"], [[0.5, 0.5]] * 2),
+            ]
+        )
     assert set(err.value.cycle) == {"a", "b", "c"} and err.value.variable in {"a", "b", "c"}
     with pytest.raises(bayesnet.CycleError, match="'a' is its own parent"):
         BayesNet([Variable("a", ["0", "1"], ["a"], [[0.5, 0.5]] * 2)])
 
 
-@pytest.mark.parametrize("cpt, pattern", [
-    ([0.3, 0.7], r"CPT of 'b' has shape \(2,\), expected \(2, 2\)"),
-    ([[0.3, 0.7], [0.6, 0.5]], r"row of 'b' for a=1 sums to 1.1"),
-    ([[1.2, -0.2], [0.6, 0.4]], r"CPT of 'b' has a negative entry -0.2"),
-    ([[np.nan, 0.7], [0.6, 0.4]], r"CPT of 'b' has a NaN"),
-    ([["p", "q"], [0.6, 0.4]], r"CPT of 'b' is not a numeric array"),
-])
+@pytest.mark.parametrize(
+    "cpt, pattern",
+    [
+        ([0.3, 0.7], r"CPT of 'b' has shape \(2,\), expected \(2, 2\)"),
+        ([[0.3, 0.7], [0.6, 0.5]], r"row of 'b' for a=1 sums to 1.1"),
+        ([[1.2, -0.2], [0.6, 0.4]], r"CPT of 'b' has a negative entry -0.2"),
+        ([[np.nan, 0.7], [0.6, 0.4]], r"CPT of 'b' has a NaN"),
+        ([["p", "q"], [0.6, 0.4]], r"CPT of 'b' is not a numeric array"),
+    ],
+)
 def test_bad_cpts_name_the_variable(cpt, pattern):
     with pytest.raises(bayesnet.CPTError, match=pattern) as err:
         BayesNet(_two(cpt_b=cpt))
@@ -68,18 +77,21 @@ def test_small_row_sum_errors_are_renormalized():
     bn = BayesNet(_two(cpt_b=((0.3, 0.7 + 5e-7), (0.6, 0.4))))
     assert abs(bn.cpts["b"][0].sum() - 1) < 1e-15
     bn = BayesNet(_two())
-    assert bn.cpts["b"][0, 0] == 0.3   # rows that already sum to 1 keep the exact given numbers
+    assert bn.cpts["b"][0, 0] == 0.3  # rows that already sum to 1 keep the exact given numbers
 
 
-@pytest.mark.parametrize("variables, pattern", [
-    ([Variable("a", ["x", "y"], (), [0.5, 0.5]), Variable("a", ["x"], (), [1.0])], "'a' is defined twice"),
-    ([Variable("a", ["x", "x"], (), [0.5, 0.5])], "'a' has duplicate state names"),
-    ([Variable("a", [], (), [])], "'a' needs a sequence of non-empty state names"),
-    ([Variable("a", "xy", (), [0.5, 0.5])], "'a' needs a sequence"),
-    ([Variable("a", ["x"], ["zz"], [[1.0]])], "'a' has unknown parent 'zz'"),
-    ([Variable("a", ["x"], ["b", "b"], [[[1.0]]]), Variable("b", ["x"], (), [1.0])], "'a' lists a parent twice"),
-    ([], "at least one variable"),
-])
+@pytest.mark.parametrize(
+    "variables, pattern",
+    [
+        ([Variable("a", ["x", "y"], (), [0.5, 0.5]), Variable("a", ["x"], (), [1.0])], "'a' is defined twice"),
+        ([Variable("a", ["x", "x"], (), [0.5, 0.5])], "'a' has duplicate state names"),
+        ([Variable("a", [], (), [])], "'a' needs a sequence of non-empty state names"),
+        ([Variable("a", "xy", (), [0.5, 0.5])], "'a' needs a sequence"),
+        ([Variable("a", ["x"], ["zz"], [[1.0]])], "'a' has unknown parent 'zz'"),
+        ([Variable("a", ["x"], ["b", "b"], [[[1.0]]]), Variable("b", ["x"], (), [1.0])], "'a' lists a parent twice"),
+        ([], "at least one variable"),
+    ],
+)
 def test_bad_structure(variables, pattern):
     with pytest.raises(bayesnet.BayesNetError, match=pattern):
         BayesNet(variables)
@@ -88,12 +100,17 @@ def test_bad_structure(variables, pattern):
 def test_evidence_by_name_or_index_and_errors():
     bn = weather()
     assert bn.evidence_indices({"cloudy": "F", "rain": 0, "wet_grass": np.int64(1)}) == {
-        "cloudy": 1, "rain": 0, "wet_grass": 1}
-    cases = [({"cloud": "T"}, "unknown variable 'cloud'", "cloud"),
-             ({"cloudy": "yes"}, "'cloudy' has no state 'yes'; its states are", "cloudy"),
-             ({"rain": 2}, "state index 2 is out of range for 'rain'", "rain"),
-             ({"rain": True}, "'rain' must be a state name or an integer index", "rain"),
-             ({"rain": 0.0}, "'rain' must be a state name", "rain")]
+        "cloudy": 1,
+        "rain": 0,
+        "wet_grass": 1,
+    }
+    cases = [
+        ({"cloud": "T"}, "unknown variable 'cloud'", "cloud"),
+        ({"cloudy": "yes"}, "'cloudy' has no state 'yes'; its states are", "cloudy"),
+        ({"rain": 2}, "state index 2 is out of range for 'rain'", "rain"),
+        ({"rain": True}, "'rain' must be a state name or an integer index", "rain"),
+        ({"rain": 0.0}, "'rain' must be a state name", "rain"),
+    ]
     for evidence, pattern, name in cases:
         with pytest.raises(bayesnet.EvidenceError, match=pattern) as err:
             bn.query("cloudy", evidence)

@@ -4,6 +4,7 @@ Planted bugs these tests were checked to catch (each edit made, the tests run an
 the edit reverted): likelihood weighting without the evidence weight; rejection that does
 not reject; the parent strides of the CPT row index reversed.
 """
+
 import warnings
 
 import numpy as np
@@ -12,12 +13,14 @@ import pytest
 from mcgen import bayesnet
 from mcgen.bayesnet import BayesNet, Variable
 from mcgen.direct.weighted import WeightedSamples
-
 from tests.bayesnet.bn_testutils import Z_MAX, asia, assert_within_mcse, random40, weather
 
 N = 100_000
-WEATHER_QUERIES = [(["cloudy"], {"wet_grass": "T"}), (["sprinkler"], {"wet_grass": "T", "rain": "T"}),
-                   (["cloudy", "rain"], {"wet_grass": "F"})]
+WEATHER_QUERIES = [
+    (["cloudy"], {"wet_grass": "T"}),
+    (["sprinkler"], {"wet_grass": "T", "rain": "T"}),
+    (["cloudy", "rain"], {"wet_grass": "F"}),
+]
 
 
 def _exact(bn, variables, evidence):
@@ -28,7 +31,7 @@ def _p_evidence(bn, evidence):
     """p(e_1, ..., e_n) = prod_i p(e_i | e_{i+1}, ..., e_n), each factor exact."""
     items, p = list(evidence.items()), 1.0
     for i, (v, state) in enumerate(items):
-        p *= bn.query(v, dict(items[i + 1:])).probs[v][bn.state_index(v, state)]
+        p *= bn.query(v, dict(items[i + 1 :])).probs[v][bn.state_index(v, state)]
     return p
 
 
@@ -41,7 +44,7 @@ def test_weather_queries(method, variables, evidence):
     assert res.num_samples == N and 0 < res.ess <= N
     if method == "likelihood_weighting":
         assert res.acceptance_rate is None and isinstance(res.info["weighted_samples"], WeightedSamples)
-    else:   # the acceptance rate estimates p(evidence): binomial standard error
+    else:  # the acceptance rate estimates p(evidence): binomial standard error
         p_e = _p_evidence(bn, evidence)
         assert abs(res.acceptance_rate - p_e) < Z_MAX * np.sqrt(p_e * (1 - p_e) / N)
         assert res.ess == round(res.acceptance_rate * N)
@@ -71,7 +74,7 @@ def test_asia_forward_rejection_and_weighting():
 def test_random40_forward_marginals_and_weighting():
     bn = random40()
     draws = bn.sample(N, seed=5)
-    for v in bn.variables:   # every CPT row index (strides, parent order) is exercised here
+    for v in bn.variables:  # every CPT row index (strides, parent order) is exercised here
         p = bn.query(v).probs[v]
         freq = np.bincount(draws[v], minlength=len(p)) / N
         assert np.all(np.abs(freq - p) <= Z_MAX * np.sqrt(p * (1 - p) / N)), (v, freq, p)
@@ -107,9 +110,13 @@ def test_low_acceptance_warns_and_impossible_evidence_gives_nan():
 
 
 def test_single_state_and_zero_probability_states():
-    bn = BayesNet([Variable("a", ["only"], (), [1.0]),
-                   Variable("b", ["x", "y", "z"], ["a"], [[0.5, 0.0, 0.5]]),
-                   Variable("c", ["u", "v", "w"], ["b"], [[0.2, 0.8, 0.0], [1 / 3] * 3, [0.0, 0.0, 1.0]])])
+    bn = BayesNet(
+        [
+            Variable("a", ["only"], (), [1.0]),
+            Variable("b", ["x", "y", "z"], ["a"], [[0.5, 0.0, 0.5]]),
+            Variable("c", ["u", "v", "w"], ["b"], [[0.2, 0.8, 0.0], [1 / 3] * 3, [0.0, 0.0, 1.0]]),
+        ]
+    )
     draws = bn.sample(50_000, seed=0)
     assert np.all(draws["a"] == 0) and not np.any(draws["b"] == 1)
     assert not np.any((draws["b"] == 0) & (draws["c"] == 2)) and not np.any((draws["b"] == 2) & (draws["c"] != 2))

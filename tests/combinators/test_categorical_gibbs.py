@@ -9,6 +9,7 @@
 * Marginal means and variances through ``run_chains`` within 4 MCSE of exact enumeration.
 * A NaN log-density at one value excludes that value; bad settings raise ``ValueError``.
 """
+
 import warnings
 
 import jax
@@ -53,8 +54,9 @@ def joint_p_value(kernel, num_chains=4000, num_steps=2, seed=0):
     def run(positions, key):
         states = jax.vmap(kernel.init, in_axes=(0, None))(positions, table_logdensity)
         for k in jax.random.split(key, num_steps):
-            states, _ = jax.vmap(kernel.step, in_axes=(0, 0, None))(jax.random.split(k, num_chains), states,
-                                                                     table_logdensity)
+            states, _ = jax.vmap(kernel.step, in_axes=(0, 0, None))(
+                jax.random.split(k, num_chains), states, table_logdensity
+            )
         return states.position
 
     moved = np.asarray(run(start, key_steps))
@@ -79,8 +81,16 @@ def test_moments_against_enumeration():
     var = np.array([np.dot((np.arange(k) - m) ** 2, p) for k, p, m in zip(SHAPE, marginals, mean)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mc.SamplingWarning)
-        res = mc.run_chains(table_logdensity, categorical_gibbs(num_categories=SHAPE), init=jnp.zeros(3, jnp.int32),
-                            num_chains=4, num_samples=3000, num_warmup=100, progress=False, seed=1)
+        res = mc.run_chains(
+            table_logdensity,
+            categorical_gibbs(num_categories=SHAPE),
+            init=jnp.zeros(3, jnp.int32),
+            num_chains=4,
+            num_samples=3000,
+            num_warmup=100,
+            progress=False,
+            seed=1,
+        )
     assert res.samples.dtype == np.int32
     testing.assert_moments(res.samples, mean, var)
     assert np.all(res.stats["accept_prob"] == 1.0)

@@ -17,6 +17,7 @@ enumerated from the joint), the rates by (1) exact conjugate draws, (2) Metropol
 in warmup), all through ``run_chains``.  Means and variances of ``tau`` and ``log_rate`` within
 4 MCSE.
 """
+
 import functools
 import warnings
 
@@ -85,8 +86,9 @@ def test_changepoint_posterior_against_enumeration(rates):
     kernel = gibbs({"tau": categorical_gibbs(num_categories=T), "log_rate": _rate_kernel(rates)})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mc.SamplingWarning)
-        res = mc.run_chains(logdensity, kernel, init=INIT, num_chains=4, num_samples=2000, num_warmup=500,
-                            progress=False, seed=11)
+        res = mc.run_chains(
+            logdensity, kernel, init=INIT, num_chains=4, num_samples=2000, num_warmup=500, progress=False, seed=11
+        )
     mean, var = exact_posterior()
     testing.assert_moments(res.samples, mean, var)
     assert abs(mean["tau"] - TRUE_TAU) < 3  # the data do locate the change

@@ -9,6 +9,7 @@
 * Moments through ``run_chains`` with warmup (each kernel adapting its own tunables) within
   4 MCSE; the mixture picks kernels at the requested rates; bad weights raise ``ValueError``.
 """
+
 import warnings
 
 import jax
@@ -67,8 +68,9 @@ def _kernel(name):
     return {"rwmh": mc.rwmh(0.8), "adaptive_mh": mc.adaptive_mh()}[name]
 
 
-@pytest.mark.parametrize("wrap, name", [("compose", "rwmh"), ("compose", "adaptive_mh"), ("compose", "nuts"),
-                                        ("mixture", "rwmh")])
+@pytest.mark.parametrize(
+    "wrap, name", [("compose", "rwmh"), ("compose", "adaptive_mh"), ("compose", "nuts"), ("mixture", "rwmh")]
+)
 def test_single_kernel_combinator_equals_kernel(wrap, name):
     kernel = _kernel(name)
     wrapped = compose(kernel) if wrap == "compose" else mixture([kernel], [1.0])
@@ -112,12 +114,24 @@ def test_invariance(case):
 
 @pytest.mark.parametrize("case", ["compose", "mixture"])
 def test_moments_with_warmup(case):
-    kernel = (compose(mc.rwmh(), mc.adaptive_mh()) if case == "compose"
-              else mixture({"rw": mc.rwmh(), "am": mc.adaptive_mh()}, [0.25, 0.75]))
+    kernel = (
+        compose(mc.rwmh(), mc.adaptive_mh())
+        if case == "compose"
+        else mixture({"rw": mc.rwmh(), "am": mc.adaptive_mh()}, [0.25, 0.75])
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mc.SamplingWarning)
-        res = mc.run_chains(GAUSS.logdensity_fn, kernel, init=GAUSS.init, num_chains=4, num_samples=3000,
-                            num_warmup=1000, seed=2, progress=False, init_batched=False)
+        res = mc.run_chains(
+            GAUSS.logdensity_fn,
+            kernel,
+            init=GAUSS.init,
+            num_chains=4,
+            num_samples=3000,
+            num_warmup=1000,
+            seed=2,
+            progress=False,
+            init_batched=False,
+        )
     testing.assert_moments(res.samples, GAUSS.mean, GAUSS.var)
     if case == "mixture":  # the choice rate is Binomial(12000, 0.25): 4 sd = 0.016
         rate = res.stats["chosen.rw"].mean()
@@ -130,8 +144,12 @@ def test_moments_with_warmup(case):
 
 def test_bad_input_raises():
     k = mc.rwmh()
-    for weights, match in [([0.5, 0.6], "sum to 1"), ([1.2, -0.2], "non-negative"), ([1.0], "weights of shape"),
-                           ([np.nan, 1.0], "finite")]:
+    for weights, match in [
+        ([0.5, 0.6], "sum to 1"),
+        ([1.2, -0.2], "non-negative"),
+        ([1.0], "weights of shape"),
+        ([np.nan, 1.0], "finite"),
+    ]:
         with pytest.raises(ValueError, match=match):
             mixture([k, k], weights)
     with pytest.raises(ValueError, match="at least one"):

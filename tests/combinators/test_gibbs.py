@@ -14,6 +14,7 @@
   and in warmup.
 * Each kernel block adapts its own tunables; bad input raises ``ValueError``.
 """
+
 import functools
 import warnings
 
@@ -24,8 +25,8 @@ import pytest
 
 import mcgen as mc
 from mcgen import testing
-from mcgen.diagnostics import az
 from mcgen.combinators import compose, gibbs
+from mcgen.diagnostics import az
 
 RHOS = (0.0, 0.5, 0.9, 0.99)
 NUM_CHAINS, NUM_SAMPLES = 8, 5000
@@ -115,8 +116,9 @@ def _bivariate_sampler(rho):
 def test_invariance_exact_and_random_scan():
     logdensity, draw_x, draw_y, _ = bivariate(0.9)
     for scan in ("systematic", "random"):
-        testing.assert_invariance(gibbs({"x": draw_x, "y": draw_y}, scan=scan), logdensity,
-                                  _bivariate_sampler(0.9), num_steps=3)
+        testing.assert_invariance(
+            gibbs({"x": draw_x, "y": draw_y}, scan=scan), logdensity, _bivariate_sampler(0.9), num_steps=3
+        )
 
 
 # A correlated 3-d Gaussian split into a vector block "a" (2,) and a scalar block "b".
@@ -142,8 +144,9 @@ def test_invariance_metropolis_within_gibbs():
 
 def test_invariance_nested_combinators():
     inner = gibbs({"a": mc.rwmh(0.8, adapt=False), "b": mc.adaptive_mh()})
-    kernel = compose(gibbs({("a", "b"): inner}), gibbs({"b": compose(mc.rwmh(0.5, adapt=False),
-                                                                      mc.rwmh(2.0, adapt=False))}))
+    kernel = compose(
+        gibbs({("a", "b"): inner}), gibbs({"b": compose(mc.rwmh(0.5, adapt=False), mc.rwmh(2.0, adapt=False))})
+    )
     testing.assert_invariance(kernel, dict_logdensity, dict_sampler, num_steps=4)
 
 
@@ -153,8 +156,14 @@ def test_metropolis_within_gibbs_moments_and_own_tunables():
         return -0.5 * (p["small"] / 0.1) ** 2 - 0.5 * (p["large"] / 10.0) ** 2
 
     kernel = gibbs({"small": mc.rwmh(), "large": mc.rwmh()})
-    res = _run(logdensity, kernel, {"small": jnp.zeros(()), "large": jnp.zeros(())},
-               num_chains=4, num_samples=2000, num_warmup=1000)
+    res = _run(
+        logdensity,
+        kernel,
+        {"small": jnp.zeros(()), "large": jnp.zeros(())},
+        num_chains=4,
+        num_samples=2000,
+        num_warmup=1000,
+    )
     scales = res.last_state.params
     ratio = np.asarray(scales["large"].scale) / np.asarray(scales["small"].scale)
     assert np.all((ratio > 50) & (ratio < 200)), ratio
@@ -170,7 +179,8 @@ def _scan(kernel, logdensity, position, key, num_steps=100):
         return kernel.step(k, state, logdensity)
 
     return jax.jit(lambda p, k: jax.lax.scan(body, kernel.init(p, logdensity), jax.random.split(k, num_steps)))(
-        position, key)
+        position, key
+    )
 
 
 def _warm(kernel, logdensity, position, key, num_steps=60, fold=False):
@@ -197,13 +207,15 @@ def _fold0(kernel):
 
 @pytest.mark.parametrize("name", ["rwmh", "adaptive_mh", "nuts"])
 def test_one_block_gibbs_equals_its_kernel(name):
-    kernel = {"rwmh": lambda: mc.rwmh(0.7), "adaptive_mh": mc.adaptive_mh,
-              "nuts": lambda: pytest.importorskip("mcgen.kernels.nuts").nuts(step_size=0.4)}[name]()
+    kernel = {
+        "rwmh": lambda: mc.rwmh(0.7),
+        "adaptive_mh": mc.adaptive_mh,
+        "nuts": lambda: pytest.importorskip("mcgen.kernels.nuts").nuts(step_size=0.4),
+    }[name]()
     target = testing.correlated_gaussian(3, 0.5)
     key = jax.random.key(7)
     ref, ref_info = _scan(_fold0(kernel), target.logdensity_fn, target.init, key)
-    one, info = _scan(gibbs({"theta": kernel}), lambda p: target.logdensity_fn(p["theta"]),
-                      {"theta": target.init}, key)
+    one, info = _scan(gibbs({"theta": kernel}), lambda p: target.logdensity_fn(p["theta"]), {"theta": target.init}, key)
     assert np.array_equal(ref.position, one.position["theta"])
     assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, ref.params, one.params["theta"]))
     assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, ref_info, info.blocks["theta"]))
@@ -234,5 +246,6 @@ def test_bad_input_raises_value_error():
     with pytest.raises(ValueError, match="dict"):
         gibbs({"x": draw_x}).init(jnp.zeros(2), lambda v: -jnp.sum(v**2))
     with pytest.raises(ValueError, match="shape"):
-        gibbs({"x": lambda key, p: jnp.zeros(3)}).step(jax.random.key(0), gibbs({"x": draw_x}).init(INIT, logdensity),
-                                                       logdensity)
+        gibbs({"x": lambda key, p: jnp.zeros(3)}).step(
+            jax.random.key(0), gibbs({"x": draw_x}).init(INIT, logdensity), logdensity
+        )

@@ -12,6 +12,7 @@ come from quadrature on a fine grid, and the Gibbs estimates must lie within 4 M
 The same posterior is reached with the assignments drawn by ``categorical_gibbs(2,
 parallel=True)`` from the joint alone.
 """
+
 import functools
 import warnings
 
@@ -79,8 +80,16 @@ def test_gibbs_recovers_the_means(assignments):
     num_samples = 3000 if assignments == "vectorized_exact" else 1000
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mc.SamplingWarning)
-        res = mc.run_chains(logdensity, gibbs({"z": z_update, "mu": draw_means}), init=INIT, num_chains=4,
-                            num_samples=num_samples, num_warmup=100, progress=False, seed=5)
+        res = mc.run_chains(
+            logdensity,
+            gibbs({"z": z_update, "mu": draw_means}),
+            init=INIT,
+            num_chains=4,
+            num_samples=num_samples,
+            num_warmup=100,
+            progress=False,
+            seed=5,
+        )
     mean, var = exact_posterior()
     testing.assert_moments(res.samples["mu"], mean, var)
     # and the posterior sits on the truth: within 4 posterior sd of the generating means

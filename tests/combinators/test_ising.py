@@ -13,6 +13,7 @@ T = 2.0 (correlation length about one site, Tc = 2.269) is far below the MCSE.
 * 8 x 8 at T = 2.5, the same blocks drawn by ``categorical_gibbs(2, parallel=True)`` from the
   joint alone (no conditional derived): energy per site within 4 MCSE of Kaufman's value.
 """
+
 import itertools
 import warnings
 
@@ -98,8 +99,17 @@ def ising(size: int, beta: float):
 def _run(kernel, logdensity, init, observables, num_samples, seed=0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mc.SamplingWarning)
-        return mc.run_chains(logdensity, kernel, init=init, num_chains=4, num_samples=num_samples, num_warmup=300,
-                             transform=observables, progress=False, seed=seed)
+        return mc.run_chains(
+            logdensity,
+            kernel,
+            init=init,
+            num_chains=4,
+            num_samples=num_samples,
+            num_warmup=300,
+            transform=observables,
+            progress=False,
+            seed=seed,
+        )
 
 
 def test_ising_32x32_checkerboard_heat_bath_against_onsager_and_kaufman():
@@ -107,8 +117,9 @@ def test_ising_32x32_checkerboard_heat_bath_against_onsager_and_kaufman():
     logdensity, heat_bath, observables, init = ising(32, beta)
     kernel = gibbs({"black": heat_bath("black"), "white": heat_bath("white")})
     res = _run(kernel, logdensity, init, observables, num_samples=4000)
-    testing.assert_moments(res.samples, {"abs_m": onsager_magnetization(beta),
-                                         "energy": exact_energy_per_site(beta, 32)})
+    testing.assert_moments(
+        res.samples, {"abs_m": onsager_magnetization(beta), "energy": exact_energy_per_site(beta, 32)}
+    )
 
 
 @pytest.mark.parametrize("size, temperature", [(8, 2.5)])

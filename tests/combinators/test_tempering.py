@@ -5,6 +5,7 @@ replicas (every temperature started at exact draws of its tempered target), so a
 ratio or a stale cached log-density after a swap fails it (see the planted-bug notes in the
 report / docs/tempering.md).
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -48,13 +49,22 @@ def test_bimodal_moments_and_stats():
 
 def test_sixteen_modes_equal_mass_where_rwmh_fails():
     pt = parallel_tempering(mc.rwmh(), num_temps=12, reference=wide_reference)
-    res = mc.run_chains(grid_logdensity, pt, init=jnp.zeros(2), num_chains=4, num_samples=4000,
-                        num_warmup=2000, seed=0, **RUN)
+    res = mc.run_chains(
+        grid_logdensity, pt, init=jnp.zeros(2), num_chains=4, num_samples=4000, num_warmup=2000, seed=0, **RUN
+    )
     mass = mode_mass(res.samples)
     assert np.max(np.abs(mass - 1 / 16)) < 0.03, mass
     # the same check on single-chain random-walk Metropolis: stuck in its starting mode
-    rw = mc.run_chains(grid_logdensity, mc.rwmh(), init=jnp.zeros(2) - 5.0, num_chains=1, num_samples=6000,
-                       num_warmup=2000, seed=0, **RUN)
+    rw = mc.run_chains(
+        grid_logdensity,
+        mc.rwmh(),
+        init=jnp.zeros(2) - 5.0,
+        num_chains=1,
+        num_samples=6000,
+        num_warmup=2000,
+        seed=0,
+        **RUN,
+    )
     assert np.max(np.abs(mode_mass(rw.samples) - 1 / 16)) > 0.03
 
 
@@ -70,11 +80,17 @@ def test_log_normalizer_within_three_standard_errors(form):
         return -0.5 * (x / 5.0) ** 2 - jnp.log(5.0 * jnp.sqrt(2.0 * jnp.pi))
 
     if form == "reference":  # unnormalized mixture, Z = 2 sqrt(2 pi)
-        target, pt, truth = BIMODAL.logdensity_fn, parallel_tempering(mc.rwmh(), 6, reference=log_prior), \
-            float(np.log(2 * np.sqrt(2 * np.pi)))
+        target, pt, truth = (
+            BIMODAL.logdensity_fn,
+            parallel_tempering(mc.rwmh(), 6, reference=log_prior),
+            float(np.log(2 * np.sqrt(2 * np.pi))),
+        )
     else:
-        target, pt, truth = PriorLikelihood(log_prior, BIMODAL.logdensity_fn), parallel_tempering(mc.rwmh(), 6), \
-            _z_bimodal_with_prior(5.0)
+        target, pt, truth = (
+            PriorLikelihood(log_prior, BIMODAL.logdensity_fn),
+            parallel_tempering(mc.rwmh(), 6),
+            _z_bimodal_with_prior(5.0),
+        )
     res = mc.run_chains(target, pt, init=jnp.zeros(()), num_chains=8, num_samples=1500, seed=2, **RUN)
     per_ensemble = res.stats["log_normalizer"][:, -1]
     se = per_ensemble.std(ddof=1) / np.sqrt(per_ensemble.size)
@@ -115,8 +131,17 @@ def test_nonreversible_round_trips_beat_reversible():
     rates = {}
     for swap in ("nonreversible", "reversible"):
         pt = parallel_tempering(mc.rwmh(), num_temps=16, swap=swap, reference=wide_reference)
-        res = mc.run_chains(grid_logdensity, pt, init=jnp.zeros(2), num_chains=2, num_samples=1000, init_batched=False,
-                            num_warmup=500, seed=4, **RUN)
+        res = mc.run_chains(
+            grid_logdensity,
+            pt,
+            init=jnp.zeros(2),
+            num_chains=2,
+            num_samples=1000,
+            init_batched=False,
+            num_warmup=500,
+            seed=4,
+            **RUN,
+        )
         rates[swap] = res.stats["round_trips"][:, -1].astype(float)
     assert rates["nonreversible"].mean() > 1.5 * rates["reversible"].mean(), rates
 
@@ -141,8 +166,9 @@ def test_nests_nuts():
     from mcgen.kernels.nuts import nuts
 
     pt = parallel_tempering(nuts(max_tree_depth=5), num_temps=5)
-    res = mc.run_chains(BIMODAL.logdensity_fn, pt, init=jnp.zeros(()), num_chains=4, num_samples=600,
-                        num_warmup=400, seed=5, **RUN)
+    res = mc.run_chains(
+        BIMODAL.logdensity_fn, pt, init=jnp.zeros(()), num_chains=4, num_samples=600, num_warmup=400, seed=5, **RUN
+    )
     mc.testing.assert_moments(res.samples, BIMODAL.mean, BIMODAL.var)
     assert np.all(np.isfinite(res.last_state.replicas.logdensity_grad))
 
@@ -155,7 +181,8 @@ def test_nests_gibbs():
         return BIMODAL.logdensity_fn(p["a"]) + BIMODAL.logdensity_fn(p["b"])
 
     pt = parallel_tempering(gibbs({"a": mc.rwmh(), "b": mc.rwmh()}), num_temps=6)
-    res = mc.run_chains(logdensity, pt, init={"a": jnp.zeros(()), "b": jnp.zeros(())}, num_chains=4,
-                        num_samples=1500, seed=6, **RUN)
+    res = mc.run_chains(
+        logdensity, pt, init={"a": jnp.zeros(()), "b": jnp.zeros(())}, num_chains=4, num_samples=1500, seed=6, **RUN
+    )
     truth = {"a": BIMODAL.mean, "b": BIMODAL.mean}
     mc.testing.assert_moments(res.samples, truth, {"a": BIMODAL.var, "b": BIMODAL.var})

@@ -1,4 +1,5 @@
 """Ancestral sampling of NumPyro models: exact joint draws, observed sites re-drawn."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np

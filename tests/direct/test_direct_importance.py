@@ -2,6 +2,7 @@
 
 Bounds are 4 Monte-Carlo standard errors with fixed seeds.
 """
+
 import warnings
 
 import jax
@@ -86,6 +87,7 @@ def test_high_dimension_degradation_is_flagged():
 def test_vector_and_pytree_expectations_under_vmap():
     q = dist.Normal(jnp.zeros(3), 2.0).to_event(1)
     log_p = lambda x: dist.Normal(jnp.arange(3.0), 1.0).log_prob(x).sum()  # noqa: E731
+
     def one(key):
         return importance_sample(key, log_p, q, 5000).expectation(lambda x: {"x": x, "s": x.sum()})
 

@@ -3,6 +3,7 @@
 Statistical checks use fixed seeds and bounds of 4 Monte-Carlo standard errors (two-sided
 false-failure rate about 6e-5 each) or goodness-of-fit p-values above 1e-3.
 """
+
 import warnings
 
 import jax
@@ -141,11 +142,9 @@ def test_pytree_proposal_and_vmap():
 
 def test_max_proposals_exhausted_leaves_nan_and_warns():
     with pytest.warns(RuntimeWarning, match="max_proposals"):
-        res = rejection_sample(
-            jax.random.key(7), log_mixture, PROPOSAL, 30.0, num_samples=50, max_proposals=1000
-        )
+        res = rejection_sample(jax.random.key(7), log_mixture, PROPOSAL, 30.0, num_samples=50, max_proposals=1000)
     assert int(res.num_accepted) < 50
-    assert np.all(np.isnan(np.asarray(res.samples)[int(res.num_accepted):]))
+    assert np.all(np.isnan(np.asarray(res.samples)[int(res.num_accepted) :]))
 
 
 class _NoLogProb:

@@ -1,4 +1,5 @@
 """WeightedSamples: resampling schemes (unbiased, variance), Kish ESS, ArviZ bridge, errors."""
+
 import functools
 
 import jax

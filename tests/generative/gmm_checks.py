@@ -2,15 +2,14 @@
 
 Imported as ``tests.generative.gmm_checks`` by the test modules; not a test module itself.
 """
-import numpy as np
+
 import jax.numpy as jnp
+import numpy as np
 from scipy import stats
 
 WEIGHTS = np.array([0.2, 0.5, 0.3])
 MEANS = np.array([[-3.0, 0.0], [3.0, 1.0], [0.0, 5.5]])
-COVS = np.array([[[0.5, 0.2], [0.2, 0.3]],
-                 [[0.3, 0.0], [0.0, 0.6]],
-                 [[0.4, -0.15], [-0.15, 0.4]]])
+COVS = np.array([[[0.5, 0.2], [0.2, 0.3]], [[0.3, 0.0], [0.0, 0.6]], [[0.4, -0.15], [-0.15, 0.4]]])
 
 
 def gmm_failures(x, weights=WEIGHTS, means=MEANS, covs=COVS, num_se=4.0, rel_bias=0.0):
@@ -24,8 +23,10 @@ def gmm_failures(x, weights=WEIGHTS, means=MEANS, covs=COVS, num_se=4.0, rel_bia
     """
     x = np.asarray(x, np.float64)
     n = x.shape[0]
-    logp = np.stack([np.log(max(w, 1e-300)) + stats.multivariate_normal(m, c).logpdf(x)
-                     for w, m, c in zip(weights, means, covs)], axis=1)
+    logp = np.stack(
+        [np.log(max(w, 1e-300)) + stats.multivariate_normal(m, c).logpdf(x) for w, m, c in zip(weights, means, covs)],
+        axis=1,
+    )
     label = np.argmax(logp, axis=1)
     failures = []
     for k, (w, m, c) in enumerate(zip(weights, means, covs)):
@@ -53,5 +54,4 @@ def gmm_failures(x, weights=WEIGHTS, means=MEANS, covs=COVS, num_se=4.0, rel_bia
 
 def gmm_params():
     """The mixture as float32 JAX arrays ``(weights, means, covs)``."""
-    return (jnp.asarray(WEIGHTS, jnp.float32), jnp.asarray(MEANS, jnp.float32),
-            jnp.asarray(COVS, jnp.float32))
+    return (jnp.asarray(WEIGHTS, jnp.float32), jnp.asarray(MEANS, jnp.float32), jnp.asarray(COVS, jnp.float32))

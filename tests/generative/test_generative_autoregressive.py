@@ -1,4 +1,5 @@
 """Temperature, top-k and top-p decoding: empirical frequencies vs the renormalized law."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,15 +41,18 @@ def _check_counts(tokens, expected):
         assert pval > ALPHA, (counts, N * expected)
 
 
-@pytest.mark.parametrize("temperature,top_k,top_p", [
-    (1.0, None, None),
-    (2.0, None, None),
-    (0.5, None, None),
-    (1.0, 3, None),
-    (1.0, None, 0.6),    # keeps 0.30, 0.22, 0.15 (mass before the 3rd = 0.52 < 0.6)
-    (1.0, None, 0.52),   # boundary: mass before the 3rd is 0.52, not < 0.52 -> two tokens
-    (1.5, 5, 0.7),
-])
+@pytest.mark.parametrize(
+    "temperature,top_k,top_p",
+    [
+        (1.0, None, None),
+        (2.0, None, None),
+        (0.5, None, None),
+        (1.0, 3, None),
+        (1.0, None, 0.6),  # keeps 0.30, 0.22, 0.15 (mass before the 3rd = 0.52 < 0.6)
+        (1.0, None, 0.52),  # boundary: mass before the 3rd is 0.52, not < 0.52 -> two tokens
+        (1.5, 5, 0.7),
+    ],
+)
 def test_token_frequencies(temperature, top_k, top_p):
     keys = jax.random.split(jax.random.key(0), N)
     tokens = jax.jit(jax.vmap(lambda k: sample_token(k, LOGITS, temperature, top_k, top_p)))(keys)
@@ -61,7 +65,7 @@ def test_filters_directly():
     kept = np.isfinite(np.asarray(top_p_filter(LOGITS, 1.0)))
     assert kept.all()
     kept = np.isfinite(np.asarray(top_p_filter(LOGITS, 0.01)))
-    assert kept.tolist() == [True] + [False] * 7   # the top token always survives
+    assert kept.tolist() == [True] + [False] * 7  # the top token always survives
     batched = top_p_filter(jnp.stack([LOGITS, LOGITS[::-1]]), 0.6)
     assert np.isfinite(np.asarray(batched)).sum(axis=1).tolist() == [3, 3]
 
@@ -76,8 +80,9 @@ def _markov_logits(tokens, length):
 
 
 def test_markov_decoding_top_p():
-    out = sample_autoregressive(jax.random.key(1), _markov_logits, jnp.array([0]), num_samples=400,
-                                max_new_tokens=60, top_p=0.7)
+    out = sample_autoregressive(
+        jax.random.key(1), _markov_logits, jnp.array([0]), num_samples=400, max_new_tokens=60, top_p=0.7
+    )
     assert out.shape == (400, 61) and out.dtype == jnp.int32
     assert bool(jnp.all(out[:, 0] == 0))
     prev, nxt = np.asarray(out[:, :-1]).ravel(), np.asarray(out[:, 1:]).ravel()
@@ -99,10 +104,16 @@ def test_greedy_and_top_k_one():
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"top_p": 0.0}, "top_p"), ({"top_p": 1.5}, "top_p"), ({"top_k": 0}, "top_k"),
-    ({"temperature": -1.0}, "temperature"), ({"max_new_tokens": 0}, "max_new_tokens"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"top_p": 0.0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"top_k": 0}, "top_k"),
+        ({"temperature": -1.0}, "temperature"),
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+    ],
+)
 def test_bad_input(kwargs, match):
     args = {"num_samples": 2, "max_new_tokens": 3} | kwargs
     with pytest.raises(ValueError, match=match):

@@ -5,11 +5,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mcgen.generative import (cosine_schedule, eps_fn_to_score_fn, eps_to_score, eps_to_x0,
-                              gmm_eps_fn, gmm_log_prob, gmm_sample, gmm_score, linear_schedule,
-                              mmd_rbf, sample_diffusion, score_fn_to_eps_fn, score_to_eps,
-                              time_grid, x0_to_eps)
-
+from mcgen.generative import (
+    cosine_schedule,
+    eps_fn_to_score_fn,
+    eps_to_score,
+    eps_to_x0,
+    gmm_eps_fn,
+    gmm_log_prob,
+    gmm_sample,
+    gmm_score,
+    linear_schedule,
+    mmd_rbf,
+    sample_diffusion,
+    score_fn_to_eps_fn,
+    score_to_eps,
+    time_grid,
+    x0_to_eps,
+)
 from tests.generative.gmm_checks import gmm_failures, gmm_params
 
 N = 4000
@@ -22,24 +34,26 @@ def _cond_eps(x, t, weights):
     return gmm_eps_fn(weights, MU, COV, SCHED)(x, t)
 
 
-@pytest.mark.parametrize("method,num_steps,kwargs,rel_bias", [
-    ("ddpm", 1000, {}, 0.0),
-    ("ddim", 100, {"eta": 0.0}, 0.0),
-    ("ddim", 100, {"eta": 1.0}, 0.0),
-    ("dpm_solver", 100, {"order": 1}, 0.0),
-    ("dpm_solver", 50, {"order": 2}, 0.0),
-    ("dpm_solver", 50, {"order": 3}, 0.0),
-    ("dpm_solver++", 50, {"order": 2}, 0.0),
-    ("dpm_solver++", 50, {"order": 3}, 0.0),
-    # At 20 steps the ODE solvers inflate the variance of the narrowest mode by about 10%
-    # (measured against a 400-step RK4 solution from the same noise); weights and means stay
-    # exact, so only the covariance gets an explicit allowance.
-    ("dpm_solver++", 20, {"order": 3}, 0.2),
-    ("ode", 25, {}, 0.0),
-])
+@pytest.mark.parametrize(
+    "method,num_steps,kwargs,rel_bias",
+    [
+        ("ddpm", 1000, {}, 0.0),
+        ("ddim", 100, {"eta": 0.0}, 0.0),
+        ("ddim", 100, {"eta": 1.0}, 0.0),
+        ("dpm_solver", 100, {"order": 1}, 0.0),
+        ("dpm_solver", 50, {"order": 2}, 0.0),
+        ("dpm_solver", 50, {"order": 3}, 0.0),
+        ("dpm_solver++", 50, {"order": 2}, 0.0),
+        ("dpm_solver++", 50, {"order": 3}, 0.0),
+        # At 20 steps the ODE solvers inflate the variance of the narrowest mode by about 10%
+        # (measured against a 400-step RK4 solution from the same noise); weights and means stay
+        # exact, so only the covariance gets an explicit allowance.
+        ("dpm_solver++", 20, {"order": 3}, 0.2),
+        ("ode", 25, {}, 0.0),
+    ],
+)
 def test_sampler_matches_mixture(method, num_steps, kwargs, rel_bias):
-    x = sample_diffusion(jax.random.key(1), EPS_FN, SCHED, (2,), N, method,
-                         num_steps=num_steps, **kwargs)
+    x = sample_diffusion(jax.random.key(1), EPS_FN, SCHED, (2,), N, method, num_steps=num_steps, **kwargs)
     assert x.shape == (N, 2) and x.dtype == jnp.float32
     assert gmm_failures(x, rel_bias=rel_bias) == []
 
@@ -52,9 +66,14 @@ def test_cosine_schedule():
 
 
 def _null_mmd_sd(bandwidth, n, reps=8):
-    vals = [mmd_rbf(gmm_sample(jax.random.key(100 + 2 * r), W, MU, COV, n)[0],
-                    gmm_sample(jax.random.key(101 + 2 * r), W, MU, COV, n)[0], bandwidth)
-            for r in range(reps)]
+    vals = [
+        mmd_rbf(
+            gmm_sample(jax.random.key(100 + 2 * r), W, MU, COV, n)[0],
+            gmm_sample(jax.random.key(101 + 2 * r), W, MU, COV, n)[0],
+            bandwidth,
+        )
+        for r in range(reps)
+    ]
     return float(np.std(vals, ddof=1)), float(np.max(vals))
 
 
@@ -69,8 +88,7 @@ def test_dpm_solver_pp_20_steps_as_good_as_ddpm_1000():
     ddpm = sample_diffusion(jax.random.key(8), EPS_FN, SCHED, (2,), n, "ddpm", num_steps=1000)
     mmd_ddpm = float(mmd_rbf(ddpm, ref, bandwidth))
     null_sd, _ = _null_mmd_sd(bandwidth, n)
-    x = sample_diffusion(jax.random.key(8), EPS_FN, SCHED, (2,), n, "dpm_solver++",
-                         num_steps=20, order=3)
+    x = sample_diffusion(jax.random.key(8), EPS_FN, SCHED, (2,), n, "dpm_solver++", num_steps=20, order=3)
     mmd = float(mmd_rbf(x, ref, bandwidth))
     # No worse than DDPM-1000 up to Monte-Carlo noise, and indistinguishable from exact draws.
     assert mmd <= mmd_ddpm + 2.0 * null_sd, (mmd, mmd_ddpm, null_sd)
@@ -88,8 +106,11 @@ def test_dpm_solver_convergence():
     n, key = 300, jax.random.key(3)
     ref = sample_diffusion(key, EPS_FN, SCHED, (2,), n, "ode", num_steps=200)
     for method, max_ratio in (("dpm_solver", 0.55), ("dpm_solver++", 0.42)):
-        err = lambda steps, order: float(jnp.mean(jnp.abs(  # noqa: E731
-            sample_diffusion(key, EPS_FN, SCHED, (2,), n, method, num_steps=steps, order=order) - ref)))
+
+        def err(steps, order, method=method):
+            draws = sample_diffusion(key, EPS_FN, SCHED, (2,), n, method, num_steps=steps, order=order)
+            return float(jnp.mean(jnp.abs(draws - ref)))
+
         e2_40, e2_80, e3_80 = err(40, 2), err(80, 2), err(80, 3)
         assert np.log2(e2_40 / e2_80) > 1.6, (method, e2_40, e2_80)
         assert e3_80 < max_ratio * e2_80, (method, e3_80, e2_80)
@@ -98,18 +119,49 @@ def test_dpm_solver_convergence():
 def test_classifier_free_guidance():
     onehot = jnp.eye(3, dtype=jnp.float32)
     # Scale 1 is plain conditional sampling: all draws from component 1.
-    x = sample_diffusion(jax.random.key(3), _cond_eps, SCHED, (2,), N, "dpm_solver++",
-                         num_steps=20, cond=onehot[1], null_cond=W, guidance_scale=1.0)
+    x = sample_diffusion(
+        jax.random.key(3),
+        _cond_eps,
+        SCHED,
+        (2,),
+        N,
+        "dpm_solver++",
+        num_steps=20,
+        cond=onehot[1],
+        null_cond=W,
+        guidance_scale=1.0,
+    )
     assert gmm_failures(x, weights=np.array([0.0, 1.0, 0.0])) == []
     # Scale 0 is the unconditional model.
-    x = sample_diffusion(jax.random.key(3), _cond_eps, SCHED, (2,), N, "dpm_solver++",
-                         num_steps=20, cond=onehot[1], null_cond=W, guidance_scale=0.0)
+    x = sample_diffusion(
+        jax.random.key(3),
+        _cond_eps,
+        SCHED,
+        (2,),
+        N,
+        "dpm_solver++",
+        num_steps=20,
+        cond=onehot[1],
+        null_cond=W,
+        guidance_scale=0.0,
+    )
     assert gmm_failures(x) == []
     # Any scale: the guided prediction is eps_u + w (eps_c - eps_u).
     w = 3.0
     guided = lambda x, t: _cond_eps(x, t, W) + w * (_cond_eps(x, t, onehot[0]) - _cond_eps(x, t, W))  # noqa: E731
-    a = sample_diffusion(jax.random.key(4), _cond_eps, SCHED, (2,), 64, "ddim", num_steps=10,
-                         eta=0.5, cond=onehot[0], null_cond=W, guidance_scale=w)
+    a = sample_diffusion(
+        jax.random.key(4),
+        _cond_eps,
+        SCHED,
+        (2,),
+        64,
+        "ddim",
+        num_steps=10,
+        eta=0.5,
+        cond=onehot[0],
+        null_cond=W,
+        guidance_scale=w,
+    )
     b = sample_diffusion(jax.random.key(4), guided, SCHED, (2,), 64, "ddim", num_steps=10, eta=0.5)
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
@@ -132,9 +184,14 @@ def test_gmm_eps_is_scaled_score_of_noised_mixture():
 
 def test_gmm_log_prob_matches_scipy():
     from scipy import stats
+
     x = np.random.default_rng(0).normal(size=(7, 2)) * 2
-    ref = np.log(sum(w * stats.multivariate_normal(m, c).pdf(x)
-                     for w, m, c in zip(np.asarray(W), np.asarray(MU), np.asarray(COV))))
+    ref = np.log(
+        sum(
+            w * stats.multivariate_normal(m, c).pdf(x)
+            for w, m, c in zip(np.asarray(W), np.asarray(MU), np.asarray(COV))
+        )
+    )
     np.testing.assert_allclose(gmm_log_prob(x.astype(np.float32), W, MU, COV), ref, rtol=1e-4)
 
 
@@ -150,7 +207,9 @@ def test_schedules():
     n = np.array([0, 99, 499, 999])
     np.testing.assert_allclose(SCHED.alpha((n + 1) / 1000.0) ** 2, alpha_bar[n], rtol=2e-2, atol=1e-4)
     grid = time_grid(SCHED, 10, spacing="logsnr")
-    np.testing.assert_allclose(np.diff(np.asarray(SCHED.log_snr(grid))), np.diff(np.asarray(SCHED.log_snr(grid)))[0], rtol=1e-3)
+    np.testing.assert_allclose(
+        np.diff(np.asarray(SCHED.log_snr(grid))), np.diff(np.asarray(SCHED.log_snr(grid)))[0], rtol=1e-3
+    )
 
 
 def test_converters_round_trip():
@@ -174,17 +233,20 @@ def test_vmap_over_keys_and_jit():
     np.testing.assert_allclose(out[1], jax.jit(fn)(keys[1]), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"method": "euler"}, "unknown method"),
-    ({"method": "dpm_solver", "order": 4}, "order"),
-    ({"method": "dpm_solver++", "order": 0}, "order"),
-    ({"method": "ddim", "num_steps": 0}, "num_steps"),
-    ({"method": "ddim", "num_steps": -3}, "num_steps"),
-    ({"method": "ddim", "eta": 1.5}, "eta"),
-    ({"method": "ddim", "guidance_scale": 2.0}, "cond"),
-    ({"method": "ddim", "spacing": "karras"}, "spacing"),
-    ({"method": "ddim", "t_end": 0.0}, "t_end"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"method": "euler"}, "unknown method"),
+        ({"method": "dpm_solver", "order": 4}, "order"),
+        ({"method": "dpm_solver++", "order": 0}, "order"),
+        ({"method": "ddim", "num_steps": 0}, "num_steps"),
+        ({"method": "ddim", "num_steps": -3}, "num_steps"),
+        ({"method": "ddim", "eta": 1.5}, "eta"),
+        ({"method": "ddim", "guidance_scale": 2.0}, "cond"),
+        ({"method": "ddim", "spacing": "karras"}, "spacing"),
+        ({"method": "ddim", "t_end": 0.0}, "t_end"),
+    ],
+)
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         sample_diffusion(jax.random.key(0), EPS_FN, SCHED, (2,), 4, **kwargs)
@@ -194,11 +256,22 @@ def test_no_retrace_across_keys_eta_and_guidance_scale():
     traces = []
 
     def counting_eps(x, t, cond):
-        traces.append(1)   # runs only while tracing
+        traces.append(1)  # runs only while tracing
         return _cond_eps(x, t, cond)
 
     onehot = jnp.eye(3, dtype=jnp.float32)
     for i, (eta, scale) in enumerate([(0.0, 1.0), (0.3, 2.0), (1.0, 0.5)]):
-        sample_diffusion(jax.random.key(i), counting_eps, SCHED, (2,), 8, "ddim", num_steps=4,
-                         eta=eta, cond=onehot[i], null_cond=W, guidance_scale=scale)
-    assert len(traces) == 2   # one trace: conditional + unconditional call
+        sample_diffusion(
+            jax.random.key(i),
+            counting_eps,
+            SCHED,
+            (2,),
+            8,
+            "ddim",
+            num_steps=4,
+            eta=eta,
+            cond=onehot[i],
+            null_cond=W,
+            guidance_scale=scale,
+        )
+    assert len(traces) == 2  # one trace: conditional + unconditional call

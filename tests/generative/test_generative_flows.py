@@ -1,4 +1,5 @@
 """Flow sampling with temperature and log-likelihood rejection."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,7 +20,7 @@ def affine_inverse(x):
     return jnp.linalg.solve(A, x - MU)
 
 
-def sinh_forward(z):   # a non-linear flow
+def sinh_forward(z):  # a non-linear flow
     return jnp.sinh(z) + 0.5 * z
 
 
@@ -74,8 +75,9 @@ def test_rejection_by_log_likelihood():
 
 def test_rejection_runs_out_of_rounds():
     log_prob = flow_log_prob(affine_inverse)
-    x, valid = sample_flow_rejection(jax.random.key(3), affine_forward, log_prob, (2,), 50,
-                                     threshold=100.0, max_rounds=3)
+    x, valid = sample_flow_rejection(
+        jax.random.key(3), affine_forward, log_prob, (2,), 50, threshold=100.0, max_rounds=3
+    )
     assert not bool(jnp.any(valid)) and bool(jnp.all(x == 0))
 
 
@@ -96,8 +98,9 @@ def test_rejection_honours_temperature(temperature):
     log_det = -float(jnp.linalg.slogdet(A)[1])
     r2 = 2.0
     tau = -0.5 * r2 - np.log(2 * np.pi) + log_det
-    x, valid = sample_flow_rejection(jax.random.key(5), affine_forward, log_prob, (2,), 2000, tau,
-                                     temperature=temperature)
+    x, valid = sample_flow_rejection(
+        jax.random.key(5), affine_forward, log_prob, (2,), 2000, tau, temperature=temperature
+    )
     assert bool(jnp.all(valid))
     radius2 = np.asarray(jnp.sum(jax.vmap(affine_inverse)(x) ** 2, axis=1)) / temperature**2
     bound = r2 / temperature**2

@@ -1,19 +1,23 @@
 """VAE/GAN latent helpers: slerp and truncation properties, prior temperature."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
-from mcgen.generative import (interpolate, lerp, sample_prior, slerp, truncated_prior,
-                              truncation_trick)
+from mcgen.generative import interpolate, lerp, sample_prior, slerp, truncated_prior, truncation_trick
 
 _slerp = jax.jit(slerp)
 
-vectors = st.integers(2, 12).flatmap(lambda d: st.tuples(
-    st.lists(st.floats(-10, 10, width=32), min_size=d, max_size=d),
-    st.lists(st.floats(-10, 10, width=32), min_size=d, max_size=d)))
+vectors = st.integers(2, 12).flatmap(
+    lambda d: st.tuples(
+        st.lists(st.floats(-10, 10, width=32), min_size=d, max_size=d),
+        st.lists(st.floats(-10, 10, width=32), min_size=d, max_size=d),
+    )
+)
 
 
 def _angle(u, v):
@@ -56,10 +60,12 @@ def test_slerp_parallel_and_antiparallel(scale):
     for t in (0.0, 0.3, 0.5, 1.0):
         out = np.asarray(slerp(a, b, t))
         assert np.all(np.isfinite(out))
-        np.testing.assert_allclose(np.linalg.norm(out), (1 - t) * 1.0 * np.linalg.norm(a) + t * abs(scale) * np.linalg.norm(a), rtol=1e-5)
+        np.testing.assert_allclose(
+            np.linalg.norm(out), (1 - t) * 1.0 * np.linalg.norm(a) + t * abs(scale) * np.linalg.norm(a), rtol=1e-5
+        )
         if scale > 0:
             np.testing.assert_allclose(out, lerp(a, b, t), rtol=1e-5, atol=1e-6)
-    if scale < 0:   # halfway between antipodes: orthogonal to both
+    if scale < 0:  # halfway between antipodes: orthogonal to both
         mid = np.asarray(slerp(a, b, 0.5))
         assert abs(np.dot(mid, np.asarray(a))) < 1e-4 * np.linalg.norm(a) ** 2
     # Gradients stay finite too.
@@ -101,8 +107,9 @@ def test_truncation_trick_properties(psi, seed):
     rng = np.random.default_rng(seed)
     w, w_mean = rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32)
     out = np.asarray(truncation_trick(w, w_mean, np.float32(psi)))
-    np.testing.assert_allclose(np.linalg.norm(out - w_mean, axis=1),
-                               psi * np.linalg.norm(w - w_mean, axis=1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        np.linalg.norm(out - w_mean, axis=1), psi * np.linalg.norm(w - w_mean, axis=1), rtol=1e-4, atol=1e-5
+    )
     np.testing.assert_allclose(truncation_trick(w, w_mean, 1.0), w, atol=1e-6)
     np.testing.assert_allclose(truncation_trick(w, w_mean, 0.0), np.broadcast_to(w_mean, w.shape), atol=1e-6)
 

@@ -6,6 +6,7 @@ decades, eight schools (non-centered NumPyro model) and a Bayesian logistic regr
 (n = 1000, d = 25); the last two come with long BlackJAX reference runs stored in
 ``tests/data`` (``benchmarks/make_eight_schools_reference.py``).
 """
+
 import pathlib
 import warnings
 
@@ -13,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import mcgen as mc
-from mcgen import testing
 from benchmarks.make_eight_schools_reference import eight_schools, logistic_logdensity
+from mcgen import testing
 from mcgen.numpyro_bridge import from_numpyro
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
@@ -40,15 +41,26 @@ def run(target, kernel, *, init=None, chains=4, samples=1000, warmup=1000, thin=
     """``run_chains`` without progress bar or sampling warnings."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mc.SamplingWarning)
-        return mc.run_chains(target, kernel, init=init, num_chains=chains, num_samples=samples,
-                             num_warmup=warmup, thin=thin, seed=seed, progress=False, **kwargs)
+        return mc.run_chains(
+            target,
+            kernel,
+            init=init,
+            num_chains=chains,
+            num_samples=samples,
+            num_warmup=warmup,
+            thin=thin,
+            seed=seed,
+            progress=False,
+            **kwargs,
+        )
 
 
 def assert_matches_reference(samples, ref, sites, z=4.0):
     """4-MCSE check against a stored reference whose own MCSE is negligible (< 1/5 of ours)."""
     draws = {k: samples[k] for k in sites}
-    report = testing.check_moments(draws, {k: ref[f"{k}_mean"] for k in sites}, {k: ref[f"{k}_var"] for k in sites},
-                                   z=z)
+    report = testing.check_moments(
+        draws, {k: ref[f"{k}_mean"] for k in sites}, {k: ref[f"{k}_var"] for k in sites}, z=z
+    )
     ref_mcse = np.concatenate([np.ravel(ref[f"{k}_mean_mcse"]) for k in sites])
     assert np.all(ref_mcse < 0.2 * report.mean_mcse), "reference run too short for this test"
     assert report.passed, f"moments differ from the reference by more than {z} MCSE:\n{report}"

@@ -6,6 +6,7 @@ correlated 10-d Gaussian, a dict-valued Gaussian and a non-Gaussian "banana" wit
 Planted bugs in the correction term (the reverse-move term dropped, the sign flipped) are
 caught by the same checks.  Seeds fixed.
 """
+
 import importlib
 import warnings
 
@@ -41,8 +42,9 @@ BANANA_VAR = jnp.array([1.0, 1.0 + 2.0 * BANANA_B**2])
 def run(target, kernel, init, samples=2000, seed=0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mc.SamplingWarning)
-        return mc.run_chains(target, kernel, init=init, num_chains=4, num_samples=samples,
-                             num_warmup=1000, seed=seed, progress=False)
+        return mc.run_chains(
+            target, kernel, init=init, num_chains=4, num_samples=samples, num_warmup=1000, seed=seed, progress=False
+        )
 
 
 @pytest.mark.parametrize("kwargs", [dict(step_size=0.0), dict(step_size=-1.0), dict(target_accept=1.0)])
@@ -66,8 +68,9 @@ def test_barker_correction_is_the_log_proposal_ratio():
     np.testing.assert_allclose(barker_module._log_correction(w, gx, gy), direct, rtol=1e-5)
 
 
-@pytest.mark.parametrize("target, sampler", [(GAUSS.logdensity_fn, GAUSS.sample), (banana, banana_sample)],
-                         ids=["gaussian", "banana"])
+@pytest.mark.parametrize(
+    "target, sampler", [(GAUSS.logdensity_fn, GAUSS.sample), (banana, banana_sample)], ids=["gaussian", "banana"]
+)
 def test_barker_invariance_with_fixed_step_size(target, sampler):
     testing.assert_invariance(mc.barker(0.8, adapt=False), target, sampler, num_chains=4000, num_steps=5)
 

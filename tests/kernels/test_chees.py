@@ -5,6 +5,7 @@ moment z-scores); moments within 4 MCSE after the ensemble warmup on the 100-d G
 scales over two decades; the pooled adaptation gives every chain the same tunables and a
 metric near the true variances; ChEES nests in compose.  Seeds fixed.
 """
+
 import sys
 from pathlib import Path
 
@@ -20,8 +21,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gradient_targets import GAUSS10, SCALES, gaussian_100, run  # noqa: E402
 
 
-@pytest.mark.parametrize("kwargs", [dict(step_size=0.0), dict(trajectory_length=-1.0), dict(target_accept=1.0),
-                                    dict(learning_rate=0.0), dict(max_num_steps=0), dict(max_energy_error=0.0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(step_size=0.0),
+        dict(trajectory_length=-1.0),
+        dict(target_accept=1.0),
+        dict(learning_rate=0.0),
+        dict(max_num_steps=0),
+        dict(max_energy_error=0.0),
+    ],
+)
 def test_bad_settings_raise(kwargs):
     with pytest.raises(ValueError):
         chees_hmc(**kwargs)
@@ -56,8 +66,9 @@ def test_gaussian_100d_ensemble_adaptation():
 def test_nests_in_compose_and_pools_per_inner_kernel():
     import mcgen as mc
 
-    res = run(GAUSS10.logdensity_fn, mc.compose(chees_hmc(), mc.rwmh()), init=GAUSS10.init, chains=32,
-              samples=10, warmup=30)
+    res = run(
+        GAUSS10.logdensity_fn, mc.compose(chees_hmc(), mc.rwmh()), init=GAUSS10.init, chains=32, samples=10, warmup=30
+    )
     params = res.last_state.params["0"]
     for leaf in (params.step_size, params.trajectory_length, params.inverse_mass):
         np.testing.assert_array_equal(leaf, np.broadcast_to(leaf[:1], leaf.shape))

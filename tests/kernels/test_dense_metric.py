@@ -14,7 +14,6 @@ import pytest
 
 import mcgen as mc
 from mcgen import testing
-
 from tests.kernels.gradient_targets import GAUSS10, run
 
 # a metric that is neither the identity nor the target covariance: A = 0.7 Sigma + 0.3 R,
@@ -37,15 +36,15 @@ def test_invariance_with_a_non_diagonal_metric(name):
         params = state.params._replace(inverse_mass=METRIC, step_size=jnp.asarray(step_size, jnp.float32))
         return state._replace(params=params)
 
-    testing.assert_invariance(make(), GAUSS10.logdensity_fn, GAUSS10.sample, num_chains=4000, num_steps=3,
-                              state_fn=with_metric)
+    testing.assert_invariance(
+        make(), GAUSS10.logdensity_fn, GAUSS10.sample, num_chains=4000, num_steps=3, state_fn=with_metric
+    )
 
 
 def test_warmup_adapts_a_dense_metric_and_samples_the_target():
     # HMC: its warmup draws are nearly independent, so the metric estimate is accurate (MALA's
     # are strongly autocorrelated; its dense path is covered by the invariance test above)
-    res = run(GAUSS10.logdensity_fn, mc.hmc(10, mass="dense"), init=GAUSS10.init, chains=4, samples=1000,
-              warmup=1000)
+    res = run(GAUSS10.logdensity_fn, mc.hmc(10, mass="dense"), init=GAUSS10.init, chains=4, samples=1000, warmup=1000)
     adapted = np.asarray(res.last_state.params.inverse_mass)
     assert adapted.shape == (4, 10, 10)
     cov = np.asarray(GAUSS10.cov)
@@ -73,4 +72,5 @@ def test_dense_factors_have_the_right_covariances():
     np.testing.assert_allclose(m @ m.T, np.linalg.inv(a), rtol=1e-3, atol=1e-3)
     r = np.random.default_rng(1).standard_normal(10)
     assert float(inverse_mass_quadratic(METRIC)(jnp.asarray(r, jnp.float32))) == pytest.approx(
-        r @ np.linalg.solve(a, r), rel=1e-4)
+        r @ np.linalg.solve(a, r), rel=1e-4
+    )

@@ -4,6 +4,7 @@ A log-density of many equations runs behind a ``cond`` (see ``_integrators.fence
 does not duplicate it into wide consumers.  The fence must not change a single bit of a draw:
 NUTS and MALA runs with every log-density fenced equal runs with none fenced.
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -63,8 +64,17 @@ def _logdensity(x):
 @pytest.mark.parametrize("kernel", [mc.nuts(), mc.mala()], ids=["nuts", "mala"])
 def test_fenced_runs_draw_the_same_bits(monkeypatch, kernel):
     def run():
-        return mc.run_chains(_logdensity, kernel, init=jnp.zeros(3), num_chains=2, num_samples=60,
-                             num_warmup=60, seed=4, progress=False, warn=False)
+        return mc.run_chains(
+            _logdensity,
+            kernel,
+            init=jnp.zeros(3),
+            num_chains=2,
+            num_samples=60,
+            num_warmup=60,
+            seed=4,
+            progress=False,
+            warn=False,
+        )
 
     monkeypatch.setattr(_integrators, "FENCE_MIN_EQUATIONS", 10**9)
     plain = run()

@@ -14,14 +14,32 @@ import pytest
 
 from mcgen import testing
 from mcgen.kernels.hmc import hmc
+from tests.kernels.gradient_targets import (
+    EIGHT,
+    EIGHT_SITES,
+    EIGHT_TARGET,
+    GAUSS10,
+    LOGI,
+    SCALES,
+    assert_matches_reference,
+    gaussian_100,
+    logistic,
+    run,
+)
 
-from tests.kernels.gradient_targets import (EIGHT, EIGHT_SITES, EIGHT_TARGET, GAUSS10, LOGI, SCALES,
-                                            assert_matches_reference, gaussian_100, logistic, run)
 
-
-@pytest.mark.parametrize("kwargs", [dict(num_integration_steps=0), dict(num_integration_steps=2.0),
-                                    dict(mass="unit"), dict(step_size=0.0), dict(jitter=1.0), dict(jitter=-0.1),
-                                    dict(target_accept=0.0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(num_integration_steps=0),
+        dict(num_integration_steps=2.0),
+        dict(mass="unit"),
+        dict(step_size=0.0),
+        dict(jitter=1.0),
+        dict(jitter=-0.1),
+        dict(target_accept=0.0),
+    ],
+)
 def test_bad_settings_raise(kwargs):
     with pytest.raises(ValueError):
         hmc(**kwargs)

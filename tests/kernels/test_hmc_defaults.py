@@ -14,7 +14,6 @@ import pytest
 
 import mcgen as mc
 from mcgen import testing
-
 from tests.kernels.gradient_targets import run
 
 L = 10

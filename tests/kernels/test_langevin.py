@@ -15,16 +15,25 @@ import pytest
 
 from mcgen import testing
 from mcgen.kernels.langevin import mala, ula, ula_step
-
-from tests.kernels.gradient_targets import (EIGHT, EIGHT_SITES, EIGHT_TARGET, GAUSS10, LOGI, SCALES,
-                              assert_matches_reference, gaussian_100, logistic, run)
-
+from tests.kernels.gradient_targets import (
+    EIGHT,
+    EIGHT_SITES,
+    EIGHT_TARGET,
+    GAUSS10,
+    LOGI,
+    SCALES,
+    assert_matches_reference,
+    gaussian_100,
+    logistic,
+    run,
+)
 
 # ----------------------------------------------------------------------------- MALA
 
 
-@pytest.mark.parametrize("kwargs", [dict(step_size=0.0), dict(step_size=-0.1), dict(mass="identity"),
-                                    dict(target_accept=1.5)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(step_size=0.0), dict(step_size=-0.1), dict(mass="identity"), dict(target_accept=1.5)]
+)
 def test_mala_bad_settings_raise(kwargs):
     with pytest.raises(ValueError):
         mala(**kwargs)
@@ -32,8 +41,9 @@ def test_mala_bad_settings_raise(kwargs):
 
 @pytest.mark.parametrize("mass", ["diag", "dense"])
 def test_mala_invariance_with_fixed_step_size(mass):
-    testing.assert_invariance(mala(0.5, mass, adapt=False), GAUSS10.logdensity_fn, GAUSS10.sample,
-                              num_chains=4000, num_steps=5)
+    testing.assert_invariance(
+        mala(0.5, mass, adapt=False), GAUSS10.logdensity_fn, GAUSS10.sample, num_chains=4000, num_steps=5
+    )
 
 
 def test_mala_correlated_gaussian_moments():

@@ -5,6 +5,7 @@ The isokinetic velocity update against its small-step limit; invariance of the f
 4 MCSE after the ensemble warmup on the 100-d Gaussian with scales over two decades; pooled
 tunables.  Seeds fixed.
 """
+
 import sys
 from pathlib import Path
 
@@ -20,8 +21,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gradient_targets import GAUSS10, SCALES, gaussian_100, run  # noqa: E402
 
 
-@pytest.mark.parametrize("kwargs", [dict(step_size=0.0), dict(trajectory_length=-1.0), dict(target_accept=1.0),
-                                    dict(length_factor=0.0), dict(max_num_steps=0), dict(max_energy_error=0.0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(step_size=0.0),
+        dict(trajectory_length=-1.0),
+        dict(target_accept=1.0),
+        dict(length_factor=0.0),
+        dict(max_num_steps=0),
+        dict(max_energy_error=0.0),
+    ],
+)
 def test_bad_settings_raise(kwargs):
     with pytest.raises(ValueError):
         mams(**kwargs)

@@ -7,6 +7,7 @@ invariance check starts 4000 independent chains at exact draws and tests that a 
 keep them distributed as the target.  Seeds are fixed; ``planted_bug`` fixtures (see
 ``test_planted_bugs.py``) show these checks fail on a wrong acceptance ratio.
 """
+
 import warnings
 
 import jax
@@ -67,8 +68,17 @@ def _run(name, case, seed=1):
     kernel = KERNELS[name] if name != "independent_mh" else _independent_kernel(target)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mc.SamplingWarning)
-        return target, mc.run_chains(target.logdensity_fn, kernel, init=target.init, num_chains=chains,
-                                     num_samples=samples, num_warmup=1000, thin=thin, seed=seed, progress=False)
+        return target, mc.run_chains(
+            target.logdensity_fn,
+            kernel,
+            init=target.init,
+            num_chains=chains,
+            num_samples=samples,
+            num_warmup=1000,
+            thin=thin,
+            seed=seed,
+            progress=False,
+        )
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -119,8 +129,9 @@ def test_nan_logdensity_is_a_counted_rejection():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mc.SamplingWarning)
-        res = mc.run_chains(logdensity, mc.rwmh(1.0), init=jnp.zeros(()), num_chains=4, num_samples=2000,
-                            num_warmup=0, progress=False)
+        res = mc.run_chains(
+            logdensity, mc.rwmh(1.0), init=jnp.zeros(()), num_chains=4, num_samples=2000, num_warmup=0, progress=False
+        )
     assert np.all(np.isfinite(res.samples))
     assert res.stats["is_nonfinite"].sum() > 100
     assert np.all(res.samples <= 1.5)

@@ -16,17 +16,34 @@ import pytest
 
 from mcgen import testing
 from mcgen.kernels.nuts import nuts
-
-from tests.kernels.gradient_targets import (EIGHT, EIGHT_SITES, EIGHT_TARGET, GAUSS10, LOGI, SCALES,
-                                            assert_matches_reference, gaussian_100, logistic, run)
-
+from tests.kernels.gradient_targets import (
+    EIGHT,
+    EIGHT_SITES,
+    EIGHT_TARGET,
+    GAUSS10,
+    LOGI,
+    SCALES,
+    assert_matches_reference,
+    gaussian_100,
+    logistic,
+    run,
+)
 
 # ----------------------------------------------------------------------------- settings
 
 
-@pytest.mark.parametrize("kwargs", [dict(max_tree_depth=0), dict(max_tree_depth=2.5), dict(mass="full"),
-                                    dict(step_size=0.0), dict(step_size=-1.0), dict(target_accept=1.0),
-                                    dict(max_energy_error=0.0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(max_tree_depth=0),
+        dict(max_tree_depth=2.5),
+        dict(mass="full"),
+        dict(step_size=0.0),
+        dict(step_size=-1.0),
+        dict(target_accept=1.0),
+        dict(max_energy_error=0.0),
+    ],
+)
 def test_bad_settings_raise(kwargs):
     with pytest.raises(ValueError):
         nuts(**kwargs)
@@ -52,8 +69,9 @@ def test_constructor_is_cached():
 
 @pytest.mark.parametrize("mass", ["diag", "dense"])
 def test_invariance_with_fixed_step_size(mass):
-    testing.assert_invariance(nuts(mass=mass, step_size=0.6, adapt=False), GAUSS10.logdensity_fn, GAUSS10.sample,
-                              num_chains=4000, num_steps=3)
+    testing.assert_invariance(
+        nuts(mass=mass, step_size=0.6, adapt=False), GAUSS10.logdensity_fn, GAUSS10.sample, num_chains=4000, num_steps=3
+    )
 
 
 def quartic(x):  # p(x) ~ exp(-x^4 / 4): the oscillation period depends on the energy
@@ -69,8 +87,7 @@ def quartic_sample(key, n):
 def test_invariance_on_a_quartic_target():
     # On Gaussians every orbit has the same period, which hides a trajectory built in the wrong
     # time direction; an energy-dependent period exposes it.
-    testing.assert_invariance(nuts(step_size=0.6, adapt=False), quartic, quartic_sample, num_chains=8000,
-                              num_steps=5)
+    testing.assert_invariance(nuts(step_size=0.6, adapt=False), quartic, quartic_sample, num_chains=8000, num_steps=5)
 
 
 @pytest.mark.parametrize("mass", ["diag", "dense"])
@@ -148,16 +165,18 @@ def test_vmap_and_jit_match_single_chain():
     keys = jax.random.split(jax.random.key(3), 3)
     positions = target.sample(jax.random.key(4), 3)
     step = jax.jit(lambda k, s: kernel.step(k, s, target.logdensity_fn))
-    batched = jax.jit(jax.vmap(lambda k, x: kernel.step(k, kernel.init(x, target.logdensity_fn),
-                                                         target.logdensity_fn)))(keys, positions)
+    batched = jax.jit(
+        jax.vmap(lambda k, x: kernel.step(k, kernel.init(x, target.logdensity_fn), target.logdensity_fn))
+    )(keys, positions)
     for i in range(3):
         single = step(keys[i], kernel.init(positions[i], target.logdensity_fn))
         np.testing.assert_allclose(batched[0].position[i], single[0].position, rtol=1e-5, atol=1e-5)
         assert int(batched[1].num_grad_evals[i]) == int(single[1].num_grad_evals)
 
 
-@pytest.mark.parametrize("rows,dim,batch", [(6, 100, 4), (18, 100, 4), (6, 10, 128), (18, 10, 128),
-                                            (4, 1000, 1), (2, 7, 600)])
+@pytest.mark.parametrize(
+    "rows,dim,batch", [(6, 100, 4), (18, 100, 4), (6, 10, 128), (18, 10, 128), (4, 1000, 1), (2, 7, 600)]
+)
 def test_rowdots_pieces_equal_the_product(rows, dim, batch):
     """The U-turn inner products, split into pieces by batch size, equal ``rows @ x``."""
     from mcgen.kernels._trajectory import _rowdots

@@ -1,4 +1,5 @@
 """The fused random-number helpers match ``jax.random`` (bit for bit where promised)."""
+
 import os
 import subprocess
 import sys
@@ -12,8 +13,7 @@ import scipy.stats
 
 from mcgen.kernels import _random
 
-KEYS = {"typed": jax.random.key(3), "raw": jax.random.PRNGKey(7),
-        "derived": jax.random.fold_in(jax.random.key(11), 5)}
+KEYS = {"typed": jax.random.key(3), "raw": jax.random.PRNGKey(7), "derived": jax.random.fold_in(jax.random.key(11), 5)}
 
 
 def _data(k):
@@ -21,12 +21,15 @@ def _data(k):
 
 
 @pytest.mark.parametrize("name", KEYS)
-@pytest.mark.parametrize("ours, theirs, args", [
-    (_random.split, jax.random.split, (3,)),
-    (_random.fold_in, jax.random.fold_in, (17,)),
-    (_random.uniform, jax.random.uniform, ((5, 3),)),
-    (_random.uniform, jax.random.uniform, ((), jnp.float32, -1.0, 1.0)),
-])
+@pytest.mark.parametrize(
+    "ours, theirs, args",
+    [
+        (_random.split, jax.random.split, (3,)),
+        (_random.fold_in, jax.random.fold_in, (17,)),
+        (_random.uniform, jax.random.uniform, ((5, 3),)),
+        (_random.uniform, jax.random.uniform, ((), jnp.float32, -1.0, 1.0)),
+    ],
+)
 def test_bit_for_bit(name, ours, theirs, args):
     key = KEYS[name]
     a = jax.jit(lambda k: ours(k, *args))(key)
@@ -70,10 +73,12 @@ def test_other_generators_fall_back_to_jax_random():
 
 
 def test_float64_under_x64():
-    code = ("import jax, numpy as np\nfrom mcgen.kernels import _random\nk = jax.random.key(2)\n"
-            "np.testing.assert_array_equal(_random.uniform(k, (9,), 'float64'), jax.random.uniform(k, (9,), 'float64'))\n"
-            "np.testing.assert_array_equal(_random.normal(k, (9,), 'float64'), jax.random.normal(k, (9,), 'float64'))\n"
-            "assert _random.uniform(k, (9,), 'float64').dtype == np.float64\n")
+    code = (
+        "import jax, numpy as np\nfrom mcgen.kernels import _random\nk = jax.random.key(2)\n"
+        "np.testing.assert_array_equal(_random.uniform(k, (9,), 'float64'), jax.random.uniform(k, (9,), 'float64'))\n"
+        "np.testing.assert_array_equal(_random.normal(k, (9,), 'float64'), jax.random.normal(k, (9,), 'float64'))\n"
+        "assert _random.uniform(k, (9,), 'float64').dtype == np.float64\n"
+    )
     env = {**os.environ, "JAX_ENABLE_X64": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

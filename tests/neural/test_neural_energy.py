@@ -1,4 +1,5 @@
 """energy_logdensity and score helpers."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,8 +10,7 @@ from mcgen.neural import energy_logdensity, energy_score_fn, score_fn_from_logde
 
 def _mlp_init(key, sizes):
     keys = jax.random.split(key, len(sizes) - 1)
-    return [(jax.random.normal(k, (m, n)) / np.sqrt(m), jnp.zeros(n))
-            for k, m, n in zip(keys, sizes[:-1], sizes[1:])]
+    return [(jax.random.normal(k, (m, n)) / np.sqrt(m), jnp.zeros(n)) for k, m, n in zip(keys, sizes[:-1], sizes[1:])]
 
 
 def _mlp_energy(params, x):
@@ -41,8 +41,7 @@ def test_network_with_params_jit_vmap_grad():
     np.testing.assert_allclose(vals, ref, rtol=1e-5)
     score = energy_score_fn(_mlp_energy, params, temperature=0.5)
     np.testing.assert_allclose(jax.vmap(score)(x), jax.vmap(jax.grad(logdensity))(x), rtol=1e-5)
-    np.testing.assert_allclose(jax.vmap(score_fn_from_logdensity(logdensity))(x),
-                               jax.vmap(score)(x), rtol=1e-6)
+    np.testing.assert_allclose(jax.vmap(score_fn_from_logdensity(logdensity))(x), jax.vmap(score)(x), rtol=1e-6)
 
 
 def test_pytree_position():

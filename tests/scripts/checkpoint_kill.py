@@ -12,6 +12,7 @@ DIE makes this process kill itself with SIGKILL in the middle of a write:
 ``draws:N``: after the N-th draws write has stored half of its chains.
 Imported by the test for ``RUNS`` and ``run`` (the reference runs, without a checkpoint).
 """
+
 import os
 import pathlib
 import signal
@@ -38,13 +39,28 @@ def _bimodal(x):
 
 
 RUNS = {
-    "nuts": (_gauss, mc.nuts(max_tree_depth=4), dict(init=jnp.zeros(2), num_chains=3, num_samples=60,
-                                                      num_warmup=40, chunk_size=8, seed=11)),
-    "gibbs": (_pair, mc.gibbs({"a": mc.rwmh(), "b": mc.rwmh()}),
-              dict(init={"a": jnp.zeros(()), "b": jnp.zeros(())}, num_chains=4, num_samples=80, num_warmup=30,
-                   chunk_size=9, seed=12)),
-    "pt": (_bimodal, mc.parallel_tempering(mc.rwmh(), num_temps=3),
-           dict(init=jnp.zeros(1), num_chains=2, num_samples=70, num_warmup=30, chunk_size=7, seed=13)),
+    "nuts": (
+        _gauss,
+        mc.nuts(max_tree_depth=4),
+        dict(init=jnp.zeros(2), num_chains=3, num_samples=60, num_warmup=40, chunk_size=8, seed=11),
+    ),
+    "gibbs": (
+        _pair,
+        mc.gibbs({"a": mc.rwmh(), "b": mc.rwmh()}),
+        dict(
+            init={"a": jnp.zeros(()), "b": jnp.zeros(())},
+            num_chains=4,
+            num_samples=80,
+            num_warmup=30,
+            chunk_size=9,
+            seed=12,
+        ),
+    ),
+    "pt": (
+        _bimodal,
+        mc.parallel_tempering(mc.rwmh(), num_temps=3),
+        dict(init=jnp.zeros(1), num_chains=2, num_samples=70, num_warmup=30, chunk_size=7, seed=13),
+    ),
 }
 
 
@@ -58,8 +74,14 @@ def run(name, **extra):
 def arrays(res) -> dict:
     out = {f"sample_{i}": np.asarray(x) for i, x in enumerate(jax.tree_util.tree_leaves(res.samples))}
     out.update({f"stat_{k}": np.asarray(v) for k, v in res.stats.items()})
-    out.update({f"state_{i}": np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-                                         else x) for i, x in enumerate(jax.tree_util.tree_leaves(res.last_state))})
+    out.update(
+        {
+            f"state_{i}": np.asarray(
+                jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
+            )
+            for i, x in enumerate(jax.tree_util.tree_leaves(res.last_state))
+        }
+    )
     return out
 
 
@@ -88,7 +110,7 @@ def _die_in(spec: str) -> None:
                 block = np.swapaxes(np.asarray(chunk), 0, 1)[keep]
                 half = max(1, block.shape[0] // 2)
                 wrong = np.logical_not(block[:half]) if block.dtype == np.bool_ else block[:half] + 1
-                array[:half, t0:t0 + block.shape[1]] = wrong  # half of the chains written, and wrong
+                array[:half, t0 : t0 + block.shape[1]] = wrong  # half of the chains written, and wrong
                 os.kill(os.getpid(), signal.SIGKILL)
             return original(array, t0, chunk, keep)
 

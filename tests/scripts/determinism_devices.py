@@ -5,6 +5,7 @@ XLA_FLAGS=--xla_force_host_platform_device_count=8 (the flag must be set before 
 ``python -m tests.scripts.determinism_devices`` from the repository root.
 Sharded compiles are slow on CPU, so the subset is small; tests/test_sharding.py covers rwmh
 and adaptive_mh."""
+
 import json
 
 import jax

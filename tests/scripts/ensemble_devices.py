@@ -5,6 +5,7 @@ XLA_FLAGS=--xla_force_host_platform_device_count=8.
 12 chains run as 12 on one device and as 16 on eight (two per device, 4 padding chains), so
 the pooled statistics only agree if padding is excluded.
 """
+
 import json
 import pathlib
 import sys
@@ -28,16 +29,22 @@ def logdensity(x):
 # (kernel, warmup steps): ChEES's ensemble warmup is a nonlinear system (shared step size,
 # accept thresholds) that amplifies rounding differences about tenfold every five steps, so it
 # is compared after 5 steps, where agreement to rounding is what can be asserted.
-kernels = {"pooled_rwmh": (pooled_rwmh(), 60), "raw_pooled_rwmh": (pooled_rwmh(raw=True), 60),
-           "chees_hmc": (mc.chees_hmc(), 5)}
+kernels = {
+    "pooled_rwmh": (pooled_rwmh(), 60),
+    "raw_pooled_rwmh": (pooled_rwmh(raw=True), 60),
+    "chees_hmc": (mc.chees_hmc(), 5),
+}
 run = dict(init=jnp.ones(3), num_chains=12, num_samples=2, progress=False, seed=1, init_jitter=1.0, warn=False)
 out = {"num_devices": len(jax.devices())}
 for name, (kernel, num_warmup) in kernels.items():
     one = mc.run_chains(logdensity, kernel, devices=jax.devices()[:1], num_warmup=num_warmup, **run)
     eight = mc.run_chains(logdensity, kernel, num_warmup=num_warmup, **run)
-    diffs = [float(np.max(np.abs(a - b) / (np.abs(a) + 1e-30)))
-             for a, b in zip(jax.tree_util.tree_leaves(one.last_state.params),
-                             jax.tree_util.tree_leaves(eight.last_state.params))]
+    diffs = [
+        float(np.max(np.abs(a - b) / (np.abs(a) + 1e-30)))
+        for a, b in zip(
+            jax.tree_util.tree_leaves(one.last_state.params), jax.tree_util.tree_leaves(eight.last_state.params)
+        )
+    ]
     sharded = len(jax.tree_util.tree_leaves(eight.last_state)[0].sharding.device_set) == 8
     out[name] = {"max_rel_diff": max(diffs), "sharded": sharded}
 json.dump(out, sys.stdout)

@@ -5,6 +5,7 @@ Each process has 2 simulated CPU devices (XLA_FLAGS set by the caller), so the c
 sharded over 4 devices in 2 processes.  Writes OUT_DIR/process_<id>.npz with the gathered
 draws and the process-local draws.
 """
+
 import sys
 import warnings
 
@@ -12,8 +13,9 @@ import jax
 
 jax.config.update("jax_cpu_collectives_implementation", "gloo")
 process_id, num_processes, port, out_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=num_processes, process_id=process_id,
-                           initialization_timeout=60)
+jax.distributed.initialize(
+    f"127.0.0.1:{port}", num_processes=num_processes, process_id=process_id, initialization_timeout=60
+)
 
 import numpy as np  # noqa: E402
 
@@ -26,7 +28,13 @@ run = dict(init=target.init, num_chains=8, num_samples=40, num_warmup=30, progre
 full = mc.run_chains(target.logdensity_fn, mc.rwmh(), **run)
 local = mc.run_chains(target.logdensity_fn, mc.rwmh(), gather=False, **run)
 idata = full.to_arviz()
-np.savez(f"{out_dir}/process_{process_id}.npz", loc=full.samples["loc"], log_scale=full.samples["log_scale"],
-         local_loc=local.samples["loc"], local_ids=local.chain_ids, num_devices=len(jax.devices()),
-         arviz_shape=np.array(idata.posterior["loc"].shape))
+np.savez(
+    f"{out_dir}/process_{process_id}.npz",
+    loc=full.samples["loc"],
+    log_scale=full.samples["log_scale"],
+    local_loc=local.samples["loc"],
+    local_ids=local.chain_ids,
+    num_devices=len(jax.devices()),
+    arviz_shape=np.array(idata.posterior["loc"].shape),
+)
 jax.distributed.shutdown()

@@ -3,6 +3,7 @@
 Started by tests/test_sharding.py in a subprocess with
 XLA_FLAGS=--xla_force_host_platform_device_count=8 (the flag must be set before JAX starts).
 """
+
 import json
 import sys
 import warnings
@@ -22,14 +23,17 @@ for name, kernel in kernels.items():
     ref = mc.run_chains(target.logdensity_fn, kernel, chain_method="vectorized", **run)
     for n in (1, 2, 4, 8):
         res = mc.run_chains(target.logdensity_fn, kernel, devices=jax.devices()[:n], **run)
-        same = all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(ref.samples),
-                                                        jax.tree_util.tree_leaves(res.samples)))
+        same = all(
+            np.array_equal(a, b)
+            for a, b in zip(jax.tree_util.tree_leaves(ref.samples), jax.tree_util.tree_leaves(res.samples))
+        )
         out[f"{name}_{n}"] = same
     # the default on 8 devices is sharded; the last state lives across the devices
     res = mc.run_chains(target.logdensity_fn, kernel, **run)
     out[f"{name}_default_sharded"] = len(res.last_state.position["loc"].sharding.device_set) == 8
-    cont = mc.run_chains(target.logdensity_fn, kernel, init=res, num_chains=12, num_samples=10,
-                         progress=False, warn=False)
+    cont = mc.run_chains(
+        target.logdensity_fn, kernel, init=res, num_chains=12, num_samples=10, progress=False, warn=False
+    )
     out[f"{name}_resume"] = cont.samples["loc"].shape == (12, 10, 2)
 seq = mc.run_chains(target.logdensity_fn, mc.rwmh(), chain_method="sequential", **run)
 vec = mc.run_chains(target.logdensity_fn, mc.rwmh(), chain_method="vectorized", **run)
