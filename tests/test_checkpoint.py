@@ -21,6 +21,8 @@ import pytest
 import mcgen as mc
 from mcgen._driver import checkpoint as ckpt_module
 
+pytestmark = pytest.mark.exact_bits  # run under XLA's default optimization (dev.py test)
+
 SCRIPTS = pathlib.Path(__file__).parent / "scripts"
 _spec = importlib.util.spec_from_file_location("checkpoint_kill", SCRIPTS / "checkpoint_kill.py")
 kill_script = importlib.util.module_from_spec(_spec)

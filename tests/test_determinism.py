@@ -16,6 +16,8 @@ import pytest
 
 from tests.determinism_cases import CASES, first_chains_equal, run
 
+pytestmark = pytest.mark.exact_bits  # run under XLA's default optimization (dev.py test)
+
 # 1 vs 8 devices: a subset (sharded compiles are slow on CPU), see scripts/determinism_devices.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -17,6 +17,8 @@ import mcgen as mc
 from mcgen.adaptation.ensemble import chain_mean, chain_sum, num_chains
 from tests.ensemble_kernels import pooled_rwmh
 
+pytestmark = pytest.mark.exact_bits  # run under XLA's default optimization (dev.py test)
+
 SCRIPTS = pathlib.Path(__file__).parent / "scripts"
 
 

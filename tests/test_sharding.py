@@ -16,6 +16,8 @@ import pytest
 import mcgen as mc
 from mcgen import testing
 
+pytestmark = pytest.mark.exact_bits  # run under XLA's default optimization (dev.py test)
+
 SCRIPTS = pathlib.Path(__file__).parent / "scripts"
 
 

@@ -14,6 +14,8 @@ import mcgen as mc
 from mcgen.kernels import _integrators
 from mcgen.run import clear_cache
 
+pytestmark = pytest.mark.exact_bits  # run under XLA's default optimization (dev.py test)
+
 
 def _has_cond(jaxpr) -> bool:
     for eqn in jaxpr.eqns:

@@ -13,6 +13,8 @@ import scipy.stats
 
 from mcgen.kernels import _random
 
+pytestmark = pytest.mark.exact_bits  # run under XLA's default optimization (dev.py test)
+
 KEYS = {"typed": jax.random.key(3), "raw": jax.random.PRNGKey(7), "derived": jax.random.fold_in(jax.random.key(11), 5)}
 
 
