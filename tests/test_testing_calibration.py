@@ -10,6 +10,7 @@ whole module runs in well under a minute.  Seeds fixed.
 """
 
 import pathlib
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +21,10 @@ from scipy import stats
 
 import mcgen as mc
 from mcgen import testing
+from mcgen.testing.sbc import _ranks
 from mcgen.types import Kernel
+from tests.joint_gaussian import logdensity, prior, simulate
+from tests.test_geweke import tempered
 
 TAIL = 1e-4  # each binomial bound is exceeded by a calibrated helper with probability < 1e-4
 
@@ -252,3 +256,110 @@ def test_bayesnet_query_mcse_is_calibrated(method, evidence):
     n = zs.size  # two variables per seed: nearly independent (lung and bronc are d-separated given smoke)
     assert_rate(int(np.sum(zs > 1)), n, 2 * stats.norm.sf(1), f"{method} |z| > 1")
     assert_rate(int(np.sum(zs > 2)), n, 2 * stats.norm.sf(2), f"{method} |z| > 2")
+
+
+def test_mcmc_mean_mcse_is_calibrated_on_autocorrelated_chains():
+    # the MCSE behind every moment check (ESS-based, ArviZ) on the draws it is used for:
+    # exact AR(1) chains x_t = 0.8 x_{t-1} + 0.6 e_t started at stationarity (N(0, 1) marginal,
+    # integrated autocorrelation time 9), 4 chains of 1000 draws, 300 seeds.  z = mean / MCSE
+    # must behave like N(0, 1): an iid MCSE (sd / sqrt(N), 3x too small) or one inflated 1.5x
+    # fails the bounds.
+    n, rho = 300, 0.8
+    rng = np.random.default_rng(5)
+    e = rng.standard_normal((n, 4, 1000))
+    x = np.empty_like(e)
+    x[..., 0] = e[..., 0]
+    for t in range(1, 1000):  # (a recursion over time; vectorized over seeds and chains)
+        x[..., t] = rho * x[..., t - 1] + np.sqrt(1 - rho**2) * e[..., t]
+    zs = np.abs([testing.check_moments(x[s, :, :, None], np.zeros(1)).mean_z[0] for s in range(n)])
+    assert_rate(int(np.sum(zs > 1)), n, 2 * stats.norm.sf(1), "MCMC mean |z| > 1")
+    assert_rate(int(np.sum(zs > 2)), n, 2 * stats.norm.sf(2), "MCMC mean |z| > 2")
+
+
+# ----------------------------------------------------------------------------- SBC
+
+
+class _Position(NamedTuple):
+    position: jax.Array
+    logdensity: jax.Array
+
+
+def _exact_gaussian_kernel() -> Kernel:
+    """Each step is an independent exact draw from a Gaussian target, whatever the state: the
+    mean and precision come from the gradient and Hessian of the log-density (one Newton step)."""
+
+    def init(x, f):
+        return _Position(x, f(x))
+
+    def step(key, state, f):
+        x = state.position
+        chol = jnp.linalg.cholesky(-jax.hessian(f)(x))
+        mean = x + jax.scipy.linalg.cho_solve((chol, True), jax.grad(f)(x))
+        draw = mean + jax.scipy.linalg.solve_triangular(chol.T, jax.random.normal(key, x.shape), lower=False)
+        return _Position(draw, f(draw)), None
+
+    return Kernel(init, step)
+
+
+EXACT_POSTERIOR = _exact_gaussian_kernel()
+
+
+def _sbc(kernel, seed, alpha=1e-3):
+    # tests/joint_gaussian.py: theta ~ N(0, I_2), 5 observations; 200 data sets, 19 draws each
+    # (20 bins of 10 expected ranks); the exact kernel needs no warmup and no thinning
+    return testing.sbc(
+        kernel,
+        prior,
+        simulate,
+        logdensity,
+        num_simulations=200,
+        num_draws=19,
+        thin=1,
+        num_warmup=0,
+        seed=seed,
+        alpha=alpha,
+    )
+
+
+def test_sbc_false_alarm_rate_with_an_exact_kernel():
+    # the whole of `sbc` (simulation, sampling, ranks, rank test) 200 times with an exact
+    # posterior sampler at alpha 0.1, Bonferroni over 2 independent coordinates: stated rate
+    # 1 - 0.95^2 (one compiled program for every seed)
+    n = 200
+    fails = sum(not _sbc(EXACT_POSTERIOR, s, alpha=0.1).passed for s in range(n))
+    assert_rate(fails, n, 1 - 0.95**2, "sbc false alarms")
+
+
+@pytest.mark.parametrize("beta", [0.4, 2.5], ids=["too_wide", "too_narrow"])
+def test_sbc_power_against_a_tempered_posterior(beta):
+    # the exact kernel on the posterior to the power beta: its sd is off by a factor 1.58
+    # (too wide or too narrow); default alpha 1e-3, 200 data sets
+    n = 30
+    bad = tempered(EXACT_POSTERIOR, beta)
+    fails = sum(not _sbc(bad, 100 + s).passed for s in range(n))
+    assert fails >= 0.9 * n, f"power {fails}/{n}"
+
+
+def _weighted_sbc(rng, factor, alpha, num_sims=200, num_draws=400, L=19):
+    """The ranking and decision of `sbc_direct` for weighted draws: theta ~ N(0, I_2), y ~ N(theta, I_2)
+    (one observation), importance draws from the prior with log weights ``factor * log p(y | theta)``
+    (1: the exact posterior, effective sample size about 180)."""
+    theta = rng.standard_normal((num_sims, 2))
+    y = theta + rng.standard_normal((num_sims, 2))
+    draws = rng.standard_normal((num_sims, num_draws, 2))
+    log_w = -0.5 * factor * np.sum((y[:, None] - draws) ** 2, axis=-1)
+    ranks = _ranks(theta, draws, rng, log_w, L)
+    return testing.SBCReport(ranks, L, testing.rank_uniformity(ranks, L), alpha, ["a", "b"])
+
+
+def test_sbc_direct_weighted_ranks_false_alarm_rate_and_power():
+    # self-normalized importance draws ranked by their weighted CDF (sbc_direct's path for
+    # WeightedSamples): 200 seeds at alpha 0.1 fail at the stated 1 - 0.95^2; log weights
+    # tripled (a posterior sd 0.71x the true one) fail at least 90% of the time at 1e-3
+    rng = np.random.default_rng(6)
+    n = 200
+    fails = sum(not _weighted_sbc(rng, 1.0, 0.1).passed for _ in range(n))
+    assert_rate(fails, n, 1 - 0.95**2, "weighted SBC false alarms")
+    n = 30
+    fails = sum(not _weighted_sbc(rng, 3.0, 1e-3).passed for _ in range(n))
+    assert fails >= 0.9 * n, f"power {fails}/{n}"
