@@ -192,15 +192,14 @@ def test_check_invariance_power():
 # ----------------------------------------------------------------------------- reported error bars
 
 
-def test_importance_sampling_log_normalizer_mcse_is_calibrated():
-    # Z = 3: the target is 3 N(1, 0.5^2); proposal N(0, 2^2) (finite weight variance).  Over
-    # 300 seeds (estimate - log 3) / MCSE must behave like N(0, 1): the fractions beyond 1 and
-    # 2 MCSE within binomial bounds (an MCSE inflated 1.5x halves the first).
+def _log_normalizer_z_scores(n: int, seed: int = 0) -> np.ndarray:
+    """|estimate - log Z| / MCSE of importance sampling's log-normalizer over ``n`` seeds: Z = 3,
+    the target 3 N(1, 0.5^2), proposal N(0, 2^2) (finite weight variance), 2000 draws."""
+
     def log_target(x):
         return jnp.log(3.0) + dist.Normal(1.0, 0.5).log_prob(x)
 
     proposal = dist.Normal(0.0, 2.0)
-    n = 300
 
     @jax.jit
     @jax.vmap
@@ -208,20 +207,26 @@ def test_importance_sampling_log_normalizer_mcse_is_calibrated():
         est = mc.importance_sample(key, log_target, proposal, 2000).log_normalizer()
         return (est.mean - jnp.log(3.0)) / est.mcse
 
-    zs = np.abs(np.asarray(z_score(jax.random.split(jax.random.key(0), n))))
+    return np.abs(np.asarray(z_score(jax.random.split(jax.random.key(seed), n))))
+
+
+def test_importance_sampling_log_normalizer_mcse_is_calibrated():
+    # Over 300 seeds (estimate - log 3) / MCSE must behave like N(0, 1): the fractions beyond 1
+    # and 2 MCSE within binomial bounds (an MCSE inflated 1.5x halves the first).
+    n = 300
+    zs = _log_normalizer_z_scores(n)
     assert_rate(int(np.sum(zs > 1)), n, 2 * stats.norm.sf(1), "log-normalizer |z| > 1")
     assert_rate(int(np.sum(zs > 2)), n, 2 * stats.norm.sf(2), "log-normalizer |z| > 2")
 
 
-def test_snis_expectation_mcse_is_calibrated():
-    # the same target and proposal, self-normalized: E[x] = 1 and E[x^2] = 1.25.  Over 300
-    # seeds (estimate - truth) / MCSE of each behaves like N(0, 1) (the delta-method MCSE
-    # centers f at the estimate; an uncentered one is several times too large)
+def _snis_z_scores(n: int, seed: int = 1) -> np.ndarray:
+    """|estimate - truth| / MCSE ``(n, 2)`` of self-normalized E[x] = 1 and E[x^2] = 1.25 under
+    N(1, 0.5^2), proposal N(0, 2^2), 2000 draws, over ``n`` seeds."""
+
     def log_target(x):
         return dist.Normal(1.0, 0.5).log_prob(x)
 
     proposal = dist.Normal(0.0, 2.0)
-    n = 300
 
     @jax.jit
     @jax.vmap
@@ -230,7 +235,14 @@ def test_snis_expectation_mcse_is_calibrated():
         est = ws.expectation(lambda x: jnp.stack([x, x**2]))
         return (est.mean - jnp.array([1.0, 1.25])) / est.mcse
 
-    zs = np.abs(np.asarray(z_scores(jax.random.split(jax.random.key(1), n))))
+    return np.abs(np.asarray(z_scores(jax.random.split(jax.random.key(seed), n))))
+
+
+def test_snis_expectation_mcse_is_calibrated():
+    # Over 300 seeds (estimate - truth) / MCSE of each behaves like N(0, 1) (the delta-method
+    # MCSE centers f at the estimate; an uncentered one is several times too large)
+    n = 300
+    zs = _snis_z_scores(n)
     for j, what in enumerate(["E[x]", "E[x^2]"]):
         assert_rate(int(np.sum(zs[:, j] > 1)), n, 2 * stats.norm.sf(1), f"SNIS {what} |z| > 1")
         assert_rate(int(np.sum(zs[:, j] > 2)), n, 2 * stats.norm.sf(2), f"SNIS {what} |z| > 2")
@@ -243,19 +255,34 @@ def test_snis_expectation_mcse_is_calibrated():
 def test_bayesnet_query_mcse_is_calibrated(method, evidence):
     # asia: P(lung | evidence) and P(bronc | evidence) against variable elimination; over 150
     # seeds of 2500 draws the z-scores (estimate - exact) / MCSE behave like N(0, 1)
+    zs = _bayesnet_z_scores(method, evidence, 150)
+    n = zs.size  # two variables per seed: nearly independent (lung and bronc are d-separated given smoke)
+    assert_rate(int(np.sum(zs > 1)), n, 2 * stats.norm.sf(1), f"{method} |z| > 1")
+    assert_rate(int(np.sum(zs > 2)), n, 2 * stats.norm.sf(2), f"{method} |z| > 2")
+
+
+def _bayesnet_z_scores(method: str, evidence: dict | None, n: int) -> np.ndarray:
+    """|estimate - exact| / MCSE of P(lung | evidence) and P(bronc | evidence) on asia, ``n`` seeds of 2500 draws."""
     from mcgen import bayesnet
 
     bn = bayesnet.read_bif(pathlib.Path(__file__).parent / "data" / "asia.bif")
     exact = bayesnet.query(bn, ["lung", "bronc"], evidence, method="exact")
     zs = []
-    for s in range(150):
+    for s in range(n):
         res = bayesnet.query(bn, ["lung", "bronc"], evidence, method=method, num_samples=2500, seed=s)
         for v in ("lung", "bronc"):
             zs.append((res.probs[v][0] - exact.probs[v][0]) / res.stderr[v][0])
-    zs = np.abs(np.array(zs))
-    n = zs.size  # two variables per seed: nearly independent (lung and bronc are d-separated given smoke)
-    assert_rate(int(np.sum(zs > 1)), n, 2 * stats.norm.sf(1), f"{method} |z| > 1")
-    assert_rate(int(np.sum(zs > 2)), n, 2 * stats.norm.sf(2), f"{method} |z| > 2")
+    return np.abs(np.array(zs))
+
+
+def _ar1_chains(rng, n_seeds: int, rho: float = 0.8) -> np.ndarray:
+    """Exact stationary AR(1) chains ``(seeds, 4, 1000)`` with N(0, 1) marginals."""
+    e = rng.standard_normal((n_seeds, 4, 1000))
+    x = np.empty_like(e)
+    x[..., 0] = e[..., 0]
+    for t in range(1, 1000):  # (a recursion over time; vectorized over seeds and chains)
+        x[..., t] = rho * x[..., t - 1] + np.sqrt(1 - rho**2) * e[..., t]
+    return x
 
 
 def test_mcmc_mean_mcse_is_calibrated_on_autocorrelated_chains():
@@ -264,13 +291,8 @@ def test_mcmc_mean_mcse_is_calibrated_on_autocorrelated_chains():
     # integrated autocorrelation time 9), 4 chains of 1000 draws, 300 seeds.  z = mean / MCSE
     # must behave like N(0, 1): an iid MCSE (sd / sqrt(N), 3x too small) or one inflated 1.5x
     # fails the bounds.
-    n, rho = 300, 0.8
-    rng = np.random.default_rng(5)
-    e = rng.standard_normal((n, 4, 1000))
-    x = np.empty_like(e)
-    x[..., 0] = e[..., 0]
-    for t in range(1, 1000):  # (a recursion over time; vectorized over seeds and chains)
-        x[..., t] = rho * x[..., t - 1] + np.sqrt(1 - rho**2) * e[..., t]
+    n = 300
+    x = _ar1_chains(np.random.default_rng(5), n)
     zs = np.abs([testing.check_moments(x[s, :, :, None], np.zeros(1)).mean_z[0] for s in range(n)])
     assert_rate(int(np.sum(zs > 1)), n, 2 * stats.norm.sf(1), "MCMC mean |z| > 1")
     assert_rate(int(np.sum(zs > 2)), n, 2 * stats.norm.sf(2), "MCMC mean |z| > 2")

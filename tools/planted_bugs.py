@@ -1,10 +1,11 @@
 """Plant known bugs in a copy of mcgen and check that the statistical tests catch each one.
 
-Usage: python tools/planted_bugs.py [--list | --check] [bug ...]
+Usage: python tools/planted_bugs.py [--list | --check] [--first] [bug ...]
 
 ``--check`` only confirms that every bug's pattern still occurs in its file (run it after a
 refactor or a reformat: a pattern that no longer matches is a bug the harness silently stops
-planting).
+planting).  ``--first`` stops each bug's tests at the first failure (``pytest -x``): enough for
+the verdict, and much faster when rerunning the whole list.
 
 Each bug is a (file, old, new) substitution applied to a fresh copy of ``mcgen/``, ``tests/``
 and ``benchmarks/`` (the reference models) in a temporary directory; pytest runs there, so the
@@ -399,7 +400,7 @@ BUGS = {
 }
 
 
-def run(name: str) -> None:
+def run(name: str, first: bool = False) -> None:
     path, old, new, tests = BUGS[name]
     with tempfile.TemporaryDirectory() as tmp:
         for folder in ("mcgen", "tests", "benchmarks"):  # the tests import the reference models
@@ -414,7 +415,8 @@ def run(name: str) -> None:
         # run from the temporary directory: `python -m` puts the working directory first on
         # sys.path, so the planted copy shadows the real package
         shutil.copy(ROOT / "pyproject.toml", pathlib.Path(tmp) / "pyproject.toml")
-        cmd = f"{sys.executable} -m pytest -q -rf -p no:cacheprovider --rootdir {tmp} {tests}"
+        stop = "-x " if first else ""
+        cmd = f"{sys.executable} -m pytest -q -rf {stop}-p no:cacheprovider --rootdir {tmp} {tests}"
         out = subprocess.run(cmd, shell=True, cwd=tmp, env=env, capture_output=True, text=True)
         failed = [
             line.split("::", 1)[-1].split(" ")[0] for line in out.stdout.splitlines() if line.startswith("FAILED")
@@ -438,5 +440,10 @@ if __name__ == "__main__":
         print(f"{len(BUGS) - len(stale)} of {len(BUGS)} patterns found")
         sys.exit(1 if stale else 0)
     else:
-        for bug in args or BUGS:
-            run(bug)
+        first = "--first" in args
+        names = [a for a in args if a != "--first"]
+        unknown = [n for n in names if n not in BUGS]
+        if unknown:
+            sys.exit(f"unknown bugs: {unknown} (see --list)")
+        for bug in names or BUGS:
+            run(bug, first)
