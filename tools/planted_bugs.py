@@ -1,10 +1,11 @@
 """Plant known bugs in a copy of mcgen and check that the statistical tests catch each one.
 
-Usage: python tools/planted_bugs.py [--list | --check] [bug ...]
+Usage: python tools/planted_bugs.py [--list | --check] [--first] [bug ...]
 
 ``--check`` only confirms that every bug's pattern still occurs in its file (run it after a
 refactor or a reformat: a pattern that no longer matches is a bug the harness silently stops
-planting).
+planting).  ``--first`` stops each bug's tests at the first failure (``pytest -x``): enough for
+the verdict, and much faster when rerunning the whole list.
 
 Each bug is a (file, old, new) substitution applied to a fresh copy of ``mcgen/``, ``tests/``
 and ``benchmarks/`` (the reference models) in a temporary directory; pytest runs there, so the
@@ -284,7 +285,7 @@ BUGS = {
         "mcgen/testing/sbc.py",
         "st, jax.random.split(k, thin))",
         "st, jax.random.split(k, 1))",
-        "tests/test_sbc.py -k 'sbc_passes or gibbs'",
+        "tests/test_sbc.py tests/test_testing_calibration.py -k 'sbc_passes or gibbs or thins'",
     ),
     "sbc_numpyro_truth_constrained": (
         "mcgen/testing/sbc.py",
@@ -367,10 +368,39 @@ BUGS = {
         "var = (x - mean) ** 2",
         "tests/kernels/test_mams.py -k ensemble",
     ),
+    # ---- issue 19, third round: lenient helpers, each caught by a calibration or power test
+    # SBC ranks the sampler's own last draw instead of the true parameter (any sampler passes)
+    "sbc_ranks_a_draw_not_the_truth": (
+        "mcgen/testing/sbc.py",
+        "ranks = _ranks(truth, draws, np.random.default_rng(seed))",
+        "ranks = _ranks(draws[:, -1], draws, np.random.default_rng(seed))",
+        "tests/test_testing_calibration.py -k sbc_power",
+    ),
+    # the rank test pools ranks into 2 bins (halves): blind to posteriors too wide or too narrow
+    "sbc_rank_test_two_bins": (
+        "mcgen/testing/sbc.py",
+        "return max(divisors)",
+        "return min(divisors)",
+        "tests/test_testing_calibration.py -k 'sbc_power or sbc_direct_weighted'",
+    ),
+    # the moment checks' MCSE ignores autocorrelation (sd / sqrt(N)): false alarms on MCMC draws
+    "moments_mcse_iid_formula": (
+        "mcgen/testing/_checks.py",
+        'out[j] = float(az.mcse(x[..., j], method="mean"))',
+        "out[j] = float(x[..., j].std() / np.sqrt(x[..., j].size))",
+        "tests/test_testing_calibration.py -k autocorrelated",
+    ),
+    # weighted SBC ranks with the weights' square root (a posterior too wide for the ranks)
+    "sbc_weighted_ranks_flattened": (
+        "mcgen/testing/sbc.py",
+        "    w = np.exp(log_weights - top)\n",
+        "    w = np.exp(0.5 * (log_weights - top))\n",
+        "tests/test_testing_calibration.py -k sbc_direct_weighted",
+    ),
 }
 
 
-def run(name: str) -> None:
+def run(name: str, first: bool = False) -> None:
     path, old, new, tests = BUGS[name]
     with tempfile.TemporaryDirectory() as tmp:
         for folder in ("mcgen", "tests", "benchmarks"):  # the tests import the reference models
@@ -385,7 +415,9 @@ def run(name: str) -> None:
         # run from the temporary directory: `python -m` puts the working directory first on
         # sys.path, so the planted copy shadows the real package
         shutil.copy(ROOT / "pyproject.toml", pathlib.Path(tmp) / "pyproject.toml")
-        cmd = f"{sys.executable} -m pytest -q -rf -p no:cacheprovider --rootdir {tmp} {tests}"
+        stop = "-x " if first else ""
+        # (pyproject's addopts already has -q: a second -q would drop the "N passed" summary)
+        cmd = f"{sys.executable} -m pytest -rf {stop}-p no:cacheprovider --rootdir {tmp} {tests}"
         out = subprocess.run(cmd, shell=True, cwd=tmp, env=env, capture_output=True, text=True)
         failed = [
             line.split("::", 1)[-1].split(" ")[0] for line in out.stdout.splitlines() if line.startswith("FAILED")
@@ -409,5 +441,10 @@ if __name__ == "__main__":
         print(f"{len(BUGS) - len(stale)} of {len(BUGS)} patterns found")
         sys.exit(1 if stale else 0)
     else:
-        for bug in args or BUGS:
-            run(bug)
+        first = "--first" in args
+        names = [a for a in args if a != "--first"]
+        unknown = [n for n in names if n not in BUGS]
+        if unknown:
+            sys.exit(f"unknown bugs: {unknown} (see --list)")
+        for bug in names or BUGS:
+            run(bug, first)
