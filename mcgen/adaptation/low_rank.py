@@ -14,8 +14,9 @@ fitted by minimizing a Fisher divergence differs most from the diagonal one:
    the :math:`2n` vectors :math:`\\tilde x_j, \\tilde g_j`; an orthonormal basis
    :math:`Q` (``(d, m)``, :math:`m = \\min(d, 2n)`) comes from one thin QR factorization.
 3. **Fit.**  In that basis, with the regularized second moments
-   :math:`C_x = \\tfrac1n \\sum_j Q^\\top \\tilde x_j \\tilde x_j^\\top Q + \\gamma I` and
-   :math:`C_g` alike, the affine Fisher-divergence optimum is the metric :math:`A` with
+   :math:`C_x = \\tfrac1n \\sum_j Q^\\top \\tilde x_j \\tilde x_j^\\top Q + \\gamma \\ell I` and
+   :math:`C_g` alike (:math:`\\ell` the mean of their diagonals: about 1 near the typical set,
+   larger in the transient), the affine Fisher-divergence optimum is the metric :math:`A` with
    :math:`A\\, C_g\\, A = C_x`: the geometric mean
 
    .. math::
@@ -27,6 +28,7 @@ fitted by minimizing a Fisher divergence differs most from the diagonal one:
 4. **Truncate.**  Of the eigenpairs :math:`(\\lambda_j, v_j)` of :math:`A`, the ``rank`` with
    the largest :math:`|\\log \\lambda_j|` are kept, and among them only those outside
    :math:`[1/c, c]` (``cutoff`` :math:`c`); the others get :math:`\\lambda = 1`, no effect.
+   So do eigenvalues below :math:`10^{-5}` times the largest, which float32 does not resolve.
 
 The metric is then :math:`S (I + U (\\Lambda - I) U^\\top) S` with :math:`U = Q V`
 (:class:`LowRankInverseMass`), applied in :math:`O(dk)` per leapfrog
@@ -54,6 +56,8 @@ import jax.numpy as jnp
 # Bounds of the diagonal part (as for the Fisher diagonal): they only stop a coordinate whose
 # draws or scores did not vary from giving 0 or inf.
 _SCALE_BOUNDS = (1e-5, 1e5)
+# Smallest eigenvalue of the fitted metric, relative to its largest, that float32 resolves.
+_RELIABLE = 1e-5
 
 
 class LowRankInverseMass(NamedTuple):
@@ -141,8 +145,7 @@ def low_rank_estimate(
     cutoff
         Eigenvalues inside ``[1/cutoff, cutoff]`` are set to 1 (no correction).
     gamma
-        Regularization of the scaled second moments (in units of the scaled variances, which
-        are about 1).
+        Regularization of the scaled second moments, relative to their mean diagonal.
     diag
         The diagonal part :math:`s^2` (default: the Fisher diagonal of these rows); the
         warmup passes the one of its whole window.
@@ -158,9 +161,9 @@ def low_rank_estimate(
     >>> import numpy as np
     >>> cov = np.array([[1.0, 0.95], [0.95, 1.0]])
     >>> x = np.random.default_rng(0).multivariate_normal([0, 0], cov, 4000)
-    >>> m = low_rank_estimate(jnp.asarray(x), jnp.asarray(-x @ np.linalg.inv(cov)), rank=1)
-    >>> round(float(m.vals[0] * m.scale[0] ** 2), 1)  # the variance along (1, 1) / sqrt(2)
-    1.9
+    >>> m = low_rank_estimate(jnp.asarray(x), jnp.asarray(-x @ np.linalg.inv(cov)), rank=2)
+    >>> sorted(np.round(np.asarray(m.vals * m.scale[0] ** 2), 2).tolist())  # along (1, -1) and (1, 1)
+    [0.05, 1.95]
     """
     n_rows, dim = draws.shape
     dtype = draws.dtype
@@ -181,15 +184,22 @@ def low_rank_estimate(
     m = basis.shape[1]
     eye = jnp.eye(m, dtype=dtype)
     px, pg = xs @ basis, gs @ basis
-    cx = px.T @ px / safe_n + gamma * eye
-    cg = pg.T @ pg / safe_n + gamma * eye
+    cx, cg = px.T @ px / safe_n, pg.T @ pg / safe_n
+    # gamma is relative to the mean scaled variance (about 1 near the typical set, far larger
+    # in the transient, where an absolute gamma would leave C_g too ill-conditioned to invert)
+    level = jnp.maximum(0.5 * (jnp.trace(cx) + jnp.trace(cg)) / m, jnp.finfo(dtype).tiny)
+    cx, cg = cx + (gamma * level) * eye, cg + (gamma * level) * eye
     metric = _geometric_mean(cx, cg)
     lam, vecs = jnp.linalg.eigh(metric)
     k = min(rank, dim)
     used = min(k, m)
-    _, idx = jax.lax.top_k(jnp.abs(jnp.log(jnp.maximum(lam, 1e-30))), used)
+    # an eigenvalue far below the largest one is lost to rounding (it may even come out
+    # negative): such a direction is left uncorrected, never shrunk by a noise eigenvalue
+    reliable = jnp.isfinite(lam) & (lam > _RELIABLE * jnp.max(lam))
+    score = jnp.where(reliable, jnp.abs(jnp.log(jnp.where(reliable, lam, 1.0))), -1.0)
+    _, idx = jax.lax.top_k(score, used)
     vals, directions = lam[idx], basis @ vecs[:, idx]
-    keep = (vals > cutoff) | (vals < 1.0 / cutoff)
+    keep = ((vals > cutoff) | (vals < 1.0 / cutoff)) & reliable[idx]
     ok = jnp.all(jnp.isfinite(vals)) & jnp.all(jnp.isfinite(directions)) & (n >= 3)
     keep = keep & ok
     vals = jnp.where(keep, vals, 1.0)
