@@ -35,7 +35,10 @@ times from the first repetition, after the bare gradient has paid the one-time t
 Besides ``mcgen`` (NUTS with Stan's windowed diagonal metric, as the peers) the libraries
 include mcgen's other warmups: ``mcgen_grad`` (``mass="grad_diag"``, the Fisher-divergence
 diagonal), ``mcgen_early`` (the same with ``warmup_schedule="early"``) and
-``mcgen_diag_early`` (Stan's estimator on the early schedule); a last table gives, per
+``mcgen_diag_early`` (Stan's estimator on the early schedule), ``mcgen_lowrank``
+(``mass="low_rank"``: the Fisher diagonal corrected along up to 16 eigen-directions fitted to
+the draws and gradients, nutpie's estimator) and ``mcgen_lowrank_early`` (the same on the
+early schedule); a last table gives, per
 target, each one's ESS per gradient (warmup included) over ``mcgen``'s and every mcgen
 variant's ESS/s (warmup included) over BlackJAX's, with their medians.
 
@@ -299,6 +302,8 @@ ESTIMATORS = {
     "mcgen_grad": dict(mass="grad_diag"),
     "mcgen_early": dict(mass="grad_diag", warmup_schedule="early"),
     "mcgen_diag_early": dict(mass="diag", warmup_schedule="early"),
+    "mcgen_lowrank": dict(mass="low_rank"),
+    "mcgen_lowrank_early": dict(mass="low_rank", warmup_schedule="early"),
 }
 for _name, _settings in ESTIMATORS.items():
     LIBRARIES[_name] = functools.partial(run_mcgen, kernel=nuts(**_settings))

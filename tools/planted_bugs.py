@@ -397,6 +397,21 @@ BUGS = {
         "    w = np.exp(0.5 * (log_weights - top))\n",
         "tests/test_testing_calibration.py -k sbc_direct_weighted",
     ),
+    # low-rank metric (issue 15, second half): the fit ignores the gradients (the draws' scaled
+    # covariance in place of the Fisher-divergence geometric mean), and the O(dk) velocity
+    # applies the inverse eigenvalues (the mass matrix, not its inverse, along the directions)
+    "low_rank_fit_ignores_scores": (
+        "mcgen/adaptation/low_rank.py",
+        "metric = _geometric_mean(cx, cg)",
+        "metric = cx",
+        "tests/test_low_rank_metric.py -k estimate",
+    ),
+    "low_rank_velocity_inverted": (
+        "mcgen/kernels/_metrics.py",
+        "return s * _low_rank_apply(inverse_mass, inverse_mass.vals - 1.0, s * p)",
+        "return s * _low_rank_apply(inverse_mass, 1.0 / inverse_mass.vals - 1.0, s * p)",
+        "tests/test_low_rank_metric.py -k 'operators or invariance'",
+    ),
 }
 
 

@@ -55,6 +55,17 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
+from mcgen.adaptation.low_rank import (
+    LowRankBuffer,
+    buffer_add,
+    buffer_init,
+    buffer_switch,
+    buffer_weights,
+    is_low_rank,
+    low_rank_diagonal,
+    low_rank_estimate,
+    run_if,
+)
 from mcgen.adaptation.welford import WelfordState, fisher_diagonal, welford_covariance, welford_init, welford_update
 from mcgen.types import Warmup
 
@@ -176,6 +187,7 @@ class WindowAdaptationState(NamedTuple):
     scores: WelfordState  # the same for the gradients (dimension 0 unless estimator="fisher")
     background: tuple  # (draws, scores) Welford estimates that replace the foreground at a switch
     # (dimension 0 unless schedule="early")
+    buffer: LowRankBuffer  # the window's last draws and scores (size 0 unless estimator="low_rank")
 
 
 def window_adaptation(
@@ -188,6 +200,10 @@ def window_adaptation(
     restart: str = "search",
     estimator: str = "welford",
     schedule: str = "stan",
+    rank: int = 16,
+    eigval_cutoff: float = 2.0,
+    buffer_size: int = 100,
+    gamma: float = 1e-3,
 ) -> Warmup:
     """The windowed warmup of a kernel whose ``state.params`` has ``step_size, inverse_mass``.
 
@@ -213,7 +229,12 @@ def window_adaptation(
         The metric set at a window end: ``"welford"`` (Stan) the regularized covariance of
         the window's draws (diagonal or dense, as the state's ``inverse_mass``);
         ``"fisher"`` the diagonal :func:`~mcgen.adaptation.welford.fisher_diagonal` from the
-        window's draws and their gradients (``state.logdensity_grad``).
+        window's draws and their gradients (``state.logdensity_grad``); ``"low_rank"`` that
+        diagonal corrected along ``rank`` directions estimated from the last ``buffer_size``
+        draws and gradients of the window
+        (:func:`~mcgen.adaptation.low_rank.low_rank_estimate`, with ``eigval_cutoff`` and
+        ``gamma``); the state's ``inverse_mass`` must then be a
+        :class:`~mcgen.adaptation.low_rank.LowRankInverseMass`.
     schedule
         ``"stan"``: :func:`window_schedule`; ``"early"``: :func:`early_schedule` (the metric
         set after every step from the last tens of draws; dual averaging runs on and restarts
@@ -238,21 +259,27 @@ def window_adaptation(
     # the record that step i writes (only read where it writes one)
     record_index = jnp.asarray(np.maximum(np.cumsum(recorded) - 1, 0).astype(np.int32))
     early = schedule == "early"
+    with_scores = estimator in ("fisher", "low_rank")
+    low_rank = estimator == "low_rank"
 
     def init(state) -> WindowAdaptationState:
         inverse_mass = state.params.inverse_mass
-        dim, dtype = inverse_mass.shape[0], inverse_mass.dtype
-        welford = welford_init(dim, inverse_mass.ndim == 2, dtype)
+        if low_rank != is_low_rank(inverse_mass):
+            raise ValueError('window_adaptation: estimator="low_rank" goes with a LowRankInverseMass metric')
+        like = inverse_mass.scale if low_rank else inverse_mass
+        dim, dtype = like.shape[0], like.dtype
+        dense = like.ndim == 2
+        welford = welford_init(dim, dense, dtype)
         trace = WarmupTrace(
             jnp.zeros((num_steps,), state.params.step_size.dtype),
             jnp.zeros((num_steps,), jnp.int32),
             jnp.asarray(ends_np),
             jnp.zeros((ends_np.size, dim), dtype),
         )
-        scores = welford_init(dim if estimator == "fisher" else 0, False, dtype)
+        scores = welford_init(dim if with_scores else 0, False, dtype)
         background = (
-            welford_init(dim if early else 0, inverse_mass.ndim == 2, dtype),
-            welford_init(dim if early and estimator == "fisher" else 0, False, dtype),
+            welford_init(dim if early else 0, dense, dtype),
+            welford_init(dim if early and with_scores else 0, False, dtype),
         )
         return WindowAdaptationState(
             state,
@@ -263,6 +290,7 @@ def window_adaptation(
             trace,
             scores,
             background,
+            buffer_init(buffer_size if low_rank else 0, dim if low_rank else 0, dtype),
         )
 
     def update(key, ws: WindowAdaptationState, logdensity_fn):
@@ -285,17 +313,36 @@ def window_adaptation(
         scores, (bg_draws, bg_scores) = ws.scores, ws.background
         if early:
             bg_draws = _where(in_slow, welford_update(bg_draws, flat), bg_draws)
-        if estimator == "fisher":
+        buffer = ws.buffer
+        if with_scores:
             grad, _ = ravel_pytree(state.logdensity_grad)
             scores = _where(in_slow, welford_update(scores, grad.astype(flat.dtype)), scores)
             if early:
                 bg_scores = _where(in_slow, welford_update(bg_scores, grad.astype(flat.dtype)), bg_scores)
-            estimate = fisher_diagonal(welford, scores)
+        if low_rank:
+            buffer = _where(in_slow, buffer_add(buffer, flat, grad), buffer)
+
+            def fit():
+                return low_rank_estimate(
+                    buffer.draws,
+                    buffer.grads,
+                    buffer_weights(buffer),
+                    rank=rank,
+                    cutoff=eigval_cutoff,
+                    gamma=gamma,
+                    diag=fisher_diagonal(welford, scores),
+                )
+
+            # the fit (eigen-decompositions) runs only at the steps that set the metric
+            inverse_mass = run_if(is_update, fit, state.params.inverse_mass)
         else:
-            estimate = welford_covariance(welford).astype(flat.dtype)
-        inverse_mass = jnp.where(is_update, estimate, state.params.inverse_mass)
+            if estimator == "fisher":
+                estimate = fisher_diagonal(welford, scores)
+            else:
+                estimate = welford_covariance(welford).astype(flat.dtype)
+            inverse_mass = jnp.where(is_update, estimate, state.params.inverse_mass)
         # a switch: the background estimate (Stan: none, so a fresh one) becomes the foreground
-        fresh = welford_init(flat.shape[0], inverse_mass.ndim == 2, flat.dtype)
+        fresh = welford_init(flat.shape[0], ws.welford.m2.ndim == 2, flat.dtype)
         fresh_scores = welford_init(scores.mean.shape[0], False, flat.dtype)
         welford = jax.tree_util.tree_map(
             lambda new, old: jnp.where(is_switch, new, old), bg_draws if early else fresh, welford
@@ -304,6 +351,8 @@ def window_adaptation(
         if early:
             bg_draws = _where(is_switch, fresh, bg_draws)
             bg_scores = _where(is_switch, fresh_scores, bg_scores)
+        if low_rank:
+            buffer = _where(is_switch, buffer_switch(buffer, early), buffer)
         params = state.params._replace(step_size=jnp.exp(da.log_x).astype(found.dtype), inverse_mass=inverse_mass)
         trace = _record(
             ws.trace,
@@ -315,7 +364,15 @@ def window_adaptation(
             inverse_mass,
         )
         return WindowAdaptationState(
-            state._replace(params=params), da, welford, ws.count + 1, search[i], trace, scores, (bg_draws, bg_scores)
+            state._replace(params=params),
+            da,
+            welford,
+            ws.count + 1,
+            search[i],
+            trace,
+            scores,
+            (bg_draws, bg_scores),
+            buffer,
         ), info
 
     def finalize(ws: WindowAdaptationState):
@@ -334,7 +391,10 @@ def _record(trace: WarmupTrace, i, step_size, num_grad_evals, is_end, window, in
     """Write step ``i`` (and, at a window end, the new metric's diagonal) into the trace."""
     if trace.step_size.shape[0] == 0:
         return trace
-    diag = inverse_mass if inverse_mass.ndim == 1 else jnp.diagonal(inverse_mass)
+    if is_low_rank(inverse_mass):
+        diag = low_rank_diagonal(inverse_mass)
+    else:
+        diag = inverse_mass if inverse_mass.ndim == 1 else jnp.diagonal(inverse_mass)
     metrics = trace.inverse_mass
     if metrics.shape[0] > 0:
         metrics = metrics.at[window].set(jnp.where(is_end, diag, metrics[window]))

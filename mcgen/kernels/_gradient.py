@@ -5,7 +5,8 @@ state, so a transition costs exactly the gradients of the new points it visits: 
 point's gradient is never recomputed.  The tunables live in ``state.params``: the step size
 :math:`\\epsilon` and the inverse mass matrix :math:`A` (a ``(d,)`` vector for ``mass="diag"``,
 a ``(d, d)`` matrix for ``mass="dense"``; ``"grad_diag"`` is a diagonal one too, estimated
-differently in warmup), one per chain.  Positions are any pytree; the
+differently in warmup; ``"low_rank"`` a :class:`~mcgen.kernels._metrics.LowRankInverseMass`),
+one per chain.  Positions are any pytree; the
 kernels work on the flattened vector.
 """
 
@@ -19,7 +20,7 @@ from jax.flatten_util import ravel_pytree
 
 from mcgen.adaptation.window import window_adaptation
 from mcgen.kernels._integrators import find_reasonable_step_size, flat_value_and_grad
-from mcgen.kernels._metrics import identity_inverse_mass
+from mcgen.kernels._metrics import LowRankInverseMass, check_positive, identity_inverse_mass
 from mcgen.types import Warmup
 
 # Step size used before any adaptation when none is given (Stan's default, stepsize=1).
@@ -28,7 +29,7 @@ DEFAULT_STEP_SIZE = 1.0
 
 class GradientParams(NamedTuple):
     step_size: jax.Array  # scalar
-    inverse_mass: jax.Array  # (d,) diagonal or (d, d) dense
+    inverse_mass: jax.Array | LowRankInverseMass  # (d,) diagonal, (d, d) dense, or diagonal plus low rank
 
 
 class GradientState(NamedTuple):
@@ -38,14 +39,15 @@ class GradientState(NamedTuple):
     params: GradientParams
 
 
-def gradient_init(position, logdensity_fn: Callable, step_size, mass: str) -> GradientState:
-    """Evaluate the log-density and gradient at ``position`` and set the starting tunables."""
+def gradient_init(position, logdensity_fn: Callable, step_size, mass: str, rank: int = 0) -> GradientState:
+    """Evaluate the log-density and gradient at ``position`` and set the starting tunables
+    (``rank``: the number of directions of a ``"low_rank"`` metric)."""
     flat, unravel = ravel_pytree(position)
     if not jnp.issubdtype(flat.dtype, jnp.floating):
         raise ValueError(f"gradient kernels need a floating-point position, got dtype {flat.dtype}")
     logdensity, grad = flat_value_and_grad(logdensity_fn, unravel)(flat)
     eps = DEFAULT_STEP_SIZE if step_size is None else step_size
-    params = GradientParams(jnp.asarray(eps, flat.dtype), identity_inverse_mass(mass, flat.shape[0], flat.dtype))
+    params = GradientParams(jnp.asarray(eps, flat.dtype), identity_inverse_mass(mass, flat.shape[0], flat.dtype, rank))
     return GradientState(position, logdensity.astype(flat.dtype), unravel(grad), params)
 
 
@@ -74,7 +76,12 @@ def initial_step_size(key, state: Any, logdensity_fn: Callable, active):
 
 
 def gradient_warmup(
-    step: Callable, target_accept: float, step_size_given: bool, mass: str = "diag", schedule: str = "stan"
+    step: Callable,
+    target_accept: float,
+    step_size_given: bool,
+    mass: str = "diag",
+    schedule: str = "stan",
+    low_rank: LowRankSettings | None = None,
 ) -> Callable[[int], Warmup]:
     """``warmup(num_steps)``: Stan's windowed adaptation of step size and metric.
 
@@ -82,11 +89,14 @@ def gradient_warmup(
     heuristic finds one before the first transition.  ``mass="grad_diag"`` sets the
     diagonal metric from the draws *and* gradients of each window (the Fisher-divergence
     optimum, :func:`~mcgen.adaptation.welford.fisher_diagonal`); ``"diag"`` and ``"dense"``
-    from the draws' covariance, as Stan does.  ``schedule`` is Stan's doubling windows
+    from the draws' covariance, as Stan does; ``"low_rank"`` corrects the Fisher diagonal along
+    a few directions fitted to the window's last draws and gradients (``low_rank`` settings,
+    :func:`~mcgen.adaptation.low_rank.low_rank_estimate`).  ``schedule`` is Stan's doubling windows
     (``"stan"``) or an early, frequent update in nutpie's manner (``"early"``, see
     :func:`~mcgen.adaptation.window.early_schedule`).
     """
-    estimator = "fisher" if mass == "grad_diag" else "welford"
+    estimator = {"grad_diag": "fisher", "low_rank": "low_rank"}.get(mass, "welford")
+    settings = (low_rank or LowRankSettings())._asdict() if mass == "low_rank" else {}
 
     def factory(num_steps: int) -> Warmup:
         return window_adaptation(
@@ -97,9 +107,30 @@ def gradient_warmup(
             find_initial=not step_size_given,
             estimator=estimator,
             schedule=schedule,
+            **settings,
         )
 
     return factory
+
+
+class LowRankSettings(NamedTuple):
+    """The settings of a ``mass="low_rank"`` metric (the kernels' ``mass_rank``,
+    ``mass_eigval_cutoff`` and ``mass_buffer``)."""
+
+    rank: int = 16
+    eigval_cutoff: float = 2.0
+    buffer_size: int = 100
+
+
+def low_rank_settings(rank, eigval_cutoff, buffer_size, who: str) -> LowRankSettings:
+    """Validate the low-rank settings of kernel ``who``; clear errors for bad values."""
+    for value, name, least in ((rank, "mass_rank", 1), (buffer_size, "mass_buffer", 3)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ValueError(f"{who}: {name} must be an integer >= {least}, got {value!r}")
+    check_positive(eigval_cutoff, "mass_eigval_cutoff", who)
+    if not float(eigval_cutoff) >= 1.0:
+        raise ValueError(f"{who}: mass_eigval_cutoff must be >= 1, got {eigval_cutoff!r}")
+    return LowRankSettings(rank, float(eigval_cutoff), buffer_size)
 
 
 WARMUP_SCHEDULES = ("stan", "early")

@@ -9,8 +9,17 @@ Hamiltonian Monte Carlo augments a position :math:`q \\in \\mathbb R^d` with a m
 
 mcgen stores the *inverse* mass matrix :math:`A = M^{-1}` in ``state.params.inverse_mass``,
 because that is what warmup estimates (the posterior covariance, Stan's convention).  It is a
-vector of shape ``(d,)`` for a diagonal metric and a matrix ``(d, d)`` for a dense one; every
-function here dispatches on that shape at trace time, so one kernel serves both.
+vector of shape ``(d,)`` for a diagonal metric, a matrix ``(d, d)`` for a dense one, or a
+:class:`LowRankInverseMass` for a diagonal plus low-rank one,
+
+.. math::
+
+    A = S \\bigl(I + U (\\Lambda - I) U^\\top\\bigr) S ,
+
+with :math:`S = \\operatorname{diag}(s)`, :math:`U` a ``(d, k)`` matrix of orthonormal columns
+and :math:`\\Lambda` the ``(k,)`` eigenvalues (an eigenvalue of 1 has no effect).  Every
+function here dispatches on the type and shape at trace time, so one kernel serves all three;
+the low-rank metric is applied in :math:`O(dk)` and never formed as a ``(d, d)`` matrix.
 
 The velocity :math:`v = A p = \\dot q` is computed once per leapfrog step and reused for the
 kinetic energy :math:`\\tfrac12 p^\\top v` and the U-turn test.  The generalized U-turn
@@ -38,9 +47,10 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
+from mcgen.adaptation.low_rank import LowRankInverseMass, low_rank_diagonal
 from mcgen.kernels import _random
 
-MASS_KINDS = ("diag", "dense", "grad_diag")
+MASS_KINDS = ("diag", "dense", "grad_diag", "low_rank")
 
 
 def check_positive(value, name: str, who: str) -> None:
@@ -73,14 +83,45 @@ def check_step_size(step_size, who: str) -> None:
         raise ValueError(f"{who}: step_size must be a positive finite number, got {step_size!r}")
 
 
-def identity_inverse_mass(mass: str, dim: int, dtype) -> jax.Array:
-    """The starting metric: the identity, ``(d, d)`` for ``"dense"``, ones ``(d,)`` otherwise."""
+InverseMass = jax.Array | LowRankInverseMass  # diagonal (d,), dense (d, d), or diagonal plus low rank
+
+
+def identity_inverse_mass(mass: str, dim: int, dtype, rank: int = 0):
+    """The starting metric: the identity, ``(d, d)`` for ``"dense"``, ones ``(d,)`` for the
+    diagonal ones, and for ``"low_rank"`` ones with ``min(rank, d)`` void directions."""
+    if mass == "low_rank":
+        k = min(rank, dim)
+        return LowRankInverseMass(jnp.ones((dim,), dtype), jnp.zeros((dim, k), dtype), jnp.ones((k,), dtype))
     return jnp.eye(dim, dtype=dtype) if mass == "dense" else jnp.ones((dim,), dtype)
 
 
-def velocity(inverse_mass: jax.Array, p: jax.Array) -> jax.Array:
+def _low_rank_apply(m: LowRankInverseMass, factor: jax.Array, w: jax.Array) -> jax.Array:
+    """:math:`(I + U \\operatorname{diag}(f) U^\\top) w` in :math:`O(dk)`."""
+    return w + m.vecs @ (factor * (w @ m.vecs))
+
+
+def velocity(inverse_mass: InverseMass, p: jax.Array) -> jax.Array:
     """:math:`v = M^{-1} p`."""
+    if isinstance(inverse_mass, LowRankInverseMass):
+        s = inverse_mass.scale
+        return s * _low_rank_apply(inverse_mass, inverse_mass.vals - 1.0, s * p)
     return inverse_mass * p if inverse_mass.ndim == 1 else inverse_mass @ p
+
+
+def inverse_mass_diagonal(inverse_mass: InverseMass) -> jax.Array:
+    """The diagonal of :math:`A`, ``(d,)`` (for records and plots)."""
+    if isinstance(inverse_mass, LowRankInverseMass):
+        return low_rank_diagonal(inverse_mass)
+    return inverse_mass if inverse_mass.ndim == 1 else jnp.diagonal(inverse_mass)
+
+
+def dense_inverse_mass(inverse_mass: InverseMass) -> jax.Array:
+    """The ``(d, d)`` matrix :math:`A` (for tests and small problems: :math:`O(d^2)` memory)."""
+    if isinstance(inverse_mass, LowRankInverseMass):
+        m = inverse_mass
+        inner = jnp.eye(m.scale.shape[0], dtype=m.scale.dtype) + (m.vecs * (m.vals - 1.0)) @ m.vecs.T
+        return m.scale[:, None] * inner * m.scale[None, :]
+    return jnp.diag(inverse_mass) if inverse_mass.ndim == 1 else inverse_mass
 
 
 def fixed_order_sum(x: jax.Array) -> jax.Array:
@@ -101,7 +142,7 @@ def fixed_order_sum(x: jax.Array) -> jax.Array:
     return x[..., 0]
 
 
-def kinetic_energy(p: jax.Array, v: jax.Array, inverse_mass: jax.Array | None = None) -> jax.Array:
+def kinetic_energy(p: jax.Array, v: jax.Array, inverse_mass: InverseMass | None = None) -> jax.Array:
     """:math:`\\tfrac12 p^\\top M^{-1} p` from the momentum and its velocity.
 
     Summed in a fixed order (:func:`fixed_order_sum`), so that a chain's Hamiltonian, and
@@ -113,19 +154,25 @@ def kinetic_energy(p: jax.Array, v: jax.Array, inverse_mass: jax.Array | None = 
     XLA may round differently by batch size anyway (the documented exception in
     :mod:`mcgen.run`).
     """
-    if inverse_mass is not None and inverse_mass.ndim == 1:
+    if inverse_mass is not None and not isinstance(inverse_mass, LowRankInverseMass) and inverse_mass.ndim == 1:
         terms = v * v / inverse_mass  # a division ends each term: nothing to contract
     else:
         terms = p * v
     return 0.5 * fixed_order_sum(terms)
 
 
-def momentum_from_normal(inverse_mass: jax.Array) -> Callable[[jax.Array], jax.Array]:
+def momentum_from_normal(inverse_mass: InverseMass) -> Callable[[jax.Array], jax.Array]:
     """``momentum(z) -> p ~ N(0, M)`` from a standard normal ``z``; factorizes once.
 
     With :math:`A = M^{-1} = L L^\\top`, :math:`p = L^{-\\top} z` has covariance
-    :math:`L^{-\\top} L^{-1} = A^{-1} = M`.
+    :math:`L^{-\\top} L^{-1} = A^{-1} = M`.  For a low-rank metric
+    :math:`p = S^{-1} (I + U (\\Lambda^{-1/2} - I) U^\\top) z`, whose covariance is
+    :math:`S^{-1} (I + U (\\Lambda^{-1} - I) U^\\top) S^{-1} = A^{-1}` (:math:`U` orthonormal).
     """
+    if isinstance(inverse_mass, LowRankInverseMass):
+        m = inverse_mass
+        inv_scale, factor = 1.0 / m.scale, jax.lax.rsqrt(m.vals) - 1.0
+        return lambda z: inv_scale * _low_rank_apply(m, factor, z)
     if inverse_mass.ndim == 1:
         scale = jax.lax.rsqrt(inverse_mass)
         return lambda z: scale * z
@@ -133,15 +180,23 @@ def momentum_from_normal(inverse_mass: jax.Array) -> Callable[[jax.Array], jax.A
     return lambda z: solve_triangular(chol.T, z, lower=False)
 
 
-def momentum_sampler(inverse_mass: jax.Array) -> Callable[[jax.Array], jax.Array]:
+def momentum_sampler(inverse_mass: InverseMass) -> Callable[[jax.Array], jax.Array]:
     """``sample(key) -> p ~ N(0, M)`` (see :func:`momentum_from_normal`)."""
     momentum = momentum_from_normal(inverse_mass)
-    dim, dtype = inverse_mass.shape[0], inverse_mass.dtype
+    like = inverse_mass.scale if isinstance(inverse_mass, LowRankInverseMass) else inverse_mass
+    dim, dtype = like.shape[0], like.dtype
     return lambda key: momentum(_random.normal(key, (dim,), dtype))
 
 
-def sqrt_inverse_mass(inverse_mass: jax.Array) -> Callable[[jax.Array], jax.Array]:
-    """``apply(z) = A^{1/2} z`` (a Cholesky factor for a dense ``A``): ``A^{1/2} z ~ N(0, A)``."""
+def sqrt_inverse_mass(inverse_mass: InverseMass) -> Callable[[jax.Array], jax.Array]:
+    """``apply(z) = A^{1/2} z`` (a Cholesky factor for a dense ``A``): ``A^{1/2} z ~ N(0, A)``.
+
+    For a low-rank metric the factor is :math:`S (I + U (\\Lambda^{1/2} - I) U^\\top)`.
+    """
+    if isinstance(inverse_mass, LowRankInverseMass):
+        m = inverse_mass
+        factor = jnp.sqrt(m.vals) - 1.0
+        return lambda z: m.scale * _low_rank_apply(m, factor, z)
     if inverse_mass.ndim == 1:
         scale = jnp.sqrt(inverse_mass)
         return lambda z: scale * z
@@ -149,8 +204,18 @@ def sqrt_inverse_mass(inverse_mass: jax.Array) -> Callable[[jax.Array], jax.Arra
     return lambda z: chol @ z
 
 
-def inverse_mass_quadratic(inverse_mass: jax.Array) -> Callable[[jax.Array], jax.Array]:
+def inverse_mass_quadratic(inverse_mass: InverseMass) -> Callable[[jax.Array], jax.Array]:
     """``quad(r) = r^T A^{-1} r``, the Mahalanobis norm of a Langevin increment."""
+    if isinstance(inverse_mass, LowRankInverseMass):
+        m = inverse_mass
+        factor = 1.0 / m.vals - 1.0
+
+        def quad_low_rank(r):
+            w = r / m.scale
+            c = w @ m.vecs
+            return jnp.dot(w, w) + jnp.dot(factor * c, c)
+
+        return quad_low_rank
     if inverse_mass.ndim == 1:
         return lambda r: fixed_order_sum(r * r / inverse_mass)
     chol = jnp.linalg.cholesky(inverse_mass)

@@ -52,7 +52,7 @@ Example
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -120,7 +120,8 @@ def barker(step_size: float | None = None, *, target_accept: float = 0.4, adapt:
         key_scale, key_sign, key_accept = split(key, 3)
         x, grad_x, value_and_grad, unravel = flatten(state, logdensity_fn)
         eps = state.params.step_size
-        z = eps * jnp.sqrt(state.params.inverse_mass) * normal(key_scale, x.shape, x.dtype)
+        scale = jnp.sqrt(cast(jax.Array, state.params.inverse_mass))  # diagonal: barker has no other metric
+        z = eps * scale * normal(key_scale, x.shape, x.dtype)
         # keep the sign of z with probability sigmoid(z * grad_x): towards higher density
         w = jnp.where(uniform(key_sign, x.shape, x.dtype) < jax.nn.sigmoid(z * grad_x), z, -z)
         y = x + w

@@ -60,6 +60,7 @@ from mcgen.kernels._gradient import (
     flatten,
     gradient_init,
     gradient_warmup,
+    low_rank_settings,
     rebuild,
 )
 from mcgen.kernels._integrators import hamiltonian, integrate
@@ -89,6 +90,9 @@ def hmc(
     max_energy_error: float = 1000.0,
     adapt: bool = True,
     warmup_schedule: str = "stan",
+    mass_rank: int = 16,
+    mass_eigval_cutoff: float = 2.0,
+    mass_buffer: int = 100,
 ) -> Kernel:
     """Hamiltonian Monte Carlo (leapfrog integrator, Metropolis correction).
 
@@ -98,8 +102,10 @@ def hmc(
         Leapfrog steps :math:`L` per transition (one gradient each).
     mass
         The inverse mass matrix adapted in warmup: ``"diag"`` (Stan's: the variances of the
-        warmup draws), ``"dense"`` (their covariance) or ``"grad_diag"`` (a diagonal from the
-        draws and their gradients, the Fisher-divergence optimum of Seyboldt et al. 2026).
+        warmup draws), ``"dense"`` (their covariance), ``"grad_diag"`` (a diagonal from the
+        draws and their gradients, the Fisher-divergence optimum of Seyboldt et al. 2026) or
+        ``"low_rank"`` (that diagonal corrected along a few directions fitted to the draws and
+        gradients, applied in :math:`O(dk)`: :mod:`mcgen.adaptation.low_rank`).
     step_size
         Starting step size (default: Stan's heuristic in warmup, 1.0 without warmup).
     jitter
@@ -115,6 +121,11 @@ def hmc(
         ``"stan"`` (default): Stan's doubling windows; ``"early"``: the metric updated after
         every warmup step from the last tens of draws, in nutpie's manner
         (:func:`~mcgen.adaptation.window.early_schedule`).
+    mass_rank, mass_eigval_cutoff, mass_buffer
+        For ``mass="low_rank"`` only: the number ``k`` of corrected directions, the cutoff
+        :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped) and
+        the number of a window's last draws that the directions are fitted to (memory:
+        ``2 * mass_buffer * d`` numbers per chain in warmup).
     """
     if (
         not isinstance(num_integration_steps, int)
@@ -126,12 +137,13 @@ def hmc(
     check_step_size(step_size, "hmc")
     check_target_accept(target_accept, "hmc")
     check_warmup_schedule(warmup_schedule, "hmc")
+    low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "hmc")
     if not 0.0 <= float(jitter) < 1.0:
         raise ValueError(f"hmc: jitter must lie in [0, 1), got {jitter!r}")
     check_positive(max_energy_error, "max_energy_error", "hmc")
 
     def init(position, logdensity_fn) -> GradientState:
-        return gradient_init(position, logdensity_fn, step_size, mass)
+        return gradient_init(position, logdensity_fn, step_size, mass, mass_rank)
 
     def step(key, state: GradientState, logdensity_fn):
         key_momentum, key_jitter, key_accept = _random.split(key, 3)
@@ -157,5 +169,7 @@ def hmc(
         )
         return new, info
 
-    warmup = gradient_warmup(step, target_accept, step_size is not None, mass, warmup_schedule) if adapt else None
+    warmup = (
+        gradient_warmup(step, target_accept, step_size is not None, mass, warmup_schedule, low_rank) if adapt else None
+    )
     return Kernel(init, step, warmup)

@@ -58,6 +58,7 @@ from mcgen.kernels._gradient import (
     flatten,
     gradient_init,
     gradient_warmup,
+    low_rank_settings,
     rebuild,
 )
 from mcgen.kernels._integrators import fenced, flat_value_and_grad
@@ -177,6 +178,9 @@ def mala(
     target_accept: float = 0.574,
     adapt: bool = True,
     warmup_schedule: str = "stan",
+    mass_rank: int = 16,
+    mass_eigval_cutoff: float = 2.0,
+    mass_buffer: int = 100,
 ) -> Kernel:
     """Metropolis-adjusted Langevin algorithm (exact for :math:`\\pi`).
 
@@ -186,8 +190,10 @@ def mala(
         Starting step size :math:`\\epsilon` (default: Stan's heuristic in warmup, 1.0 without).
     mass
         The inverse mass matrix adapted in warmup: ``"diag"`` (Stan's: the variances of the
-        warmup draws), ``"dense"`` (their covariance) or ``"grad_diag"`` (a diagonal from the
-        draws and their gradients, the Fisher-divergence optimum of Seyboldt et al. 2026).
+        warmup draws), ``"dense"`` (their covariance), ``"grad_diag"`` (a diagonal from the
+        draws and their gradients, the Fisher-divergence optimum of Seyboldt et al. 2026) or
+        ``"low_rank"`` (that diagonal corrected along a few directions fitted to the draws and
+        gradients, applied in :math:`O(dk)`: :mod:`mcgen.adaptation.low_rank`).
     target_accept
         Acceptance rate targeted by dual averaging.
     adapt
@@ -196,15 +202,21 @@ def mala(
         ``"stan"`` (default): Stan's doubling windows; ``"early"``: the metric updated after
         every warmup step from the last tens of draws, in nutpie's manner
         (:func:`~mcgen.adaptation.window.early_schedule`).
+    mass_rank, mass_eigval_cutoff, mass_buffer
+        For ``mass="low_rank"`` only: the number ``k`` of corrected directions, the cutoff
+        :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped) and
+        the number of a window's last draws that the directions are fitted to (memory:
+        ``2 * mass_buffer * d`` numbers per chain in warmup).
     """
     check_step_size(step_size, "mala")
     check_mass(mass, "mala")
     check_target_accept(target_accept, "mala")
     check_warmup_schedule(warmup_schedule, "mala")
+    low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "mala")
     one = jnp.ones((), jnp.int32)
 
     def init(position, logdensity_fn) -> GradientState:
-        return gradient_init(position, logdensity_fn, step_size, mass)
+        return gradient_init(position, logdensity_fn, step_size, mass, mass_rank)
 
     def step(key, state: GradientState, logdensity_fn):
         key_proposal, key_accept = _random.split(key)
@@ -226,5 +238,7 @@ def mala(
         new = select(do_accept, rebuild(state, unravel, y, logdensity_y, gy), state)
         return new, MALAInfo(accept_prob, do_accept, is_nonfinite, one, eps)
 
-    warmup = gradient_warmup(step, target_accept, step_size is not None, mass, warmup_schedule) if adapt else None
+    warmup = (
+        gradient_warmup(step, target_accept, step_size is not None, mass, warmup_schedule, low_rank) if adapt else None
+    )
     return Kernel(init, step, warmup)

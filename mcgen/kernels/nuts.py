@@ -55,6 +55,7 @@ from mcgen.kernels._gradient import (
     flatten,
     gradient_init,
     gradient_warmup,
+    low_rank_settings,
     rebuild,
 )
 from mcgen.kernels._metrics import check_mass, check_positive, check_step_size
@@ -84,6 +85,9 @@ def nuts(
     max_energy_error: float = 1000.0,
     adapt: bool = True,
     warmup_schedule: str = "stan",
+    mass_rank: int = 16,
+    mass_eigval_cutoff: float = 2.0,
+    mass_buffer: int = 100,
 ) -> Kernel:
     """The No-U-Turn Sampler.
 
@@ -94,8 +98,10 @@ def nuts(
         gradient evaluations per draw.
     mass
         The inverse mass matrix adapted in warmup: ``"diag"`` (Stan's: the variances of the
-        warmup draws), ``"dense"`` (their covariance) or ``"grad_diag"`` (a diagonal from the
-        draws and their gradients, the Fisher-divergence optimum of Seyboldt et al. 2026).
+        warmup draws), ``"dense"`` (their covariance), ``"grad_diag"`` (a diagonal from the
+        draws and their gradients, the Fisher-divergence optimum of Seyboldt et al. 2026) or
+        ``"low_rank"`` (that diagonal corrected along a few directions fitted to the draws and
+        gradients, applied in :math:`O(dk)`: :mod:`mcgen.adaptation.low_rank`).
     step_size
         Starting step size (default: Stan's heuristic in warmup, 1.0 without warmup).
     target_accept
@@ -108,6 +114,11 @@ def nuts(
         ``"stan"`` (default): Stan's doubling windows; ``"early"``: the metric updated after
         every warmup step from the last tens of draws, in nutpie's manner
         (:func:`~mcgen.adaptation.window.early_schedule`).
+    mass_rank, mass_eigval_cutoff, mass_buffer
+        For ``mass="low_rank"`` only: the number ``k`` of corrected directions, the cutoff
+        :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped) and
+        the number of a window's last draws that the directions are fitted to (memory:
+        ``2 * mass_buffer * d`` numbers per chain in warmup).
 
     Returns
     -------
@@ -123,10 +134,11 @@ def nuts(
     check_step_size(step_size, "nuts")
     check_target_accept(target_accept, "nuts")
     check_warmup_schedule(warmup_schedule, "nuts")
+    low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "nuts")
     check_positive(max_energy_error, "max_energy_error", "nuts")
 
     def init(position, logdensity_fn) -> GradientState:
-        return gradient_init(position, logdensity_fn, step_size, mass)
+        return gradient_init(position, logdensity_fn, step_size, mass, mass_rank)
 
     def step(key, state: GradientState, logdensity_fn):
         q, g, f, unravel = flatten(state, logdensity_fn)
@@ -139,5 +151,7 @@ def nuts(
         )
         return rebuild(state, unravel, tree.q, tree.logdensity, tree.g), info
 
-    warmup = gradient_warmup(step, target_accept, step_size is not None, mass, warmup_schedule) if adapt else None
+    warmup = (
+        gradient_warmup(step, target_accept, step_size is not None, mass, warmup_schedule, low_rank) if adapt else None
+    )
     return Kernel(init, step, warmup)

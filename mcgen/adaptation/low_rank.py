@@ -1,0 +1,242 @@
+"""A low-rank plus diagonal metric from the draws and gradients of a warmup window.
+
+The diagonal metric of :func:`~mcgen.adaptation.welford.fisher_diagonal` cannot undo a
+correlation; a dense one needs :math:`O(d^2)` memory and work per leapfrog step and many draws
+to estimate.  In between, Seyboldt, Carlson and Carpenter (2026, the estimator of nutpie)
+correct the diagonal along a few directions, chosen as those where a Gaussian approximation
+fitted by minimizing a Fisher divergence differs most from the diagonal one:
+
+1. **Scale.**  Each coordinate is scaled by :math:`s_i = (\\operatorname{Var} x_i /
+   \\operatorname{Var} g_i)^{1/4}`, so that :math:`s_i^2` is the Fisher diagonal: centred
+   draws become :math:`\\tilde x = (x - \\bar x) / s` and centred scores (gradients of the
+   log-density) :math:`\\tilde g = (g - \\bar g)\\, s`.
+2. **Subspace.**  With :math:`n` draws and scores, all the information lies in the span of
+   the :math:`2n` vectors :math:`\\tilde x_j, \\tilde g_j`; an orthonormal basis
+   :math:`Q` (``(d, m)``, :math:`m = \\min(d, 2n)`) comes from one thin QR factorization.
+3. **Fit.**  In that basis, with the regularized second moments
+   :math:`C_x = \\tfrac1n \\sum_j Q^\\top \\tilde x_j \\tilde x_j^\\top Q + \\gamma \\ell I` and
+   :math:`C_g` alike (:math:`\\ell` the mean of their diagonals: about 1 near the typical set,
+   larger in the transient), the affine Fisher-divergence optimum is the metric :math:`A` with
+   :math:`A\\, C_g\\, A = C_x`: the geometric mean
+
+   .. math::
+
+       A = C_x \\,\\#\\, C_g^{-1} = C_g^{-1/2} \\bigl(C_g^{1/2} C_x C_g^{1/2}\\bigr)^{1/2} C_g^{-1/2} .
+
+   On a Gaussian target :math:`C_g \\to \\Sigma^{-1}` and :math:`C_x \\to \\Sigma` (scaled),
+   so :math:`A \\to \\Sigma`: the exact covariance, from draws *and* gradients.
+4. **Truncate.**  Of the eigenpairs :math:`(\\lambda_j, v_j)` of :math:`A`, the ``rank`` with
+   the largest :math:`|\\log \\lambda_j|` are kept, and among them only those outside
+   :math:`[1/c, c]` (``cutoff`` :math:`c`); the others get :math:`\\lambda = 1`, no effect.
+   So do eigenvalues below :math:`10^{-5}` times the largest, which float32 does not resolve.
+
+The metric is then :math:`S (I + U (\\Lambda - I) U^\\top) S` with :math:`U = Q V`
+(:class:`LowRankInverseMass`), applied in :math:`O(dk)` per leapfrog
+step.  The work of an update is :math:`O(d n^2 + n^3)`, spent only at the steps where the
+warmup sets the metric.
+
+The window keeps its last draws and scores in a ring buffer of fixed size
+(:class:`LowRankBuffer`, ``(size, d)`` twice per chain); ``stamp`` records which draw each
+slot holds, so the foreground of the warmup (the draws since its last switch) is a mask over
+the slots and every shape stays fixed.
+
+References
+----------
+Seyboldt, A., Carlson, E. and Carpenter, B. (2026). Preconditioning Hamiltonian Monte Carlo by
+minimizing Fisher Divergence. arXiv:2603.18845.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+# Bounds of the diagonal part (as for the Fisher diagonal): they only stop a coordinate whose
+# draws or scores did not vary from giving 0 or inf.
+_SCALE_BOUNDS = (1e-5, 1e5)
+# Smallest eigenvalue of the fitted metric, relative to its largest, that float32 resolves.
+_RELIABLE = 1e-5
+
+
+class LowRankInverseMass(NamedTuple):
+    """A diagonal plus low-rank inverse mass :math:`A = S (I + U (\\Lambda - I) U^\\top) S`.
+
+    Shapes are fixed (``k`` is a setting): a direction that carries no correction has
+    eigenvalue 1 (its column of ``vecs`` may then be anything, zeros included).
+    """
+
+    scale: jax.Array  # (d,) s: the square root of the diagonal part
+    vecs: jax.Array  # (d, k) U: orthonormal columns (where vals != 1)
+    vals: jax.Array  # (k,) Lambda: eigenvalues of the scaled metric along U
+
+
+def is_low_rank(inverse_mass) -> bool:
+    return isinstance(inverse_mass, LowRankInverseMass)
+
+
+def low_rank_diagonal(m: LowRankInverseMass) -> jax.Array:
+    """The diagonal of the metric :math:`A`, ``(d,)``."""
+    return m.scale**2 * (1.0 + (m.vecs**2) @ (m.vals - 1.0))
+
+
+class LowRankBuffer(NamedTuple):
+    """The last ``size`` draws and scores of a window, in a ring (``size`` 0: none kept)."""
+
+    draws: jax.Array  # (size, d)
+    grads: jax.Array  # (size, d)
+    stamp: jax.Array  # (size,) int32: the number of the draw in each slot (-1: empty)
+    collected: jax.Array  # () int32: draws added so far
+    start: jax.Array  # () int32: number of the first draw of the foreground
+    background_start: jax.Array  # () int32: number of the first draw of the background
+
+
+def buffer_init(size: int, dim: int, dtype) -> LowRankBuffer:
+    zero = jnp.zeros((), jnp.int32)
+    return LowRankBuffer(
+        jnp.zeros((size, dim), dtype), jnp.zeros((size, dim), dtype), jnp.full((size,), -1, jnp.int32), zero, zero, zero
+    )
+
+
+def buffer_add(buf: LowRankBuffer, x: jax.Array, g: jax.Array) -> LowRankBuffer:
+    """Write a draw and its score over the oldest slot."""
+    slot = buf.collected % buf.stamp.shape[0]
+    return buf._replace(
+        draws=buf.draws.at[slot].set(x),
+        grads=buf.grads.at[slot].set(g.astype(x.dtype)),
+        stamp=buf.stamp.at[slot].set(buf.collected),
+        collected=buf.collected + 1,
+    )
+
+
+def buffer_switch(buf: LowRankBuffer, keep_background: bool) -> LowRankBuffer:
+    """End of a foreground: the background becomes it (``keep_background``) or it restarts empty."""
+    start = buf.background_start if keep_background else buf.collected
+    return buf._replace(start=start, background_start=buf.collected)
+
+
+def buffer_weights(buf: LowRankBuffer) -> jax.Array:
+    """1 for the slots that hold a draw of the foreground, else 0 (``(size,)``)."""
+    return ((buf.stamp >= buf.start) & (buf.stamp >= 0)).astype(buf.draws.dtype)
+
+
+def low_rank_estimate(
+    draws: jax.Array,
+    grads: jax.Array,
+    weights: jax.Array | None = None,
+    *,
+    rank: int,
+    cutoff: float = 2.0,
+    gamma: float = 1e-3,
+    diag: jax.Array | None = None,
+) -> LowRankInverseMass:
+    """The low-rank plus diagonal metric of the module doc from ``n`` draws and their scores.
+
+    Parameters
+    ----------
+    draws, grads
+        ``(n, d)``: positions and the gradients of the log-density there.
+    weights
+        ``(n,)`` 0/1 mask of the rows to use (default: all).
+    rank
+        Number ``k`` of directions kept (the shape of the result; at most ``min(d, 2n)`` of
+        them can carry a correction).
+    cutoff
+        Eigenvalues inside ``[1/cutoff, cutoff]`` are set to 1 (no correction).
+    gamma
+        Regularization of the scaled second moments, relative to their mean diagonal.
+    diag
+        The diagonal part :math:`s^2` (default: the Fisher diagonal of these rows); the
+        warmup passes the one of its whole window.
+
+    Returns
+    -------
+    LowRankInverseMass
+        With ``k = min(rank, d)`` directions.  Where the fit is not finite (or fewer than 3
+        rows are used) the correction is dropped: the diagonal metric alone.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> cov = np.array([[1.0, 0.95], [0.95, 1.0]])
+    >>> x = np.random.default_rng(0).multivariate_normal([0, 0], cov, 4000)
+    >>> m = low_rank_estimate(jnp.asarray(x), jnp.asarray(-x @ np.linalg.inv(cov)), rank=2)
+    >>> # the variances along (1, -1) and (1, 1): 0.05 and 1.95, less the regularization
+    >>> sorted(round(float(v), 2) for v in m.vals * m.scale[0] ** 2)
+    [0.05, 1.93]
+    """
+    n_rows, dim = draws.shape
+    dtype = draws.dtype
+    grads = grads.astype(dtype)
+    w = jnp.ones((n_rows,), dtype) if weights is None else weights.astype(dtype)
+    n = jnp.sum(w)
+    safe_n = jnp.maximum(n, 1.0)
+    mean_x = (w @ draws) / safe_n
+    mean_g = (w @ grads) / safe_n
+    dx = (draws - mean_x) * w[:, None]
+    dg = (grads - mean_g) * w[:, None]
+    if diag is None:
+        ratio = jnp.sqrt(jnp.sum(dx * dx, 0) / jnp.sum(dg * dg, 0))
+        diag = jnp.where(jnp.isnan(ratio), 1.0, ratio)
+    scale = jnp.clip(jnp.sqrt(diag.astype(dtype)), *_SCALE_BOUNDS)
+    xs, gs = dx / scale, dg * scale
+    basis, _ = jnp.linalg.qr(jnp.concatenate([xs, gs], axis=0).T)  # (d, m)
+    m = basis.shape[1]
+    eye = jnp.eye(m, dtype=dtype)
+    px, pg = xs @ basis, gs @ basis
+    cx, cg = px.T @ px / safe_n, pg.T @ pg / safe_n
+    # gamma is relative to the mean scaled variance (about 1 near the typical set, far larger
+    # in the transient, where an absolute gamma would leave C_g too ill-conditioned to invert)
+    level = jnp.maximum(0.5 * (jnp.trace(cx) + jnp.trace(cg)) / m, jnp.finfo(dtype).tiny)
+    cx, cg = cx + (gamma * level) * eye, cg + (gamma * level) * eye
+    metric = _geometric_mean(cx, cg)
+    lam, vecs = jnp.linalg.eigh(metric)
+    k = min(rank, dim)
+    used = min(k, m)
+    # an eigenvalue far below the largest one is lost to rounding (it may even come out
+    # negative): such a direction is left uncorrected, never shrunk by a noise eigenvalue
+    reliable = jnp.isfinite(lam) & (lam > _RELIABLE * jnp.max(lam))
+    score = jnp.where(reliable, jnp.abs(jnp.log(jnp.where(reliable, lam, 1.0))), -1.0)
+    _, idx = jax.lax.top_k(score, used)
+    vals, directions = lam[idx], basis @ vecs[:, idx]
+    keep = ((vals > cutoff) | (vals < 1.0 / cutoff)) & reliable[idx]
+    ok = jnp.all(jnp.isfinite(vals)) & jnp.all(jnp.isfinite(directions)) & (n >= 3)
+    keep = keep & ok
+    vals = jnp.where(keep, vals, 1.0)
+    directions = jnp.where(keep[None, :], directions, 0.0)
+    if used < k:  # fewer directions exist than asked: pad with void ones
+        vals = jnp.concatenate([vals, jnp.ones((k - used,), dtype)])
+        directions = jnp.concatenate([directions, jnp.zeros((dim, k - used), dtype)], axis=1)
+    return LowRankInverseMass(scale.astype(dtype), directions.astype(dtype), vals.astype(dtype))
+
+
+def _sqrtm(a: jax.Array, power: float = 0.5) -> jax.Array:
+    """``a ** power`` of a symmetric positive semi-definite matrix, by its eigenvalues."""
+    e, v = jnp.linalg.eigh(0.5 * (a + a.T))
+    e = jnp.maximum(e, jnp.finfo(a.dtype).tiny)
+    return (v * e**power) @ v.T
+
+
+def _geometric_mean(cx: jax.Array, cg: jax.Array) -> jax.Array:
+    """:math:`A` with :math:`A C_g A = C_x` (both symmetric positive definite)."""
+    e, v = jnp.linalg.eigh(0.5 * (cg + cg.T))
+    e = jnp.maximum(e, jnp.finfo(cg.dtype).tiny)
+    half, inv_half = (v * jnp.sqrt(e)) @ v.T, (v / jnp.sqrt(e)) @ v.T
+    middle = _sqrtm(half @ cx @ half)
+    a = inv_half @ middle @ inv_half
+    return 0.5 * (a + a.T)
+
+
+def run_if(flag: jax.Array, fn: Callable[[], object], otherwise):
+    """``fn()`` where ``flag`` else ``otherwise``, computing ``fn`` only when some chain needs it.
+
+    A one-iteration ``while_loop``: under ``vmap`` it runs (for the whole batch, each chain
+    keeping its own result) only when ``flag`` holds for at least one chain, where a ``cond``
+    would become a ``select`` that computes ``fn`` at every step.
+    """
+
+    def body(carry):
+        return jnp.zeros_like(carry[0]), fn()
+
+    return jax.lax.while_loop(lambda carry: carry[0], body, (jnp.asarray(flag), otherwise))[1]
