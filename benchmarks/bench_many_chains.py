@@ -1,4 +1,4 @@
-"""Many chains: ChEES-HMC (mcgen and BlackJAX) against mcgen's vmapped NUTS, one process.
+"""Many chains: ChEES-HMC, MEADS, MAMS (mcgen and BlackJAX) against mcgen's vmapped NUTS, one process.
 
 For each target and chain count, three samplers run from the same per-chain initial positions
 (``bench_nuts.initial_positions``) with ``--warmup`` warmup and ``--draws`` kept draws:
@@ -7,11 +7,18 @@ For each target and chain count, three samplers run from the same per-chain init
   step size, trajectory length and diagonal metric pooled over all chains).
 * **mcgen MAMS**: ``mc.run_chains(logdensity, mc.mams(), ...)`` (ensemble warmup of step size
   and metric; BlackJAX's ``adjusted_mclmc`` is not run yet: its tuning is per chain).
+* **mcgen MEADS**: ``mc.run_chains(logdensity, mc.meads(), ...)`` (generalized HMC, one
+  gradient per draw; fold-wise cross-chain warmup of step size, damping and metric).  The
+  one-step samplers (both MEADS) run ``--ghmc-factor`` times the warmup and the draws of the
+  others (default 10), so that every sampler spends a comparable number of gradients.
 * **mcgen NUTS**: ``mc.run_chains(logdensity, mc.nuts(), ...)``, vmapped (per-chain Stan
   warmup).
 * **BlackJAX ChEES**: ``blackjax.chees_adaptation(...).run(..., optax.adam(0.025), ...)``,
   then a ``lax.scan`` of the vmapped ``blackjax.dynamic_hmc`` step with the adapted
   parameters (its documented recipe; identity metric, as BlackJAX adapts none).
+* **BlackJAX MEADS**: ``blackjax.meads_adaptation(logdensity, num_chains).run(...)``, then a
+  ``lax.scan`` of the vmapped ``blackjax.ghmc`` step with the adapted parameters (its
+  documented recipe; the chain count must be a multiple of 4).
 
 Reported per target: the minimum bulk ESS over all coordinates (ArviZ), **gradients paid**
 (a vmapped batch pays, at every draw, the chain count times the longest trajectory in the
@@ -19,18 +26,26 @@ batch: ``chains * sum_t max_i n_{t,i}``; for ChEES every chain takes the same nu
 steps, so paid = used), ESS per paid gradient, steady sampling seconds (compile and warmup
 excluded), ESS/s, the largest |z| of the second moments against the known answer where there
 is one (``z = (mean of x^2 - E[x^2]) / MCSE``), and the ratios mcgen ChEES / peer of ESS per
-paid gradient and of ESS/s.
+paid gradient and of ESS/s.  The table's last two columns are each mcgen sampler's ESS per
+paid gradient over mcgen NUTS's and its ESS/s over BlackJAX's implementation of the same
+algorithm (where BlackJAX has one in the run).
 
 Targets (from ``bench_nuts.py``): the 100-d Gaussian with scales log-spaced in [0.01, 1]
 (ill-conditioned), Neal's funnel (non-centered, 10-d), eight schools (non-centered),
-Bayesian logistic regression (n = 1000, d = 25).  The Inference Gym targets of
-``bench_gym.py`` are not included yet.
+Bayesian logistic regression (n = 1000, d = 25); and Inference Gym targets built as in
+``bench_gym.py`` (``gym_IllConditionedGaussian``, ``gym_EightSchools``, ``gym_Brownian``,
+also ``gym_<any Gym name>``): the flat unconstrained log-density, starts uniform in [-2, 2]
+as there, ESS of the draws mapped to the constrained space and the largest |z| of their
+means against the Gym's ground truth (``z = (mean - truth) / MCSE``, the MCSE from the
+truth's standard deviation and the ESS of the mean, as ``bench_gym.py`` scores).
 
 Usage::
 
     python benchmarks/bench_many_chains.py                          # 128 and 1024 chains
     python benchmarks/bench_many_chains.py --chains 4096 --targets gaussian_100
     python benchmarks/bench_many_chains.py --quick                  # 128 chains, 200 + 100
+    python benchmarks/bench_many_chains.py --chains 1024 --warmup 300 --draws 100 \
+        --targets gym_Brownian --samplers mcgen_meads blackjax_meads mcgen_nuts
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 from mcgen import testing
 from mcgen.adaptation import ensemble
@@ -34,10 +35,49 @@ def test_bad_settings_raise(kwargs):
 
 
 def test_invariance_of_the_frozen_kernel():
-    # a large step (many rejections, so the slice variable and the momentum flip matter) and
+    # a large step (a third rejected, so the slice variable and the momentum flip matter) and
     # weak damping (the momentum persists over the 12 steps)
-    kernel = meads(step_size=1.1, damping=0.2, adapt=False)
+    kernel = meads(step_size=0.6, damping=0.1, adapt=False)
     testing.assert_invariance(kernel, GAUSS10.logdensity_fn, GAUSS10.sample, num_chains=4000, num_steps=12)
+
+
+def test_extended_target_is_invariant():
+    """Position, momentum and slice variable start from pi(x) N(p; 0, I) U(s; -1, 1) and stay there.
+
+    At stationarity |s| is uniform and independent of the proposal, so the frequency of
+    acceptance equals the mean Metropolis probability min(1, exp(-Delta H)): a sensitive check
+    of the slice variable's bookkeeping (z-score over independent chains).
+    """
+    kernel = meads(step_size=0.6, damping=0.1, adapt=False)  # acceptance ~2/3; stability limit ~0.77
+    n, steps = 4000, 20
+    k_x, k_p, k_s, k_steps, k_fresh = jax.random.split(jax.random.key(5), 5)
+    states = jax.vmap(kernel.init, in_axes=(0, None))(GAUSS10.sample(k_x, n), GAUSS10.logdensity_fn)
+    params = states.params._replace(
+        momentum=jax.random.normal(k_p, (n, 10)),
+        slice=jax.random.uniform(k_s, (n,), minval=-1.0, maxval=1.0),
+        fresh=jnp.zeros(n, bool),
+    )
+    states = states._replace(params=params)
+
+    @jax.jit
+    def run_steps(states, key):
+        def body(st, k):
+            st, info = jax.vmap(kernel.step, in_axes=(0, 0, None))(jax.random.split(k, n), st, GAUSS10.logdensity_fn)
+            return st, info.is_accepted.astype(jnp.float32) - info.accept_prob
+
+        return jax.lax.scan(body, states, jax.random.split(key, steps))
+
+    final, gap = run_steps(states, k_steps)
+    per_chain = np.asarray(gap, np.float64).mean(axis=0)  # chains are independent
+    z = per_chain.mean() / (per_chain.std() / np.sqrt(n))
+    assert abs(z) < 4.0, f"acceptance frequency - mean acceptance probability: z = {z:.1f}"
+    x = np.asarray(final.position, np.float64)
+    report = testing.two_sample_test(x, np.asarray(GAUSS10.sample(k_fresh, n), np.float64), method="ks", alpha=1e-3)
+    assert report.passed, report
+    threshold = 1e-3 / 11  # Bonferroni over the momentum's 10 coordinates and the slice variable
+    for j in range(10):
+        assert scipy.stats.kstest(np.asarray(final.params.momentum[:, j]), "norm").pvalue > threshold, j
+    assert scipy.stats.kstest(np.asarray(final.params.slice), "uniform", args=(-1.0, 2.0)).pvalue > threshold
 
 
 def _pairwise_ratio(y, centered):
