@@ -57,7 +57,8 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-from bench_nuts import CLOCK, TARGETS, initial_positions
+from bench_nuts import CLOCK, initial_positions
+from bench_nuts import TARGETS as TOY_TARGETS
 
 import mcgen as mc
 from mcgen.diagnostics import ess_rhat
@@ -85,23 +86,60 @@ def second_moment_z(name: str, samples) -> float:
     return float(np.max(np.abs(x2.mean(axis=(0, 1)) - SECOND_MOMENTS[name]) / mcse))
 
 
-def summarize(name, samples, paid, sample_time):
-    diag = ess_rhat(samples)
-    ess = min(float(np.min(d["ess_bulk"])) for d in diag.values())
+GYM_NAMES = {
+    "gym_Brownian": "BrownianMotionUnknownScalesMissingMiddleObservations",
+    "gym_StochasticVolatility": "StochasticVolatilitySP500Small",
+    "gym_ItemResponse": "SyntheticItemResponseTheory",
+}
+DEFAULT_TARGETS = list(TOY_TARGETS) + ["gym_IllConditionedGaussian", "gym_EightSchools", "gym_Brownian"]
+# one-gradient-per-draw samplers: they run --ghmc-factor times the warmup and the draws
+GHMC = ("mcgen_meads", "blackjax_meads")
+# mcgen sampler -> BlackJAX's implementation of the same algorithm (ESS/s ratio)
+PEERS = {"mcgen_chees": "blackjax_chees", "mcgen_meads": "blackjax_meads", "mcgen_mams": "blackjax_mams"}
+
+
+class Target:
+    """A benchmark target: its name, flat or pytree log-density, starts, and how it is scored."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.gym = None
+        if name.startswith("gym_"):
+            from bench_gym import GymTarget
+
+            self.gym = GymTarget(GYM_NAMES.get(name, name[4:]))
+            self.logdensity = self.gym.logdensity
+        else:
+            self.logdensity, self.init0 = TOY_TARGETS[name]
+
+    def inits(self, num_chains: int, seed: int):
+        if self.gym is not None:  # uniform in [-2, 2] on the unconstrained space, as bench_gym.py
+            return self.gym.inits(num_chains, seed)
+        return initial_positions(self.init0, num_chains, seed)
+
+
+def summarize(target: Target, samples, paid, sample_time):
+    if target.gym is not None:
+        score = target.gym.score(_flat_draws(samples))
+        ess, z = score["ess"], score["z"]
+    else:
+        diag = ess_rhat(samples)
+        ess = min(float(np.min(d["ess_bulk"])) for d in diag.values())
+        z = second_moment_z(target.name, samples)
     return {
         "ess": ess,
         "paid": float(paid),
         "ess_per_grad": ess / float(paid),
         "sample": sample_time,
         "ess_s": ess / sample_time,
-        "z2": second_moment_z(name, samples),
+        "z": z,
     }
 
 
 def run_mcgen(kernel):
-    def run(name, logdensity, init, num_chains, warmup, draws, seed):
+    def run(target, init, num_chains, warmup, draws, seed):
         res = mc.run_chains(
-            logdensity,
+            target.logdensity,
             kernel,
             init=init,
             init_batched=True,
@@ -114,7 +152,7 @@ def run_mcgen(kernel):
         )
         steps = np.asarray(res.stats["num_grad_evals"])  # (chains, draws)
         paid = num_chains * steps.max(axis=0).sum()
-        return summarize(name, res.samples, paid, res.sampling_time)
+        return summarize(target, res.samples, paid, res.sampling_time)
 
     return run
 
@@ -122,15 +160,28 @@ def run_mcgen(kernel):
 _BJ: dict = {}
 
 
-def run_blackjax_chees(name, logdensity, init, num_chains, warmup, draws, seed):
+def _no_info():
+    from blackjax.adaptation.base import get_filter_adapt_info_fn
+
+    return get_filter_adapt_info_fn()  # keep no per-step adaptation info (it would hold every state)
+
+
+def _timed(compiled, *args):
+    start = time.perf_counter()
+    out = jax.block_until_ready(compiled(*args))
+    return out, time.perf_counter() - start
+
+
+def run_blackjax_chees(target, init, num_chains, warmup, draws, seed):
     import blackjax
     import optax
 
+    logdensity = target.logdensity
     key_warm, key_sample = jax.random.split(jax.random.key(seed))
-    adapt = blackjax.chees_adaptation(logdensity, num_chains)
+    adapt = blackjax.chees_adaptation(logdensity, num_chains, adaptation_info_fn=_no_info())
     (states, params), _ = adapt.run(key_warm, init, step_size=0.1, optim=optax.adam(0.025), num_steps=warmup)
     states = jax.block_until_ready(states)
-    if (logdensity, num_chains, draws) not in _BJ:
+    if ("chees", logdensity, num_chains, draws) not in _BJ:
 
         def sample(key, states, step_size, inverse_mass_matrix, integration_steps_params):
             step = blackjax.dynamic_hmc(
@@ -148,64 +199,116 @@ def run_blackjax_chees(name, logdensity, init, num_chains, warmup, draws, seed):
 
             return jax.lax.scan(body, states, jax.random.split(key, draws))[1]
 
-        _BJ[(logdensity, num_chains, draws)] = jax.jit(sample)
+        _BJ[("chees", logdensity, num_chains, draws)] = jax.jit(sample)
     numeric = (params["step_size"], params["inverse_mass_matrix"], params["integration_steps_params"])
-    compiled = _BJ[(logdensity, num_chains, draws)].lower(key_sample, states, *numeric).compile()
-    start = time.perf_counter()
-    positions, steps = jax.block_until_ready(compiled(key_sample, states, *numeric))
-    sample_time = time.perf_counter() - start
+    compiled = _BJ[("chees", logdensity, num_chains, draws)].lower(key_sample, states, *numeric).compile()
+    (positions, steps), sample_time = _timed(compiled, key_sample, states, *numeric)
     samples = jax.tree_util.tree_map(lambda x: np.swapaxes(np.asarray(x), 0, 1), positions)
     paid = num_chains * np.asarray(steps).max(axis=1).sum()  # steps: (draws, chains)
-    return summarize(name, samples, paid, sample_time)
+    return summarize(target, samples, paid, sample_time)
+
+
+def run_blackjax_meads(target, init, num_chains, warmup, draws, seed):
+    import blackjax
+
+    logdensity = target.logdensity
+    key_warm, key_sample = jax.random.split(jax.random.key(seed))
+    adapt = blackjax.meads_adaptation(logdensity, num_chains, adaptation_info_fn=_no_info())
+    (states, params), _ = adapt.run(key_warm, init, num_steps=warmup)
+    states = jax.block_until_ready(states)
+    if ("meads", logdensity, num_chains, draws) not in _BJ:
+
+        def sample(key, states, step_size, momentum_inverse_scale, alpha, delta):
+            step = blackjax.ghmc(logdensity, step_size, momentum_inverse_scale, alpha, delta).step
+
+            def body(s, k):
+                s, _ = jax.vmap(step)(jax.random.split(k, num_chains), s)
+                return s, s.position
+
+            return jax.lax.scan(body, states, jax.random.split(key, draws))[1]
+
+        _BJ[("meads", logdensity, num_chains, draws)] = jax.jit(sample)
+    numeric = (params["step_size"], params["momentum_inverse_scale"], params["alpha"], params["delta"])
+    compiled = _BJ[("meads", logdensity, num_chains, draws)].lower(key_sample, states, *numeric).compile()
+    positions, sample_time = _timed(compiled, key_sample, states, *numeric)
+    samples = jax.tree_util.tree_map(lambda x: np.swapaxes(np.asarray(x), 0, 1), positions)
+    return summarize(target, samples, num_chains * draws, sample_time)  # one gradient per draw and chain
 
 
 SAMPLERS = {
     "mcgen_chees": run_mcgen(mc.chees_hmc()),
+    "mcgen_meads": run_mcgen(mc.meads()),
     "mcgen_mams": run_mcgen(mc.mams()),
     "mcgen_nuts": run_mcgen(mc.nuts()),
     "blackjax_chees": run_blackjax_chees,
+    "blackjax_meads": run_blackjax_meads,
 }
 
 
-def bench(targets, chain_counts, warmup, draws, seed, samplers):
+def bench(targets, chain_counts, warmup, draws, seed, samplers, ghmc_factor):
     rows = {}
     for num_chains in chain_counts:
         for name in targets:
-            logdensity, init0 = TARGETS[name]
-            init = initial_positions(init0, num_chains, seed)
+            target = Target(name)
+            init = target.inits(num_chains, seed)
             for sampler in samplers:
+                factor = ghmc_factor if sampler in GHMC else 1
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     c0 = CLOCK.seconds
-                    r = SAMPLERS[sampler](name, logdensity, init, num_chains, warmup, draws, seed)
+                    r = SAMPLERS[sampler](target, init, num_chains, warmup * factor, draws * factor, seed)
                 r["compile"] = CLOCK.seconds - c0
                 rows[(num_chains, name, sampler)] = r
                 print(
-                    f"  {num_chains:5d} {name:18s} {sampler:15s} " + "  ".join(f"{k}={v:.4g}" for k, v in r.items()),
+                    f"  {num_chains:5d} {name:26s} {sampler:15s} " + "  ".join(f"{k}={v:.4g}" for k, v in r.items()),
                     flush=True,
                 )
     return rows
 
 
+def _ratios(rows, num_chains, name, sampler, samplers):
+    """(ESS per paid gradient over mcgen NUTS's, ESS/s over BlackJAX's same algorithm), '' where absent."""
+    r = rows[(num_chains, name, sampler)]
+    g = s = ""
+    if sampler.startswith("mcgen_") and sampler != "mcgen_nuts" and "mcgen_nuts" in samplers:
+        g = f"{r['ess_per_grad'] / rows[(num_chains, name, 'mcgen_nuts')]['ess_per_grad']:.2f}"
+    if PEERS.get(sampler) in samplers:
+        s = f"{r['ess_s'] / rows[(num_chains, name, PEERS[sampler])]['ess_s']:.2f}"
+    return g, s
+
+
 def table(rows, targets, chain_counts, samplers):
     lines = [
         "| chains | target | sampler | min ESS | grads paid | ESS/paid grad | sampling s | ESS/s "
-        "| max abs z (x^2) | ChEES/peer ESS per grad | ChEES/peer ESS/s |",
+        "| max abs z | ESS per paid grad / mcgen NUTS | ESS/s / BlackJAX same |",
         "|---" * 11 + "|",
     ]
     for num_chains in chain_counts:
         for name in targets:
-            ours = rows[(num_chains, name, "mcgen_chees")] if "mcgen_chees" in samplers else None
             for sampler in samplers:
                 r = rows[(num_chains, name, sampler)]
-                g = s = ""
-                if ours is not None and sampler != "mcgen_chees":
-                    g, s = f"{ours['ess_per_grad'] / r['ess_per_grad']:.2f}", f"{ours['ess_s'] / r['ess_s']:.2f}"
+                g, s = _ratios(rows, num_chains, name, sampler, samplers)
                 lines.append(
                     f"| {num_chains} | {name} | {sampler} | {r['ess']:.0f} | {r['paid']:.3g} "
-                    f"| {r['ess_per_grad']:.2e} | {r['sample']:.2f} | {r['ess_s']:.0f} | {r['z2']:.1f} "
+                    f"| {r['ess_per_grad']:.2e} | {r['sample']:.2f} | {r['ess_s']:.0f} | {r['z']:.1f} "
                     f"| {g} | {s} |"
                 )
+    return "\n".join(lines)
+
+
+def best_table(rows, targets, chain_counts, samplers):
+    """Per target: the mcgen ensemble kernel with the most ESS per paid gradient, over NUTS's."""
+    if "mcgen_nuts" not in samplers:
+        return ""
+    new = [s for s in samplers if s.startswith("mcgen_") and s != "mcgen_nuts"]
+    lines = ["| chains | target | best new kernel | ESS per paid grad / mcgen NUTS |", "|---" * 4 + "|"]
+    for num_chains in chain_counts:
+        for name in targets:
+            nuts_rate = rows[(num_chains, name, "mcgen_nuts")]["ess_per_grad"]
+            best = max(new, key=lambda s: rows[(num_chains, name, s)]["ess_per_grad"], default=None)
+            if best is not None:
+                ratio = rows[(num_chains, name, best)]["ess_per_grad"] / nuts_rate
+                lines.append(f"| {num_chains} | {name} | {best} | {ratio:.2f} |")
     return "\n".join(lines)
 
 
@@ -214,16 +317,22 @@ def main(argv=None):
     parser.add_argument("--chains", type=int, nargs="+", default=[128, 1024])
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--ghmc-factor", type=int, default=10, help="warmup and draws multiplier of the MEADS runs")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--targets", nargs="+", default=list(TARGETS))
+    parser.add_argument("--targets", nargs="+", default=DEFAULT_TARGETS)
     parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS))
-    parser.add_argument("--quick", action="store_true", help="128 chains, 200 warmup + 100 draws")
+    parser.add_argument("--quick", action="store_true", help="128 chains, 200 + 100")
     args = parser.parse_args(argv)
     if args.quick:
         args.chains, args.warmup, args.draws = [128], 200, 100
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; warmup {args.warmup}, draws {args.draws}")
-    rows = bench(args.targets, args.chains, args.warmup, args.draws, args.seed, args.samplers)
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}; warmup {args.warmup}, draws {args.draws}, "
+        f"MEADS x{args.ghmc_factor}"
+    )
+    rows = bench(args.targets, args.chains, args.warmup, args.draws, args.seed, args.samplers, args.ghmc_factor)
     print(table(rows, args.targets, args.chains, args.samplers))
+    print()
+    print(best_table(rows, args.targets, args.chains, args.samplers))
 
 
 if __name__ == "__main__":
