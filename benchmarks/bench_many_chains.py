@@ -16,6 +16,11 @@ For each target and chain count, three samplers run from the same per-chain init
 * **BlackJAX ChEES**: ``blackjax.chees_adaptation(...).run(..., optax.adam(0.025), ...)``,
   then a ``lax.scan`` of the vmapped ``blackjax.dynamic_hmc`` step with the adapted
   parameters (its documented recipe; identity metric, as BlackJAX adapts none).
+* **BlackJAX MAMS**: ``blackjax.adjusted_mclmc_dynamic`` (isokinetic leapfrog, Halton
+  trajectory length shared by all chains) sampling with the step size, metric and length of
+  mcgen's MAMS warmup: the same algorithm with the same tunables, so the ESS/s ratio
+  compares the sampling implementations (BlackJAX's own adjusted-MCLMC tuning is a per-chain
+  multi-stage recipe, not run here).
 * **BlackJAX MEADS**: ``blackjax.meads_adaptation(logdensity, num_chains).run(...)``, then a
   ``lax.scan`` of the vmapped ``blackjax.ghmc`` step with the adapted parameters (its
   documented recipe; the chain count must be a multiple of 4).
@@ -235,6 +240,68 @@ def run_blackjax_meads(target, init, num_chains, warmup, draws, seed):
     return summarize(target, samples, num_chains * draws, sample_time)  # one gradient per draw and chain
 
 
+def run_blackjax_mams(target, init, num_chains, warmup, draws, seed):
+    """BlackJAX's ``adjusted_mclmc_dynamic`` kernel sampling with the parameters of mcgen's MAMS warmup.
+
+    BlackJAX tunes adjusted MCLMC per chain (``adjusted_mclmc_find_L_and_step_size``, a
+    multi-stage single-chain recipe); to compare the sampling of the same algorithm with the
+    same tunables, this runs mcgen's ensemble warmup, then BlackJAX's kernel with its
+    leapfrog-type ``isokinetic_leapfrog`` integrator (one gradient per step, as mcgen), no
+    partial refresh, and its Halton trajectory length (``trajectory_length``, the same for
+    every chain, mean ``L / step_size`` steps).
+    """
+    import blackjax
+    from blackjax.mcmc import integrators
+    from blackjax.mcmc.adjusted_mclmc_dynamic import trajectory_length
+
+    logdensity = target.logdensity
+    res = mc.run_chains(
+        logdensity,
+        mc.mams(),
+        init=init,
+        init_batched=True,
+        num_chains=num_chains,
+        num_samples=1,
+        num_warmup=warmup,
+        seed=seed,
+        progress=False,
+        warn=False,
+    )
+    params = res.last_state.params
+    step_size = params.step_size[0]
+    inverse_mass = params.inverse_mass[0]
+    avg_steps = params.trajectory_length[0] / step_size
+    key_sample = jax.random.key(seed + 1)
+    positions0 = res.last_state.position
+    if ("mams", logdensity, num_chains, draws) not in _BJ:
+
+        def sample(key, positions, step_size, inverse_mass, avg_steps):
+            algo = blackjax.adjusted_mclmc_dynamic(
+                logdensity,
+                step_size,
+                inverse_mass_matrix=inverse_mass,
+                integrator=integrators.isokinetic_velocity_verlet,
+                next_random_arg_fn=lambda t: t + 1,
+                integration_steps_fn=trajectory_length,
+                integration_steps_params=(avg_steps,),
+            )
+            states = jax.vmap(lambda x: blackjax.mcmc.adjusted_mclmc_dynamic.init(x, logdensity, 0))(positions)
+
+            def body(s, k):
+                s, info = jax.vmap(algo.step)(jax.random.split(k, num_chains), s)
+                return s, (s.position, info.num_integration_steps)
+
+            return jax.lax.scan(body, states, jax.random.split(key, draws))[1]
+
+        _BJ[("mams", logdensity, num_chains, draws)] = jax.jit(sample)
+    numeric = (step_size, inverse_mass, avg_steps)
+    compiled = _BJ[("mams", logdensity, num_chains, draws)].lower(key_sample, positions0, *numeric).compile()
+    (positions, steps), sample_time = _timed(compiled, key_sample, positions0, *numeric)
+    samples = jax.tree_util.tree_map(lambda x: np.swapaxes(np.asarray(x), 0, 1), positions)
+    paid = num_chains * np.asarray(steps).max(axis=1).sum()
+    return summarize(target, samples, paid, sample_time)
+
+
 SAMPLERS = {
     "mcgen_chees": run_mcgen(mc.chees_hmc()),
     "mcgen_meads": run_mcgen(mc.meads()),
@@ -242,6 +309,7 @@ SAMPLERS = {
     "mcgen_nuts": run_mcgen(mc.nuts()),
     "blackjax_chees": run_blackjax_chees,
     "blackjax_meads": run_blackjax_meads,
+    "blackjax_mams": run_blackjax_mams,
 }
 
 
