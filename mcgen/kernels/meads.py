@@ -17,14 +17,21 @@ Each step leaves :math:`\\pi(q)\\,N(r; 0, I)\\,U(s; -1, 1)` invariant: the refre
 of :math:`s` preserve their factors, and the accept step is Neal's slice form of a
 Metropolis test on the involution :math:`(q, r) \\to (q', -r')` followed by a momentum flip.
 Because :math:`|s|` sweeps up and down instead of being redrawn, rejections cluster in time
-and the momentum keeps its direction for longer (Neal 2020).  The momentum and the slice
+and the momentum keeps its direction for longer (Neal 2020).  The state keeps the momentum
+:math:`p = r / \\sigma` of the mass matrix :math:`\\mathrm{diag}(\\sigma^{-2})`, not the whitened
+:math:`r`: when warmup shrinks :math:`\\sigma` the kinetic energy shrinks with it, which
+cools chains started far out (from a wide start on the 100-d Gaussian of scales 0.01 to 1,
+the whitened convention had not converged after 1000 warmup steps; this one converges in
+about 300, as BlackJAX's ``meads_adaptation``, which keeps :math:`p` too).  The momentum and the slice
 variable persist from step to step, so they are kept in ``state.params`` with the tunables:
 under the target they are independent of the position, so a combinator that rebuilds the
 state at a new position with the same ``params`` keeps the chain valid.  ``init`` marks them
 as not yet drawn; the first step draws both afresh.
 
 **Ensemble warmup** (MEADS, Hoffman & Sountsov 2022): the chains are split into ``num_folds``
-folds (chain :math:`i` in fold :math:`i \\bmod K`).  At warmup step :math:`t` the chains of
+folds, assigned afresh every :math:`K` steps by a random permutation (from a fixed key, the
+same in every chain; without it a fold that lags keeps feeding the next one small steps, and
+on the 100-d Gaussian from a wide start the warmup had not converged after 1000 steps).  At warmup step :math:`t` the chains of
 fold :math:`k` move with parameters computed from the current positions and gradients of
 fold :math:`k - 1`, never their own; fold :math:`t \\bmod K` stays put.  The dependencies
 then form a chain without a cycle, so the step is a composition of kernels each of which
@@ -84,7 +91,7 @@ class MEADSParams(NamedTuple):
     step_size: jax.Array  # scalar epsilon
     inverse_mass: jax.Array  # (d,) diagonal sigma^2
     damping: jax.Array  # scalar gamma; alpha = 1 - exp(-2 epsilon gamma)
-    momentum: jax.Array  # (d,) whitened momentum, persistent
+    momentum: jax.Array  # (d,) momentum of mass diag(1 / inverse_mass), persistent
     slice: jax.Array  # scalar in [-1, 1], persistent
     fresh: jax.Array  # bool: momentum and slice not drawn yet (set by init)
 
@@ -138,9 +145,25 @@ def _largest_eigenvalue(y, w, centered):
     return (pairs / (n * (n - 1.0))) / trace
 
 
-def _fold_parameters(x, g, w, num_folds: int, count):
-    """Step size, damping and inverse mass of every fold from its chains: arrays with a leading ``(K,)``."""
+def _fold_rows(n: int, epoch):
+    """The row of every chain in the fold layout during ``epoch`` (a random permutation, the same in every chain).
+
+    Chain ``i`` is in fold ``rows[i] % K``.  Epoch 0 keeps the identity; later epochs draw a
+    permutation from a fixed key, so runs are reproducible and the assignment never depends
+    on the chains' states (which keeps each warmup step valid MCMC).
+    """
+    perm = jax.random.permutation(jax.random.fold_in(jax.random.key(0x4D454144), epoch), n)
+    return jnp.where(epoch == 0, jnp.arange(n), perm)
+
+
+def _fold_parameters(x, g, w, num_folds: int, count, rows=None):
+    """Step size, damping and inverse mass of every fold from its chains: arrays with a leading ``(K,)``.
+
+    ``rows`` (optional) is each chain's row in the fold layout (row ``j`` is in fold ``j % K``).
+    """
     n, d = x.shape
+    if rows is not None:
+        x, g, w = (jnp.zeros_like(a).at[rows].set(a) for a in (x, g, w))
     m = -(-n // num_folds)
     pad = m * num_folds - n
 
@@ -232,7 +255,8 @@ def meads(
         scale = jnp.sqrt(params.inverse_mass)
         alpha = jnp.where(params.fresh, 1.0, _refresh_fraction(eps, params.damping)).astype(dtype)
         xi = _random.normal(key_momentum, q.shape, dtype)
-        r = jnp.sqrt(1.0 - alpha) * params.momentum + jnp.sqrt(alpha) * xi
+        # params.momentum is the momentum p of mass diag(1 / sigma^2); r = sigma p is N(0, I)
+        r = jnp.sqrt(1.0 - alpha) * scale * params.momentum + jnp.sqrt(alpha) * xi
         drawn = _random.uniform(key_slice, (), dtype, -1.0, 1.0)
         shifted = jnp.mod(params.slice + 1.0 + 0.5 * alpha, 2.0) - 1.0
         s = jnp.where(params.fresh, drawn, shifted)
@@ -250,7 +274,7 @@ def meads(
         accept_prob = jnp.exp(jnp.minimum(-delta, 0.0))
 
         new_slice = jnp.where(do_accept, s * jnp.exp(jnp.where(do_accept, delta, 0.0)), s)
-        new_momentum = jnp.where(do_accept, r1, -r)
+        new_momentum = jnp.where(do_accept, r1, -r) / scale
         moved = MEADSState(unravel(q1), logdensity1.astype(dtype), unravel(g1), params)
         new = select(do_accept, moved, state)
         new = new._replace(
@@ -275,16 +299,19 @@ def meads(
             return MEADSWarmupState(state, jnp.zeros((), jnp.int32))
 
         def gathered_parameters(state: MEADSState, count, folds: int):
+            """Every fold's parameters, computed once from all chains, and this chain's fold."""
             x, g = ravel_pytree(state.position)[0], ravel_pytree(state.logdensity_grad)[0]
-            (xs, gs), w = chain_gather((x, g))
-            return _fold_parameters(xs, gs, w.astype(x.dtype), folds, count)
+            (xs, gs, counts), w = chain_gather((x, g, count))
+            step = counts[0]  # the same in every chain, and not batched: computed once
+            rows = _fold_rows(xs.shape[0], step // folds) if folds > 1 else None
+            fold = jnp.zeros((), jnp.int32) if rows is None else rows[chain_index()] % folds
+            return _fold_parameters(xs, gs, w.astype(x.dtype), folds, step, rows), fold
 
         def w_step(key, ws: MEADSWarmupState, logdensity_fn):
             state, count = ws.state, ws.count
             params = state.params
             dtype = params.step_size.dtype
-            eps_k, gamma_k, var_k, ok_k = gathered_parameters(state, count, num_folds)
-            fold = chain_index() % num_folds
+            (eps_k, gamma_k, var_k, ok_k), fold = gathered_parameters(state, count, num_folds)
             source = (fold - 1) % num_folds
             ok = ok_k[source]
             params = params._replace(
@@ -304,7 +331,7 @@ def meads(
             state = ws.state
             params = state.params
             dtype = params.step_size.dtype
-            eps, gamma, var, ok = (a[0] for a in gathered_parameters(state, ws.count, 1))
+            eps, gamma, var, ok = (a[0] for a in gathered_parameters(state, ws.count, 1)[0])
             params = params._replace(
                 step_size=jnp.where(ok, eps, params.step_size).astype(dtype),
                 damping=jnp.where(ok, gamma, params.damping).astype(dtype),

@@ -8,6 +8,7 @@ ignored, finalize pooling all chains); moments within 4 MCSE after the ensemble 
 100-d Gaussian with scales over two decades.  Seeds fixed.
 """
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import scipy.stats
 from mcgen import testing
 from mcgen.adaptation import ensemble
 from mcgen.kernels.meads import meads
+
+MEADS_MODULE = importlib.import_module("mcgen.kernels.meads")
 
 sys.path.insert(0, str(Path(__file__).parent))
 from gradient_targets import GAUSS10, SCALES, gaussian_100, run  # noqa: E402
@@ -104,9 +107,9 @@ def _logdensity(x):
     return -0.5 * jnp.sum((x / SD[: x.shape[0]]) ** 2)
 
 
-@pytest.mark.parametrize("dim", [3, 8])  # fewer dimensions than chains per fold, and more
-def test_each_fold_adapts_from_the_previous_fold_and_padding_counts_for_nothing(dim):
-    num_real, num_total, folds = 20, 22, 4  # 5 chains per fold; chains 20 and 21 are padding
+@pytest.mark.parametrize("dim, step", [(3, 2), (8, 6)])  # fewer dimensions than chains per fold, and more
+def test_each_fold_adapts_from_the_previous_fold_and_padding_counts_for_nothing(dim, step):
+    num_real, num_total, folds = 20, 22, 4  # about 5 chains per fold; chains 20 and 21 are padding
     kernel = meads(num_folds=folds)
     warm = kernel.warmup(10)
     rng = np.random.default_rng(1)
@@ -115,30 +118,34 @@ def test_each_fold_adapts_from_the_previous_fold_and_padding_counts_for_nothing(
     states = jax.vmap(kernel.init, in_axes=(0, None))(jnp.asarray(x), _logdensity)
     g = np.asarray(states.logdensity_grad, np.float64)
     keys = jax.random.split(jax.random.key(0), num_total)
+    # step 2: the identity assignment (chain i in fold i % 4); step 6: the second epoch's permutation
+    fold_of = np.asarray(MEADS_MODULE._fold_rows(num_total, step // folds)) % folds
+    assert (step < folds) == np.array_equal(fold_of, np.arange(num_total) % folds)
 
     def one_step(states):
         ws = jax.vmap(warm.init, axis_name="chains")(states)
-        ws = ws._replace(count=jnp.full((num_total,), 2, jnp.int32))  # step t = 2: fold 2 is held out
+        ws = ws._replace(count=jnp.full((num_total,), step, jnp.int32))  # fold step % 4 is held out
         new, _ = jax.vmap(warm.step, in_axes=(0, 0, None), axis_name="chains")(keys, ws, _logdensity)
         return new, jax.vmap(warm.finalize, axis_name="chains")(new)
 
     with ensemble._chain_axis("vectorized", num_real):
         new, final = jax.jit(one_step)(states)
     x64 = x.astype(np.float64)
+    real = np.arange(num_real)
     for fold in range(folds):
-        source = np.arange(num_real)[np.arange(num_real) % folds == (fold - 1) % folds]
-        eps, gamma, var = _reference(x64[source], g[source], 2)
-        for i in range(fold, num_real, folds):
+        source = real[fold_of[:num_real] == (fold - 1) % folds]
+        eps, gamma, var = _reference(x64[source], g[source], step)
+        for i in real[fold_of[:num_real] == fold]:
             np.testing.assert_allclose(new.state.params.step_size[i], eps, rtol=2e-4)
             np.testing.assert_allclose(new.state.params.damping[i], gamma, rtol=2e-4)
             np.testing.assert_allclose(new.state.params.inverse_mass[i], var, rtol=2e-4)
-    held = np.arange(num_real) % folds == 2
+    held = fold_of[:num_real] == step % folds
     np.testing.assert_array_equal(np.asarray(new.state.position)[:num_real][held], x[:num_real][held])
     assert np.any(np.asarray(new.state.position)[:num_real][~held] != x[:num_real][~held])
     # finalize: every chain gets the values of all requested chains (at their new positions)
     xs = np.asarray(new.state.position, np.float64)[:num_real]
     gs = np.asarray(new.state.logdensity_grad, np.float64)[:num_real]
-    eps, gamma, var = _reference(xs, gs, 3)
+    eps, gamma, var = _reference(xs, gs, step + 1)
     np.testing.assert_allclose(final.params.step_size[:num_real], eps, rtol=2e-4)
     np.testing.assert_allclose(final.params.damping[:num_real], gamma, rtol=2e-4)
     np.testing.assert_allclose(final.params.inverse_mass[:num_real], np.broadcast_to(var, xs.shape), rtol=2e-4)
