@@ -410,8 +410,8 @@ BUGS = {
     ),
     "meads_counts_padding": (
         "mcgen/kernels/meads.py",
-        "return _fold_parameters(xs, gs, w.astype(x.dtype), folds, count)",
-        "return _fold_parameters(xs, gs, jnp.ones_like(w, x.dtype), folds, count)",
+        "return _fold_parameters(xs, gs, w.astype(x.dtype), folds, step, rows), fold",
+        "return _fold_parameters(xs, gs, jnp.ones_like(w, x.dtype), folds, step, rows), fold",
         "tests/kernels/test_meads.py -k fold",
     ),
 }

@@ -46,7 +46,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["CHAIN_AXIS", "chain_gather", "chain_index", "chain_mean", "chain_sum", "chain_weight", "num_chains"]
+__all__ = [
+    "CHAIN_AXIS",
+    "chain_gather",
+    "chain_index",
+    "chain_mean",
+    "chain_sum",
+    "chain_weight",
+    "num_chains",
+    "num_requested",
+]
 
 CHAIN_AXIS = "chains"
 """The name of the chain axis that ``run_chains`` maps warmups over."""
@@ -154,3 +163,16 @@ def chain_gather(x):
     return jax.tree_util.tree_map(lambda leaf: jax.lax.all_gather(leaf, CHAIN_AXIS), x), jax.lax.all_gather(
         w, CHAIN_AXIS
     )
+
+
+def num_requested(total: int) -> int:
+    """The number of requested chains, a Python int known when tracing: ``run_chains``'s ``num_chains``.
+
+    ``total`` is the length of the chain axis (padding included); outside ``run_chains`` every
+    chain counts and ``total`` is returned.  The requested chains are the first ones
+    (:func:`chain_index` below this number).  A statistic that depends on the chain count
+    (a random assignment of chains to groups, say) uses this, not ``total``, so that it does
+    not change with the padding, that is with the device count.
+    """
+    context = _check_axis()
+    return total if context is None else min(int(context.num_real), total)

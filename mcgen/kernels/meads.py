@@ -78,7 +78,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from mcgen.adaptation.ensemble import chain_gather, chain_index
+from mcgen.adaptation.ensemble import chain_gather, chain_index, num_requested
 from mcgen.kernels import _random
 from mcgen.kernels._gradient import flatten
 from mcgen.kernels._integrators import flat_value_and_grad
@@ -145,14 +145,18 @@ def _largest_eigenvalue(y, w, centered):
     return (pairs / (n * (n - 1.0))) / trace
 
 
-def _fold_rows(n: int, epoch):
+def _fold_rows(n: int, epoch, num_real: int | None = None):
     """The row of every chain in the fold layout during ``epoch`` (a random permutation, the same in every chain).
 
     Chain ``i`` is in fold ``rows[i] % K``.  Epoch 0 keeps the identity; later epochs draw a
-    permutation from a fixed key, so runs are reproducible and the assignment never depends
-    on the chains' states (which keeps each warmup step valid MCMC).
+    permutation of the ``num_real`` requested chains from a fixed key (padding chains keep
+    their rows, after them), so runs are reproducible, the assignment does not depend on the
+    padding (the device count), and never on the chains' states (which keeps each warmup
+    step valid MCMC).
     """
-    perm = jax.random.permutation(jax.random.fold_in(jax.random.key(0x4D454144), epoch), n)
+    num_real = n if num_real is None else num_real
+    perm = jax.random.permutation(jax.random.fold_in(jax.random.key(0x4D454144), epoch), num_real)
+    perm = jnp.concatenate([perm, jnp.arange(num_real, n)])
     return jnp.where(epoch == 0, jnp.arange(n), perm)
 
 
@@ -303,7 +307,8 @@ def meads(
             x, g = ravel_pytree(state.position)[0], ravel_pytree(state.logdensity_grad)[0]
             (xs, gs, counts), w = chain_gather((x, g, count))
             step = counts[0]  # the same in every chain, and not batched: computed once
-            rows = _fold_rows(xs.shape[0], step // folds) if folds > 1 else None
+            n = xs.shape[0]
+            rows = _fold_rows(n, step // folds, num_requested(n)) if folds > 1 else None
             fold = jnp.zeros((), jnp.int32) if rows is None else rows[chain_index()] % folds
             return _fold_parameters(xs, gs, w.astype(x.dtype), folds, step, rows), fold
 

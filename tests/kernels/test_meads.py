@@ -119,7 +119,7 @@ def test_each_fold_adapts_from_the_previous_fold_and_padding_counts_for_nothing(
     g = np.asarray(states.logdensity_grad, np.float64)
     keys = jax.random.split(jax.random.key(0), num_total)
     # step 2: the identity assignment (chain i in fold i % 4); step 6: the second epoch's permutation
-    fold_of = np.asarray(MEADS_MODULE._fold_rows(num_total, step // folds)) % folds
+    fold_of = np.asarray(MEADS_MODULE._fold_rows(num_total, step // folds, num_real)) % folds
     assert (step < folds) == np.array_equal(fold_of, np.arange(num_total) % folds)
 
     def one_step(states):
