@@ -152,7 +152,7 @@ def test_each_fold_adapts_from_the_previous_fold_and_padding_counts_for_nothing(
 
 
 def test_gaussian_100d_ensemble_adaptation():
-    res = run(gaussian_100, meads(), init=jnp.zeros(100), chains=128, samples=400, warmup=600)
+    res = run(gaussian_100, meads(), init=jnp.zeros(100), chains=128, samples=200, warmup=400)
     # every fifth coordinate (scales 0.01 .. 1): 40 compared quantities
     testing.assert_moments(res.samples[..., ::5], jnp.zeros(20), SCALES[::5] ** 2)
     params = res.last_state.params
