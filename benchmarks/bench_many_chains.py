@@ -1,4 +1,4 @@
-"""Many chains: ChEES-HMC (mcgen and BlackJAX) against mcgen's vmapped NUTS, one process.
+"""Many chains: ChEES-HMC, MEADS, MAMS (mcgen and BlackJAX) against mcgen's vmapped NUTS, one process.
 
 For each target and chain count, three samplers run from the same per-chain initial positions
 (``bench_nuts.initial_positions``) with ``--warmup`` warmup and ``--draws`` kept draws:
@@ -7,11 +7,23 @@ For each target and chain count, three samplers run from the same per-chain init
   step size, trajectory length and diagonal metric pooled over all chains).
 * **mcgen MAMS**: ``mc.run_chains(logdensity, mc.mams(), ...)`` (ensemble warmup of step size
   and metric; BlackJAX's ``adjusted_mclmc`` is not run yet: its tuning is per chain).
+* **mcgen MEADS**: ``mc.run_chains(logdensity, mc.meads(), ...)`` (generalized HMC, one
+  gradient per draw; fold-wise cross-chain warmup of step size, damping and metric).  The
+  one-step samplers (both MEADS) run ``--ghmc-factor`` times the warmup and the draws of the
+  others (default 10), so that every sampler spends a comparable number of gradients.
 * **mcgen NUTS**: ``mc.run_chains(logdensity, mc.nuts(), ...)``, vmapped (per-chain Stan
   warmup).
 * **BlackJAX ChEES**: ``blackjax.chees_adaptation(...).run(..., optax.adam(0.025), ...)``,
   then a ``lax.scan`` of the vmapped ``blackjax.dynamic_hmc`` step with the adapted
   parameters (its documented recipe; identity metric, as BlackJAX adapts none).
+* **BlackJAX MAMS**: ``blackjax.adjusted_mclmc_dynamic`` (isokinetic leapfrog, Halton
+  trajectory length shared by all chains) sampling with the step size, metric and length of
+  mcgen's MAMS warmup: the same algorithm with the same tunables, so the ESS/s ratio
+  compares the sampling implementations (BlackJAX's own adjusted-MCLMC tuning is a per-chain
+  multi-stage recipe, not run here).
+* **BlackJAX MEADS**: ``blackjax.meads_adaptation(logdensity, num_chains).run(...)``, then a
+  ``lax.scan`` of the vmapped ``blackjax.ghmc`` step with the adapted parameters (its
+  documented recipe; the chain count must be a multiple of 4).
 
 Reported per target: the minimum bulk ESS over all coordinates (ArviZ), **gradients paid**
 (a vmapped batch pays, at every draw, the chain count times the longest trajectory in the
@@ -19,18 +31,26 @@ batch: ``chains * sum_t max_i n_{t,i}``; for ChEES every chain takes the same nu
 steps, so paid = used), ESS per paid gradient, steady sampling seconds (compile and warmup
 excluded), ESS/s, the largest |z| of the second moments against the known answer where there
 is one (``z = (mean of x^2 - E[x^2]) / MCSE``), and the ratios mcgen ChEES / peer of ESS per
-paid gradient and of ESS/s.
+paid gradient and of ESS/s.  The table's last two columns are each mcgen sampler's ESS per
+paid gradient over mcgen NUTS's and its ESS/s over BlackJAX's implementation of the same
+algorithm (where BlackJAX has one in the run).
 
 Targets (from ``bench_nuts.py``): the 100-d Gaussian with scales log-spaced in [0.01, 1]
 (ill-conditioned), Neal's funnel (non-centered, 10-d), eight schools (non-centered),
-Bayesian logistic regression (n = 1000, d = 25).  The Inference Gym targets of
-``bench_gym.py`` are not included yet.
+Bayesian logistic regression (n = 1000, d = 25); and Inference Gym targets built as in
+``bench_gym.py`` (``gym_IllConditionedGaussian``, ``gym_EightSchools``, ``gym_Brownian``,
+also ``gym_<any Gym name>``): the flat unconstrained log-density, starts uniform in [-2, 2]
+as there, ESS of the draws mapped to the constrained space and the largest |z| of their
+means against the Gym's ground truth (``z = (mean - truth) / MCSE``, the MCSE from the
+truth's standard deviation and the ESS of the mean, as ``bench_gym.py`` scores).
 
 Usage::
 
     python benchmarks/bench_many_chains.py                          # 128 and 1024 chains
     python benchmarks/bench_many_chains.py --chains 4096 --targets gaussian_100
     python benchmarks/bench_many_chains.py --quick                  # 128 chains, 200 + 100
+    python benchmarks/bench_many_chains.py --chains 1024 --warmup 300 --draws 100 \
+        --targets gym_Brownian --samplers mcgen_meads blackjax_meads mcgen_nuts
 """
 
 from __future__ import annotations
@@ -42,7 +62,8 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-from bench_nuts import CLOCK, TARGETS, initial_positions
+from bench_nuts import CLOCK, initial_positions
+from bench_nuts import TARGETS as TOY_TARGETS
 
 import mcgen as mc
 from mcgen.diagnostics import ess_rhat
@@ -70,23 +91,60 @@ def second_moment_z(name: str, samples) -> float:
     return float(np.max(np.abs(x2.mean(axis=(0, 1)) - SECOND_MOMENTS[name]) / mcse))
 
 
-def summarize(name, samples, paid, sample_time):
-    diag = ess_rhat(samples)
-    ess = min(float(np.min(d["ess_bulk"])) for d in diag.values())
+GYM_NAMES = {
+    "gym_Brownian": "BrownianMotionUnknownScalesMissingMiddleObservations",
+    "gym_StochasticVolatility": "StochasticVolatilitySP500Small",
+    "gym_ItemResponse": "SyntheticItemResponseTheory",
+}
+DEFAULT_TARGETS = list(TOY_TARGETS) + ["gym_IllConditionedGaussian", "gym_EightSchools", "gym_Brownian"]
+# one-gradient-per-draw samplers: they run --ghmc-factor times the warmup and the draws
+GHMC = ("mcgen_meads", "blackjax_meads")
+# mcgen sampler -> BlackJAX's implementation of the same algorithm (ESS/s ratio)
+PEERS = {"mcgen_chees": "blackjax_chees", "mcgen_meads": "blackjax_meads", "mcgen_mams": "blackjax_mams"}
+
+
+class Target:
+    """A benchmark target: its name, flat or pytree log-density, starts, and how it is scored."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.gym = None
+        if name.startswith("gym_"):
+            from bench_gym import GymTarget
+
+            self.gym = GymTarget(GYM_NAMES.get(name, name[4:]))
+            self.logdensity = self.gym.logdensity
+        else:
+            self.logdensity, self.init0 = TOY_TARGETS[name]
+
+    def inits(self, num_chains: int, seed: int):
+        if self.gym is not None:  # uniform in [-2, 2] on the unconstrained space, as bench_gym.py
+            return self.gym.inits(num_chains, seed)
+        return initial_positions(self.init0, num_chains, seed)
+
+
+def summarize(target: Target, samples, paid, sample_time):
+    if target.gym is not None:
+        score = target.gym.score(_flat_draws(samples))
+        ess, z = score["ess"], score["z"]
+    else:
+        diag = ess_rhat(samples)
+        ess = min(float(np.min(d["ess_bulk"])) for d in diag.values())
+        z = second_moment_z(target.name, samples)
     return {
         "ess": ess,
         "paid": float(paid),
         "ess_per_grad": ess / float(paid),
         "sample": sample_time,
         "ess_s": ess / sample_time,
-        "z2": second_moment_z(name, samples),
+        "z": z,
     }
 
 
 def run_mcgen(kernel):
-    def run(name, logdensity, init, num_chains, warmup, draws, seed):
+    def run(target, init, num_chains, warmup, draws, seed):
         res = mc.run_chains(
-            logdensity,
+            target.logdensity,
             kernel,
             init=init,
             init_batched=True,
@@ -99,7 +157,7 @@ def run_mcgen(kernel):
         )
         steps = np.asarray(res.stats["num_grad_evals"])  # (chains, draws)
         paid = num_chains * steps.max(axis=0).sum()
-        return summarize(name, res.samples, paid, res.sampling_time)
+        return summarize(target, res.samples, paid, res.sampling_time)
 
     return run
 
@@ -107,15 +165,28 @@ def run_mcgen(kernel):
 _BJ: dict = {}
 
 
-def run_blackjax_chees(name, logdensity, init, num_chains, warmup, draws, seed):
+def _no_info():
+    from blackjax.adaptation.base import get_filter_adapt_info_fn
+
+    return get_filter_adapt_info_fn()  # keep no per-step adaptation info (it would hold every state)
+
+
+def _timed(compiled, *args):
+    start = time.perf_counter()
+    out = jax.block_until_ready(compiled(*args))
+    return out, time.perf_counter() - start
+
+
+def run_blackjax_chees(target, init, num_chains, warmup, draws, seed):
     import blackjax
     import optax
 
+    logdensity = target.logdensity
     key_warm, key_sample = jax.random.split(jax.random.key(seed))
-    adapt = blackjax.chees_adaptation(logdensity, num_chains)
+    adapt = blackjax.chees_adaptation(logdensity, num_chains, adaptation_info_fn=_no_info())
     (states, params), _ = adapt.run(key_warm, init, step_size=0.1, optim=optax.adam(0.025), num_steps=warmup)
     states = jax.block_until_ready(states)
-    if (logdensity, num_chains, draws) not in _BJ:
+    if ("chees", logdensity, num_chains, draws) not in _BJ:
 
         def sample(key, states, step_size, inverse_mass_matrix, integration_steps_params):
             step = blackjax.dynamic_hmc(
@@ -133,64 +204,179 @@ def run_blackjax_chees(name, logdensity, init, num_chains, warmup, draws, seed):
 
             return jax.lax.scan(body, states, jax.random.split(key, draws))[1]
 
-        _BJ[(logdensity, num_chains, draws)] = jax.jit(sample)
+        _BJ[("chees", logdensity, num_chains, draws)] = jax.jit(sample)
     numeric = (params["step_size"], params["inverse_mass_matrix"], params["integration_steps_params"])
-    compiled = _BJ[(logdensity, num_chains, draws)].lower(key_sample, states, *numeric).compile()
-    start = time.perf_counter()
-    positions, steps = jax.block_until_ready(compiled(key_sample, states, *numeric))
-    sample_time = time.perf_counter() - start
+    compiled = _BJ[("chees", logdensity, num_chains, draws)].lower(key_sample, states, *numeric).compile()
+    (positions, steps), sample_time = _timed(compiled, key_sample, states, *numeric)
     samples = jax.tree_util.tree_map(lambda x: np.swapaxes(np.asarray(x), 0, 1), positions)
     paid = num_chains * np.asarray(steps).max(axis=1).sum()  # steps: (draws, chains)
-    return summarize(name, samples, paid, sample_time)
+    return summarize(target, samples, paid, sample_time)
+
+
+def run_blackjax_meads(target, init, num_chains, warmup, draws, seed):
+    import blackjax
+
+    logdensity = target.logdensity
+    key_warm, key_sample = jax.random.split(jax.random.key(seed))
+    adapt = blackjax.meads_adaptation(logdensity, num_chains, adaptation_info_fn=_no_info())
+    (states, params), _ = adapt.run(key_warm, init, num_steps=warmup)
+    states = jax.block_until_ready(states)
+    if ("meads", logdensity, num_chains, draws) not in _BJ:
+
+        def sample(key, states, step_size, momentum_inverse_scale, alpha, delta):
+            step = blackjax.ghmc(logdensity, step_size, momentum_inverse_scale, alpha, delta).step
+
+            def body(s, k):
+                s, _ = jax.vmap(step)(jax.random.split(k, num_chains), s)
+                return s, s.position
+
+            return jax.lax.scan(body, states, jax.random.split(key, draws))[1]
+
+        _BJ[("meads", logdensity, num_chains, draws)] = jax.jit(sample)
+    numeric = (params["step_size"], params["momentum_inverse_scale"], params["alpha"], params["delta"])
+    compiled = _BJ[("meads", logdensity, num_chains, draws)].lower(key_sample, states, *numeric).compile()
+    positions, sample_time = _timed(compiled, key_sample, states, *numeric)
+    samples = jax.tree_util.tree_map(lambda x: np.swapaxes(np.asarray(x), 0, 1), positions)
+    return summarize(target, samples, num_chains * draws, sample_time)  # one gradient per draw and chain
+
+
+def run_blackjax_mams(target, init, num_chains, warmup, draws, seed):
+    """BlackJAX's ``adjusted_mclmc_dynamic`` kernel sampling with the parameters of mcgen's MAMS warmup.
+
+    BlackJAX tunes adjusted MCLMC per chain (``adjusted_mclmc_find_L_and_step_size``, a
+    multi-stage single-chain recipe); to compare the sampling of the same algorithm with the
+    same tunables, this runs mcgen's ensemble warmup, then BlackJAX's kernel with its
+    leapfrog-type ``isokinetic_leapfrog`` integrator (one gradient per step, as mcgen), no
+    partial refresh, and its Halton trajectory length (``trajectory_length``, the same for
+    every chain, mean ``L / step_size`` steps).
+    """
+    import blackjax
+    from blackjax.mcmc import integrators
+    from blackjax.mcmc.adjusted_mclmc_dynamic import trajectory_length
+
+    logdensity = target.logdensity
+    res = mc.run_chains(
+        logdensity,
+        mc.mams(),
+        init=init,
+        init_batched=True,
+        num_chains=num_chains,
+        num_samples=1,
+        num_warmup=warmup,
+        seed=seed,
+        progress=False,
+        warn=False,
+    )
+    params = res.last_state.params
+    step_size = params.step_size[0]
+    inverse_mass = params.inverse_mass[0]
+    avg_steps = params.trajectory_length[0] / step_size
+    key_sample = jax.random.key(seed + 1)
+    positions0 = res.last_state.position
+    if ("mams", logdensity, num_chains, draws) not in _BJ:
+
+        def sample(key, positions, step_size, inverse_mass, avg_steps):
+            algo = blackjax.adjusted_mclmc_dynamic(
+                logdensity,
+                step_size,
+                inverse_mass_matrix=inverse_mass,
+                integrator=integrators.isokinetic_velocity_verlet,
+                next_random_arg_fn=lambda t: t + 1,
+                integration_steps_fn=trajectory_length,
+                integration_steps_params=(avg_steps,),
+            )
+            states = jax.vmap(lambda x: blackjax.mcmc.adjusted_mclmc_dynamic.init(x, logdensity, 0))(positions)
+
+            def body(s, k):
+                s, info = jax.vmap(algo.step)(jax.random.split(k, num_chains), s)
+                return s, (s.position, info.num_integration_steps)
+
+            return jax.lax.scan(body, states, jax.random.split(key, draws))[1]
+
+        _BJ[("mams", logdensity, num_chains, draws)] = jax.jit(sample)
+    numeric = (step_size, inverse_mass, avg_steps)
+    compiled = _BJ[("mams", logdensity, num_chains, draws)].lower(key_sample, positions0, *numeric).compile()
+    (positions, steps), sample_time = _timed(compiled, key_sample, positions0, *numeric)
+    samples = jax.tree_util.tree_map(lambda x: np.swapaxes(np.asarray(x), 0, 1), positions)
+    paid = num_chains * np.asarray(steps).max(axis=1).sum()
+    return summarize(target, samples, paid, sample_time)
 
 
 SAMPLERS = {
     "mcgen_chees": run_mcgen(mc.chees_hmc()),
+    "mcgen_meads": run_mcgen(mc.meads()),
     "mcgen_mams": run_mcgen(mc.mams()),
     "mcgen_nuts": run_mcgen(mc.nuts()),
     "blackjax_chees": run_blackjax_chees,
+    "blackjax_meads": run_blackjax_meads,
+    "blackjax_mams": run_blackjax_mams,
 }
 
 
-def bench(targets, chain_counts, warmup, draws, seed, samplers):
+def bench(targets, chain_counts, warmup, draws, seed, samplers, ghmc_factor):
     rows = {}
     for num_chains in chain_counts:
         for name in targets:
-            logdensity, init0 = TARGETS[name]
-            init = initial_positions(init0, num_chains, seed)
+            target = Target(name)
+            init = target.inits(num_chains, seed)
             for sampler in samplers:
+                factor = ghmc_factor if sampler in GHMC else 1
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     c0 = CLOCK.seconds
-                    r = SAMPLERS[sampler](name, logdensity, init, num_chains, warmup, draws, seed)
+                    r = SAMPLERS[sampler](target, init, num_chains, warmup * factor, draws * factor, seed)
                 r["compile"] = CLOCK.seconds - c0
                 rows[(num_chains, name, sampler)] = r
                 print(
-                    f"  {num_chains:5d} {name:18s} {sampler:15s} " + "  ".join(f"{k}={v:.4g}" for k, v in r.items()),
+                    f"  {num_chains:5d} {name:26s} {sampler:15s} " + "  ".join(f"{k}={v:.4g}" for k, v in r.items()),
                     flush=True,
                 )
     return rows
 
 
+def _ratios(rows, num_chains, name, sampler, samplers):
+    """(ESS per paid gradient over mcgen NUTS's, ESS/s over BlackJAX's same algorithm), '' where absent."""
+    r = rows[(num_chains, name, sampler)]
+    g = s = ""
+    if sampler.startswith("mcgen_") and sampler != "mcgen_nuts" and "mcgen_nuts" in samplers:
+        g = f"{r['ess_per_grad'] / rows[(num_chains, name, 'mcgen_nuts')]['ess_per_grad']:.2f}"
+    if PEERS.get(sampler) in samplers:
+        s = f"{r['ess_s'] / rows[(num_chains, name, PEERS[sampler])]['ess_s']:.2f}"
+    return g, s
+
+
 def table(rows, targets, chain_counts, samplers):
     lines = [
         "| chains | target | sampler | min ESS | grads paid | ESS/paid grad | sampling s | ESS/s "
-        "| max abs z (x^2) | ChEES/peer ESS per grad | ChEES/peer ESS/s |",
+        "| max abs z | ESS per paid grad / mcgen NUTS | ESS/s / BlackJAX same |",
         "|---" * 11 + "|",
     ]
     for num_chains in chain_counts:
         for name in targets:
-            ours = rows[(num_chains, name, "mcgen_chees")] if "mcgen_chees" in samplers else None
             for sampler in samplers:
                 r = rows[(num_chains, name, sampler)]
-                g = s = ""
-                if ours is not None and sampler != "mcgen_chees":
-                    g, s = f"{ours['ess_per_grad'] / r['ess_per_grad']:.2f}", f"{ours['ess_s'] / r['ess_s']:.2f}"
+                g, s = _ratios(rows, num_chains, name, sampler, samplers)
                 lines.append(
                     f"| {num_chains} | {name} | {sampler} | {r['ess']:.0f} | {r['paid']:.3g} "
-                    f"| {r['ess_per_grad']:.2e} | {r['sample']:.2f} | {r['ess_s']:.0f} | {r['z2']:.1f} "
+                    f"| {r['ess_per_grad']:.2e} | {r['sample']:.2f} | {r['ess_s']:.0f} | {r['z']:.1f} "
                     f"| {g} | {s} |"
                 )
+    return "\n".join(lines)
+
+
+def best_table(rows, targets, chain_counts, samplers):
+    """Per target: the mcgen ensemble kernel with the most ESS per paid gradient, over NUTS's."""
+    if "mcgen_nuts" not in samplers:
+        return ""
+    new = [s for s in samplers if s.startswith("mcgen_") and s != "mcgen_nuts"]
+    lines = ["| chains | target | best new kernel | ESS per paid grad / mcgen NUTS |", "|---" * 4 + "|"]
+    for num_chains in chain_counts:
+        for name in targets:
+            nuts_rate = rows[(num_chains, name, "mcgen_nuts")]["ess_per_grad"]
+            best = max(new, key=lambda s: rows[(num_chains, name, s)]["ess_per_grad"], default=None)
+            if best is not None:
+                ratio = rows[(num_chains, name, best)]["ess_per_grad"] / nuts_rate
+                lines.append(f"| {num_chains} | {name} | {best} | {ratio:.2f} |")
     return "\n".join(lines)
 
 
@@ -199,16 +385,22 @@ def main(argv=None):
     parser.add_argument("--chains", type=int, nargs="+", default=[128, 1024])
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--ghmc-factor", type=int, default=10, help="warmup and draws multiplier of the MEADS runs")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--targets", nargs="+", default=list(TARGETS))
+    parser.add_argument("--targets", nargs="+", default=DEFAULT_TARGETS)
     parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS))
-    parser.add_argument("--quick", action="store_true", help="128 chains, 200 warmup + 100 draws")
+    parser.add_argument("--quick", action="store_true", help="128 chains, 200 + 100")
     args = parser.parse_args(argv)
     if args.quick:
         args.chains, args.warmup, args.draws = [128], 200, 100
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; warmup {args.warmup}, draws {args.draws}")
-    rows = bench(args.targets, args.chains, args.warmup, args.draws, args.seed, args.samplers)
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}; warmup {args.warmup}, draws {args.draws}, "
+        f"MEADS x{args.ghmc_factor}"
+    )
+    rows = bench(args.targets, args.chains, args.warmup, args.draws, args.seed, args.samplers, args.ghmc_factor)
     print(table(rows, args.targets, args.chains, args.samplers))
+    print()
+    print(best_table(rows, args.targets, args.chains, args.samplers))
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ KERNELS = {
     "nuts": (lambda: mc.nuts(max_tree_depth=5), ("flat", "dict")),
     "chees_hmc": (lambda: mc.chees_hmc(), ("flat", "dict")),
     "mams": (lambda: mc.mams(), ("flat", "dict")),
+    "meads": (lambda: mc.meads(), ("flat", "dict")),
     "ula": (lambda: mc.ula(0.1), ("flat", "dict")),
     "barker": (lambda: mc.barker(), ("flat", "dict")),
     "docs_skeleton": (lambda: SKELETON(), ("flat", "dict")),

@@ -412,6 +412,53 @@ BUGS = {
         "return s * _low_rank_apply(inverse_mass, 1.0 / inverse_mass.vals - 1.0, s * p)",
         "tests/test_low_rank_metric.py -k 'operators or invariance'",
     ),
+    # ---- issue 16 (session 3): MEADS
+    # the acceptance step: slice variable not carried to the new state, no momentum flip on a
+    # rejection, kinetic energy left out
+    "meads_slice_not_rescaled": (
+        "mcgen/kernels/meads.py",
+        "new_slice = jnp.where(do_accept, s * jnp.exp(jnp.where(do_accept, delta, 0.0)), s)",
+        "new_slice = s",
+        "tests/kernels/test_meads.py -k 'invariance or extended'",
+    ),
+    "meads_no_flip_on_reject": (
+        "mcgen/kernels/meads.py",
+        "new_momentum = jnp.where(do_accept, r1, -r)",
+        "new_momentum = jnp.where(do_accept, r1, r)",
+        "tests/kernels/test_meads.py -k 'invariance or extended'",
+    ),
+    "meads_kinetic_dropped": (
+        "mcgen/kernels/meads.py",
+        "delta = h1 - h0",
+        "delta = state.logdensity - logdensity1",
+        "tests/kernels/test_meads.py -k 'invariance or ensemble'",
+    ),
+    # the adaptation's use of cross-chain statistics: a fold adapts from itself, no fold held
+    # out, the eigenvalue estimate keeps the diagonal terms, padding chains counted
+    "meads_fold_uses_itself": (
+        "mcgen/kernels/meads.py",
+        "source = (fold - 1) % num_folds",
+        "source = fold",
+        "tests/kernels/test_meads.py -k fold",
+    ),
+    "meads_no_held_out_fold": (
+        "mcgen/kernels/meads.py",
+        "held_out = fold == count % num_folds",
+        "held_out = fold < 0",
+        "tests/kernels/test_meads.py -k fold",
+    ),
+    "meads_eigenvalue_with_diagonal": (
+        "mcgen/kernels/meads.py",
+        "pairs = jnp.sum(gram**2, axis=(1, 2)) - jnp.sum(sq**2, axis=1)",
+        "pairs = jnp.sum(gram**2, axis=(1, 2))",
+        "tests/kernels/test_meads.py -k fold",
+    ),
+    "meads_counts_padding": (
+        "mcgen/kernels/meads.py",
+        "return _fold_parameters(xs, gs, w.astype(x.dtype), folds, step, rows), fold",
+        "return _fold_parameters(xs, gs, jnp.ones_like(w, x.dtype), folds, step, rows), fold",
+        "tests/kernels/test_meads.py -k fold",
+    ),
 }
 
 

@@ -46,7 +46,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["CHAIN_AXIS", "chain_mean", "chain_sum", "chain_weight", "num_chains"]
+__all__ = [
+    "CHAIN_AXIS",
+    "chain_gather",
+    "chain_index",
+    "chain_mean",
+    "chain_sum",
+    "chain_weight",
+    "num_chains",
+    "num_requested",
+]
 
 CHAIN_AXIS = "chains"
 """The name of the chain axis that ``run_chains`` maps warmups over."""
@@ -120,3 +129,50 @@ def chain_mean(x, weight=None):
     """
     total = num_chains(weight)
     return jax.tree_util.tree_map(lambda s: s / total.astype(s.dtype), chain_sum(x, weight))
+
+
+def chain_index() -> jax.Array:
+    """This chain's position along the chain axis (an int32 scalar, 0 for the first chain).
+
+    Padding chains of ``run_chains`` come after the requested ones.  Must be called inside a
+    map over :data:`CHAIN_AXIS`.
+    """
+    _check_axis()
+    return jax.lax.axis_index(CHAIN_AXIS)
+
+
+def chain_gather(x):
+    """Every chain's ``x``, stacked along a leading axis, and each chain's weight (1, or 0 for padding).
+
+    Returns ``(stacked, weights)``: ``stacked`` has the pytree structure of ``x``, each leaf
+    with a leading axis over all the chains of the run (padding included, in the order of
+    :func:`chain_index`), and ``weights`` is :func:`chain_weight` of every chain, shape
+    ``(n,)``.  Under ``vmap`` the stacked values are one unbatched array, so statistics that
+    need more than sums (a Gram matrix, quantiles) are computed once, not once per chain.
+    Any statistic must weight the rows by ``weights`` so that padding counts for nothing.
+
+    Example
+    -------
+    >>> import jax, jax.numpy as jnp
+    >>> from mcgen.adaptation.ensemble import chain_gather
+    >>> stacked, w = jax.vmap(lambda xi: chain_gather(xi), axis_name="chains")(jnp.arange(3.0))
+    >>> stacked[0], w[0]
+    (Array([0., 1., 2.], dtype=float32), Array([1., 1., 1.], dtype=float32))
+    """
+    w = chain_weight()
+    return jax.tree_util.tree_map(lambda leaf: jax.lax.all_gather(leaf, CHAIN_AXIS), x), jax.lax.all_gather(
+        w, CHAIN_AXIS
+    )
+
+
+def num_requested(total: int) -> int:
+    """The number of requested chains, a Python int known when tracing: ``run_chains``'s ``num_chains``.
+
+    ``total`` is the length of the chain axis (padding included); outside ``run_chains`` every
+    chain counts and ``total`` is returned.  The requested chains are the first ones
+    (:func:`chain_index` below this number).  A statistic that depends on the chain count
+    (a random assignment of chains to groups, say) uses this, not ``total``, so that it does
+    not change with the padding, that is with the device count.
+    """
+    context = _check_axis()
+    return total if context is None else min(int(context.num_real), total)

@@ -9,6 +9,7 @@ from mcgen.kernels.hmc import hmc
 from mcgen.kernels.independent_mh import independent_mh
 from mcgen.kernels.langevin import mala, ula, ula_step
 from mcgen.kernels.mams import mams
+from mcgen.kernels.meads import meads
 from mcgen.kernels.nuts import nuts
 from mcgen.kernels.rwmh import rwmh
 
@@ -22,6 +23,7 @@ __all__ = [
     "independent_mh",
     "mala",
     "mams",
+    "meads",
     "nuts",
     "rwmh",
     "ula",

@@ -33,6 +33,7 @@ kernels = {
     "pooled_rwmh": (pooled_rwmh(), 60),
     "raw_pooled_rwmh": (pooled_rwmh(raw=True), 60),
     "chees_hmc": (mc.chees_hmc(), 5),
+    "meads": (mc.meads(), 5),  # two fold assignments (a new permutation after 4 steps)
 }
 run = dict(init=jnp.ones(3), num_chains=12, num_samples=2, progress=False, seed=1, init_jitter=1.0, warn=False)
 out = {"num_devices": len(jax.devices())}
@@ -42,7 +43,10 @@ for name, (kernel, num_warmup) in kernels.items():
     diffs = [
         float(np.max(np.abs(a - b) / (np.abs(a) + 1e-30)))
         for a, b in zip(
-            jax.tree_util.tree_leaves(one.last_state.params), jax.tree_util.tree_leaves(eight.last_state.params)
+            *(
+                [np.asarray(leaf, np.float64) for leaf in jax.tree_util.tree_leaves(r.last_state.params)]
+                for r in (one, eight)
+            )
         )
     ]
     sharded = len(jax.tree_util.tree_leaves(eight.last_state)[0].sharding.device_set) == 8
