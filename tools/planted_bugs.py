@@ -423,8 +423,8 @@ BUGS = {
     ),
     "meads_no_flip_on_reject": (
         "mcgen/kernels/meads.py",
-        "new_momentum = jnp.where(do_accept, r1, -r)",
-        "new_momentum = jnp.where(do_accept, r1, r)",
+        "new_momentum = jnp.where(do_accept, p1, -p0)",
+        "new_momentum = jnp.where(do_accept, p1, p0)",
         "tests/kernels/test_meads.py -k 'invariance or extended'",
     ),
     "meads_kinetic_dropped": (

@@ -81,7 +81,7 @@ from jax.flatten_util import ravel_pytree
 from mcgen.adaptation.ensemble import chain_gather, chain_index, num_requested
 from mcgen.kernels import _random
 from mcgen.kernels._gradient import flatten
-from mcgen.kernels._integrators import flat_value_and_grad
+from mcgen.kernels._integrators import flat_value_and_grad, hamiltonian, leapfrog
 from mcgen.kernels._metrics import check_num_steps, check_positive, check_step_size
 from mcgen.kernels._proposal import cached_constructor, is_bad_logdensity, select
 from mcgen.types import Kernel, Warmup
@@ -265,12 +265,12 @@ def meads(
         shifted = jnp.mod(params.slice + 1.0 + 0.5 * alpha, 2.0) - 1.0
         s = jnp.where(params.fresh, drawn, shifted)
 
-        r_half = r + 0.5 * eps * scale * g
-        q1 = q + eps * scale * r_half
-        logdensity1, g1 = f(q1)
-        r1 = r_half + 0.5 * eps * scale * g1
-        h0 = -state.logdensity + 0.5 * jnp.sum(r**2)
-        h1 = -logdensity1 + 0.5 * jnp.sum(r1**2)
+        # the shared leapfrog and Hamiltonian in p = r / sigma (mass diag(1 / sigma^2)): the
+        # kinetic energy is summed in a fixed order, whatever the number of chains beside it
+        p0 = r / scale
+        q1, p1, logdensity1, g1 = leapfrog(f, params.inverse_mass, q, p0, g, eps)
+        h0 = hamiltonian(state.logdensity, p0, params.inverse_mass)
+        h1 = hamiltonian(logdensity1, p1, params.inverse_mass)
         delta = h1 - h0
         is_nonfinite = is_bad_logdensity(logdensity1)
         delta = jnp.where(is_nonfinite | jnp.isnan(delta), jnp.inf, delta)
@@ -278,7 +278,7 @@ def meads(
         accept_prob = jnp.exp(jnp.minimum(-delta, 0.0))
 
         new_slice = jnp.where(do_accept, s * jnp.exp(jnp.where(do_accept, delta, 0.0)), s)
-        new_momentum = jnp.where(do_accept, r1, -r) / scale
+        new_momentum = jnp.where(do_accept, p1, -p0)
         moved = MEADSState(unravel(q1), logdensity1.astype(dtype), unravel(g1), params)
         new = select(do_accept, moved, state)
         new = new._replace(
