@@ -217,10 +217,11 @@ def _kick(t: Tree, c: Setup, dr: _Drift, g1) -> _Kick:
     return _Kick(p1, v1, rho_before, sub_rho, velocity(c.inverse_mass, sub_rho), slot, ck)
 
 
-def _slot_products(ck, a_r, v1, used: int, batch: int):
+def _slot_products(ck, a_r, v1, used: int, batch: int, first_v: int = 1):
     """Inner products of the first ``used`` checkpoint slots with :math:`A R_n` and :math:`v_n`:
-    rows ``p_s.A R_n, p_{s-1}.A R_n`` and ``p_{s-1}.v_n, R_{s-1}.v_n``, each ``(2, slots)``; the
-    slots past ``used`` (not open in trees of this depth) are zero.
+    rows ``p_s.A R_n, p_{s-1}.A R_n`` and ``p_{s-1}.v_n, R_{s-1}.v_n`` (preceded by ``p_s.v_n``
+    when ``first_v`` is 0, for the trapezoid criterion), each ``(rows, slots)``; the slots past
+    ``used`` (not open in trees of this depth) are zero.
 
     Past ``_FEW_SLOTS`` slots (deep trees) the products are matrix-vector products: with many
     rows they beat the split sums of :func:`_rowdots` (16.4 against 20.7 us per leaf on the
@@ -228,9 +229,10 @@ def _slot_products(ck, a_r, v1, used: int, batch: int):
     """
     num_slots, dim = ck.shape[1:]
     if used > _FEW_SLOTS:
-        return jnp.einsum("ksd,d->ks", ck[:2, :used], a_r), jnp.einsum("ksd,d->ks", ck[1:, :used], v1)
+        return jnp.einsum("ksd,d->ks", ck[:2, :used], a_r), jnp.einsum("ksd,d->ks", ck[first_v:, :used], v1)
+    rows_v = 3 - first_v
     s_ar = _rowdots(ck[:2, :used].reshape(2 * used, dim), a_r, batch).reshape(2, used)
-    s_v = _rowdots(ck[1:, :used].reshape(2 * used, dim), v1, batch).reshape(2, used)
+    s_v = _rowdots(ck[first_v:, :used].reshape(rows_v * used, dim), v1, batch).reshape(rows_v, used)
     pad = [(0, 0), (0, num_slots - used)]
     return jnp.pad(s_ar, pad), jnp.pad(s_v, pad)
 
@@ -247,8 +249,14 @@ def _finish(
     max_depth: int,
     max_energy_error: float,
     batch: int,
+    trapezoid: bool,
 ) -> Tree:
     """Update the tree with the new leaf: energies, multinomial choice, U-turn tests, merge.
+
+    Every U-turn test is ``v_a . rho <= 0 or v_b . rho <= 0`` for a span of leaves with ends
+    ``a, b`` and momentum sum ``rho``; with ``trapezoid`` the sum is taken by the trapezoid
+    rule, ``rho - (p_a + p_b) / 2``, which subtracts ``(p_a.v_a + p_b.v_a) / 2`` from the first
+    product and ``(p_b.v_b + p_a.v_b) / 2`` from the second (``p_b.v_a = p_a.v_b``).
 
     A finished tree keeps its results: once a chain's tree is done its working entries may
     change, but never those that make the result (the draw, counters, flags).
@@ -265,7 +273,10 @@ def _finish(
     near = jnp.where(opening, origin[1:3], vecs[NEAR_P : NEAR_V + 1])
     near_pv = jnp.where(opening, dr.origin_pv, sc[NEAR_PV])
     pv, vr, vt, vn = _rowdots(jnp.stack([p1, sub_rho, rho_t, near[0]]), v1, batch)
-    ft, fr = _rowdots(jnp.stack([rho_t, sub_rho]), far[2], batch)
+    if trapezoid:  # p_n.v_far as well
+        ft, fr, c_far = _rowdots(jnp.stack([rho_t, sub_rho, p1]), far[2], batch)
+    else:
+        ft, fr = _rowdots(jnp.stack([rho_t, sub_rho]), far[2], batch)
     nr = jnp.dot(near[1], sub_rho)
 
     h1 = -logdensity1 + 0.5 * pv
@@ -282,24 +293,40 @@ def _finish(
     top = jax.lax.population_count(n >> 1)
     slot = kick.slot
     ck_sc = t.ck_scal
-    whole = _turning(s_ar[0] - ck_sc[0], vr - s_v[1])
-    plus_right = _turning(s_ar[1] - ck_sc[1], vr - s_v[1] + s_v[0])
+    if (
+        trapezoid
+    ):  # s_v rows: p_s.v_n, p_{s-1}.v_n, R_{s-1}.v_n; p_s.v_s / 2 is in ck_sc[0], p_{s-1}.v_{s-1} / 2 in ck_sc[1]
+        c_s, c_prev, r_prev = s_v[0], s_v[1], s_v[2]
+        whole = _turning(s_ar[0] - ck_sc[0] - 0.5 * c_s, vr - r_prev - 0.5 * (pv + c_s))
+        plus_right = _turning(s_ar[1] - ck_sc[1] - 0.5 * c_prev, vr - r_prev + 0.5 * c_prev - 0.5 * pv)
+    else:
+        whole = _turning(s_ar[0] - ck_sc[0], vr - s_v[1])
+        plus_right = _turning(s_ar[1] - ck_sc[1], vr - s_v[1] + s_v[0])
     across = jnp.concatenate([(plus_right | (ck_sc[2] > 0))[1:], jnp.zeros((1,), bool)])
     closed = jax.lax.population_count((~n & (n + 1)) - 1)  # trailing one bits of n
     tested = odd & (slots <= top) & (slots > top - closed)
     sub_turning = jnp.any(tested & (whole | (across & (slots < top))))
     left_plus_first = jnp.any(whole & (slots == top - 1))  # pair (top - 1, top), known now
-    # v_n.R_{n-1} and v_{n-1}.(R_{n-1} - p_{n-1}) from scalars already known
-    row_scalars = jnp.stack(
-        [vr - pv, jnp.where(opening, 0.0, sc[PREV_VR]) - dr.origin_pv, left_plus_first.astype(dtype)]
-    )
+    # v_n.R_{n-1} and v_{n-1}.(R_{n-1} - p_{n-1}) from scalars already known (trapezoid: plus
+    # p_n.v_n / 2 and p_{n-1}.v_{n-1} / 2, the halved ends of the spans they begin)
+    prev_vr = jnp.where(opening, 0.0, sc[PREV_VR])
+    if trapezoid:
+        first_rows = [vr - 0.5 * pv, prev_vr - 0.5 * dr.origin_pv]
+    else:
+        first_rows = [vr - pv, prev_vr - dr.origin_pv]
+    row_scalars = jnp.stack([*first_rows, left_plus_first.astype(dtype)])
     ck_sc = jnp.where(slots == slot, row_scalars[:, None], ck_sc)
 
     # a finished subtree joins the trajectory: checks on the whole, trajectory + first leaf
     # (decided at the first leaf, where R_n = p_n) and trajectory's near end + subtree
-    first_turning = jnp.where(opening, _turning(ft + fr, vt + vr), ints[FIRST_TURNING] > 0)
+    if trapezoid:
+        far_a, far_b = ft + fr - 0.5 * (dr.far_pv + c_far), vt + vr - 0.5 * (pv + c_far)
+        near_a, near_b = 0.5 * (near_pv - vn) + nr, 0.5 * (vn - pv) + vr
+    else:
+        far_a, far_b, near_a, near_b = ft + fr, vt + vr, near_pv + nr, vn + vr
+    first_turning = jnp.where(opening, _turning(far_a, far_b), ints[FIRST_TURNING] > 0)
     merge = (n == (1 << depth) - 1) & ~diverging & ~sub_turning
-    turning = _turning(ft + fr, vt + vr) | first_turning | _turning(near_pv + nr, vn + vr)
+    turning = _turning(far_a, far_b) | first_turning | _turning(near_a, near_b)
     accept_sub = active & merge & (row[2] < sub_logw - sc[LOGW])
     done = diverging | sub_turning | (merge & (turning | (depth + 1 >= max_depth)))
 
@@ -349,7 +376,16 @@ def _finish(
 
 
 def _grow(
-    t: Tree, c: Setup, gradient, ld_dtype, mapped, batch: int, max_depth: int, max_energy_error: float, fence: bool
+    t: Tree,
+    c: Setup,
+    gradient,
+    ld_dtype,
+    mapped,
+    batch: int,
+    max_depth: int,
+    max_energy_error: float,
+    fence: bool,
+    trapezoid: bool,
 ) -> Tree:
     """Run the leaf loop until every tree is done.
 
@@ -375,7 +411,9 @@ def _grow(
     growing = lambda t: t.ints[..., DONE] == 0  # noqa: E731
 
     def products(used):
-        return lambda ck, a_r, v1: mapped(functools.partial(_slot_products, used=used, batch=batch))(ck, a_r, v1)
+        first_v = 0 if trapezoid else 1
+        slot_products = functools.partial(_slot_products, used=used, batch=batch, first_v=first_v)
+        return lambda ck, a_r, v1: mapped(slot_products)(ck, a_r, v1)
 
     def body(t):
         dr = mapped(_drift)(t, c)
@@ -390,7 +428,9 @@ def _grow(
         else:
             shallow = jnp.all(~growing(t) | (t.ints[..., DEPTH] <= few))
             s_ar, s_v = jax.lax.cond(shallow, products(few), products(num_slots), kick.ck, kick.a_r, kick.v1)
-        finish = functools.partial(_finish, max_depth=max_depth, max_energy_error=max_energy_error, batch=batch)
+        finish = functools.partial(
+            _finish, max_depth=max_depth, max_energy_error=max_energy_error, batch=batch, trapezoid=trapezoid
+        )
         return mapped(finish)(t, c, dr, kick, s_ar, s_v, logdensity1, g1)
 
     return jax.lax.while_loop(lambda t: jnp.any(growing(t)), body, t)
@@ -413,9 +453,11 @@ def _result(t: Tree) -> TreeResult:
 
 
 def build_tree(
-    key, f, inverse_mass, q, logdensity, g, step_size, max_depth: int, max_energy_error: float
+    key, f, inverse_mass, q, logdensity, g, step_size, max_depth: int, max_energy_error: float, uturn: str = "stan"
 ) -> TreeResult:
     """One NUTS transition's trajectory from ``(q, logdensity, g)``; see the module doc.
+
+    ``uturn``: ``"stan"`` (the momentum sum of a span) or ``"trapezoid"`` (its ends halved).
 
     ``f(q) -> (logdensity, grad)``.  Under ``vmap`` a custom batching rule runs one loop for
     the whole batch whose body is the per-chain leaf step, idempotent once a chain's tree is
@@ -432,7 +474,11 @@ def build_tree(
     ld_dtype = closed.out_avals[0].dtype
     num_slots = max(max_depth - 1, 1)
     grow = functools.partial(
-        _grow, max_depth=max_depth, max_energy_error=max_energy_error, fence=_integrators.fence_pays(jaxpr)
+        _grow,
+        max_depth=max_depth,
+        max_energy_error=max_energy_error,
+        fence=_integrators.fence_pays(jaxpr),
+        trapezoid=uturn == "trapezoid",
     )
 
     @jax.custom_batching.custom_vmap

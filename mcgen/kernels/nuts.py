@@ -63,6 +63,8 @@ from mcgen.kernels._proposal import cached_constructor
 from mcgen.kernels._trajectory import build_tree
 from mcgen.types import Kernel
 
+UTURN_CRITERIA = ("stan", "trapezoid")
+
 
 class NUTSInfo(NamedTuple):
     accept_prob: jax.Array  # mean Metropolis acceptance over the trajectory (adaptation statistic)
@@ -88,6 +90,7 @@ def nuts(
     mass_rank: int = 16,
     mass_eigval_cutoff: float = 2.0,
     mass_buffer: int = 100,
+    uturn: str = "stan",
 ) -> Kernel:
     """The No-U-Turn Sampler.
 
@@ -119,6 +122,12 @@ def nuts(
         :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped) and
         the number of a window's last draws that the directions are fitted to (memory:
         ``2 * mass_buffer * d`` numbers per chain in warmup).
+    uturn
+        The momentum sum :math:`\\rho` of a span of leaves in the U-turn test: ``"stan"``
+        (default) the plain sum, as in Stan; ``"trapezoid"`` the sum with the span's two end
+        momenta halved, :math:`\\rho - (p^- + p^+)/2`, the trapezoid rule for
+        :math:`\\int p\\,dt`, which a leapfrog span's displacement :math:`q^+ - q^-` follows
+        (NumPyro's and BlackJAX's criterion).  Both give an exact kernel.
 
     Returns
     -------
@@ -136,6 +145,8 @@ def nuts(
     check_warmup_schedule(warmup_schedule, "nuts")
     low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "nuts")
     check_positive(max_energy_error, "max_energy_error", "nuts")
+    if uturn not in UTURN_CRITERIA:
+        raise ValueError(f"nuts: uturn must be one of {UTURN_CRITERIA}, got {uturn!r}")
 
     def init(position, logdensity_fn) -> GradientState:
         return gradient_init(position, logdensity_fn, step_size, mass, mass_rank)
@@ -144,7 +155,7 @@ def nuts(
         q, g, f, unravel = flatten(state, logdensity_fn)
         eps = state.params.step_size
         tree = build_tree(
-            key, f, state.params.inverse_mass, q, state.logdensity, g, eps, max_tree_depth, max_energy_error
+            key, f, state.params.inverse_mass, q, state.logdensity, g, eps, max_tree_depth, max_energy_error, uturn
         )
         info = NUTSInfo(
             tree.accept_prob, tree.moved, tree.divergent, tree.nonfinite, tree.num_leaves, tree.depth, eps, tree.energy
