@@ -108,17 +108,21 @@ def loops(target: str, chains: int, draws: int):
     ld, imm, eps = SETUPS[target]
     dim = imm.shape[0]
     x0 = _starts(target, chains, imm)
-    kernel = nuts(step_size=eps, adapt=False)
 
-    def mcgen_loop(x0, key):
-        st = jax.vmap(kernel.init, in_axes=(0, None))(x0, ld)
-        st = st._replace(params=st.params._replace(inverse_mass=jnp.broadcast_to(imm, (chains, dim))))
+    def mcgen(uturn):
+        kernel = nuts(step_size=eps, adapt=False, uturn=uturn)
 
-        def body(s, k):
-            s, info = jax.vmap(lambda kk, ss: kernel.step(kk, ss, ld))(jax.random.split(k, chains), s)
-            return s, info.num_grad_evals
+        def mcgen_loop(x0, key):
+            st = jax.vmap(kernel.init, in_axes=(0, None))(x0, ld)
+            st = st._replace(params=st.params._replace(inverse_mass=jnp.broadcast_to(imm, (chains, dim))))
 
-        return jax.lax.scan(body, st, jax.random.split(key, draws))[1]
+            def body(s, k):
+                s, info = jax.vmap(lambda kk, ss: kernel.step(kk, ss, ld))(jax.random.split(k, chains), s)
+                return s, info.num_grad_evals
+
+            return jax.lax.scan(body, st, jax.random.split(key, draws))[1]
+
+        return mcgen_loop
 
     bj = blackjax.nuts(ld, eps, imm)
 
@@ -131,7 +135,8 @@ def loops(target: str, chains: int, draws: int):
 
         return jax.lax.scan(body, st, jax.random.split(key, draws))[1]
 
-    return x0, {"mcgen": mcgen_loop, "blackjax": blackjax_loop}
+    # mcgen's default U-turn sum is the trapezoid one, as BlackJAX's; "mcgen_stan": Stan's plain sum
+    return x0, {"mcgen": mcgen("trapezoid"), "mcgen_stan": mcgen("stan"), "blackjax": blackjax_loop}
 
 
 def main():
@@ -173,7 +178,8 @@ def main():
         grad = gradient_cost(args.target, chains)
         print(
             f"{args.target} chains={chains:4d} us per iteration: mcgen {per['mcgen']:.2f}, "
-            f"blackjax {per['blackjax']:.2f}, ratio mcgen/blackjax {per['mcgen'] / per['blackjax']:.2f}; "
+            f"mcgen_stan {per['mcgen_stan']:.2f}, blackjax {per['blackjax']:.2f}, "
+            f"ratio mcgen/blackjax {per['mcgen'] / per['blackjax']:.2f}; "
             f"the log-density gradient alone {grad:.2f}"
         )
 

@@ -108,6 +108,32 @@ BUGS = {
         "jax.lax.cond(shallow, products(few), products(few),",
         "tests/kernels/test_nuts.py -k 'deep or depth'",
     ),
+    # the trapezoid U-turn criterion (issue 14, session 4): each dropped or misplaced term moves
+    # where some trajectories stop, against the recursive reference
+    "nuts_trapezoid_slot_cross_term_dropped": (
+        "mcgen/kernels/_trajectory.py",
+        "whole = _turning(s_ar[0] - ck_sc[0] - 0.5 * c_s,",
+        "whole = _turning(s_ar[0] - ck_sc[0],",
+        "tests/kernels/test_nuts_uturn.py",
+    ),
+    "nuts_trapezoid_far_cross_term_dropped": (
+        "mcgen/kernels/_trajectory.py",
+        "ft + fr - 0.5 * (dr.far_pv + c_far)",
+        "ft + fr - 0.5 * dr.far_pv",
+        "tests/kernels/test_nuts_uturn.py",
+    ),
+    "nuts_trapezoid_near_end_not_halved": (
+        "mcgen/kernels/_trajectory.py",
+        "0.5 * (vn - pv) + vr",
+        "vn - 0.5 * pv + vr",
+        "tests/kernels/test_nuts_uturn.py",
+    ),
+    "nuts_trajectory_near_check_dropped": (
+        "mcgen/kernels/_trajectory.py",
+        "turning = _turning(far_a, far_b) | first_turning | _turning(near_a, near_b)",
+        "turning = _turning(far_a, far_b) | first_turning",
+        "tests/kernels/test_nuts_uturn.py",
+    ),
     "momentum_wrong_covariance": (
         "mcgen/kernels/_metrics.py",
         "scale = jax.lax.rsqrt(inverse_mass)",

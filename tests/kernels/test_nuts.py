@@ -42,6 +42,7 @@ from tests.kernels.gradient_targets import (
         dict(step_size=-1.0),
         dict(target_accept=1.0),
         dict(max_energy_error=0.0),
+        dict(uturn="numpyro"),
     ],
 )
 def test_bad_settings_raise(kwargs):
