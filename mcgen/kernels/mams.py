@@ -32,8 +32,8 @@ The first ``unadjusted_fraction`` (0.2) of the warmup steps skip the Metropolis 
 finite endpoint is taken; the unit speed bounds each move), as BlackJAX's adjusted-MCLMC tuning
 starts with unadjusted MCLMC: a chain started where the pooled step size rejects everything
 (a funnel's neck) otherwise never moves.  On the Inference Gym's eight schools at 1024 chains,
-about 1% of the chains, started at :math:`\log\tau < -1`, stayed there for good without it
-(acceptance 0 after 1500 warmup steps), which put the mean of :math:`\log\tau` 4.6 MCSE low.
+about 1% of the chains, started at :math:`\\log\\tau < -1`, stayed there for good without it
+(acceptance 0 after 1500 warmup steps), which put the mean of :math:`\\log\\tau` 4.6 MCSE low.
 
 References
 ----------
