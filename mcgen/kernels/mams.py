@@ -178,7 +178,7 @@ def mams(
         )
         return MAMSState(position, logdensity.astype(flat.dtype), unravel(grad), params)
 
-    def step(key, state: MAMSState, logdensity_fn, adjusted=True):
+    def step(key, state: MAMSState, logdensity_fn, adjusted: bool | jax.Array = True):
         key_velocity, key_accept = _random.split(key, 2)
         q, g, f, unravel = flatten(state, logdensity_fn)
         params = state.params
