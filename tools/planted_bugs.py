@@ -485,6 +485,14 @@ BUGS = {
         "return _fold_parameters(xs, gs, jnp.ones_like(w, x.dtype), folds, step, rows), fold",
         "tests/kernels/test_meads.py -k fold",
     ),
+    # ---- issue 16 (session 4): MAMS warmup without its unadjusted start (chains started in a
+    # funnel's neck reject every adjusted proposal for good: the gym eight-schools z of 4.6)
+    "mams_no_unadjusted_start": (
+        "mcgen/kernels/mams.py",
+        "num_unadjusted = int(unadjusted_fraction * num_steps)",
+        "num_unadjusted = 0",
+        "tests/kernels/test_mams.py -k neck",
+    ),
 }
 
 

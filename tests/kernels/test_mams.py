@@ -69,3 +69,35 @@ def test_gaussian_100d_ensemble_adaptation():
     ratio = np.asarray(params.inverse_mass[0]) / np.asarray(SCALES) ** 2
     assert np.all(np.abs(ratio - 1) < 0.15), ratio
     assert 0.8 < float(np.mean(res.stats["accept_prob"])) < 0.97  # target 0.9
+
+
+def _eight_schools_centered(x):
+    """The Inference Gym's eight schools (centered): mu ~ N(0, 10), log tau ~ N(5, 1), theta ~ N(mu, tau)."""
+    y = jnp.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
+    sigma = jnp.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
+    mu, log_tau, theta = x[0], x[1], x[2:]
+    return (
+        -0.5 * (mu / 10.0) ** 2
+        - 0.5 * (log_tau - 5.0) ** 2
+        - jnp.sum(0.5 * ((theta - mu) / jnp.exp(log_tau)) ** 2 + log_tau)
+        - jnp.sum(0.5 * ((y - theta) / sigma) ** 2)
+    )
+
+
+def test_chains_started_in_the_neck_leave_it():
+    # a quarter of the chains start at log tau = -2 with theta of order 1: posterior mass ~e^-40,
+    # where the pooled step size (fitted to the bulk, log tau ~ 2.5) rejects every adjusted
+    # proposal; the unadjusted start of warmup moves them to the bulk (without it they stay,
+    # accepting nothing, for good)
+    init = jax.random.uniform(jax.random.key(3), (64, 10), minval=-2.0, maxval=2.0)
+    init = init.at[:, 1].set(jnp.where(jnp.arange(64) % 4 == 0, -2.0, 2.5))
+    res = run(_eight_schools_centered, mams(), init=init, chains=64, samples=20, warmup=100, init_batched=True)
+    log_tau = np.asarray(res.samples[..., 1])
+    assert np.all(log_tau.mean(axis=1) > 0.5), np.sort(log_tau.mean(axis=1))[:8]
+    assert np.all(np.asarray(res.stats["is_accepted"]).mean(axis=1) > 0), "a chain never moved"
+
+
+def test_unadjusted_fraction_must_be_a_fraction():
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="unadjusted_fraction"):
+            mams(unadjusted_fraction=bad)
