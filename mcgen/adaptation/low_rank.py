@@ -12,7 +12,8 @@ fitted by minimizing a Fisher divergence differs most from the diagonal one:
    log-density) :math:`\\tilde g = (g - \\bar g)\\, s`.
 2. **Subspace.**  With :math:`n` draws and scores, all the information lies in the span of
    the :math:`2n` vectors :math:`\\tilde x_j, \\tilde g_j`; an orthonormal basis
-   :math:`Q` (``(d, m)``, :math:`m = \\min(d, 2n)`) comes from one thin QR factorization.
+   :math:`Q` (``(d, m)``, :math:`m = \\min(d, 2n)`) comes from one thin QR factorization
+   (where :math:`d \\le 2n` the identity: the span may be all of :math:`\\mathbb R^d`).
 3. **Fit.**  In that basis, with the regularized second moments
    :math:`C_x = \\tfrac1n \\sum_j Q^\\top \\tilde x_j \\tilde x_j^\\top Q + \\gamma \\ell I` and
    :math:`C_g` alike (:math:`\\ell` the mean of their diagonals: about 1 near the typical set,
@@ -99,21 +100,32 @@ def buffer_init(size: int, dim: int, dtype) -> LowRankBuffer:
     )
 
 
-def buffer_add(buf: LowRankBuffer, x: jax.Array, g: jax.Array) -> LowRankBuffer:
-    """Write a draw and its score over the oldest slot."""
+def buffer_add(buf: LowRankBuffer, x: jax.Array, g: jax.Array, active=True) -> LowRankBuffer:
+    """Write a draw and its score over the oldest slot (nothing where ``active`` is False).
+
+    Only the written row is selected on ``active``: a select over the whole buffer would copy
+    ``2 * size * d`` numbers at every warmup step.
+    """
+    active = jnp.asarray(active)
     slot = buf.collected % buf.stamp.shape[0]
     return buf._replace(
-        draws=buf.draws.at[slot].set(x),
-        grads=buf.grads.at[slot].set(g.astype(x.dtype)),
-        stamp=buf.stamp.at[slot].set(buf.collected),
-        collected=buf.collected + 1,
+        draws=buf.draws.at[slot].set(jnp.where(active, x, buf.draws[slot])),
+        grads=buf.grads.at[slot].set(jnp.where(active, g.astype(x.dtype), buf.grads[slot])),
+        stamp=buf.stamp.at[slot].set(jnp.where(active, buf.collected, buf.stamp[slot])),
+        collected=buf.collected + active.astype(buf.collected.dtype),
     )
 
 
-def buffer_switch(buf: LowRankBuffer, keep_background: bool) -> LowRankBuffer:
-    """End of a foreground: the background becomes it (``keep_background``) or it restarts empty."""
+def buffer_switch(buf: LowRankBuffer, keep_background: bool, active=True) -> LowRankBuffer:
+    """End of a foreground: the background becomes it (``keep_background``) or it restarts empty.
+
+    Nothing changes where ``active`` is False; the draws themselves are never copied.
+    """
     start = buf.background_start if keep_background else buf.collected
-    return buf._replace(start=start, background_start=buf.collected)
+    return buf._replace(
+        start=jnp.where(active, start, buf.start),
+        background_start=jnp.where(active, buf.collected, buf.background_start),
+    )
 
 
 def buffer_weights(buf: LowRankBuffer) -> jax.Array:
@@ -181,10 +193,15 @@ def low_rank_estimate(
         diag = jnp.where(jnp.isnan(ratio), 1.0, ratio)
     scale = jnp.clip(jnp.sqrt(diag.astype(dtype)), *_SCALE_BOUNDS)
     xs, gs = dx / scale, dg * scale
-    basis, _ = jnp.linalg.qr(jnp.concatenate([xs, gs], axis=0).T)  # (d, m)
-    m = basis.shape[1]
+    if dim <= 2 * n_rows:
+        # the 2n vectors may span all of R^d: then any orthonormal basis will do, and the
+        # identity costs neither a QR factorization nor two projections
+        basis, px, pg = None, xs, gs
+    else:
+        basis, _ = jnp.linalg.qr(jnp.concatenate([xs, gs], axis=0).T)  # (d, m)
+        px, pg = xs @ basis, gs @ basis
+    m = px.shape[1]
     eye = jnp.eye(m, dtype=dtype)
-    px, pg = xs @ basis, gs @ basis
     cx, cg = px.T @ px / safe_n, pg.T @ pg / safe_n
     # gamma is relative to the mean scaled variance (about 1 near the typical set, far larger
     # in the transient, where an absolute gamma would leave C_g too ill-conditioned to invert)
@@ -199,7 +216,7 @@ def low_rank_estimate(
     reliable = jnp.isfinite(lam) & (lam > _RELIABLE * jnp.max(lam))
     score = jnp.where(reliable, jnp.abs(jnp.log(jnp.where(reliable, lam, 1.0))), -1.0)
     _, idx = jax.lax.top_k(score, used)
-    vals, directions = lam[idx], basis @ vecs[:, idx]
+    vals, directions = lam[idx], vecs[:, idx] if basis is None else basis @ vecs[:, idx]
     keep = ((vals > cutoff) | (vals < 1.0 / cutoff)) & reliable[idx]
     ok = jnp.all(jnp.isfinite(vals)) & jnp.all(jnp.isfinite(directions)) & (n >= 3)
     keep = keep & ok
@@ -228,15 +245,19 @@ def _geometric_mean(cx: jax.Array, cg: jax.Array) -> jax.Array:
     return 0.5 * (a + a.T)
 
 
-def run_if(flag: jax.Array, fn: Callable[[], object], otherwise):
-    """``fn()`` where ``flag`` else ``otherwise``, computing ``fn`` only when some chain needs it.
+def run_if(flag: jax.Array, fn: Callable[..., object], otherwise, operands: tuple = ()):
+    """``fn(*operands)`` where ``flag`` else ``otherwise``, computing ``fn`` only when some chain needs it.
 
     A one-iteration ``while_loop``: under ``vmap`` it runs (for the whole batch, each chain
     keeping its own result) only when ``flag`` holds for at least one chain, where a ``cond``
-    would become a ``select`` that computes ``fn`` at every step.
+    would become a ``select`` that computes ``fn`` at every step.  The operands ride in the
+    loop's carry and the body overwrites them: were ``fn`` to read values that the loop
+    leaves unchanged, XLA's loop-invariant code motion would hoist the whole of ``fn`` out of
+    the loop, and it would run at every step after all.
     """
 
     def body(carry):
-        return jnp.zeros_like(carry[0]), fn()
+        _, ops, _ = carry
+        return jnp.zeros_like(carry[0]), jax.tree_util.tree_map(jnp.zeros_like, ops), fn(*ops)
 
-    return jax.lax.while_loop(lambda carry: carry[0], body, (jnp.asarray(flag), otherwise))[1]
+    return jax.lax.while_loop(lambda carry: carry[0], body, (jnp.asarray(flag), operands, otherwise))[2]
