@@ -100,7 +100,7 @@ def buffer_init(size: int, dim: int, dtype) -> LowRankBuffer:
     )
 
 
-def buffer_add(buf: LowRankBuffer, x: jax.Array, g: jax.Array, active=True) -> LowRankBuffer:
+def buffer_add(buf: LowRankBuffer, x: jax.Array, g: jax.Array, active: bool | jax.Array = True) -> LowRankBuffer:
     """Write a draw and its score over the oldest slot (nothing where ``active`` is False).
 
     Only the written row is selected on ``active``: a select over the whole buffer would copy
@@ -116,7 +116,7 @@ def buffer_add(buf: LowRankBuffer, x: jax.Array, g: jax.Array, active=True) -> L
     )
 
 
-def buffer_switch(buf: LowRankBuffer, keep_background: bool, active=True) -> LowRankBuffer:
+def buffer_switch(buf: LowRankBuffer, keep_background: bool, active: bool | jax.Array = True) -> LowRankBuffer:
     """End of a foreground: the background becomes it (``keep_background``) or it restarts empty.
 
     Nothing changes where ``active`` is False; the draws themselves are never copied.
