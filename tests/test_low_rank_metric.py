@@ -105,8 +105,8 @@ def test_rank_k_estimate_finds_the_eigen_directions_and_eigenvalues():
 
 def _reference_fit(draws, grads, rank, cutoff, gamma=1e-3):
     """The estimator of the module doc in float64 numpy, with an SVD basis of the span of the
-    scaled draws and scores where the estimator takes the identity (d <= 2n): the fit is
-    basis-free, so the dense metrics must agree."""
+    scaled draws and scores where the estimator takes a QR basis: the fit is basis-free, so
+    the dense metrics must agree."""
     x, g = np.asarray(draws, np.float64), np.asarray(grads, np.float64)
     dx, dg = x - x.mean(0), g - g.mean(0)
     scale = np.sqrt(np.sqrt(np.sum(dx * dx, 0) / np.sum(dg * dg, 0)))
@@ -130,7 +130,7 @@ def _reference_fit(draws, grads, rank, cutoff, gamma=1e-3):
 
 
 def test_fit_does_not_depend_on_the_basis_of_the_span():
-    # n = 40 > d = 30: C_x and C_g have full rank and the estimator takes the identity as basis.
+    # n = 40 > d = 30: C_x and C_g have full rank.
     # (With fewer rows than d + 1 the regularization alone sets some directions and float32
     # rounds that ill-conditioned fit by percents against float64: no exact comparison there.)
     n_rows = 40

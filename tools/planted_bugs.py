@@ -459,12 +459,11 @@ BUGS = {
         "return _fold_parameters(xs, gs, jnp.ones_like(w, x.dtype), folds, step, rows), fold",
         "tests/kernels/test_meads.py -k fold",
     ),
-    # ---- issue 15 (session 4): the low-rank fit's identity basis (d <= 2n) forgets the
-    # diagonal scaling of the draws and scores
-    "low_rank_identity_basis_unscaled": (
+    # ---- issue 15 (session 4): the low-rank fit projects the unscaled draws and scores
+    "low_rank_projection_unscaled": (
         "mcgen/adaptation/low_rank.py",
-        "basis, px, pg = None, xs, gs",
-        "basis, px, pg = None, dx, dg",
+        "px, pg = xs @ basis, gs @ basis",
+        "px, pg = dx @ basis, dg @ basis",
         "tests/test_low_rank_metric.py -k 'basis or estimate'",
     ),
 }

@@ -12,8 +12,7 @@ fitted by minimizing a Fisher divergence differs most from the diagonal one:
    log-density) :math:`\\tilde g = (g - \\bar g)\\, s`.
 2. **Subspace.**  With :math:`n` draws and scores, all the information lies in the span of
    the :math:`2n` vectors :math:`\\tilde x_j, \\tilde g_j`; an orthonormal basis
-   :math:`Q` (``(d, m)``, :math:`m = \\min(d, 2n)`) comes from one thin QR factorization
-   (where :math:`d \\le 2n` the identity: the span may be all of :math:`\\mathbb R^d`).
+   :math:`Q` (``(d, m)``, :math:`m = \\min(d, 2n)`) comes from one thin QR factorization.
 3. **Fit.**  In that basis, with the regularized second moments
    :math:`C_x = \\tfrac1n \\sum_j Q^\\top \\tilde x_j \\tilde x_j^\\top Q + \\gamma \\ell I` and
    :math:`C_g` alike (:math:`\\ell` the mean of their diagonals: about 1 near the typical set,
@@ -193,13 +192,8 @@ def low_rank_estimate(
         diag = jnp.where(jnp.isnan(ratio), 1.0, ratio)
     scale = jnp.clip(jnp.sqrt(diag.astype(dtype)), *_SCALE_BOUNDS)
     xs, gs = dx / scale, dg * scale
-    if dim <= 2 * n_rows:
-        # the 2n vectors may span all of R^d: then any orthonormal basis will do, and the
-        # identity costs neither a QR factorization nor two projections
-        basis, px, pg = None, xs, gs
-    else:
-        basis, _ = jnp.linalg.qr(jnp.concatenate([xs, gs], axis=0).T)  # (d, m)
-        px, pg = xs @ basis, gs @ basis
+    basis, _ = jnp.linalg.qr(jnp.concatenate([xs, gs], axis=0).T)  # (d, m)
+    px, pg = xs @ basis, gs @ basis
     m = px.shape[1]
     eye = jnp.eye(m, dtype=dtype)
     cx, cg = px.T @ px / safe_n, pg.T @ pg / safe_n
@@ -216,7 +210,7 @@ def low_rank_estimate(
     reliable = jnp.isfinite(lam) & (lam > _RELIABLE * jnp.max(lam))
     score = jnp.where(reliable, jnp.abs(jnp.log(jnp.where(reliable, lam, 1.0))), -1.0)
     _, idx = jax.lax.top_k(score, used)
-    vals, directions = lam[idx], vecs[:, idx] if basis is None else basis @ vecs[:, idx]
+    vals, directions = lam[idx], basis @ vecs[:, idx]
     keep = ((vals > cutoff) | (vals < 1.0 / cutoff)) & reliable[idx]
     ok = jnp.all(jnp.isfinite(vals)) & jnp.all(jnp.isfinite(directions)) & (n >= 3)
     keep = keep & ok
