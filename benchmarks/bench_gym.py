@@ -48,6 +48,13 @@ Usage::
     python benchmarks/bench_gym.py                       # 6 targets, 4 chains, 1000 + 1000, 3 reps
     python benchmarks/bench_gym.py --targets EightSchools --reps 1 --libraries mcgen blackjax
     python benchmarks/bench_gym.py --quick               # 300 + 300, one repetition
+    python benchmarks/bench_gym.py --targets toy --json out.json   # bench_nuts.py's toy targets
+
+The toy targets of ``bench_nuts.py`` (``toy:gaussian_100``, ``toy:eight_schools_nc``,
+``toy:logistic_1000x25``, ``toy:funnel_10_nc``; ``--targets toy`` for all four) are scored the
+same way, against exact moments or the stored reference runs (:class:`ToyTarget`).
+``--json`` writes every repetition's figures, for tables across runs
+(``benchmarks/warmup_table.py``).
 """
 
 from __future__ import annotations
@@ -76,6 +83,8 @@ TARGETS = [
     "StochasticVolatilitySP500Small",
     "SyntheticItemResponseTheory",
 ]
+# the toy targets of bench_nuts.py, scored against exact or reference moments (ToyTarget)
+TOY_TARGETS = ["toy:gaussian_100", "toy:eight_schools_nc", "toy:logistic_1000x25", "toy:funnel_10_nc"]
 
 
 def _brownian_quadrature():
@@ -169,6 +178,56 @@ class GymTarget:
 
     def z_threshold(self) -> float:
         return float(sps.norm.isf(0.01 / (2 * self.truth_mean.size)))
+
+
+class ToyTarget(GymTarget):
+    """A toy target of ``bench_nuts.py`` (name ``toy:<name>``) with a known or reference truth.
+
+    The Gaussian and the (non-centered) funnel have exact moments; eight schools and the
+    logistic regression are scored against the long BlackJAX reference runs stored in
+    ``tests/data/`` (``make_eight_schools_reference.py``; eight schools on ``mu, tau,
+    theta_tilde``), whose MCSE enters the z-score as the Gym's standard error does.
+    """
+
+    def __init__(self, name: str):
+        import pathlib
+
+        toy = name.split(":", 1)[1]
+        fn, init = B.TARGETS[toy]
+        flat, unravel = ravel_pytree(init)
+        self.name, self.dim, self.truth_source = name, flat.shape[0], "exact"
+        self.logdensity = lambda z: fn(unravel(z))
+        data = pathlib.Path(__file__).resolve().parents[1] / "tests" / "data"
+        if toy == "gaussian_100":
+            self.constrain_flat = jax.jit(lambda z: z)
+            self.truth_mean, self.truth_sd = np.zeros(100), np.asarray(B._SCALES, np.float64)
+            self.truth_se = np.zeros(100)
+        elif toy == "funnel_10_nc":
+            self.constrain_flat = jax.jit(lambda z: z)
+            self.truth_mean, self.truth_sd = np.zeros(10), np.r_[3.0, np.ones(9)]
+            self.truth_se = np.zeros(10)
+        elif toy == "eight_schools_nc":
+            ref = np.load(data / "eight_schools_reference.npz")
+            # flat order of the pytree init: log_tau, mu, theta_tilde (sorted keys)
+            self.constrain_flat = jax.jit(lambda z: jnp.concatenate([jnp.exp(z[..., :1]), z[..., 1:]], -1))
+            keys = ("tau", "mu", "theta_tilde")
+            self.truth_mean = np.concatenate([np.atleast_1d(ref[f"{k}_mean"]) for k in keys]).astype(np.float64)
+            self.truth_sd = np.sqrt(np.concatenate([np.atleast_1d(ref[f"{k}_var"]) for k in keys])).astype(np.float64)
+            self.truth_se = np.concatenate([np.atleast_1d(ref[f"{k}_mean_mcse"]) for k in keys]).astype(np.float64)
+            self.truth_source = "reference run"
+        elif toy == "logistic_1000x25":
+            ref = np.load(data / "logistic_regression_reference.npz")
+            self.constrain_flat = jax.jit(lambda z: z)
+            self.truth_mean = ref["beta_mean"].astype(np.float64)
+            self.truth_sd = np.sqrt(ref["beta_var"]).astype(np.float64)
+            self.truth_se = ref["beta_mean_mcse"].astype(np.float64)
+            self.truth_source = "reference run"
+        else:
+            raise ValueError(f"no truth for toy target {toy!r}")
+
+
+def make_target(name: str):
+    return ToyTarget(name) if name.startswith("toy:") else GymTarget(name)
 
 
 # ----------------------------------------------------------------------------- libraries
@@ -338,15 +397,15 @@ def bare_gradient(target, init, calls: int = 300, repeats: int = 5) -> float:
 # ----------------------------------------------------------------------------- driver
 
 
-def bench(names, num_chains, warmup, draws, reps, libraries):
-    rows = {}
+def bench(names, num_chains, warmup, draws, reps, libraries, json_path=None, first_rep=0):
+    rows, every = {}, []
     for name in names:
-        target = GymTarget(name)
+        target = make_target(name)
         results = {lib: [] for lib in libraries}
         # The bare gradient first: it also pays the process's one-time costs of tracing the
         # model (TFP's Python-level caches), which would otherwise fall on the first library.
         bare = bare_gradient(target, target.inits(num_chains, 0))
-        for rep in range(reps):
+        for rep in range(first_rep, first_rep + reps):
             init = target.inits(num_chains, rep)
             for lib in libraries[rep % len(libraries) :] + libraries[: rep % len(libraries)]:  # rotated
                 with warnings.catch_warnings():
@@ -362,6 +421,12 @@ def bench(names, num_chains, warmup, draws, reps, libraries):
                     ess_s_all=scored["ess"] / (r["sample"] + r["warm"]),
                 )
                 results[lib].append(r)
+                every.append(dict(target=name, lib=lib, rep=rep, warmup=warmup, z_limit=target.z_threshold(), **r))
+                if json_path:
+                    import json
+
+                    with open(json_path, "w") as fh:
+                        json.dump(every, fh)
                 print(
                     f"  {name[:24]:24s} rep {rep} {lib:9s} " + "  ".join(f"{k}={v:.4g}" for k, v in r.items()),
                     flush=True,
@@ -411,7 +476,7 @@ def table(rows, names, libraries, num_chains):
                 f"| {r['ess_s']:.0f} | {r['ess_s_all']:.0f} | {r['div']:.0f} "
                 f"| {r['rhat']:.3f} | {r['z']:.2f} ({r['threshold']:.2f}) | " + " | ".join(rat) + " |"
             )
-    replaced = [name for name in names if rows[(name, "mcgen")]["truth"] != "Gym"]
+    replaced = [name for name in names if rows[(name, "mcgen")]["truth"] == "quadrature"]
     if replaced:
         lines.append(
             f"\nz against an independent truth (the Gym's stored one is wrong; see REPLACED_TRUTH): "
@@ -450,7 +515,14 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--targets", nargs="+", default=TARGETS)
+    parser.add_argument(
+        "--targets",
+        nargs="+",
+        default=TARGETS,
+        help=f"Gym names or toy targets ({', '.join(TOY_TARGETS)}); 'toy': all toys",
+    )
+    parser.add_argument("--json", help="write every repetition's figures to this JSON file")
+    parser.add_argument("--first-rep", type=int, default=0, help="number of the first repetition (its seed)")
     parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=list(LIBRARIES))
     parser.add_argument("--quick", action="store_true", help="300 warmup + 300 draws, one repetition")
     args = parser.parse_args(argv)
@@ -462,8 +534,9 @@ def main(argv=None):
         f"draws {args.draws}, reps {args.reps}",
         flush=True,
     )
-    rows = bench(args.targets, args.chains, args.warmup, args.draws, args.reps, libraries)
-    print(table(rows, args.targets, libraries, args.chains))
+    targets = [t for name in args.targets for t in (TOY_TARGETS if name == "toy" else [name])]
+    rows = bench(targets, args.chains, args.warmup, args.draws, args.reps, libraries, args.json, args.first_rep)
+    print(table(rows, targets, libraries, args.chains))
 
 
 if __name__ == "__main__":

@@ -493,6 +493,13 @@ BUGS = {
         "num_unadjusted = 0",
         "tests/kernels/test_mams.py -k neck",
     ),
+    # ---- issue 15 (session 4): the low-rank fit projects the unscaled draws and scores
+    "low_rank_projection_unscaled": (
+        "mcgen/adaptation/low_rank.py",
+        "px, pg = xs @ basis, gs @ basis",
+        "px, pg = dx @ basis, dg @ basis",
+        "tests/test_low_rank_metric.py -k 'basis or estimate'",
+    ),
 }
 
 

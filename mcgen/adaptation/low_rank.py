@@ -99,21 +99,32 @@ def buffer_init(size: int, dim: int, dtype) -> LowRankBuffer:
     )
 
 
-def buffer_add(buf: LowRankBuffer, x: jax.Array, g: jax.Array) -> LowRankBuffer:
-    """Write a draw and its score over the oldest slot."""
+def buffer_add(buf: LowRankBuffer, x: jax.Array, g: jax.Array, active: bool | jax.Array = True) -> LowRankBuffer:
+    """Write a draw and its score over the oldest slot (nothing where ``active`` is False).
+
+    Only the written row is selected on ``active``: a select over the whole buffer would copy
+    ``2 * size * d`` numbers at every warmup step.
+    """
+    active = jnp.asarray(active)
     slot = buf.collected % buf.stamp.shape[0]
     return buf._replace(
-        draws=buf.draws.at[slot].set(x),
-        grads=buf.grads.at[slot].set(g.astype(x.dtype)),
-        stamp=buf.stamp.at[slot].set(buf.collected),
-        collected=buf.collected + 1,
+        draws=buf.draws.at[slot].set(jnp.where(active, x, buf.draws[slot])),
+        grads=buf.grads.at[slot].set(jnp.where(active, g.astype(x.dtype), buf.grads[slot])),
+        stamp=buf.stamp.at[slot].set(jnp.where(active, buf.collected, buf.stamp[slot])),
+        collected=buf.collected + active.astype(buf.collected.dtype),
     )
 
 
-def buffer_switch(buf: LowRankBuffer, keep_background: bool) -> LowRankBuffer:
-    """End of a foreground: the background becomes it (``keep_background``) or it restarts empty."""
+def buffer_switch(buf: LowRankBuffer, keep_background: bool, active: bool | jax.Array = True) -> LowRankBuffer:
+    """End of a foreground: the background becomes it (``keep_background``) or it restarts empty.
+
+    Nothing changes where ``active`` is False; the draws themselves are never copied.
+    """
     start = buf.background_start if keep_background else buf.collected
-    return buf._replace(start=start, background_start=buf.collected)
+    return buf._replace(
+        start=jnp.where(active, start, buf.start),
+        background_start=jnp.where(active, buf.collected, buf.background_start),
+    )
 
 
 def buffer_weights(buf: LowRankBuffer) -> jax.Array:
@@ -182,9 +193,9 @@ def low_rank_estimate(
     scale = jnp.clip(jnp.sqrt(diag.astype(dtype)), *_SCALE_BOUNDS)
     xs, gs = dx / scale, dg * scale
     basis, _ = jnp.linalg.qr(jnp.concatenate([xs, gs], axis=0).T)  # (d, m)
-    m = basis.shape[1]
-    eye = jnp.eye(m, dtype=dtype)
     px, pg = xs @ basis, gs @ basis
+    m = px.shape[1]
+    eye = jnp.eye(m, dtype=dtype)
     cx, cg = px.T @ px / safe_n, pg.T @ pg / safe_n
     # gamma is relative to the mean scaled variance (about 1 near the typical set, far larger
     # in the transient, where an absolute gamma would leave C_g too ill-conditioned to invert)
@@ -228,15 +239,19 @@ def _geometric_mean(cx: jax.Array, cg: jax.Array) -> jax.Array:
     return 0.5 * (a + a.T)
 
 
-def run_if(flag: jax.Array, fn: Callable[[], object], otherwise):
-    """``fn()`` where ``flag`` else ``otherwise``, computing ``fn`` only when some chain needs it.
+def run_if(flag: jax.Array, fn: Callable[..., object], otherwise, operands: tuple = ()):
+    """``fn(*operands)`` where ``flag`` else ``otherwise``, computing ``fn`` only when some chain needs it.
 
     A one-iteration ``while_loop``: under ``vmap`` it runs (for the whole batch, each chain
     keeping its own result) only when ``flag`` holds for at least one chain, where a ``cond``
-    would become a ``select`` that computes ``fn`` at every step.
+    would become a ``select`` that computes ``fn`` at every step.  The operands ride in the
+    loop's carry and the body overwrites them: were ``fn`` to read values that the loop
+    leaves unchanged, XLA's loop-invariant code motion would hoist the whole of ``fn`` out of
+    the loop, and it would run at every step after all.
     """
 
     def body(carry):
-        return jnp.zeros_like(carry[0]), fn()
+        _, ops, _ = carry
+        return jnp.zeros_like(carry[0]), jax.tree_util.tree_map(jnp.zeros_like, ops), fn(*ops)
 
-    return jax.lax.while_loop(lambda carry: carry[0], body, (jnp.asarray(flag), otherwise))[1]
+    return jax.lax.while_loop(lambda carry: carry[0], body, (jnp.asarray(flag), operands, otherwise))[2]

@@ -320,9 +320,9 @@ def window_adaptation(
             if early:
                 bg_scores = _where(in_slow, welford_update(bg_scores, grad.astype(flat.dtype)), bg_scores)
         if low_rank:
-            buffer = _where(in_slow, buffer_add(buffer, flat, grad), buffer)
+            buffer = buffer_add(buffer, flat, grad, in_slow)
 
-            def fit():
+            def fit(buffer, welford, scores):
                 return low_rank_estimate(
                     buffer.draws,
                     buffer.grads,
@@ -334,7 +334,7 @@ def window_adaptation(
                 )
 
             # the fit (eigen-decompositions) runs only at the steps that set the metric
-            inverse_mass = run_if(is_update, fit, state.params.inverse_mass)
+            inverse_mass = run_if(is_update, fit, state.params.inverse_mass, (buffer, welford, scores))
         else:
             if estimator == "fisher":
                 estimate = fisher_diagonal(welford, scores)
@@ -352,7 +352,7 @@ def window_adaptation(
             bg_draws = _where(is_switch, fresh, bg_draws)
             bg_scores = _where(is_switch, fresh_scores, bg_scores)
         if low_rank:
-            buffer = _where(is_switch, buffer_switch(buffer, early), buffer)
+            buffer = buffer_switch(buffer, early, is_switch)
         params = state.params._replace(step_size=jnp.exp(da.log_x).astype(found.dtype), inverse_mass=inverse_mass)
         trace = _record(
             ws.trace,
