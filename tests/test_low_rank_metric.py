@@ -38,7 +38,7 @@ from mcgen.kernels._metrics import (
     sqrt_inverse_mass,
     velocity,
 )
-from tests.kernels.gradient_targets import GAUSS10, run
+from tests.kernels.gradient_targets import GAUSS10, assert_invariant_with_metric, run
 
 
 def _fit(draws, grads, weights=None, **settings):
@@ -194,14 +194,7 @@ KERNELS = {
 @pytest.mark.parametrize("name", list(KERNELS))
 def test_invariance_with_a_low_rank_metric(name):
     make, step_size = KERNELS[name]
-
-    def with_metric(state):
-        params = state.params._replace(inverse_mass=METRIC, step_size=jnp.asarray(step_size, jnp.float32))
-        return state._replace(params=params)
-
-    testing.assert_invariance(
-        make(), GAUSS10.logdensity_fn, GAUSS10.sample, num_chains=4000, num_steps=3, state_fn=with_metric
-    )
+    assert_invariant_with_metric(make(), METRIC, step_size)
 
 
 def test_nuts_low_rank_warmup_learns_the_covariance_and_samples_the_target():

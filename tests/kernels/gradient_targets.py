@@ -55,6 +55,20 @@ def run(target, kernel, *, init=None, chains=4, samples=1000, warmup=1000, thin=
         )
 
 
+def assert_invariant_with_metric(kernel, inverse_mass, step_size, target=None):
+    """``testing.assert_invariance`` of a gradient kernel frozen at a given metric and step size
+    (4000 chains started at exact draws of ``target``, default the correlated 10-d Gaussian)."""
+    target = GAUSS10 if target is None else target
+
+    def with_metric(state):
+        params = state.params._replace(inverse_mass=inverse_mass, step_size=jnp.asarray(step_size, jnp.float32))
+        return state._replace(params=params)
+
+    testing.assert_invariance(
+        kernel, target.logdensity_fn, target.sample, num_chains=4000, num_steps=3, state_fn=with_metric
+    )
+
+
 def assert_matches_reference(samples, ref, sites, z=4.0):
     """4-MCSE check against a stored reference whose own MCSE is negligible (< 1/5 of ours)."""
     draws = {k: samples[k] for k in sites}

@@ -14,7 +14,7 @@ import pytest
 
 import mcgen as mc
 from mcgen import testing
-from tests.kernels.gradient_targets import GAUSS10, run
+from tests.kernels.gradient_targets import GAUSS10, assert_invariant_with_metric, run
 
 # a metric that is neither the identity nor the target covariance: A = 0.7 Sigma + 0.3 R,
 # R a fixed random SPD matrix (so that no symmetry of the target hides a transposed factor)
@@ -31,14 +31,7 @@ KERNELS = {
 @pytest.mark.parametrize("name", list(KERNELS))
 def test_invariance_with_a_non_diagonal_metric(name):
     make, step_size = KERNELS[name]
-
-    def with_metric(state):
-        params = state.params._replace(inverse_mass=METRIC, step_size=jnp.asarray(step_size, jnp.float32))
-        return state._replace(params=params)
-
-    testing.assert_invariance(
-        make(), GAUSS10.logdensity_fn, GAUSS10.sample, num_chains=4000, num_steps=3, state_fn=with_metric
-    )
+    assert_invariant_with_metric(make(), METRIC, step_size)
 
 
 def test_warmup_adapts_a_dense_metric_and_samples_the_target():
