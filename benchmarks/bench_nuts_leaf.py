@@ -11,14 +11,15 @@ Also printed: the time of the vmapped log-density gradient alone, the part no sa
 
 Inference Gym targets (``--gym NAME``, the ``bench`` extra) get their step size and inverse
 mass (medians over 4 chains) and starting points from a short mcgen warmup.
-``--fence-threshold N`` sets ``mcgen.kernels._integrators.FENCE_MIN_EQUATIONS`` (0: fence every
-log-density's gradient behind a ``cond``; a huge value: none), which is how the fenced / not
-fenced figures of ``docs/gradient_kernels.md`` are measured.
+``--fence on|off`` sets ``mcgen.kernels._integrators.FENCE`` (fence every log-density's
+gradient behind a ``cond``, or none; by default ``fence_pays`` decides per log-density and
+batch size), which is how the fenced / not fenced figures of ``docs/gradient_kernels.md`` and
+``mcgen/kernels/_integrators.py`` are measured.
 
 Usage: python benchmarks/bench_nuts_leaf.py [--target gaussian_100|funnel_10|logistic_1000x25]
        [--chains 4 128]
        python benchmarks/bench_nuts_leaf.py --gym StochasticVolatilitySP500Small --chains 4 \
-       [--fence-threshold 0]
+       [--fence on]
 """
 
 from __future__ import annotations
@@ -146,12 +147,12 @@ def main():
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--gym", help="an Inference Gym target (overrides --target)")
-    parser.add_argument("--fence-threshold", type=int, help="FENCE_MIN_EQUATIONS for mcgen's gradient")
+    parser.add_argument("--fence", choices=["on", "off"], help="force mcgen's gradient fence on or off")
     args = parser.parse_args()
-    if args.fence_threshold is not None:
+    if args.fence is not None:
         from mcgen.kernels import _integrators
 
-        _integrators.FENCE_MIN_EQUATIONS = args.fence_threshold
+        _integrators.FENCE = args.fence == "on"
     if args.gym:
         args.target = add_gym_target(args.gym)
     key = jax.random.key(1)

@@ -50,31 +50,52 @@ def flat_value_and_grad(logdensity_fn: Callable, unravel: Callable) -> FlatValue
     return jax.value_and_grad(lambda q: scalar_logdensity(logdensity_fn, unravel(q)))
 
 
-# Log-densities of at least this many jaxpr equations (value and gradient, nested ones
-# counted) run behind a fusion fence.  Measured per NUTS leaf, 4 chains, on Inference Gym
-# targets (fenced / not): stochastic volatility (12,189 equations) 54 / 143 us, Brownian
-# motion (2,457) 7.8 / 18.5, eight schools (225) 3.4 / 4.2, item response theory (206)
-# 1215 / 1490, Neal's funnel (115) 3.5 / 3.5; the ill-conditioned Gaussian (78 equations,
-# two triangular solves that never fuse) pays the ``cond`` for nothing: 16.1 / 14.1.
+# When a log-density's value and gradient run behind a fusion fence (see `fenced`), measured
+# per NUTS leaf, fenced / not, in us (`benchmarks/bench_nuts_leaf.py --fence-threshold`).
+# - Large programs always pay (4 chains): Inference Gym stochastic volatility (12,189
+#   equations) 54 / 143, Brownian motion (2,457) 7.8 / 18.5, eight schools (225) 3.4 / 4.2,
+#   item response theory (206) 1215 / 1490: at least FENCE_MIN_EQUATIONS equations, fenced.
+# - Small elementwise programs pay too: Neal's funnel 10-d (23 equations) 3.2 / 4.1 at 4
+#   chains, 47 / 65 at 128; a 100-d Gaussian (9) 7.1 / 9.0 and 151 / 200; a 1000 x 25
+#   logistic regression (47, a matrix-vector product) 29 / 31 and 756 / 751.
+# - A small program of a few linear-algebra operations that never fuse pays the ``cond`` for
+#   nothing: the Gym's ill-conditioned Gaussian (78 equations, two triangular solves) 15.9 /
+#   14.3 at 4 chains, 90 / 80 at 32, 356 / 295 at 128.  Such a program of fewer than
+#   FENCE_MIN_EQUATIONS equations is not fenced.
 FENCE_MIN_EQUATIONS = 100
+NEVER_FUSED = frozenset({"triangular_solve", "cholesky", "lu", "qr", "eigh", "svd", "schur", "custom_linear_solve"})
+FENCE: bool | None = None  # None: decided by `fence_pays`; True / False force it (tests, benchmarks)
 
 
 def program_size(jaxpr) -> int:
     """Equations of a jaxpr, those of its sub-jaxprs (loops, conds, custom rules) included."""
-    total = 0
+    return sum(1 for _ in _equations(jaxpr))
+
+
+def _equations(jaxpr):
     for eqn in jaxpr.eqns:
-        total += 1
+        yield eqn
         for param in eqn.params.values():
             for sub in param if isinstance(param, (list, tuple)) else (param,):
                 inner = getattr(sub, "jaxpr", sub)
                 if hasattr(inner, "eqns"):
-                    total += program_size(inner)
-    return total
+                    yield from _equations(inner)
 
 
 def fence_pays(jaxpr) -> bool:
-    """Whether a log-density (value and gradient) is large enough to run behind a fence."""
-    return program_size(jaxpr) >= FENCE_MIN_EQUATIONS
+    """Whether a log-density (value and gradient) runs behind a fence.
+
+    Always, except for a program of fewer than ``FENCE_MIN_EQUATIONS`` equations that contains
+    a linear-algebra operation XLA never fuses (a triangular solve, a factorization): there the
+    unfused operations dominate and the ``cond`` costs more than the fusion it prevents.
+    ``FENCE`` (not ``None``) overrides the choice.
+    """
+    if FENCE is not None:
+        return FENCE
+    equations = list(_equations(jaxpr))
+    if len(equations) >= FENCE_MIN_EQUATIONS:
+        return True
+    return not any(eqn.primitive.name in NEVER_FUSED for eqn in equations)
 
 
 def fenced(f: FlatValueAndGrad) -> FlatValueAndGrad:
@@ -89,9 +110,9 @@ def fenced(f: FlatValueAndGrad) -> FlatValueAndGrad:
     Under ``vmap`` a custom batching rule keeps the predicate unbatched (a batched predicate
     would turn the ``cond`` into a ``select`` of both branches); values ``f`` closes over
     may be batched too.  The arithmetic is unchanged, so results are bitwise those of ``f``.
-    A ``cond`` costs about a microsecond per call, more than it saves on a log-density of a
-    few large operations, so only programs of at least ``FENCE_MIN_EQUATIONS`` equations
-    are fenced; smaller ones are called as they are.
+    A ``cond`` costs about a microsecond per call, more than it saves on a small log-density
+    of a few linear-algebra operations, which is therefore called as it is
+    (:func:`fence_pays`).
     """
 
     def call(q):

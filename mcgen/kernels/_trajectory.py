@@ -60,9 +60,9 @@ from mcgen.kernels import _integrators
 from mcgen.kernels._metrics import momentum_from_normal, velocity
 from mcgen.kernels._random import U32, nuts_draws, open_uniform, threefry2x32
 
-# The subtree of doubling j uses checkpoint slots 0 .. j - 1 only.  A leaf tests this many slots
-# while every growing tree is at most this deep (the common case), and all of them otherwise.
-_FEW_SLOTS = 3
+# A leaf reads at most this many checkpoint slots as a window of its own size (the slots it
+# tests are the same in every growing tree); one that closes more reads all of them.
+_WINDOW = 3
 
 
 class Setup(NamedTuple):  # per-transition constants of one chain
@@ -112,9 +112,10 @@ class TreeResult(NamedTuple):
 # slow on the small reductions of a leaf; smaller ones it compiles into its own loops.
 _LIBRARY_REDUCE_SIZE = 4096
 _MAX_PIECES = 4
+_SMALL_DIM = 16
 
 
-def _rowdots(rows, x, batch: int):
+def _rowdots(rows, x, batch: int, max_pieces: int = _MAX_PIECES):
     """``rows @ x`` for one chain of ``batch`` vmapped together, without a library call.
 
     A batched matrix-vector product is an Eigen call on the CPU, and Eigen's thread pool
@@ -126,7 +127,7 @@ def _rowdots(rows, x, batch: int):
     """
     k, d = rows.shape
     per = max(1, (_LIBRARY_REDUCE_SIZE - 1) // (batch * k))
-    if -(-d // per) > _MAX_PIECES:
+    if -(-d // per) > max_pieces:
         return rows @ x
     terms = rows.T * x[:, None]  # (d, k)
     pieces = [jnp.sum(terms[i : i + per], axis=0) for i in range(0, d, per)]
@@ -217,24 +218,53 @@ def _kick(t: Tree, c: Setup, dr: _Drift, g1) -> _Kick:
     return _Kick(p1, v1, rho_before, sub_rho, velocity(c.inverse_mass, sub_rho), slot, ck)
 
 
-def _slot_products(ck, a_r, v1, used: int, batch: int, first_v: int = 1):
-    """Inner products of the first ``used`` checkpoint slots with :math:`A R_n` and :math:`v_n`:
-    rows ``p_s.A R_n, p_{s-1}.A R_n`` and ``p_{s-1}.v_n, R_{s-1}.v_n`` (preceded by ``p_s.v_n``
-    when ``first_v`` is 0, for the trapezoid criterion), each ``(rows, slots)``; the slots past
-    ``used`` (not open in trees of this depth) are zero.
+def _window(it):
+    """The checkpoint slots that leaf ``it`` of the transition tests: ``(start, size)``.
 
-    Past ``_FEW_SLOTS`` slots (deep trees) the products are matrix-vector products: with many
-    rows they beat the split sums of :func:`_rowdots` (16.4 against 20.7 us per leaf on the
-    Gym's 100-d ill-conditioned Gaussian, whose trees are all ten doublings deep, 4 chains).
+    The tree's shape does not depend on the chain: leaf ``it`` (from 0) is leaf
+    :math:`n = it + 1 - 2^j` of the subtree of doubling :math:`j = \\lfloor \\log_2(it + 1)
+    \\rfloor` in every tree still growing.  An odd leaf tests the slots it closes,
+    ``top - closed + 1 .. top``; an even one opens slot ``top`` and decides the pair
+    ``(top - 1, top)`` (the left-plus-first check), so it reads slot ``top - 1`` only.
+    """
+    depth = 31 - jax.lax.clz(it + 1)
+    n = it + 1 - jnp.left_shift(1, depth)
+    top = jax.lax.population_count(n >> 1)
+    closed = jax.lax.population_count((~n & (n + 1)) - 1)
+    odd = (n & 1) == 1
+    size = jnp.where(odd, closed, jnp.minimum(top, 1))
+    start = jnp.where(odd, top - closed + 1, top - 1)
+    return jnp.maximum(start, 0), size
+
+
+def _slot_products(ck, a_r, v1, start, size: int | None, batch: int, first_v: int = 1):
+    """Inner products of checkpoint slots ``start .. start + size - 1`` (all of them when
+    ``size`` is None) with :math:`A R_n` and :math:`v_n`: rows ``p_s.A R_n, p_{s-1}.A R_n``
+    and ``p_{s-1}.v_n, R_{s-1}.v_n`` (preceded by ``p_s.v_n`` when ``first_v`` is 0, for the
+    trapezoid criterion), each ``(rows, slots)``; the other slots are zero.
+
+    All slots at once (a leaf closing more than ``_WINDOW`` of them): on more than
+    ``_SMALL_DIM`` coordinates matrix-vector products, which beat split sums with many rows
+    (16.4 against 20.7 us per leaf on the Gym's 100-d ill-conditioned Gaussian, 4 chains).
     """
     num_slots, dim = ck.shape[1:]
-    if used > _FEW_SLOTS:
-        return jnp.einsum("ksd,d->ks", ck[:2, :used], a_r), jnp.einsum("ksd,d->ks", ck[first_v:, :used], v1)
     rows_v = 3 - first_v
-    s_ar = _rowdots(ck[:2, :used].reshape(2 * used, dim), a_r, batch).reshape(2, used)
-    s_v = _rowdots(ck[first_v:, :used].reshape(rows_v * used, dim), v1, batch).reshape(rows_v, used)
-    pad = [(0, 0), (0, num_slots - used)]
-    return jnp.pad(s_ar, pad), jnp.pad(s_v, pad)
+    if size is None:
+        if dim <= _SMALL_DIM:  # up to `dim` split sums beat a batched product
+            rows = ck.reshape(3 * num_slots, dim)
+            s_ar = _rowdots(rows, a_r, batch, max_pieces=dim).reshape(3, num_slots)[:2]
+            s_v = _rowdots(rows, v1, batch, max_pieces=dim).reshape(3, num_slots)[first_v:]
+            return s_ar, s_v
+        # all three rows against both vectors: slicing rows would copy them
+        return jnp.einsum("ksd,d->ks", ck, a_r)[:2], jnp.einsum("ksd,d->ks", ck, v1)[first_v:]
+    zeros = jnp.zeros((3, num_slots), ck.dtype)
+    if size == 0:
+        return zeros[:2], zeros[first_v:]
+    window = jax.lax.dynamic_slice_in_dim(ck, start, size, axis=1)
+    s_ar = _rowdots(window[:2].reshape(2 * size, dim), a_r, batch).reshape(2, size)
+    s_v = _rowdots(window[first_v:].reshape(rows_v * size, dim), v1, batch).reshape(rows_v, size)
+    place = functools.partial(jax.lax.dynamic_update_slice_in_dim, start_index=start, axis=1)
+    return place(zeros[:2], s_ar), place(zeros[first_v:], s_v)
 
 
 def _finish(
@@ -389,33 +419,43 @@ def _grow(
 ) -> Tree:
     """Run the leaf loop until every tree is done.
 
-    One leaf is four pieces.  With ``fence`` (a log-density of at least
-    ``FENCE_MIN_EQUATIONS`` equations) the gradient runs inside a ``cond`` (whose predicate,
+    One leaf is four pieces.  With ``fence`` (``_integrators.fence_pays``: every log-density
+    but a small one of a few linear-algebra operations that never fuse) the gradient
+    runs inside a ``cond`` (whose predicate,
     "some tree is still growing", always holds in the loop body): a ``cond`` is a boundary
     XLA does not fuse across, so the log-density and its gradient are computed once and
     stored, like the bare gradient.  Without it XLA:CPU inlines the cheap arithmetic of a
     structured log-density (a time series is thousands of scalar operations) into every wide
     update that depends on the leaf's energy and recomputes it for each element: 2-3x the
-    gradient's cost on the Inference Gym's stochastic-volatility model.  On a log-density of
-    a few large operations the ``cond`` itself would cost more (11% of a leaf on the Gym's
-    ill-conditioned Gaussian), so it is left out there (figures at ``FENCE_MIN_EQUATIONS``).  The U-turn products run on the first
-    ``_FEW_SLOTS`` checkpoint slots while every growing tree is at most that deep (the common
-    case), on all of them otherwise, chosen per leaf by a second ``cond``.
+    gradient's cost on the Inference Gym's stochastic-volatility model, and 1.3x on a 10-d
+    funnel at 128 chains.  On a log-density of a few triangular solves the ``cond`` itself
+    would cost more (10-20% of a leaf on the Gym's ill-conditioned Gaussian), so it is left
+    out there (figures at ``_integrators.FENCE_MIN_EQUATIONS``).  The U-turn products read only
+    the checkpoint slots the leaf tests (:func:`_window`: one or two for most leaves), which
+    are the same in every growing tree, so a ``switch`` on the loop's own counter picks them
+    for the whole batch.
 
     ``mapped(fn)`` maps a per-chain function over the batch (``jax.vmap``, or the identity
     for one chain); ``gradient(q)`` evaluates the (batched) value, of dtype ``ld_dtype``, and
     gradient.
     """
     num_slots = t.ck.shape[-2]
-    few = min(_FEW_SLOTS, num_slots)
+    window = min(_WINDOW, num_slots)
     growing = lambda t: t.ints[..., DONE] == 0  # noqa: E731
 
-    def products(used):
+    def products(size):
         first_v = 0 if trapezoid else 1
-        slot_products = functools.partial(_slot_products, used=used, batch=batch, first_v=first_v)
-        return lambda ck, a_r, v1: mapped(slot_products)(ck, a_r, v1)
 
-    def body(t):
+        def run(ck, a_r, v1, start):
+            slot_products = functools.partial(_slot_products, start=start, size=size, batch=batch, first_v=first_v)
+            return mapped(slot_products)(ck, a_r, v1)
+
+        return run
+
+    branches = [products(size) for size in range(window + 1)] + [products(None)]
+
+    def body(carry):
+        t, it = carry
         dr = mapped(_drift)(t, c)
         idle = lambda q: (jnp.zeros(q.shape[:-1], ld_dtype), jnp.zeros_like(q))  # noqa: E731 (never taken)
         if fence:
@@ -423,17 +463,14 @@ def _grow(
         else:
             logdensity1, g1 = gradient(dr.q1)
         kick = mapped(_kick)(t, c, dr, g1)
-        if few == num_slots:
-            s_ar, s_v = products(num_slots)(kick.ck, kick.a_r, kick.v1)
-        else:
-            shallow = jnp.all(~growing(t) | (t.ints[..., DEPTH] <= few))
-            s_ar, s_v = jax.lax.cond(shallow, products(few), products(num_slots), kick.ck, kick.a_r, kick.v1)
+        start, size = _window(it)
+        s_ar, s_v = jax.lax.switch(jnp.minimum(size, window + 1), branches, kick.ck, kick.a_r, kick.v1, start)
         finish = functools.partial(
             _finish, max_depth=max_depth, max_energy_error=max_energy_error, batch=batch, trapezoid=trapezoid
         )
-        return mapped(finish)(t, c, dr, kick, s_ar, s_v, logdensity1, g1)
+        return mapped(finish)(t, c, dr, kick, s_ar, s_v, logdensity1, g1), it + 1
 
-    return jax.lax.while_loop(lambda t: jnp.any(growing(t)), body, t)
+    return jax.lax.while_loop(lambda carry: jnp.any(growing(carry[0])), body, (t, jnp.zeros((), jnp.int32)))[0]
 
 
 def _result(t: Tree) -> TreeResult:

@@ -43,9 +43,9 @@ def _value_and_grad(scale):
     return jax.value_and_grad(lambda q: -0.5 * jnp.sum((q / scale) ** 2) + jnp.sum(jnp.cos(q)))
 
 
-@pytest.mark.parametrize("threshold, fenced", [(0, True), (10**9, False)])
-def test_fence_only_above_the_threshold_and_bitwise_equal(monkeypatch, threshold, fenced):
-    monkeypatch.setattr(_integrators, "FENCE_MIN_EQUATIONS", threshold)
+@pytest.mark.parametrize("fenced", [True, False])
+def test_fence_when_asked_and_bitwise_equal(monkeypatch, fenced):
+    monkeypatch.setattr(_integrators, "FENCE", fenced)
     q = jnp.linspace(-1.0, 2.0, 7)
     scales = jnp.array([1.0, 2.0, 3.0])
     f = _integrators.fenced(_value_and_grad(2.0))
@@ -78,11 +78,28 @@ def test_fenced_runs_draw_the_same_bits(monkeypatch, kernel):
             warn=False,
         )
 
-    monkeypatch.setattr(_integrators, "FENCE_MIN_EQUATIONS", 10**9)
+    monkeypatch.setattr(_integrators, "FENCE", False)
     plain = run()
-    monkeypatch.setattr(_integrators, "FENCE_MIN_EQUATIONS", 0)
+    monkeypatch.setattr(_integrators, "FENCE", True)
     clear_cache()
     fenced = run()
     clear_cache()
     np.testing.assert_array_equal(plain.samples, fenced.samples)
     np.testing.assert_array_equal(plain.stats["num_grad_evals"], fenced.stats["num_grad_evals"])
+
+
+def _solve_value_and_grad():
+    chol = jnp.array([[1.0, 0.0, 0.0], [0.5, 2.0, 0.0], [0.2, -0.3, 1.5]])
+    return jax.value_and_grad(lambda q: -0.5 * jnp.sum(jax.scipy.linalg.solve_triangular(chol, q, lower=True) ** 2))
+
+
+def test_fence_rule_spares_small_unfused_linear_algebra():
+    q = jnp.linspace(-1.0, 2.0, 3)
+    elementwise = jax.make_jaxpr(_value_and_grad(2.0))(q).jaxpr
+    solve = jax.make_jaxpr(_solve_value_and_grad())(q).jaxpr
+    assert _integrators.program_size(solve) < _integrators.FENCE_MIN_EQUATIONS
+    assert _integrators.fence_pays(elementwise)
+    assert not _integrators.fence_pays(solve)
+    f = _integrators.fenced(_solve_value_and_grad())
+    assert not _has_cond(jax.make_jaxpr(jax.vmap(f))(jnp.ones((4, 3))).jaxpr)
+    assert _has_cond(jax.make_jaxpr(jax.vmap(_integrators.fenced(_value_and_grad(2.0))))(jnp.ones((4, 3))).jaxpr)
