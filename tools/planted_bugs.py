@@ -102,11 +102,20 @@ BUGS = {
         "tests/kernels/test_nuts.py -k 'invariance or moments or scales'",
     ),
     # deep trees test only the first few checkpoint slots (the others read as zero)
-    "nuts_deep_phase_skipped": (
+    # a leaf that closes more checkpoint slots than the window reads the window only (session 5:
+    # replaces "nuts_deep_phase_skipped", the shallow/deep products it stood for are gone)
+    "nuts_wide_window_skipped": (
         "mcgen/kernels/_trajectory.py",
-        "jax.lax.cond(shallow, products(few), products(num_slots),",
-        "jax.lax.cond(shallow, products(few), products(few),",
-        "tests/kernels/test_nuts.py -k 'deep or depth'",
+        "[products(size) for size in range(window + 1)] + [products(None)]",
+        "[products(size) for size in range(window + 1)] + [products(window)]",
+        "tests/kernels/test_nuts_uturn.py tests/kernels/test_nuts.py -k 'deep or depth or reference'",
+    ),
+    # an even leaf reads no slot: the left-half-plus-first-leaf check is never decided
+    "nuts_even_leaf_window_empty": (
+        "mcgen/kernels/_trajectory.py",
+        "size = jnp.where(odd, closed, jnp.minimum(top, 1))",
+        "size = jnp.where(odd, closed, 0)",
+        "tests/kernels/test_nuts_uturn.py",
     ),
     # the trapezoid U-turn criterion (issue 14, session 4): each dropped or misplaced term moves
     # where some trajectories stop, against the recursive reference
