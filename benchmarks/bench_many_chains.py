@@ -33,7 +33,9 @@ excluded), ESS/s, the largest |z| of the second moments against the known answer
 is one (``z = (mean of x^2 - E[x^2]) / MCSE``), and the ratios mcgen ChEES / peer of ESS per
 paid gradient and of ESS/s.  The table's last two columns are each mcgen sampler's ESS per
 paid gradient over mcgen NUTS's and its ESS/s over BlackJAX's implementation of the same
-algorithm (where BlackJAX has one in the run).
+algorithm (where BlackJAX has one in the run); an ESS/s ratio against a BlackJAX run whose
+R-hat is 1.1 or more is flagged with that R-hat (its ESS then counts chains that have not
+left their starts, not draws from the target).
 
 Targets (from ``bench_nuts.py``): the 100-d Gaussian with scales log-spaced in [0.01, 1]
 (ill-conditioned), Neal's funnel (non-centered, 10-d), eight schools (non-centered),
@@ -42,7 +44,13 @@ Bayesian logistic regression (n = 1000, d = 25); and Inference Gym targets built
 also ``gym_<any Gym name>``): the flat unconstrained log-density, starts uniform in [-2, 2]
 as there, ESS of the draws mapped to the constrained space and the largest |z| of their
 means against the Gym's ground truth (``z = (mean - truth) / MCSE``, the MCSE from the
-truth's standard deviation and the ESS of the mean, as ``bench_gym.py`` scores).
+truth's standard deviation and the ESS of the mean, as ``bench_gym.py`` scores), and the
+largest |z| of their second moments against ``mean^2 + sd^2`` of the truth (MCSE from the
+draws; the truth's own error is left out, so on Gym targets whose truth is itself a long MCMC
+run the z of the second moments is slightly inflated).  Every run also reports the largest
+R-hat over the coordinates: with uniform starts in [-2, 2] centred on a symmetric target's
+mean, an ensemble that has not spread to the target's scales scores well on the z of the
+means and gets an ESS near the chain count; the R-hat and the z of the second moments show it.
 
 Usage::
 
@@ -91,6 +99,25 @@ def second_moment_z(name: str, samples) -> float:
     return float(np.max(np.abs(x2.mean(axis=(0, 1)) - SECOND_MOMENTS[name]) / mcse))
 
 
+def gym_second_moment_z(target, flat) -> float:
+    """Largest |z| of the Gym target's second moments (constrained space) against the truth.
+
+    ``E[x^2] = mean^2 + sd^2`` from the Gym's ground truth; the MCSE is the draws' standard
+    deviation of ``x^2`` over the square root of its ESS (ArviZ ``method="mean"``).  Unlike the
+    z of the means, it sees an ensemble that has not yet spread to the target's scales (starts
+    uniform in [-2, 2] are centred on a symmetric target's mean).
+    """
+    import arviz as az
+
+    x2 = np.asarray(target.gym.constrain_flat(jnp.asarray(flat)), np.float64) ** 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ess = np.asarray(az.ess(az.convert_to_dataset({"x2": x2}), method="mean")["x2"])
+    truth = target.gym.truth_mean**2 + target.gym.truth_sd**2
+    mcse = x2.reshape(-1, x2.shape[-1]).std(axis=0) / np.sqrt(np.maximum(ess, 1.0))
+    return float(np.max(np.abs(x2.mean(axis=(0, 1)) - truth) / mcse))
+
+
 GYM_NAMES = {
     "gym_Brownian": "BrownianMotionUnknownScalesMissingMiddleObservations",
     "gym_StochasticVolatility": "StochasticVolatilitySP500Small",
@@ -99,6 +126,8 @@ GYM_NAMES = {
 DEFAULT_TARGETS = list(TOY_TARGETS) + ["gym_IllConditionedGaussian", "gym_EightSchools", "gym_Brownian"]
 # one-gradient-per-draw samplers: they run --ghmc-factor times the warmup and the draws
 GHMC = ("mcgen_meads", "blackjax_meads")
+# R-hat from which a run counts as not converged in the table's ratios (flagged there)
+UNCONVERGED_RHAT = 1.1
 # mcgen sampler -> BlackJAX's implementation of the same algorithm (ESS/s ratio)
 PEERS = {"mcgen_chees": "blackjax_chees", "mcgen_meads": "blackjax_meads", "mcgen_mams": "blackjax_mams"}
 
@@ -125,12 +154,16 @@ class Target:
 
 def summarize(target: Target, samples, paid, sample_time):
     if target.gym is not None:
-        score = target.gym.score(_flat_draws(samples))
-        ess, z = score["ess"], score["z"]
+        flat = _flat_draws(samples)
+        score = target.gym.score(flat)
+        ess, z, rhat = score["ess"], score["z"], score["rhat"]
+        z2 = gym_second_moment_z(target, flat)
     else:
         diag = ess_rhat(samples)
         ess = min(float(np.min(d["ess_bulk"])) for d in diag.values())
-        z = second_moment_z(target.name, samples)
+        rhat = max(float(np.max(d["r_hat"])) for d in diag.values())
+        z = float("nan")
+        z2 = second_moment_z(target.name, samples)
     return {
         "ess": ess,
         "paid": float(paid),
@@ -138,6 +171,8 @@ def summarize(target: Target, samples, paid, sample_time):
         "sample": sample_time,
         "ess_s": ess / sample_time,
         "z": z,
+        "z2": z2,
+        "rhat": rhat,
     }
 
 
@@ -341,15 +376,19 @@ def _ratios(rows, num_chains, name, sampler, samplers):
     if sampler.startswith("mcgen_") and sampler != "mcgen_nuts" and "mcgen_nuts" in samplers:
         g = f"{r['ess_per_grad'] / rows[(num_chains, name, 'mcgen_nuts')]['ess_per_grad']:.2f}"
     if PEERS.get(sampler) in samplers:
-        s = f"{r['ess_s'] / rows[(num_chains, name, PEERS[sampler])]['ess_s']:.2f}"
+        peer = rows[(num_chains, name, PEERS[sampler])]
+        s = f"{r['ess_s'] / peer['ess_s']:.2f}"
+        if not peer["rhat"] < UNCONVERGED_RHAT:  # an ensemble still near its starts: its ESS means nothing
+            s += f" (peer R-hat {peer['rhat']:.2f})"
     return g, s
 
 
 def table(rows, targets, chain_counts, samplers):
     lines = [
         "| chains | target | sampler | min ESS | grads paid | ESS/paid grad | sampling s | ESS/s "
-        "| max abs z | ESS per paid grad / mcgen NUTS | ESS/s / BlackJAX same |",
-        "|---" * 11 + "|",
+        "| max abs z (means) | max abs z (2nd moments) | max R-hat | ESS per paid grad / mcgen NUTS "
+        "| ESS/s / BlackJAX same |",
+        "|---" * 13 + "|",
     ]
     for num_chains in chain_counts:
         for name in targets:
@@ -358,7 +397,8 @@ def table(rows, targets, chain_counts, samplers):
                 g, s = _ratios(rows, num_chains, name, sampler, samplers)
                 lines.append(
                     f"| {num_chains} | {name} | {sampler} | {r['ess']:.0f} | {r['paid']:.3g} "
-                    f"| {r['ess_per_grad']:.2e} | {r['sample']:.2f} | {r['ess_s']:.0f} | {r['z']:.1f} "
+                    f"| {r['ess_per_grad']:.2e} | {r['sample']:.2f} | {r['ess_s']:.0f} | {r['z']:.1f} | {r['z2']:.1f} "
+                    f"| {r['rhat']:.3f} "
                     f"| {g} | {s} |"
                 )
     return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""The scoring of ``benchmarks/bench_many_chains.py``: the z of the second moments and R-hat.
+
+Known answers: independent Gaussian draws with the truth's moments score |z| of a few units;
+an ensemble that has not spread to the target's scales (draws near uniform starts in
+[-2, 2], as a sampler that has barely moved) scores a huge |z| of the second moments while
+its z of the means stays small, which is what the benchmark's extra column is for.
+"""
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+B = pytest.importorskip("bench_many_chains")
+
+
+def _fake_gym_target(mean, sd):
+    gym = SimpleNamespace(
+        constrain_flat=lambda z: np.asarray(z),  # identity map to the constrained space
+        truth_mean=np.asarray(mean, np.float64),
+        truth_sd=np.asarray(sd, np.float64),
+    )
+    return SimpleNamespace(gym=gym, name="gym_fake")
+
+
+def test_second_moment_z_known_answer():
+    rng = np.random.default_rng(0)
+    mean, sd = np.array([0.0, 1.0, -2.0, 0.5]), np.array([1.0, 3.0, 0.5, 20.0])
+    target = _fake_gym_target(mean, sd)
+    draws = mean + sd * rng.standard_normal((64, 50, 4))
+    z = B.gym_second_moment_z(target, draws)
+    assert z < 4.0  # Bonferroni 1% over 4 coordinates is 3.0; a margin for the MCSE estimate
+
+    # chains that never left uniform starts in [-2, 2]: the means look right, the scales do not
+    stuck = rng.uniform(-2.0, 2.0, (64, 1, 4)) + 0.01 * rng.standard_normal((64, 50, 4))
+    assert B.gym_second_moment_z(target, stuck) > 50.0
+
+
+def test_unconverged_peer_is_flagged():
+    row = {"ess": 1000.0, "ess_per_grad": 0.01, "ess_s": 100.0, "rhat": 1.01}
+    rows = {
+        (8, "t", "mcgen_chees"): row,
+        (8, "t", "blackjax_chees"): dict(row, ess_s=400.0, rhat=3.6),
+    }
+    _, ratio = B._ratios(rows, 8, "t", "mcgen_chees", ["mcgen_chees", "blackjax_chees"])
+    assert ratio.startswith("0.25") and "R-hat 3.60" in ratio
+    rows[(8, "t", "blackjax_chees")]["rhat"] = 1.02
+    assert B._ratios(rows, 8, "t", "mcgen_chees", ["mcgen_chees", "blackjax_chees"])[1] == "0.25"
