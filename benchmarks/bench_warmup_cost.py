@@ -6,7 +6,9 @@ Two measurements, both vmapped over ``--chains`` chains and compiled first:
   fake transition that spends no gradient (a random-walk move and the score of a fixed
   Gaussian), so what is timed is the adaptation alone: Welford updates, the ring buffer of
   the low-rank estimator, the metric fits, the record; microseconds per warmup step for all
-  chains, with ``"stan"`` and ``"early"`` schedules;
+  chains, with ``"stan"`` and ``"early"`` schedules (the low-rank fit every
+  ``LowRankSettings.update_every`` steps on the early one, as the kernels do, and after every
+  step in the last column, for comparison);
 * **fit**: one :func:`~mcgen.adaptation.low_rank.low_rank_estimate` from a full buffer
   (``--buffer`` draws and scores per chain), microseconds for all chains.
 
@@ -27,7 +29,7 @@ import jax.numpy as jnp
 
 from mcgen.adaptation.low_rank import low_rank_estimate
 from mcgen.adaptation.window import window_adaptation
-from mcgen.kernels._gradient import GradientParams, GradientState
+from mcgen.kernels._gradient import GradientParams, GradientState, LowRankSettings
 from mcgen.kernels._metrics import identity_inverse_mass
 
 ESTIMATORS = {"diag": "welford", "grad_diag": "fisher", "low_rank": "low_rank"}
@@ -58,8 +60,12 @@ def _best_of(compiled, args, repeats: int) -> float:
     return best
 
 
-def machinery(mass: str, schedule: str, dim: int, chains: int, steps: int, repeats: int) -> float:
+def machinery(
+    mass: str, schedule: str, dim: int, chains: int, steps: int, repeats: int, update_every: int | None = None
+) -> float:
     """Microseconds per warmup step (all chains) of the adaptation alone."""
+    if update_every is None:  # the kernels' setting
+        update_every = LowRankSettings().update_every if mass == "low_rank" else 1
     warmup = window_adaptation(
         _fake_step,
         steps,
@@ -67,6 +73,7 @@ def machinery(mass: str, schedule: str, dim: int, chains: int, steps: int, repea
         initial_step_size=_no_search,
         estimator=ESTIMATORS[mass],
         schedule=schedule,
+        update_every=update_every,
     )
 
     def run(keys, q0):
@@ -98,13 +105,15 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; {args.chains} chains, {args.steps} warmup steps")
-    print("| d | fit us | " + " | ".join(f"{m} {s} us/step" for s in ("stan", "early") for m in ESTIMATORS) + " |")
-    print("|---|---|" + "---|" * (2 * len(ESTIMATORS)))
+    heads = [f"{m} {s} us/step" for s in ("stan", "early") for m in ESTIMATORS] + ["low_rank early, fit every step"]
+    print("| d | fit us | " + " | ".join(heads) + " |")
+    print("|---|---|" + "---|" * len(heads))
     for dim in args.dims:
         cells = [f"{fit(dim, args.chains, args.buffer, args.repeats):.0f}"]
         for schedule in ("stan", "early"):
             for mass in ESTIMATORS:
                 cells.append(f"{machinery(mass, schedule, dim, args.chains, args.steps, args.repeats):.1f}")
+        cells.append(f"{machinery('low_rank', 'early', dim, args.chains, args.steps, args.repeats, 1):.1f}")
         print(f"| {dim} | " + " | ".join(cells) + " |", flush=True)
 
 

@@ -10,6 +10,9 @@ Usage::
 
     python benchmarks/warmup_table.py run1.json run2.json ...
     python benchmarks/warmup_table.py --base mcgen --warmup 1000 *.json   # only 1000-step warmups
+    # half the warmup: each variant at 500 steps (named "<lib>@500") against the base at 1000,
+    # on the ESS per gradient after warmup (the quality of the adapted sampler)
+    python benchmarks/warmup_table.py --warmup 500 --base-warmup 1000 --key ess_grad *.json
 """
 
 from __future__ import annotations
@@ -50,12 +53,12 @@ def paired_ratios(rows, target, lib, base, key):
     return [by_rep[(lib, rep)] / by_rep[(base, rep)] for (name, rep) in by_rep if name == lib and (base, rep) in by_rep]
 
 
-def tables(rows, base="mcgen", peer="blackjax") -> str:
+def tables(rows, base="mcgen", peer="blackjax", key="ess_grad_all") -> str:
     targets = list(dict.fromkeys(r["target"] for r in rows))
     libs = list(dict.fromkeys(r["lib"] for r in rows))
     variants = [lib for lib in libs if lib != base and lib.startswith("mcgen")]
     out = [
-        f"| target | reps | {base} ESS/grad all | "
+        f"| target | reps | {base} {key} | "
         + " | ".join(f"{v} / {base}" for v in variants)
         + (" | " + " | ".join(f"{v} ESS/s all / {peer}" for v in [base] + variants) if peer in libs else "")
         + " | max abs z / limit |",
@@ -67,9 +70,9 @@ def tables(rows, base="mcgen", peer="blackjax") -> str:
         base_rows = [r for r in mine if r["lib"] == base]
         if not base_rows:
             continue
-        cells = [target[:40], str(len(base_rows)), f"{statistics.median(r['ess_grad_all'] for r in base_rows):.2e}"]
+        cells = [target[:40], str(len(base_rows)), f"{statistics.median(r[key] for r in base_rows):.2e}"]
         for v in variants:
-            ratios = paired_ratios(rows, target, v, base, "ess_grad_all")
+            ratios = paired_ratios(rows, target, v, base, key)
             if ratios:
                 med = statistics.median(ratios)
                 summary[v].append(med)
@@ -105,8 +108,17 @@ def main(argv=None):
     parser.add_argument("--base", default="mcgen")
     parser.add_argument("--peer", default="blackjax")
     parser.add_argument("--warmup", type=int, default=None, help="only runs with this many warmup steps")
+    parser.add_argument(
+        "--base-warmup", type=int, default=None, help="the base's runs with this many warmup steps (others: --warmup)"
+    )
+    parser.add_argument("--key", default="ess_grad_all", help="the figure compared (ess_grad: after warmup)")
     args = parser.parse_args(argv)
-    print(tables(load(args.paths, args.warmup), args.base, args.peer))
+    if args.base_warmup is None:
+        rows = load(args.paths, args.warmup)
+    else:
+        base_rows = [r for r in load(args.paths, args.base_warmup) if r["lib"] == args.base]
+        rows = base_rows + [dict(r, lib=f"{r['lib']}@{args.warmup}") for r in load(args.paths, args.warmup)]
+    print(tables(rows, args.base, args.peer, args.key))
 
 
 if __name__ == "__main__":

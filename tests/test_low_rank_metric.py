@@ -129,11 +129,10 @@ def _reference_fit(draws, grads, rank, cutoff, gamma=1e-3):
     return scale[:, None] * inner * scale[None, :]
 
 
-def test_fit_does_not_depend_on_the_basis_of_the_span():
-    # n = 40 > d = 30: C_x and C_g have full rank.
-    # (With fewer rows than d + 1 the regularization alone sets some directions and float32
-    # rounds that ill-conditioned fit by percents against float64: no exact comparison there.)
-    n_rows = 40
+@pytest.mark.parametrize("n_rows", [40, 20])
+def test_fit_does_not_depend_on_the_basis_of_the_span(n_rows):
+    # n = 40 > d = 30: C_x and C_g have full rank; n = 20 < d: the regularization alone sets
+    # some directions, and the fit must still match float64 (no covariance is formed in float32)
     cov, _, _, _ = _hadamard_target()
     cov = np.kron(np.eye(2), cov)[:30, :30]
     draws, grads = _gaussian_draws(cov, n_rows, 2)
@@ -143,6 +142,22 @@ def test_fit_does_not_depend_on_the_basis_of_the_span():
     np.testing.assert_allclose(
         np.asarray(metric, np.float64), reference, rtol=2e-3, atol=1e-3 * np.abs(reference).max()
     )
+
+
+def test_fit_on_a_diagonal_gaussian_corrects_nothing():
+    # On a diagonal Gaussian the score is g_i = -x_i / sigma_i^2 coordinate by coordinate, so
+    # the scaled draws and scores are exact negatives, C_x = C_g, and the fit is A = I (no
+    # correction) exactly, from any number of rows.  With as many rows as dimensions (the
+    # 100-draw buffer at d = 100) C_x has eigenvalues down to the regularization; a fit that
+    # forms C_g^{1/2} C_x C_g^{1/2} in float32 returned eigenvalues 1.1 to 1.6 here.
+    scales = np.logspace(-2, 0, 100)
+    fit = jax.jit(functools.partial(low_rank_estimate, rank=100, cutoff=1.0))  # every direction kept
+    for seed in range(4):
+        x = np.random.default_rng(seed).standard_normal((100, 100)) * scales
+        draws, grads = jnp.asarray(x, jnp.float32), jnp.asarray(-x / scales**2, jnp.float32)
+        metric = fit(draws, grads)
+        np.testing.assert_allclose(np.asarray(metric.vals), 1.0, atol=1e-3)
+        np.testing.assert_allclose(np.asarray(metric.scale) ** 2, scales**2, rtol=1e-4)
 
 
 def _random_metric(d=12, k=3, seed=0):

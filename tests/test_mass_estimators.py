@@ -147,5 +147,14 @@ def test_early_schedule_structure():
     assert switches[-1] + 80 <= 850  # no switch leaves a foreground shorter than 80 draws at the freeze
     assert np.flatnonzero(sched["search"]).tolist() == [2] and np.flatnonzero(sched["freeze"]).tolist() == [849]
     assert not any(early_schedule(19)[k].any() for k in sched)  # too short: step size only
+    assert np.flatnonzero(sched["update"]).tolist() == list(range(2, 850))  # update_every=1: every step
+    # a costly fit every 20 steps: also at the step after each switch (a fresh foreground) and
+    # at the last step before the freeze; the switches and the freeze do not move
+    sparse = early_schedule(1000, update_every=20)
+    updates = np.flatnonzero(sparse["update"])
+    assert updates[0] == 2 and updates[-1] == 849 and np.all(np.diff(updates) <= 20)
+    assert set((switches + 1).tolist()) <= set(updates.tolist())
+    assert all(np.array_equal(sparse[k], sched[k]) for k in ("collect", "switch", "search", "freeze"))
+    assert len(updates) < 100
     with pytest.raises(ValueError, match="warmup_schedule"):
         mc.nuts(warmup_schedule="nutpie")

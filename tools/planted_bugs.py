@@ -437,8 +437,8 @@ BUGS = {
     # applies the inverse eigenvalues (the mass matrix, not its inverse, along the directions)
     "low_rank_fit_ignores_scores": (
         "mcgen/adaptation/low_rank.py",
-        "metric = _geometric_mean(cx, cg)",
-        "metric = cx",
+        "metric = _geometric_mean(px, pg, gamma * level)",
+        "metric = px.T @ px + gamma * level * jnp.eye(m, dtype=dtype)",
         "tests/test_low_rank_metric.py -k estimate",
     ),
     "low_rank_velocity_inverted": (
@@ -505,8 +505,8 @@ BUGS = {
     # ---- issue 15 (session 4): the low-rank fit projects the unscaled draws and scores
     "low_rank_projection_unscaled": (
         "mcgen/adaptation/low_rank.py",
-        "px, pg = xs @ basis, gs @ basis",
-        "px, pg = dx @ basis, dg @ basis",
+        "px, pg = xs @ basis / root_n, gs @ basis / root_n",
+        "px, pg = dx @ basis / root_n, dg @ basis / root_n",
         "tests/test_low_rank_metric.py -k 'basis or estimate'",
     ),
     # ---- issue 16 (session 5): bench_many_chains's scoring of runs that have not converged

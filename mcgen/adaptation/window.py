@@ -31,9 +31,9 @@ Two variations, both off by default.  The *estimator* set at a window end can be
 Fisher-divergence diagonal of the window's draws and gradients
 (:func:`~mcgen.adaptation.welford.fisher_diagonal`, ``estimator="fisher"``) instead of the
 draws' covariance.  The *schedule* can be :func:`early_schedule` (``schedule="early"``,
-after nutpie): the metric is set after every step from a foreground estimate that a
-background one replaces every 10, later 80, draws, so it follows the chain from the third
-step on; dual averaging then runs through, restarting only after the first update and when
+after nutpie): the metric is set often (after every step; every 20 steps and after each
+switch for the costly low-rank fit) from a foreground estimate that a background one
+replaces every 10, later 80, draws, so it follows the chain from the third step on; dual averaging then runs through, restarting only after the first update and when
 the metric freezes for the final 15% of the warmup.  Each warmup step records its step size
 and gradient count, and each update the metric's diagonal, in a :class:`WarmupTrace`.
 
@@ -123,17 +123,25 @@ class WarmupTrace(NamedTuple):
 
 
 def early_schedule(
-    num_steps: int, early_window: float = 0.3, final_window: float = 0.15, early_switch: int = 10, late_switch: int = 80
+    num_steps: int,
+    early_window: float = 0.3,
+    final_window: float = 0.15,
+    early_switch: int = 10,
+    late_switch: int = 80,
+    update_every: int = 1,
 ) -> dict[str, np.ndarray]:
     """An early, frequent schedule in the manner of nutpie, as boolean arrays over the steps.
 
     Every draw before the final ``final_window`` share of the warmup feeds two estimates, a
-    foreground and a background one; the metric is set from the foreground after *every*
-    step (once it holds 3 draws), and the background replaces the foreground (and restarts
-    empty) each time it holds ``early_switch`` draws in the first ``early_window`` share of
-    the warmup, ``late_switch`` draws later.  So the metric follows the chain from the first
-    steps on, and always rests on the last 10 to 160 draws instead of a window of hundreds.
-    The final share adapts the step size only, for the final metric.
+    foreground and a background one; the metric is set from the foreground every
+    ``update_every`` steps (once it holds 3 draws; 1: after *every* step), at the step after
+    each switch and at the last step before the final share, and the background replaces the
+    foreground (and restarts empty) each time it holds ``early_switch`` draws in the first
+    ``early_window`` share of the warmup, ``late_switch`` draws later.  So the metric follows
+    the chain from the first steps on, and always rests on the last 10 to 160 draws instead of
+    a window of hundreds.  The final share adapts the step size only, for the final metric.
+    A costly estimate (the low-rank fit: eigen-decompositions) takes ``update_every`` 20, as
+    nutpie does; a diagonal one costs nothing and is set after every step.
 
     Returns
     -------
@@ -148,6 +156,8 @@ def early_schedule(
     >>> sched = early_schedule(100)
     >>> np.flatnonzero(sched["switch"]).tolist(), int(np.flatnonzero(sched["freeze"])[0])
     ([9, 19, 29], 84)
+    >>> np.flatnonzero(early_schedule(100, update_every=20)["update"]).tolist()
+    [2, 10, 20, 30, 50, 70, 84]
     """
     steps = np.arange(num_steps)
     names = ("collect", "update", "switch", "search", "freeze")
@@ -158,11 +168,15 @@ def early_schedule(
     early_end = int(early_window * num_steps)
     out["collect"] = steps < final_start
     foreground = background = 0
+    last_update, switched = -update_every, False
     for i in range(final_start):
         foreground, background = foreground + 1, background + 1
-        out["update"][i] = foreground >= 3
+        due = switched or i - last_update >= update_every or i == final_start - 1
+        if foreground >= 3 and due:
+            out["update"][i], last_update = True, i
         freq = early_switch if i < early_end else late_switch
-        if background >= freq and i + freq <= final_start:
+        switched = background >= freq and i + freq <= final_start
+        if switched:
             out["switch"][i] = True
             foreground, background = background, 0
     updates = np.flatnonzero(out["update"])
@@ -204,6 +218,7 @@ def window_adaptation(
     eigval_cutoff: float = 2.0,
     buffer_size: int = 100,
     gamma: float = 1e-3,
+    update_every: int = 1,
 ) -> Warmup:
     """The windowed warmup of a kernel whose ``state.params`` has ``step_size, inverse_mass``.
 
@@ -239,6 +254,9 @@ def window_adaptation(
         ``"stan"``: :func:`window_schedule`; ``"early"``: :func:`early_schedule` (the metric
         set after every step from the last tens of draws; dual averaging runs on and restarts
         only after the first update and when the metric freezes).
+    update_every
+        For ``schedule="early"``: set the metric every this many steps (and after each
+        switch) rather than after every step; see :func:`early_schedule`.
 
     Returns
     -------
@@ -248,7 +266,7 @@ def window_adaptation(
         count of every step and the metric set at every window end (at every switch and at
         the freeze for ``schedule="early"``).
     """
-    sched = _stan_schedule(num_steps) if schedule == "stan" else early_schedule(num_steps)
+    sched = _stan_schedule(num_steps) if schedule == "stan" else early_schedule(num_steps, update_every=update_every)
     recorded = sched["switch"] | sched["freeze"]
     collect, update_metric, switch = (jnp.asarray(sched[k]) for k in ("collect", "update", "switch"))
     search = jnp.asarray(sched["search"] if restart == "search" else np.zeros(num_steps, bool))

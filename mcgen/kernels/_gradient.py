@@ -120,6 +120,9 @@ class LowRankSettings(NamedTuple):
     rank: int = 16
     eigval_cutoff: float = 2.0
     buffer_size: int = 100
+    # warmup_schedule="early": refit every this many steps (nutpie's update frequency for its
+    # low-rank metric), not after every step: a fit costs eigen-decompositions of (2n, 2n)
+    update_every: int = 20
 
 
 def low_rank_settings(rank, eigval_cutoff, buffer_size, who: str) -> LowRankSettings:

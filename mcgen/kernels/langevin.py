@@ -200,8 +200,8 @@ def mala(
         Adapt step size and preconditioner in warmup (default).
     warmup_schedule
         ``"stan"`` (default): Stan's doubling windows; ``"early"``: the metric updated after
-        every warmup step from the last tens of draws, in nutpie's manner
-        (:func:`~mcgen.adaptation.window.early_schedule`).
+        every warmup step (the low-rank fit every 20 steps) from the last tens of draws, in
+        nutpie's manner (:func:`~mcgen.adaptation.window.early_schedule`).
     mass_rank, mass_eigval_cutoff, mass_buffer
         For ``mass="low_rank"`` only: the number ``k`` of corrected directions, the cutoff
         :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped) and
