@@ -51,7 +51,7 @@ def flat_value_and_grad(logdensity_fn: Callable, unravel: Callable) -> FlatValue
 
 
 # When a log-density's value and gradient run behind a fusion fence (see `fenced`), measured
-# per NUTS leaf, fenced / not, in us (`benchmarks/bench_nuts_leaf.py --fence-threshold`).
+# per NUTS leaf, fenced / not, in us (`benchmarks/bench_nuts_leaf.py --fence on|off`).
 # - Large programs always pay (4 chains): Inference Gym stochastic volatility (12,189
 #   equations) 54 / 143, Brownian motion (2,457) 7.8 / 18.5, eight schools (225) 3.4 / 4.2,
 #   item response theory (206) 1215 / 1490: at least FENCE_MIN_EQUATIONS equations, fenced.
