@@ -33,8 +33,9 @@ Fisher-divergence diagonal of the window's draws and gradients
 draws' covariance.  The *schedule* can be :func:`early_schedule` (``schedule="early"``,
 after nutpie): the metric is set often (after every step; every 20 steps and after each
 switch for the costly low-rank fit) from a foreground estimate that a background one
-replaces every 10, later 80, draws, so it follows the chain from the third step on; dual averaging then runs through, restarting only after the first update and when
-the metric freezes for the final 15% of the warmup.  Each warmup step records its step size
+replaces every 10, later 80, draws, so it follows the chain from the third step on; dual
+averaging then runs through, restarting only after the first update and when the metric
+freezes for the final 15% of the warmup.  Each warmup step records its step size
 and gradient count, and each update the metric's diagonal, in a :class:`WarmupTrace`.
 
 References

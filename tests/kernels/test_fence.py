@@ -18,15 +18,7 @@ pytestmark = pytest.mark.exact_bits  # run under XLA's default optimization (dev
 
 
 def _has_cond(jaxpr) -> bool:
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "cond":
-            return True
-        for param in eqn.params.values():
-            for sub in param if isinstance(param, (list, tuple)) else (param,):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns") and _has_cond(inner):
-                    return True
-    return False
+    return any(eqn.primitive.name == "cond" for eqn in _integrators._equations(jaxpr))
 
 
 def test_program_size_counts_nested_equations():
