@@ -110,6 +110,13 @@ BUGS = {
         "[products(size) for size in range(window + 1)] + [products(window)]",
         "tests/kernels/test_nuts_uturn.py tests/kernels/test_nuts.py -k 'deep or depth or reference'",
     ),
+    # the fenced leaf decisions of many chains of a small target hand back a shifted energy
+    "nuts_fenced_decisions_wrong": (
+        "mcgen/kernels/_trajectory.py",
+        "keep = lambda x: jax.lax.cond(any_growing, lambda y: y, zeros, x)",
+        "keep = lambda x: jax.lax.cond(any_growing, lambda y: (*y[:-1], y[-1] + 1.0), zeros, x)",
+        "tests/kernels/test_fence.py -k decisions",
+    ),
     # an even leaf reads no slot: the left-half-plus-first-leaf check is never decided
     "nuts_even_leaf_window_empty": (
         "mcgen/kernels/_trajectory.py",

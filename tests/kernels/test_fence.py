@@ -95,3 +95,32 @@ def test_fence_rule_spares_small_unfused_linear_algebra():
     f = _integrators.fenced(_solve_value_and_grad())
     assert not _has_cond(jax.make_jaxpr(jax.vmap(f))(jnp.ones((4, 3))).jaxpr)
     assert _has_cond(jax.make_jaxpr(jax.vmap(_integrators.fenced(_value_and_grad(2.0))))(jnp.ones((4, 3))).jaxpr)
+
+
+def test_fenced_leaf_decisions_draw_the_same_bits(monkeypatch):
+    # Many chains of a small target compute a NUTS leaf's per-chain decisions behind a `cond`
+    # (_trajectory._DECISIONS_FENCE_MIN_BATCH); forced on at 2 chains it must change nothing.
+    from mcgen.kernels import _trajectory
+
+    def run():
+        return mc.run_chains(
+            _logdensity,
+            mc.nuts(),
+            init=jnp.zeros(3),
+            num_chains=2,
+            num_samples=60,
+            num_warmup=60,
+            seed=5,
+            progress=False,
+            warn=False,
+        )
+
+    monkeypatch.setattr(_trajectory, "_DECISIONS_FENCE_MIN_BATCH", 10**9)
+    plain = run()
+    monkeypatch.setattr(_trajectory, "_DECISIONS_FENCE_MIN_BATCH", 1)
+    clear_cache()
+    fenced = run()
+    clear_cache()
+    np.testing.assert_array_equal(plain.samples, fenced.samples)
+    for name in ("energy", "num_grad_evals", "accept_prob", "tree_depth", "is_divergent"):
+        np.testing.assert_array_equal(plain.stats[name], fenced.stats[name], err_msg=name)
