@@ -67,7 +67,7 @@ def main() -> dict:
     )
     init = 10.0 * jax.random.normal(jax.random.key(1), (NUM, 2))
     plain = np.asarray(
-        annealed_langevin(key, score_fn, sigmas[-1:], (2,), NUM, steps_per_level=4000, step_lr=eps, init=init),
+        annealed_langevin(key, score_fn, sigmas[-1:], (2,), NUM, steps_per_level=1000, step_lr=eps, init=init),
         np.float64,
     )
     out = {"annealed": check("annealed", annealed, sigma_last, eps), "plain": check("plain", plain, sigma_last, eps)}
