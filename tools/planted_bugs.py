@@ -117,6 +117,13 @@ BUGS = {
         "keep = lambda x: jax.lax.cond(any_growing, lambda y: (*y[:-1], y[-1] + 1.0), zeros, x)",
         "tests/kernels/test_fence.py -k decisions",
     ),
+    # the leaves between a subtree's first and last forget to store the subtree's candidate
+    "nuts_leaf_rows_stale_candidate": (
+        "mcgen/kernels/_trajectory.py",
+        "return jax.lax.dynamic_update_slice_in_dim(out, sub_cand, SUB_Q, axis=0)",
+        "return out",
+        "tests/kernels/test_fence.py -k decisions",
+    ),
     # an even leaf reads no slot: the left-half-plus-first-leaf check is never decided
     "nuts_even_leaf_window_empty": (
         "mcgen/kernels/_trajectory.py",

@@ -64,7 +64,8 @@ from mcgen.kernels._random import U32, nuts_draws, open_uniform, threefry2x32
 # tests are the same in every growing tree); one that closes more reads all of them.
 _WINDOW = 3
 # From this many vmapped chains on, a target of at most `_SMALL_DIM` coordinates computes a
-# leaf's per-chain decisions behind a `cond` (see `_grow`).
+# leaf's per-chain decisions behind a `cond` and rewrites only the rows a leaf changes,
+# except at the loop iterations that open or close a subtree (see `_grow`).
 _DECISIONS_FENCE_MIN_BATCH = 32
 
 
@@ -284,6 +285,7 @@ def _finish(
     batch: int,
     trapezoid: bool,
     keep=lambda x: x,
+    special=None,
 ) -> Tree:
     """Update the tree with the new leaf: energies, multinomial choice, U-turn tests, merge.
 
@@ -296,7 +298,8 @@ def _finish(
     change, but never those that make the result (the draw, counters, flags).
 
     ``keep`` passes the leaf's per-chain decisions through unchanged (a fusion fence at many
-    chains; see :func:`_grow`).
+    chains; see :func:`_grow`); ``special``, when given, is true at the loop iterations whose
+    leaves open or close a subtree, and the others rewrite only the rows a leaf changes.
     """
     vecs, sc, ints = t.vecs, t.scal, t.ints
     dtype = vecs.dtype
@@ -372,16 +375,25 @@ def _finish(
 
     sub_cand = jnp.where(take, jnp.stack([q1, g1]), vecs[SUB_Q : SUB_G + 1])
     sub_scalars = jnp.where(take, jnp.stack([logdensity1, h1]), sc[SUB_LOGDENSITY : SUB_ENERGY + 1])
-    new_vecs = jnp.concatenate(
-        [
-            jnp.stack([q1, p1, v1, g1]),
-            far,
-            near,
-            jnp.stack([sub_rho, jnp.where(merge, rho_t + sub_rho, rho_t)]),
-            sub_cand,
-            jnp.where(accept_sub, sub_cand, vecs[Q : G + 1]),
-        ]
-    )
+
+    def all_rows(_):
+        return jnp.concatenate(
+            [
+                jnp.stack([q1, p1, v1, g1]),
+                far,
+                near,
+                jnp.stack([sub_rho, jnp.where(merge, rho_t + sub_rho, rho_t)]),
+                sub_cand,
+                jnp.where(accept_sub, sub_cand, vecs[Q : G + 1]),
+            ]
+        )
+
+    def leaf_rows(_):
+        out = jax.lax.dynamic_update_slice_in_dim(vecs, jnp.stack([q1, p1, v1, g1]), TIP, axis=0)
+        out = jax.lax.dynamic_update_slice_in_dim(out, sub_rho[None], SUB_RHO, axis=0)
+        return jax.lax.dynamic_update_slice_in_dim(out, sub_cand, SUB_Q, axis=0)
+
+    new_vecs = all_rows(None) if special is None else jax.lax.cond(special, all_rows, leaf_rows, None)
     new_scal = jnp.concatenate(
         [
             jnp.stack([sub_logw, jnp.where(merge, jnp.logaddexp(sc[LOGW], sub_logw), sc[LOGW])]),
@@ -451,8 +463,14 @@ def _grow(
     element of the wide selects that read them (every coordinate of the 16 state rows); fenced,
     they are computed once per chain: 43.4 against 40.0 us per lockstep iteration on the Gym's
     EightSchools and 43.4 against 39.8 on the 10-d funnel at 128 chains, but 3.3 against 3.5 at
-    4 chains, where the ``cond`` costs more than it saves (``bench_nuts_leaf.py``).  The values
-    are the same; only where they are computed changes.
+    4 chains, where the ``cond`` costs more than it saves (``bench_nuts_leaf.py``).  And since
+    only the first and the last leaf of a subtree move the trajectory's ends, its draw and its
+    momentum sum, and those leaves come at the same loop iteration in every growing tree, the
+    other leaves rewrite only the rows they change (the tip, the subtree's sum and candidate)
+    under a ``cond`` on the loop counter: a further 5-12% on the same two targets, but 11% more
+    on a 100-d Gaussian, where the ``cond`` copies the wider state.  The values are the same;
+    only where and how they are computed changes (a finished tree's working rows may differ,
+    never its results).
 
     ``mapped(fn)`` maps a per-chain function over the batch (``jax.vmap``, or the identity
     for one chain); ``gradient(q)`` evaluates the (batched) value, of dtype ``ld_dtype``, and
@@ -472,6 +490,7 @@ def _grow(
         return run
 
     branches = [products(size) for size in range(window + 1)] + [products(None)]
+    small_and_many = batch >= _DECISIONS_FENCE_MIN_BATCH and t.vecs.shape[-1] <= _SMALL_DIM
 
     def body(carry):
         t, it = carry
@@ -484,9 +503,14 @@ def _grow(
             logdensity1, g1 = gradient(dr.q1)
         kick = mapped(_kick)(t, c, dr, g1)
         start, size = _window(it)
+        # leaf n = it + 1 - 2^j of doubling j in every growing tree (see `_window`): only its
+        # first leaf (n = 0) and its last (n = 2^j - 1) move the ends, the draw or the sum
+        doubling = 31 - jax.lax.clz(it + 1)
+        n_shared = it + 1 - jnp.left_shift(1, doubling)
+        special = (n_shared == 0) | (n_shared == jnp.left_shift(1, doubling) - 1)
         s_ar, s_v = jax.lax.switch(jnp.minimum(size, window + 1), branches, kick.ck, kick.a_r, kick.v1, start)
         keep = lambda x: x  # noqa: E731
-        if batch >= _DECISIONS_FENCE_MIN_BATCH and t.vecs.shape[-1] <= _SMALL_DIM:
+        if small_and_many:
             zeros = lambda x: jax.tree_util.tree_map(jnp.zeros_like, x)  # noqa: E731 (never taken: see fence)
             keep = lambda x: jax.lax.cond(any_growing, lambda y: y, zeros, x)  # noqa: E731
         finish = functools.partial(
@@ -496,6 +520,7 @@ def _grow(
             batch=batch,
             trapezoid=trapezoid,
             keep=keep,
+            special=special if small_and_many else None,
         )
         return mapped(finish)(t, c, dr, kick, s_ar, s_v, logdensity1, g1), it + 1
 

@@ -99,6 +99,7 @@ def test_fence_rule_spares_small_unfused_linear_algebra():
 
 def test_fenced_leaf_decisions_draw_the_same_bits(monkeypatch):
     # Many chains of a small target compute a NUTS leaf's per-chain decisions behind a `cond`
+    # and rewrite only the rows a leaf changes between a subtree's first and last leaves
     # (_trajectory._DECISIONS_FENCE_MIN_BATCH); forced on at 2 chains it must change nothing.
     from mcgen.kernels import _trajectory
 
