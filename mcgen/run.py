@@ -60,7 +60,7 @@ import numpy as np
 
 from mcgen._driver import progress as _progress
 from mcgen._driver.checkpoint import Checkpointer, CheckpointError, fingerprint
-from mcgen._driver.compile import _call, _Clock, clear_cache
+from mcgen._driver.compile import _call, _Clock, _compile_ahead, clear_cache
 from mcgen._driver.placement import _host_value, _pad_chains, _padded_chain_count, _place, _placement, _to_host
 from mcgen._driver.positions import _check_initial_logdensity, _initial_positions
 from mcgen._driver.steps import (
@@ -371,12 +371,32 @@ def run_chains(
         warmup_trace = None if warmup_trace is None else jax.tree_util.tree_map(np.asarray, warmup_trace)
         sample_size, crcs = int(saved.draws.get("chunk", sample_size)), saved.draws.get("crc32", {})
 
+    def sampling_ahead(warmup_states) -> None:
+        # On one device, compile the first sampling chunk on a background thread while the
+        # warmup compiles and runs (XLA compiles without Python's lock): the states it starts
+        # from have the shapes that finalizing the warmup's states gives.
+        if mesh is not None or num_samples == 0 or sample_start > 0:
+            return
+        finalize = functools.partial(_warmup_finalize, method, kernel, num_warmup, requested)
+        where = sample_keys.sharding
+        ahead = jax.tree_util.tree_map(
+            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type, sharding=where),
+            jax.eval_shape(finalize, warmup_states),
+        )
+        static = (method, kernel, logdensity_fn, thin, transform, min(sample_size, num_samples))
+        _compile_ahead(_sample_chunk, static, ahead, sample_keys, jnp.asarray(0, jnp.uint32))
+
     if fused_start:
         bar.start("warmup", num_warmup, 0)
         start = time.perf_counter()
         before = clock.compile
         wstates, initial_logdensity = _call(
-            clock, _start_and_warmup, (method, kernel, logdensity_fn, num_warmup, requested), positions, warm_keys
+            clock,
+            _start_and_warmup,
+            (method, kernel, logdensity_fn, num_warmup, requested),
+            positions,
+            warm_keys,
+            lowered=lambda out_info: sampling_ahead(out_info[0]),
         )
         jax.block_until_ready(wstates)
         _check_initial_logdensity(initial_logdensity)
@@ -389,6 +409,7 @@ def run_chains(
     elif num_warmup > 0 and sample_start == 0 and (saved is None or saved.phase == "warmup"):
         if wstates is None:
             wstates = _call(clock, _warmup_init, (method, kernel, num_warmup, requested), states)
+        sampling_ahead(wstates)
         bar.start("warmup", num_warmup, warm_start)
         for t0, n in _chunks(num_warmup, fit(num_warmup, size), warm_start):
             before = clock.compile

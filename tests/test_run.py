@@ -1,5 +1,7 @@
 """run_chains: shapes, reproducibility, chunking, resuming, input validation, compilation."""
 
+import concurrent.futures
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -209,3 +211,29 @@ def test_assert_no_recompile_catches_a_kernel_rebuilt_per_call():
     # an array setting is unhashable, so the constructor cannot be cached: a new kernel each call
     with pytest.raises(AssertionError, match="re-traced"):
         testing.assert_no_recompile(logdensity, lambda: mc.rwmh(jnp.array(0.5)), jnp.zeros(3), jnp.ones(3))
+
+
+@quiet
+@pytest.mark.parametrize("chunk_size", [None, 60], ids=["one_warmup_program", "warmup_chunks"])
+def test_first_sampling_chunk_is_compiled_ahead_and_used(monkeypatch, chunk_size):
+    # On one device the first sampling chunk compiles on a background thread while the warmup
+    # compiles and runs; run_chains must then use that program (one sampling program in the
+    # cache, no compile left pending) and draw exactly what a run without it draws.
+    from mcgen._driver import compile as compiled
+    from mcgen.run import _sample_chunk, clear_cache
+
+    def sampling_programs():
+        return [v for k, v in compiled._CACHE.items() if k[0] is _sample_chunk]
+
+    clear_cache()
+    ahead = _run(DICT, num_samples=120, num_warmup=120, chunk_size=chunk_size, seed=9)
+    programs = sampling_programs()
+    assert len(programs) == 1 and not isinstance(programs[0], concurrent.futures.Future)
+    if chunk_size is not None:
+        return  # the draws: one case is enough (the same program either way)
+    monkeypatch.setattr(mc.run, "_compile_ahead", lambda *a, **k: None)
+    clear_cache()
+    plain = _run(DICT, num_samples=120, num_warmup=120, chunk_size=chunk_size, seed=9)
+    clear_cache()
+    for a, b in zip(jax.tree_util.tree_leaves(ahead.samples), jax.tree_util.tree_leaves(plain.samples)):
+        np.testing.assert_array_equal(a, b)

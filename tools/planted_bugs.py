@@ -124,6 +124,13 @@ BUGS = {
         "return out",
         "tests/kernels/test_fence.py -k decisions",
     ),
+    # the sampling program compiled ahead has another chunk length than the one run_chains asks for
+    "run_sampling_ahead_wrong_chunk": (
+        "mcgen/run.py",
+        "static = (method, kernel, logdensity_fn, thin, transform, min(sample_size, num_samples))",
+        "static = (method, kernel, logdensity_fn, thin, transform, min(sample_size, num_samples) + 1)",
+        "tests/test_run.py -k ahead",
+    ),
     # an even leaf reads no slot: the left-half-plus-first-leaf check is never decided
     "nuts_even_leaf_window_empty": (
         "mcgen/kernels/_trajectory.py",

@@ -9,6 +9,7 @@ nothing, whatever the seed or initial values.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import time
 from typing import Any, Callable
 
@@ -26,23 +27,70 @@ class _Clock:
         self.on_compile = on_compile
 
 
-def _call(clock: _Clock, fn: Callable, static: tuple, *args):
-    """Run ``fn(*static, *args)`` compiled; compile once per (fn, static, avals, shardings)."""
+_AHEAD: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _key(fn: Callable, static: tuple, args: tuple):
     flat, treedef = jax.tree_util.tree_flatten(args)
-    key = (fn, static, treedef, tuple((jax.typeof(x), getattr(x, "sharding", None)) for x in flat))
+    return (fn, static, treedef, tuple((jax.typeof(x), getattr(x, "sharding", None)) for x in flat))
+
+
+def _store(key, compiled) -> None:
+    _CACHE[key] = compiled
+    if len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+
+
+def _call(clock: _Clock, fn: Callable, static: tuple, *args, lowered: Callable | None = None):
+    """Run ``fn(*static, *args)`` compiled; compile once per (fn, static, avals, shardings).
+
+    ``lowered(out_info)``, if given, is called between lowering and compiling (with the
+    shapes of the outputs) when this call compiles: the place to start compiling the next
+    program ahead (:func:`_compile_ahead`) while XLA compiles this one.
+    """
+    key = _key(fn, static, args)
     compiled = _CACHE.get(key)
+    if isinstance(compiled, concurrent.futures.Future):  # compiled ahead, maybe still compiling
+        start = time.perf_counter()
+        try:
+            compiled = compiled.result()
+        except Exception:  # compile here instead, so that an error is raised where it belongs
+            compiled = None
+        clock.compile += time.perf_counter() - start
+        if compiled is None:
+            del _CACHE[key]
+        else:
+            _CACHE[key] = compiled
     if compiled is None:
         if clock.on_compile is not None:
             clock.on_compile()
         start = time.perf_counter()
-        compiled = jax.jit(lambda *a: fn(*static, *a)).lower(*args).compile()
+        lowering = jax.jit(lambda *a: fn(*static, *a)).lower(*args)
+        if lowered is not None:
+            lowered(lowering.out_info)
+        compiled = lowering.compile()
         clock.compile += time.perf_counter() - start
-        _CACHE[key] = compiled
-        if len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+        _store(key, compiled)
     else:
         _CACHE.move_to_end(key)
     return compiled(*args)
+
+
+def _compile_ahead(fn: Callable, static: tuple, *args) -> None:
+    """Start compiling ``fn(*static, *args)`` on a background thread (``args`` may be
+    ``jax.ShapeDtypeStruct`` with the sharding the real arguments will have).
+
+    XLA compiles without Python's global lock, so on a machine with a free core the program
+    is ready, or nearly, when :func:`_call` asks for it with arguments of the same shapes,
+    dtypes and shardings; with other arguments the compiled program is simply not used.
+    """
+    global _AHEAD
+    key = _key(fn, static, args)
+    if key in _CACHE:
+        return
+    if _AHEAD is None:
+        _AHEAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcgen-compile")
+    _store(key, _AHEAD.submit(lambda: jax.jit(lambda *a: fn(*static, *a)).lower(*args).compile()))
 
 
 def clear_cache() -> None:
