@@ -77,20 +77,23 @@ def _call(clock: _Clock, fn: Callable, static: tuple, *args, lowered: Callable |
 
 
 def _compile_ahead(fn: Callable, static: tuple, *args) -> None:
-    """Start compiling ``fn(*static, *args)`` on a background thread (``args`` may be
-    ``jax.ShapeDtypeStruct`` with the sharding the real arguments will have).
+    """Trace ``fn(*static, *args)`` here and compile it on a background thread (``args`` may
+    be ``jax.ShapeDtypeStruct`` with the sharding the real arguments will have).
 
     XLA compiles without Python's global lock, so on a machine with a free core the program
     is ready, or nearly, when :func:`_call` asks for it with arguments of the same shapes,
     dtypes and shardings; with other arguments the compiled program is simply not used.
+    Tracing stays on the calling thread: a log-density may keep global state while it is
+    traced (NumPyro's handler stack does), so two traces must never overlap.
     """
     global _AHEAD
     key = _key(fn, static, args)
     if key in _CACHE:
         return
+    lowering = jax.jit(lambda *a: fn(*static, *a)).lower(*args)
     if _AHEAD is None:
         _AHEAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcgen-compile")
-    _store(key, _AHEAD.submit(lambda: jax.jit(lambda *a: fn(*static, *a)).lower(*args).compile()))
+    _store(key, _AHEAD.submit(lowering.compile))
 
 
 def clear_cache() -> None:
