@@ -101,10 +101,11 @@ def main(argv: list[str]) -> int:
     # arithmetic, so the statistical tests run with it off (12-24% less CPU time); the tests that
     # compare bits across chain counts, devices and processes (marker exact_bits) run apart,
     # compiled exactly as users' programs are.
+    slowest = ["--durations=25", "--durations-min=5"]  # the suite has a 15-minute budget: name what spends it
     fast = {**env, "XLA_FLAGS": (env.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()}
     codes = [
-        subprocess.run([*pytest, "-m", "not exact_bits"], cwd=ROOT, env=fast).returncode,
-        subprocess.run([*pytest, "-m", "exact_bits"], cwd=ROOT, env=env).returncode,
+        subprocess.run([*pytest, "-m", "not exact_bits", *slowest], cwd=ROOT, env=fast).returncode,
+        subprocess.run([*pytest, "-m", "exact_bits", *slowest], cwd=ROOT, env=env).returncode,
     ]
     return max(codes)
 
