@@ -79,7 +79,9 @@ def main():
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rank", type=int, default=16, help="columns of the low-rank factor (mass_rank)")
-    parser.add_argument("--metrics", nargs="+", default=["diag", "low_rank:0", "low_rank:1", "low_rank:4", "low_rank:16"])
+    parser.add_argument(
+        "--metrics", nargs="+", default=["diag", "low_rank:0", "low_rank:1", "low_rank:4", "low_rank:16"]
+    )
     args = parser.parse_args()
     if args.gym:
         args.target = L.add_gym_target(args.gym)
