@@ -21,6 +21,7 @@ Usage::
     python benchmarks/bench_metric_leaf.py                                   # gaussian_100, 4 chains
     python benchmarks/bench_metric_leaf.py --gym StochasticVolatilitySP500Small
     python benchmarks/bench_metric_leaf.py --metrics diag low_rank:0 low_rank:1 low_rank:16 --chains 4 128
+    python benchmarks/bench_metric_leaf.py --ladder 0,16      # cut to no column or none at all
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mcgen.adaptation.low_rank import LowRankInverseMass
+from mcgen.kernels import _metrics
 from mcgen.kernels.nuts import nuts
 
 
@@ -80,9 +82,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rank", type=int, default=16, help="columns of the low-rank factor (mass_rank)")
     parser.add_argument(
+        "--ladder", help="column counts the factor may be cut to, e.g. 0,1,16 (default: _metrics._column_ladder)"
+    )
+    parser.add_argument(
         "--metrics", nargs="+", default=["diag", "low_rank:0", "low_rank:1", "low_rank:4", "low_rank:16"]
     )
     args = parser.parse_args()
+    if args.ladder:
+        counts = tuple(int(c) for c in args.ladder.split(","))
+        _metrics._column_ladder = lambda k: tuple(c for c in counts if c < k) + (k,)
     if args.gym:
         args.target = L.add_gym_target(args.gym)
     _, diag, _ = L.SETUPS[args.target]
