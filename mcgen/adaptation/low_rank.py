@@ -32,8 +32,9 @@ fitted by minimizing a Fisher divergence differs most from the diagonal one:
    So do eigenvalues below :math:`10^{-5}` times the largest, which float32 does not resolve.
 
 The metric is then :math:`S (I + U (\\Lambda - I) U^\\top) S` with :math:`U = Q V`
-(:class:`LowRankInverseMass`), applied in :math:`O(dk)` per leapfrog
-step.  The work of an update is :math:`O(d n^2 + n^3)`, spent only at the steps where the
+(:class:`LowRankInverseMass`), the kept directions first, applied in :math:`O(dk)` per leapfrog
+step, and in fact :math:`O(dc)` with ``c`` the kept ones rounded up
+(:func:`~mcgen.kernels._metrics.by_kept_columns`).  The work of an update is :math:`O(d n^2 + n^3)`, spent only at the steps where the
 warmup sets the metric.
 
 The window keeps its last draws and scores in a ring buffer of fixed size

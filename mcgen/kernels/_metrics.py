@@ -19,7 +19,8 @@ vector of shape ``(d,)`` for a diagonal metric, a matrix ``(d, d)`` for a dense 
 with :math:`S = \\operatorname{diag}(s)`, :math:`U` a ``(d, k)`` matrix of orthonormal columns
 and :math:`\\Lambda` the ``(k,)`` eigenvalues (an eigenvalue of 1 has no effect).  Every
 function here dispatches on the type and shape at trace time, so one kernel serves all three;
-the low-rank metric is applied in :math:`O(dk)` and never formed as a ``(d, d)`` matrix.
+the low-rank metric is applied in :math:`O(dk)` and never formed as a ``(d, d)`` matrix, and
+only its columns that carry a correction are used (:func:`by_kept_columns`).
 
 The velocity :math:`v = A p = \\dot q` is computed once per leapfrog step and reused for the
 kinetic energy :math:`\\tfrac12 p^\\top v` and the U-turn test.  The generalized U-turn
