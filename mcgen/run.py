@@ -27,6 +27,8 @@ driver pads the per-device batch away from those sizes with chains it discards (
 ``_padded_chain_count``); and it may round a batched matrix product differently at
 different batch sizes, so on targets with dense matrix products chain ``i`` agrees across
 chain counts to rounding error (which accept decisions can amplify) rather than bit for bit.
+So does a ``mass="low_rank"`` metric, whose factor is cut to the columns that the chains of
+the batch need (:func:`mcgen.kernels._metrics.by_kept_columns`).
 A third, measured on HMC: when the number of coordinates is not a multiple of the SIMD width,
 the leftover elements of ``a * b + c`` may be fused into one multiply-add at some batch sizes
 and not at others, so on such small targets (e.g. 3 coordinates) HMC's draws can differ

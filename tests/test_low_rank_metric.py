@@ -129,10 +129,11 @@ def _reference_fit(draws, grads, rank, cutoff, gamma=1e-3):
     return scale[:, None] * inner * scale[None, :]
 
 
-@pytest.mark.parametrize("n_rows", [40, 20])
+@pytest.mark.parametrize("n_rows", [40, 12])
 def test_fit_does_not_depend_on_the_basis_of_the_span(n_rows):
-    # n = 40 > d = 30: C_x and C_g have full rank; n = 20 < d: the regularization alone sets
-    # some directions, and the fit must still match float64 (no covariance is formed in float32)
+    # n = 40 > d = 30: C_x and C_g have full rank; n = 12 < d: the regularization alone sets
+    # some directions, and the fit must still match float64 (no covariance is formed in float32);
+    # 2n = 24 < d: the fit works in the QR basis of the span, not in the standard one
     cov, _, _, _ = _hadamard_target()
     cov = np.kron(np.eye(2), cov)[:30, :30]
     draws, grads = _gaussian_draws(cov, n_rows, 2)
@@ -189,6 +190,101 @@ def test_low_rank_operators_agree_with_the_dense_matrix():
     r = rng.standard_normal(d)
     quad = float(inverse_mass_quadratic(metric)(jnp.asarray(r, jnp.float32)))
     assert quad == pytest.approx(r @ np.linalg.solve(a, r), rel=1e-4)
+
+
+def _metric_keeping(kept, k=16, d=20, seed=0):
+    """A metric of ``k`` columns whose first ``kept`` carry a correction; the others are void
+    (eigenvalue 1) but hold random vectors, which must then change nothing."""
+    rng = np.random.default_rng(seed)
+    vecs, _ = np.linalg.qr(rng.standard_normal((d, k)))
+    vals = np.where(np.arange(k) < kept, np.exp(rng.normal(0.0, 1.5, k)), 1.0)
+    return LowRankInverseMass(
+        jnp.asarray(np.exp(rng.normal(size=d)), jnp.float32),
+        jnp.asarray(vecs, jnp.float32),
+        jnp.asarray(vals, jnp.float32),
+    )
+
+
+def _operators(metric, x):
+    return (
+        velocity(metric, x),
+        momentum_from_normal(metric)(x),
+        sqrt_inverse_mass(metric)(x),
+        inverse_mass_quadratic(metric)(x),
+        hamiltonian(jnp.zeros(()), x, metric),
+    )
+
+
+def _dense_operators(metric, x):
+    """The operators from the metric's parts in float64 numpy, every column included."""
+    scale, u, vals = (np.asarray(a, np.float64) for a in metric)
+    x = np.asarray(x, np.float64)
+
+    def factor(f):  # I + U diag(f(vals) - 1) U^T
+        return np.eye(len(scale)) + (u * (f(vals) - 1.0)) @ u.T
+
+    a = scale[:, None] * factor(lambda v: v) * scale[None, :]
+    return (
+        a @ x,
+        factor(lambda v: v**-0.5) @ x / scale,
+        scale * (factor(np.sqrt) @ x),
+        x @ np.linalg.solve(a, x),
+        0.5 * x @ a @ x,
+    )
+
+
+def test_operators_cut_to_the_kept_columns_over_a_batch():
+    # metrics of 16 columns keeping 0, 1 and 5 directions: alone they are cut to 0, 1 and 8
+    # columns, vmapped together to 8 (the largest need), under nested vmap too; every operator
+    # must equal the one computed in float64 with every column
+    metrics = [_metric_keeping(kept, seed=kept) for kept in (0, 1, 5)]
+    x = jnp.asarray(np.random.default_rng(3).standard_normal((3, 20)), jnp.float32)
+    dense = [_dense_operators(m, xi) for m, xi in zip(metrics, x)]
+    alone = [jax.jit(_operators)(m, xi) for m, xi in zip(metrics, x)]
+    stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *metrics)
+    batched = jax.jit(jax.vmap(_operators))(stacked, x)
+    nested = jax.jit(jax.vmap(jax.vmap(_operators)))(
+        jax.tree_util.tree_map(lambda a: jnp.stack([a, a]), stacked), jnp.stack([x, x])
+    )
+    for i in range(3):
+        for j, want in enumerate(dense[i]):
+            for got in (alone[i][j], batched[j][i], nested[j][1, i]):
+                np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=2e-4, atol=2e-4 * np.abs(want).max())
+    # the cut is a branch taken once for the batch, not a select that computes every branch
+    assert "cond[" in str(jax.make_jaxpr(jax.vmap(velocity))(stacked, x))
+    nested_args = jax.tree_util.tree_map(lambda a: a[None], (stacked, x))
+    assert "cond[" in str(jax.make_jaxpr(jax.vmap(jax.vmap(velocity)))(*nested_args))
+
+
+@pytest.mark.parametrize("name", ["nuts", "hmc", "mala"])
+def test_a_low_rank_metric_that_corrects_nothing_samples_as_the_diagonal_one(name):
+    # the warmup's fit kept no direction (every eigenvalue 1, whatever the vectors): the kernel
+    # must run the diagonal metric's arithmetic, so its draws are those of the diagonal metric
+    # s^2, bit for bit (and it costs what the diagonal one costs)
+    make = {
+        "nuts": lambda mass: mc.nuts(mass=mass, max_tree_depth=6, step_size=0.4, adapt=False),
+        "hmc": lambda mass: mc.hmc(5, mass=mass, step_size=0.3, adapt=False),
+        "mala": lambda mass: mc.mala(mass=mass, step_size=0.4, adapt=False),
+    }[name]
+    void = _metric_keeping(0, k=4, d=10)
+    diag = void.scale * void.scale
+
+    def draws(kernel, inverse_mass):
+        def chain(key):
+            state = kernel.init(GAUSS10.init, GAUSS10.logdensity_fn)
+            state = state._replace(params=state.params._replace(inverse_mass=inverse_mass))
+
+            def body(state, k):
+                state, _ = kernel.step(k, state, GAUSS10.logdensity_fn)
+                return state, state.position
+
+            return jax.lax.scan(body, state, jax.random.split(key, 30))[1]
+
+        return np.asarray(jax.jit(jax.vmap(chain))(jax.random.split(jax.random.key(5), 4)))
+
+    low_rank, diagonal = draws(make("low_rank"), void), draws(make("diag"), diag)
+    assert np.abs(np.diff(diagonal, axis=1)).max() > 0  # the chains moved
+    np.testing.assert_array_equal(low_rank, diagonal)
 
 
 # a fixed metric that is neither the identity nor the target covariance

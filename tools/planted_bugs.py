@@ -464,8 +464,8 @@ BUGS = {
     ),
     "low_rank_velocity_inverted": (
         "mcgen/kernels/_metrics.py",
-        "return s * _low_rank_apply(inverse_mass, inverse_mass.vals - 1.0, s * p)",
-        "return s * _low_rank_apply(inverse_mass, 1.0 / inverse_mass.vals - 1.0, s * p)",
+        "return s * _low_rank_apply(m, m.vals - 1.0, s * p)",
+        "return s * _low_rank_apply(m, 1.0 / m.vals - 1.0, s * p)",
         "tests/test_low_rank_metric.py -k 'operators or invariance'",
     ),
     # ---- issue 16 (session 3): MEADS
@@ -526,8 +526,8 @@ BUGS = {
     # ---- issue 15 (session 4): the low-rank fit projects the unscaled draws and scores
     "low_rank_projection_unscaled": (
         "mcgen/adaptation/low_rank.py",
-        "px, pg = xs @ basis / root_n, gs @ basis / root_n",
-        "px, pg = dx @ basis / root_n, dg @ basis / root_n",
+        "px, pg = xs / root_n, gs / root_n",
+        "px, pg = dx / root_n, dg / root_n",
         "tests/test_low_rank_metric.py -k 'basis or estimate'",
     ),
     # ---- issue 16 (session 5): bench_many_chains's scoring of runs that have not converged
@@ -543,6 +543,27 @@ BUGS = {
         'if not peer["rhat"] < UNCONVERGED_RHAT:',
         "if False:",
         "tests/test_bench_many_chains.py",
+    ),
+    # ---- issue 15 (session 6): the low-rank factor cut at run time to its kept columns: one
+    # rung too few (a kept direction dropped), the first chain's need taken for the whole batch,
+    # and the projection of the fit's QR branch (d > 2n) on the unscaled draws and scores
+    "low_rank_cut_one_rung_short": (
+        "mcgen/kernels/_metrics.py",
+        "return jnp.sum(jnp.asarray(ladder[:-1], jnp.int32) < needed)",
+        "return jnp.sum(jnp.asarray(ladder[:-1], jnp.int32) < needed - 1)",
+        "tests/test_low_rank_metric.py -k 'operators or invariance'",
+    ),
+    "low_rank_cut_by_first_chain": (
+        "mcgen/kernels/_metrics.py",
+        "needed = jnp.max(jnp.where(vals != 1.0, jnp.arange(1, k + 1, dtype=jnp.int32), 0))",
+        "needed = jnp.max(jnp.where(vals != 1.0, jnp.arange(1, k + 1, dtype=jnp.int32), 0), -1).reshape(-1)[0]",
+        "tests/test_low_rank_metric.py -k operators",
+    ),
+    "low_rank_projection_unscaled_qr": (
+        "mcgen/adaptation/low_rank.py",
+        "px, pg = xs @ basis / root_n, gs @ basis / root_n",
+        "px, pg = dx @ basis / root_n, dg @ basis / root_n",
+        "tests/test_low_rank_metric.py -k basis",
     ),
 }
 

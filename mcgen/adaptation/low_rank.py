@@ -12,7 +12,8 @@ fitted by minimizing a Fisher divergence differs most from the diagonal one:
    log-density) :math:`\\tilde g = (g - \\bar g)\\, s`.
 2. **Subspace.**  With :math:`n` draws and scores, all the information lies in the span of
    the :math:`2n` vectors :math:`\\tilde x_j, \\tilde g_j`; an orthonormal basis
-   :math:`Q` (``(d, m)``, :math:`m = \\min(d, 2n)`) comes from one thin QR factorization.
+   :math:`Q` (``(d, m)``, :math:`m = \\min(d, 2n)`) comes from one thin QR factorization
+   (where :math:`d \\le 2n` the span is all of :math:`\\mathbb R^d` and :math:`Q = I`).
 3. **Fit.**  In that basis, with the regularized second moments
    :math:`C_x = \\tfrac1n \\sum_j Q^\\top \\tilde x_j \\tilde x_j^\\top Q + \\gamma \\ell I` and
    :math:`C_g` alike (:math:`\\ell` the mean of their diagonals: about 1 near the typical set,
@@ -31,8 +32,9 @@ fitted by minimizing a Fisher divergence differs most from the diagonal one:
    So do eigenvalues below :math:`10^{-5}` times the largest, which float32 does not resolve.
 
 The metric is then :math:`S (I + U (\\Lambda - I) U^\\top) S` with :math:`U = Q V`
-(:class:`LowRankInverseMass`), applied in :math:`O(dk)` per leapfrog
-step.  The work of an update is :math:`O(d n^2 + n^3)`, spent only at the steps where the
+(:class:`LowRankInverseMass`), the kept directions first, applied in :math:`O(dk)` per leapfrog
+step, and in fact :math:`O(dc)` with ``c`` the kept ones rounded up
+(:func:`~mcgen.kernels._metrics.by_kept_columns`).  The work of an update is :math:`O(d n^2 + n^3)`, spent only at the steps where the
 warmup sets the metric.
 
 The window keeps its last draws and scores in a ring buffer of fixed size
@@ -192,9 +194,13 @@ def low_rank_estimate(
         diag = jnp.where(jnp.isnan(ratio), 1.0, ratio)
     scale = jnp.clip(jnp.sqrt(diag.astype(dtype)), *_SCALE_BOUNDS)
     xs, gs = dx / scale, dg * scale
-    basis, _ = jnp.linalg.qr(jnp.concatenate([xs, gs], axis=0).T)  # (d, m)
     root_n = jnp.sqrt(safe_n)
-    px, pg = xs @ basis / root_n, gs @ basis / root_n  # C_x = px^T px, C_g = pg^T pg (unregularized)
+    if dim <= 2 * n_rows:  # the span is (generically) all of R^d: the standard basis will do
+        basis = None
+        px, pg = xs / root_n, gs / root_n  # C_x = px^T px, C_g = pg^T pg (unregularized)
+    else:
+        basis, _ = jnp.linalg.qr(jnp.concatenate([xs, gs], axis=0).T)  # (d, m)
+        px, pg = xs @ basis / root_n, gs @ basis / root_n
     m = px.shape[1]
     # gamma is relative to the mean scaled variance (about 1 near the typical set, far larger
     # in the transient, where an absolute gamma would leave C_g too ill-conditioned to invert)
@@ -208,7 +214,7 @@ def low_rank_estimate(
     reliable = jnp.isfinite(lam) & (lam > _RELIABLE * jnp.max(lam))
     score = jnp.where(reliable, jnp.abs(jnp.log(jnp.where(reliable, lam, 1.0))), -1.0)
     _, idx = jax.lax.top_k(score, used)
-    vals, directions = lam[idx], basis @ vecs[:, idx]
+    vals, directions = lam[idx], vecs[:, idx] if basis is None else basis @ vecs[:, idx]
     keep = ((vals > cutoff) | (vals < 1.0 / cutoff)) & reliable[idx]
     ok = jnp.all(jnp.isfinite(vals)) & jnp.all(jnp.isfinite(directions)) & (n >= 3)
     keep = keep & ok
@@ -237,11 +243,24 @@ def _geometric_mean(px: jax.Array, pg: jax.Array, reg: jax.Array) -> jax.Array:
     """
     m = px.shape[1]
     root = jnp.sqrt(reg) * jnp.eye(m, dtype=px.dtype)
-    _, sg, vg = jnp.linalg.svd(jnp.concatenate([pg, root]), full_matrices=False)
+    sg, vg = _right_singular(jnp.concatenate([pg, root]))
     half, inv_half = (vg.T * sg) @ vg, (vg.T / sg) @ vg  # C_g^{1/2}, C_g^{-1/2}
-    _, s, v = jnp.linalg.svd(jnp.concatenate([px, root]) @ half, full_matrices=False)
+    s, v = _right_singular(jnp.concatenate([px, root]) @ half)
     a = inv_half @ ((v.T * s) @ v) @ inv_half
     return 0.5 * (a + a.T)
+
+
+def _right_singular(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Singular values and right singular vectors (rows of ``v``) of a tall ``a`` (``(n + m, m)``).
+
+    Those of the triangular factor of ``a = QR``: the same, but an SVD of ``(m, m)`` after a
+    QR that forms no ``Q`` costs less than half the SVD of ``a`` itself, which computes its
+    ``(n + m, m)`` left vectors (5.3 against 12 ms for 4 chains at ``n = m = 100``,
+    ``benchmarks/bench_warmup_cost.py``).
+    """
+    r = jnp.linalg.qr(a, mode="r")
+    _, s, v = jnp.linalg.svd(r, full_matrices=False)
+    return s, v
 
 
 def run_if(flag: jax.Array, fn: Callable[..., object], otherwise, operands: tuple = ()):
