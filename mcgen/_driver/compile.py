@@ -51,6 +51,8 @@ def _call(clock: _Clock, fn: Callable, static: tuple, *args, lowered: Callable |
     key = _key(fn, static, args)
     compiled = _CACHE.get(key)
     if isinstance(compiled, concurrent.futures.Future):  # compiled ahead, maybe still compiling
+        if not compiled.done() and clock.on_compile is not None:
+            clock.on_compile()
         start = time.perf_counter()
         try:
             compiled = compiled.result()
