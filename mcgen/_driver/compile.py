@@ -41,6 +41,10 @@ def _store(key, compiled) -> None:
         _CACHE.popitem(last=False)
 
 
+def _lower(fn: Callable, static: tuple, args: tuple):
+    return jax.jit(lambda *a: fn(*static, *a)).lower(*args)
+
+
 def _call(clock: _Clock, fn: Callable, static: tuple, *args, lowered: Callable | None = None):
     """Run ``fn(*static, *args)`` compiled; compile once per (fn, static, avals, shardings).
 
@@ -67,7 +71,7 @@ def _call(clock: _Clock, fn: Callable, static: tuple, *args, lowered: Callable |
         if clock.on_compile is not None:
             clock.on_compile()
         start = time.perf_counter()
-        lowering = jax.jit(lambda *a: fn(*static, *a)).lower(*args)
+        lowering = _lower(fn, static, args)
         if lowered is not None:
             lowered(lowering.out_info)
         compiled = lowering.compile()
@@ -92,7 +96,7 @@ def _compile_ahead(fn: Callable, static: tuple, *args) -> None:
     key = _key(fn, static, args)
     if key in _CACHE:
         return
-    lowering = jax.jit(lambda *a: fn(*static, *a)).lower(*args)
+    lowering = _lower(fn, static, args)
     if _AHEAD is None:
         _AHEAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcgen-compile")
     _store(key, _AHEAD.submit(lowering.compile))

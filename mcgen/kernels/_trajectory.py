@@ -222,6 +222,13 @@ def _kick(t: Tree, c: Setup, dr: _Drift, g1) -> _Kick:
     return _Kick(p1, v1, rho_before, sub_rho, velocity(c.inverse_mass, sub_rho), slot, ck)
 
 
+def _leaf_of(it):
+    """Leaf ``it`` (from 0) of a transition is leaf ``n`` of doubling ``j`` in every growing
+    tree: ``(j, n) = (floor(log2(it + 1)), it + 1 - 2^j)``."""
+    doubling = 31 - jax.lax.clz(it + 1)
+    return doubling, it + 1 - jnp.left_shift(1, doubling)
+
+
 def _window(it):
     """The checkpoint slots that leaf ``it`` of the transition tests: ``(start, size)``.
 
@@ -231,8 +238,7 @@ def _window(it):
     ``top - closed + 1 .. top``; an even one opens slot ``top`` and decides the pair
     ``(top - 1, top)`` (the left-plus-first check), so it reads slot ``top - 1`` only.
     """
-    depth = 31 - jax.lax.clz(it + 1)
-    n = it + 1 - jnp.left_shift(1, depth)
+    _, n = _leaf_of(it)
     top = jax.lax.population_count(n >> 1)
     closed = jax.lax.population_count((~n & (n + 1)) - 1)
     odd = (n & 1) == 1
@@ -503,10 +509,9 @@ def _grow(
             logdensity1, g1 = gradient(dr.q1)
         kick = mapped(_kick)(t, c, dr, g1)
         start, size = _window(it)
-        # leaf n = it + 1 - 2^j of doubling j in every growing tree (see `_window`): only its
-        # first leaf (n = 0) and its last (n = 2^j - 1) move the ends, the draw or the sum
-        doubling = 31 - jax.lax.clz(it + 1)
-        n_shared = it + 1 - jnp.left_shift(1, doubling)
+        # only a subtree's first leaf (n = 0) and its last (n = 2^j - 1) move the ends, the
+        # draw or the trajectory's momentum sum
+        doubling, n_shared = _leaf_of(it)
         special = (n_shared == 0) | (n_shared == jnp.left_shift(1, doubling) - 1)
         s_ar, s_v = jax.lax.switch(jnp.minimum(size, window + 1), branches, kick.ck, kick.a_r, kick.v1, start)
         keep = lambda x: x  # noqa: E731

@@ -55,20 +55,24 @@ def _logdensity(x):
     return -0.5 * jnp.sum((x / jnp.array([1.0, 2.0, 0.5])) ** 2) + 0.1 * jnp.sum(jnp.sin(x))
 
 
+def _two_chains(kernel, seed):
+    return mc.run_chains(
+        _logdensity,
+        kernel,
+        init=jnp.zeros(3),
+        num_chains=2,
+        num_samples=60,
+        num_warmup=60,
+        seed=seed,
+        progress=False,
+        warn=False,
+    )
+
+
 @pytest.mark.parametrize("kernel", [mc.nuts(), mc.mala()], ids=["nuts", "mala"])
 def test_fenced_runs_draw_the_same_bits(monkeypatch, kernel):
     def run():
-        return mc.run_chains(
-            _logdensity,
-            kernel,
-            init=jnp.zeros(3),
-            num_chains=2,
-            num_samples=60,
-            num_warmup=60,
-            seed=4,
-            progress=False,
-            warn=False,
-        )
+        return _two_chains(kernel, 4)
 
     monkeypatch.setattr(_integrators, "FENCE", False)
     plain = run()
@@ -104,17 +108,7 @@ def test_fenced_leaf_decisions_draw_the_same_bits(monkeypatch):
     from mcgen.kernels import _trajectory
 
     def run():
-        return mc.run_chains(
-            _logdensity,
-            mc.nuts(),
-            init=jnp.zeros(3),
-            num_chains=2,
-            num_samples=60,
-            num_warmup=60,
-            seed=5,
-            progress=False,
-            warn=False,
-        )
+        return _two_chains(mc.nuts(), 5)
 
     monkeypatch.setattr(_trajectory, "_DECISIONS_FENCE_MIN_BATCH", 10**9)
     plain = run()
