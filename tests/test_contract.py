@@ -104,11 +104,12 @@ def test_jit_vmap_scan_and_state_conventions(name, kind):
     # the cached log-density is the log-density of the position
     np.testing.assert_allclose(new_state.logdensity, logdensity_fn(new_state.position), rtol=1e-5)
 
-    # vmap across chains
+    # vmap across chains (under jit: abstract values are stricter than eager vmap, and one
+    # compile is cheaper than dispatching every primitive of the batched step on its own)
     positions = jax.tree_util.tree_map(lambda x: jnp.stack([x, x + 0.1, x - 0.1]), position)
-    states = jax.vmap(kernel.init, in_axes=(0, None))(positions, logdensity_fn)
+    states = jax.jit(jax.vmap(kernel.init, in_axes=(0, None)), static_argnums=1)(positions, logdensity_fn)
     keys = jax.random.split(jax.random.key(1), 3)
-    states2, infos = jax.vmap(kernel.step, in_axes=(0, 0, None))(keys, states, logdensity_fn)
+    states2, infos = jax.jit(jax.vmap(kernel.step, in_axes=(0, 0, None)), static_argnums=2)(keys, states, logdensity_fn)
     assert jax.tree_util.tree_leaves(infos)[0].shape[0] == 3
 
     # scan over steps

@@ -97,8 +97,8 @@ def test_jit_vmap_scan_and_state_conventions(name, kind):
     _check_caches(final, logdensity_fn)  # no stale cache after swaps
 
     positions = jax.tree_util.tree_map(lambda x: jnp.stack([x, x + 0.1]), position)
-    states = jax.vmap(kernel.init, in_axes=(0, None))(positions, logdensity_fn)
-    _, vinfos = jax.vmap(kernel.step, in_axes=(0, 0, None))(
+    states = jax.jit(jax.vmap(kernel.init, in_axes=(0, None)), static_argnums=1)(positions, logdensity_fn)
+    _, vinfos = jax.jit(jax.vmap(kernel.step, in_axes=(0, 0, None)), static_argnums=2)(
         jax.random.split(jax.random.key(1), 2), states, logdensity_fn
     )
     assert vinfos.swap_accept_prob.shape == (2, n - 1)
