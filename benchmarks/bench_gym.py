@@ -265,6 +265,7 @@ def run_mcgen(target, init, num_chains, warmup, draws, seed, kernel=None):
         div=int(np.sum(res.stats["is_divergent"])),
         compile=B.CLOCK.seconds - c0,
         first=first,
+        eps=float(np.median(np.asarray(res.last_state.params.step_size))),  # adapted step size, median of chains
     )
 
 
@@ -316,6 +317,7 @@ def run_blackjax(target, init, num_chains, warmup, draws, seed):
         div=int(np.sum(div)),
         compile=B.CLOCK.seconds - c0,
         first=end - t0,
+        eps=float(np.median(np.asarray(params["step_size"]))),
     )
 
 
@@ -353,6 +355,7 @@ def run_numpyro(target, init, num_chains, warmup, draws, seed):
         div=int(np.sum(extra["diverging"])),
         compile=B.CLOCK.seconds - c0,
         first=end - t0,
+        eps=float(np.median(np.asarray(mcmc.last_state.adapt_state.step_size))),
     )
 
 

@@ -46,10 +46,6 @@ def _fake_step(key, state, logdensity_fn):
     return state._replace(position=q, logdensity_grad=grad), _Info(jnp.float32(0.8), jnp.int32(1))
 
 
-def _no_search(key, state, logdensity_fn, active):
-    return state.params.step_size, jnp.int32(0)
-
-
 def _best_of(compiled, args, repeats: int) -> float:
     jax.block_until_ready(compiled(*args))
     best = float("inf")
@@ -70,7 +66,6 @@ def machinery(
         _fake_step,
         steps,
         target_accept=0.8,
-        initial_step_size=_no_search,
         estimator=ESTIMATORS[mass],
         schedule=schedule,
         update_every=update_every,

@@ -1,8 +1,8 @@
 """``Result.warmup_stats``: the warmup's cost and the path of its tunables, exactly as spent.
 
 The windowed warmup records, per chain and warmup step, the step size of the transition and
-the gradients it spent (the transition's plus those of Stan's step-size search after each
-window end), and the diagonal of each metric it set.  Checked here against a step-by-step
+the gradients it spent (Stan's step-size search runs on the warmup's own transitions, so
+these are the transitions' gradients), and the diagonal of each metric it set.  Checked here against a step-by-step
 replay of the same warmup (the infos of every transition) and against what ``finalize``
 hands to sampling; and a run stopped in sampling and resumed from its checkpoint reports
 the same record.  Small targets and short warmups: seconds.
@@ -38,6 +38,24 @@ def replay(kernel, num_steps, seed=0):
     return w, ws, infos
 
 
+def _check_searches(step_size, accept, starts, num_steps):
+    """Stan's step-size heuristic, run on transitions: from each start the step size doubles
+    (if the first trial's acceptance statistic exceeds 0.8) or halves (otherwise) after every
+    trial until a trial's statistic crosses 0.8; the next transition runs at the step size of
+    the trial that crossed (dual averaging restarts there).  Checked up to the next start."""
+    assert starts, "no search to check"
+    for s in starts:
+        up = accept[s] > 0.8
+        factor = 2.0 if up else 0.5
+        k = s
+        while k + 1 < num_steps and k + 1 not in starts:
+            crossed = k > s and (accept[k] > 0.8) != up
+            np.testing.assert_allclose(step_size[k + 1], step_size[k] * (1.0 if crossed else factor), rtol=1e-5)
+            if crossed:
+                break
+            k += 1
+
+
 # (kernel, its step size was given so no search starts the warmup, it jitters its step size)
 KERNELS = {
     "nuts": (lambda: mc.nuts(max_tree_depth=5), False, False),
@@ -55,13 +73,12 @@ def test_trace_matches_the_transitions_it_records(name):
     _, ends = window_schedule(num_steps)
     np.testing.assert_array_equal(trace.window_end, np.flatnonzero(ends))
     grads = np.asarray([int(i.num_grad_evals) for i in infos])
-    search = trace.num_grad_evals - grads  # gradients of the step-size search
-    # the search runs before the first transition (unless the step size was given) and after
-    # every window end, and nowhere else; each run costs at least one gradient
-    searched = np.zeros(num_steps, bool)
-    searched[np.flatnonzero(ends) + 1] = True
-    searched[0] = not given
-    assert np.all(search[searched] >= 1) and np.all(search[~searched] == 0), search
+    # every gradient is a transition's: the step-size search runs on the warmup's own transitions
+    np.testing.assert_array_equal(trace.num_grad_evals, grads)
+    # the search starts the warmup (unless the step size was given) and follows every window end
+    starts = [int(i) + 1 for i in np.flatnonzero(ends)] + ([] if given else [0])
+    accept = np.asarray([float(i.accept_prob) for i in infos])
+    _check_searches(trace.step_size, accept, sorted(starts), num_steps)
     # the step size recorded is the one each transition used (HMC jitters its own copy by 1 +- 0.5)
     used = np.asarray([float(i.step_size) for i in infos])
     if jittered:

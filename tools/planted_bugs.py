@@ -131,6 +131,20 @@ BUGS = {
         "static = (method, kernel, logdensity_fn, thin, transform, min(sample_size, num_samples) + 1)",
         "tests/test_run.py -k ahead",
     ),
+    # the step-size search on warmup transitions (issue 14, session 7): halving by 4 instead of
+    # 2, and a search that runs one trial past the crossing
+    "step_size_search_wrong_factor": (
+        "mcgen/adaptation/window.py",
+        "factor = jnp.where(direction > 0, 2.0, 0.5)",
+        "factor = jnp.where(direction > 0, 2.0, 0.25)",
+        "tests/test_warmup_stats.py -k trace",
+    ),
+    "step_size_search_stops_late": (
+        "mcgen/adaptation/window.py",
+        "stop = crossed | (search.tries + 1 >= _MAX_SEARCH)",
+        "stop = (crossed & (search.tries > 1)) | (search.tries + 1 >= _MAX_SEARCH)",
+        "tests/test_warmup_stats.py -k trace",
+    ),
     # an even leaf reads no slot: the left-half-plus-first-leaf check is never decided
     "nuts_even_leaf_window_empty": (
         "mcgen/kernels/_trajectory.py",

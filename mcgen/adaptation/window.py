@@ -17,7 +17,8 @@ set.  Stan's schedule (Stan Reference Manual, "HMC algorithm parameters") interl
        A = \\frac{n}{n + 5}\\, \\hat\\Sigma + \\frac{5}{n + 5}\\, 10^{-3} I ,
 
    the estimate is reset, the step size is re-initialized by Stan's heuristic for the new
-   metric and dual averaging restarts from it;
+   metric and dual averaging restarts from it (the heuristic runs on the warmup's own
+   transitions: :class:`StepSizeSearch`);
 3. a final fast buffer (50 steps): step size only, for the final metric.
 
 With fewer than 150 warmup steps the buffers shrink to 15% / 75% / 10% of them (Stan's
@@ -192,12 +193,56 @@ def _stan_schedule(num_steps: int) -> dict[str, np.ndarray]:
     return {"collect": slow, "update": end, "switch": end, "search": end, "freeze": np.zeros_like(end)}
 
 
+# The step-size heuristic gives up after this many doublings or halvings (a factor 2**40).
+_MAX_SEARCH = 40
+# Stan's heuristic looks for the step size whose acceptance statistic crosses 0.8, whatever
+# the kernel's target; dual averaging then takes over.
+_SEARCH_ACCEPT = 0.8
+
+
+class StepSizeSearch(NamedTuple):
+    """Stan's step-size heuristic as a state machine over warmup transitions.
+
+    While ``active``, each warmup transition runs at a trial step size and its acceptance
+    statistic decides the next: the first transition fixes the ``direction`` (double while
+    the statistic exceeds 0.8, otherwise halve), and the first trial across 0.8 ends the
+    search, dual averaging restarting from it.  Stan's version (Hoffman & Gelman 2014,
+    algorithm 4) tries one leapfrog step per candidate and keeps none of them; here every
+    trial is a transition of the kernel, kept as a warmup draw and counted in its gradients.
+    So the search compiles no log-density gradient of its own (the model's gradient appears
+    once in the warmup program, in the kernel's transition), and the acceptance it looks at
+    is that of a whole transition, the statistic dual averaging then targets.
+    """
+
+    active: jax.Array  # bool: the next transition is a trial
+    direction: jax.Array  # int32: +1 doubling, -1 halving (set by the first trial)
+    tries: jax.Array  # int32: trials run so far
+
+
+def _search(active) -> StepSizeSearch:
+    return StepSizeSearch(jnp.asarray(active), jnp.ones((), jnp.int32), jnp.zeros((), jnp.int32))
+
+
+def search_step(search: StepSizeSearch, step_size, accept_prob) -> tuple[StepSizeSearch, jax.Array]:
+    """After a trial at ``step_size`` with acceptance statistic ``accept_prob``: the search's
+    next state and the step size of the next transition (the one that crossed 0.8 when the
+    search ends).  Only meaningful where ``search.active``."""
+    up = jnp.nan_to_num(accept_prob, nan=0.0) > _SEARCH_ACCEPT
+    first = search.tries == 0
+    direction = jnp.where(first, jnp.where(up, 1, -1), search.direction).astype(jnp.int32)
+    crossed = ~first & jnp.where(direction > 0, ~up, up)
+    stop = crossed | (search.tries + 1 >= _MAX_SEARCH)
+    factor = jnp.where(direction > 0, 2.0, 0.5).astype(step_size.dtype)
+    next_step_size = jnp.where(stop, step_size, step_size * factor)
+    return StepSizeSearch(search.active & ~stop, direction, search.tries + 1), next_step_size
+
+
 class WindowAdaptationState(NamedTuple):
     state: Any  # the kernel's state, whose params are rewritten
     dual_averaging: DualAveragingState
     welford: WelfordState  # the (foreground) estimate of the draws' covariance
     count: jax.Array  # warmup steps taken
-    reinit: jax.Array  # run the step-size heuristic before the next transition
+    search: StepSizeSearch  # the step-size heuristic, run on the warmup's own transitions
     trace: WarmupTrace
     scores: WelfordState  # the same for the gradients (dimension 0 unless estimator="fisher")
     background: tuple  # (draws, scores) Welford estimates that replace the foreground at a switch
@@ -210,7 +255,6 @@ def window_adaptation(
     num_steps: int,
     *,
     target_accept: float,
-    initial_step_size: Callable,
     find_initial: bool = True,
     restart: str = "search",
     estimator: str = "welford",
@@ -232,15 +276,15 @@ def window_adaptation(
         Length of the warmup (fixes the schedule).
     target_accept
         Target of dual averaging (0.8 for NUTS, 0.65 for HMC, 0.574 for MALA).
-    initial_step_size
-        ``initial_step_size(key, state, logdensity_fn, active) -> (step_size, num_grad_evals)``:
-        the step-size heuristic and the gradients it spent, none where ``active`` is False.
     find_initial
-        Run the heuristic before the first step (otherwise start from the state's step size).
+        Start with Stan's step-size heuristic (otherwise dual averaging starts from the
+        state's step size).  The heuristic runs on the warmup's own transitions
+        (:class:`StepSizeSearch`): each trial is a transition at a doubled or halved step
+        size, until the acceptance statistic crosses 0.8.
     restart
         Where dual averaging restarts after a window end: ``"search"`` (Stan) runs the
         heuristic under the new metric; ``"average"`` (BlackJAX) starts from the window's
-        averaged step size and spends no gradient.
+        averaged step size.
     estimator
         The metric set at a window end: ``"welford"`` (Stan) the regularized covariance of
         the window's draws (diagonal or dense, as the state's ``inverse_mass``);
@@ -305,7 +349,7 @@ def window_adaptation(
             da_init(state.params.step_size),
             welford,
             jnp.zeros((), jnp.int32),
-            jnp.asarray(find_initial),
+            _search(find_initial),
             trace,
             scores,
             background,
@@ -313,13 +357,16 @@ def window_adaptation(
         )
 
     def update(key, ws: WindowAdaptationState, logdensity_fn):
-        key_init, key_step = jax.random.split(key)
         state = ws.state
-        found, search_grads = initial_step_size(key_init, state, logdensity_fn, ws.reinit)
-        da = jax.tree_util.tree_map(lambda new, old: jnp.where(ws.reinit, new, old), da_init(found), ws.dual_averaging)
-        step_size = jnp.exp(da.log_x).astype(found.dtype)
-        state, info = step(key_step, state._replace(params=state.params._replace(step_size=step_size)), logdensity_fn)
-        da = da_update(da, info.accept_prob, target_accept)
+        dtype = state.params.step_size.dtype
+        # the current iterate of dual averaging, or the search's trial (kept in da.log_x)
+        step_size = jnp.exp(ws.dual_averaging.log_x).astype(dtype)
+        state, info = step(key, state._replace(params=state.params._replace(step_size=step_size)), logdensity_fn)
+        searched, trial = search_step(ws.search, step_size, info.accept_prob)
+        # a search's trials leave dual averaging alone; the next trial (or the step size that
+        # crossed, when the search ends) becomes the iterate from which it restarts
+        da = _where(ws.search.active, da_init(trial), da_update(ws.dual_averaging, info.accept_prob, target_accept))
+        search_state = _where(ws.search.active, searched, ws.search)
 
         i = jnp.minimum(ws.count, max(num_steps - 1, 0))
         in_slow, is_update, is_switch = collect[i], update_metric[i], switch[i]
@@ -328,7 +375,7 @@ def window_adaptation(
             lambda new, old: jnp.where(in_slow, new, old), welford_update(ws.welford, flat), ws.welford
         )
         if uses_average:  # (built only where used: XLA may round the update otherwise)
-            da = _where(average[i], da_init(da_final(da).astype(found.dtype)), da)
+            da = _where(average[i], da_init(da_final(da).astype(dtype)), da)
         scores, (bg_draws, bg_scores) = ws.scores, ws.background
         if early:
             bg_draws = _where(in_slow, welford_update(bg_draws, flat), bg_draws)
@@ -372,12 +419,12 @@ def window_adaptation(
             bg_scores = _where(is_switch, fresh_scores, bg_scores)
         if low_rank:
             buffer = buffer_switch(buffer, early, is_switch)
-        params = state.params._replace(step_size=jnp.exp(da.log_x).astype(found.dtype), inverse_mass=inverse_mass)
+        params = state.params._replace(step_size=jnp.exp(da.log_x).astype(dtype), inverse_mass=inverse_mass)
         trace = _record(
             ws.trace,
             i,
             step_size,
-            search_grads + getattr(info, "num_grad_evals", 0),
+            getattr(info, "num_grad_evals", 0),
             is_recorded[i],
             record_index[i],
             inverse_mass,
@@ -387,7 +434,7 @@ def window_adaptation(
             da,
             welford,
             ws.count + 1,
-            search[i],
+            _where(search[i], _search(True), search_state),  # a window end starts a search
             trace,
             scores,
             (bg_draws, bg_scores),

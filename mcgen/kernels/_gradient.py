@@ -86,7 +86,8 @@ def gradient_warmup(
     """``warmup(num_steps)``: Stan's windowed adaptation of step size and metric.
 
     When the user fixed a starting step size it seeds dual averaging; otherwise Stan's
-    heuristic finds one before the first transition.  ``mass="grad_diag"`` sets the
+    heuristic finds one on the first warmup transitions
+    (:class:`~mcgen.adaptation.window.StepSizeSearch`).  ``mass="grad_diag"`` sets the
     diagonal metric from the draws *and* gradients of each window (the Fisher-divergence
     optimum, :func:`~mcgen.adaptation.welford.fisher_diagonal`); ``"diag"`` and ``"dense"``
     from the draws' covariance, as Stan does; ``"low_rank"`` corrects the Fisher diagonal along
@@ -103,7 +104,6 @@ def gradient_warmup(
             step,
             num_steps,
             target_accept=target_accept,
-            initial_step_size=initial_step_size,
             find_initial=not step_size_given,
             estimator=estimator,
             schedule=schedule,
