@@ -43,8 +43,9 @@ class Result:
     warmup_stats
         What the warmup did, per chain, for kernels with Stan's windowed warmup (``nuts``,
         ``hmc``, ``mala``, ``barker``); ``None`` otherwise.  A dict of numpy arrays:
-        ``num_grad_evals`` ``(num_chains, num_warmup)``, the gradients each warmup step spent
-        (the transition's and the step-size search's; :meth:`warmup_grad_evals` sums them);
+        ``num_grad_evals`` ``(num_chains, num_warmup)``, the gradients each warmup transition
+        spent (Stan's step-size search included: it runs on warmup transitions;
+        :meth:`warmup_grad_evals` sums them);
         ``step_size`` ``(num_chains, num_warmup)``, the step size of each warmup transition;
         ``window_end`` ``(num_chains, num_windows)``, the warmup steps after which the metric
         was set; ``inverse_mass`` ``(num_chains, num_windows, d)``, the diagonal of the

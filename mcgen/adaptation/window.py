@@ -119,7 +119,7 @@ class WarmupTrace(NamedTuple):
     """
 
     step_size: jax.Array  # (num_steps,) the step size of each warmup transition
-    num_grad_evals: jax.Array  # (num_steps,) gradients spent: the transition's plus the step-size search's
+    num_grad_evals: jax.Array  # (num_steps,) gradients the transition spent (the step-size search runs on transitions)
     window_end: jax.Array  # (num_windows,) int32: the warmup step after which each metric was set
     inverse_mass: jax.Array  # (num_windows, d): the diagonal of the inverse mass set at each window end
 
