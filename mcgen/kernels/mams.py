@@ -71,6 +71,10 @@ from mcgen.kernels._proposal import cached_constructor, mh_accept, select
 from mcgen.kernels.chees import halton
 from mcgen.types import Kernel, Warmup
 
+# Decay of the moving averages of the trajectory-length criterion (a window of ~10 warmup steps,
+# several values of the jitter sequence).
+LENGTH_EMA = 0.9
+
 
 class MAMSParams(NamedTuple):
     step_size: jax.Array  # scalar
@@ -99,6 +103,9 @@ class MAMSInfo(NamedTuple):
 class MAMSWarmupState(NamedTuple):
     state: MAMSState
     dual_averaging: DualAveragingState
+    log_length: jax.Array  # iterate of log L
+    log_length_avg: jax.Array  # averaged log L, frozen by finalize
+    ema: jax.Array  # (2,) moving averages of the ChEES criterion and of its derivative in log t
     count: jax.Array
 
 
@@ -126,6 +133,8 @@ def mams(
     max_num_steps: int = 1000,
     max_energy_error: float = 1000.0,
     unadjusted_fraction: float = 0.2,
+    adapt_length: bool = True,
+    learning_rate: float = 0.1,
     adapt: bool = True,
 ) -> Kernel:
     """Metropolis-adjusted microcanonical sampler with a warmup pooled across chains.
@@ -159,6 +168,7 @@ def mams(
     check_positive(length_factor, "length_factor", "mams")
     check_num_steps(max_num_steps, "max_num_steps", "mams")
     check_positive(max_energy_error, "max_energy_error", "mams")
+    check_positive(learning_rate, "learning_rate", "mams")
     if not 0.0 <= unadjusted_fraction < 1.0:
         raise ValueError(f"mams: unadjusted_fraction must be in [0, 1), got {unadjusted_fraction!r}")
 
@@ -169,7 +179,7 @@ def mams(
         logdensity, grad = flat_value_and_grad(logdensity_fn, unravel)(flat)
         root_d = jnp.sqrt(jnp.asarray(flat.shape[0], flat.dtype))
         eps = 0.25 * root_d if step_size is None else jnp.asarray(step_size, flat.dtype)
-        length = root_d if trajectory_length is None else jnp.asarray(trajectory_length, flat.dtype)
+        length = length_factor * root_d if trajectory_length is None else jnp.asarray(trajectory_length, flat.dtype)
         params = MAMSParams(
             jnp.asarray(eps, flat.dtype),
             jnp.ones_like(flat),
@@ -178,7 +188,7 @@ def mams(
         )
         return MAMSState(position, logdensity.astype(flat.dtype), unravel(grad), params)
 
-    def step(key, state: MAMSState, logdensity_fn, adjusted: bool | jax.Array = True):
+    def transition(key, state: MAMSState, logdensity_fn, adjusted: bool | jax.Array = True):
         key_velocity, key_accept = _random.split(key, 2)
         q, g, f, unravel = flatten(state, logdensity_fn)
         params = state.params
@@ -198,7 +208,7 @@ def mams(
             return q, u, logdensity, g, kinetic + k1 + k2
 
         zero = jnp.zeros((), q.dtype)
-        q1, _, logdensity1, g1, kinetic = jax.lax.fori_loop(0, num_steps, body, (q, u, state.logdensity, g, zero))
+        q1, u1, logdensity1, g1, kinetic = jax.lax.fori_loop(0, num_steps, body, (q, u, state.logdensity, g, zero))
         log_ratio = logdensity1 - state.logdensity - kinetic
         log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
         do_accept, accept_prob, is_nonfinite = mh_accept(key_accept, log_ratio, logdensity1)
@@ -208,39 +218,80 @@ def mams(
         moved = MAMSState(unravel(q1), logdensity1.astype(q1.dtype), unravel(g1), params)
         new = select(do_accept, moved, state)._replace(params=next_params)
         info = MAMSInfo(accept_prob, do_accept, -log_ratio > max_energy_error, is_nonfinite, num_steps, eps, -log_ratio)
+        return new, info, (q, q1, u1)
+
+    def step(key, state: MAMSState, logdensity_fn):
+        new, info, _ = transition(key, state, logdensity_fn)
         return new, info
 
     def warmup(num_steps: int) -> Warmup:
         num_unadjusted = int(unadjusted_fraction * num_steps)
 
         def w_init(state: MAMSState) -> MAMSWarmupState:
-            return MAMSWarmupState(state, da_init(state.params.step_size), jnp.zeros((), jnp.int32))
+            log_length = jnp.log(state.params.trajectory_length)
+            ema = jnp.zeros((2,), log_length.dtype)
+            da = da_init(state.params.step_size)
+            return MAMSWarmupState(state, da, log_length, log_length, ema, jnp.zeros((), jnp.int32))
 
         def w_step(key, ws: MAMSWarmupState, logdensity_fn):
-            new, info = step(key, ws.state, logdensity_fn, ws.count >= num_unadjusted)
-            params = new.params
+            adjusted = ws.count >= num_unadjusted
+            params = ws.state.params
+            new, info, (q0, q1, u1) = transition(key, ws.state, logdensity_fn, adjusted)
             dtype = params.step_size.dtype
             ok = (~info.is_divergent & ~info.is_nonfinite).astype(dtype)
             mean_accept = _pooled_mean(jnp.where(ok > 0, info.accept_prob, 0.0).astype(dtype))
             da = da_update(ws.dual_averaging, mean_accept, target_accept)
+            new_eps = jnp.exp(da.log_x).astype(dtype)
             count = ws.count + 1
             weight = count.astype(dtype) ** -0.5
+
+            # trajectory length: ascent of log L on the ensemble's ChEES criterion per unit length
+            # (proportional to per gradient), C(L) = E[(|c'|^2 - |c|^2)^2] / 4 over the jitter, in
+            # coordinates whitened by the current metric (dz/dt = u, unit speed)
+            log_length, ema = ws.log_length, ws.ema
+            if adapt_length:
+                scale = jnp.sqrt(params.inverse_mass)
+                z0, z1 = q0 / scale, q1 / scale
+                # a chain's weight: the probability that its proposal is taken
+                taken = info.is_accepted.astype(dtype)
+                a = jnp.where(adjusted, jnp.where(ok > 0, info.accept_prob, 0.0), taken).astype(dtype)
+                c0 = z0 - chain_mean(z0)
+                c1 = z1 - chain_mean(z1, a)
+                t = info.num_grad_evals.astype(dtype) * info.step_size  # the same time in every chain
+                change = jnp.sum(c1**2) - jnp.sum(c0**2)
+                # this step's criterion and its derivative in log t, pooled with weights a
+                stats = jnp.stack([0.25 * change**2, t * change * jnp.dot(c1, u1)])
+                # in units of the ensemble's current spread, so that the average over steps is not
+                # ruled by the large values of a transient
+                spread = chain_mean(jnp.sum(c0**2))
+                stats = chain_mean(jnp.where(a > 0, stats, 0.0), a) / spread**2
+                # from the adjusted phase on: the unadjusted start's moves (and step sizes) are wild
+                good = jnp.all(jnp.isfinite(stats)) & adjusted
+                ema = jnp.where(good, LENGTH_EMA * ws.ema + (1.0 - LENGTH_EMA) * jnp.where(good, stats, 0.0), ws.ema)
+                # d log(C / L) / d log L over the recent jitter values: > 0 while C grows faster than L
+                slope = ema[1] / ema[0] - 1.0
+                update = learning_rate * jnp.clip(jnp.where(jnp.isfinite(slope), slope, 0.0), -1.0, 1.0)
+                moved = jnp.clip(log_length + update, jnp.log(new_eps), jnp.log(0.5 * new_eps * max_num_steps))
+                log_length = jnp.where(adjusted, moved, log_length)
+            log_length_avg = (1.0 - weight) * ws.log_length_avg + weight * log_length
+
+            # metric: the cross-chain variance of the positions
             x = flatten(new, logdensity_fn)[0]
             mean = chain_mean(x)
             var = chain_mean((x - mean) ** 2)
             var = jnp.where(jnp.isfinite(var) & (var > 0), var, params.inverse_mass)
             var = (1.0 - weight) * params.inverse_mass + weight * var
-            root_d = jnp.sqrt(jnp.asarray(x.shape[0], dtype))
-            length = jnp.asarray(length_factor, dtype) * root_d
-            new_params = params._replace(
-                step_size=jnp.exp(da.log_x).astype(dtype), inverse_mass=var.astype(dtype), trajectory_length=length
+            new_params = new.params._replace(
+                step_size=new_eps, inverse_mass=var.astype(dtype), trajectory_length=jnp.exp(log_length).astype(dtype)
             )
-            return MAMSWarmupState(new._replace(params=new_params), da, count), info
+            ws = MAMSWarmupState(new._replace(params=new_params), da, log_length, log_length_avg, ema, count)
+            return ws, info
 
         def w_finalize(ws: MAMSWarmupState) -> MAMSState:
             params = ws.state.params
             eps = da_final(ws.dual_averaging).astype(params.step_size.dtype)
-            return ws.state._replace(params=params._replace(step_size=eps))
+            length = jnp.maximum(jnp.exp(ws.log_length_avg).astype(eps.dtype), eps)
+            return ws.state._replace(params=params._replace(step_size=eps, trajectory_length=length))
 
         return Warmup(w_init, w_step, w_finalize)
 
