@@ -31,6 +31,7 @@ from gradient_targets import GAUSS10, SCALES, gaussian_100, run  # noqa: E402
         dict(length_factor=0.0),
         dict(max_num_steps=0),
         dict(max_energy_error=0.0),
+        dict(learning_rate=0.0),
     ],
 )
 def test_bad_settings_raise(kwargs):
