@@ -57,5 +57,6 @@ def test_convergence_rule():
     assert not B.converged(dict(ok, rhat=3.4))  # an ensemble stuck near its starts
     assert not B.converged(dict(ok, z2=12.7))  # second moments off the truth
     assert not B.converged(dict(ok, z=4.5))  # means off the truth
+    assert not B.converged(dict(ok, rhat=1.05, z2=4.7))  # a low R-hat does not excuse a miss
     assert not B.converged(dict(ok, z=float("nan"), z2=float("nan")))  # no known answer: R-hat alone
     assert B.converged(dict(ok, rhat=1.05, z=float("nan"), z2=float("nan")))
