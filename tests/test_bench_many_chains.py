@@ -40,7 +40,7 @@ def test_second_moment_z_known_answer():
 
 
 def test_unconverged_peer_is_flagged():
-    row = {"ess": 1000.0, "ess_per_grad": 0.01, "ess_s": 100.0, "rhat": 1.01}
+    row = {"ess": 1000.0, "ess_per_grad": 0.01, "ess_s": 100.0, "rhat": 1.01, "z": 1.0, "z2": 1.0, "threshold": 3.9}
     rows = {
         (8, "t", "mcgen_chees"): row,
         (8, "t", "blackjax_chees"): dict(row, ess_s=400.0, rhat=3.6),
@@ -49,3 +49,14 @@ def test_unconverged_peer_is_flagged():
     assert ratio.startswith("0.25") and "R-hat 3.60" in ratio
     rows[(8, "t", "blackjax_chees")]["rhat"] = 1.02
     assert B._ratios(rows, 8, "t", "mcgen_chees", ["mcgen_chees", "blackjax_chees"])[1] == "0.25"
+
+
+def test_convergence_rule():
+    ok = {"rhat": 1.26, "z": 1.5, "z2": 2.0, "threshold": 3.9}  # autocorrelated (tau ~ 15 draws), within the truth
+    assert B.converged(ok)
+    assert not B.converged(dict(ok, rhat=3.4))  # an ensemble stuck near its starts
+    assert not B.converged(dict(ok, z2=12.7))  # second moments off the truth
+    assert not B.converged(dict(ok, z=4.5))  # means off the truth
+    assert not B.converged(dict(ok, rhat=1.05, z2=4.7))  # a low R-hat does not excuse a miss
+    assert not B.converged(dict(ok, z=float("nan"), z2=float("nan")))  # no known answer: R-hat alone
+    assert B.converged(dict(ok, rhat=1.05, z=float("nan"), z2=float("nan")))

@@ -34,6 +34,7 @@ kernels = {
     "raw_pooled_rwmh": (pooled_rwmh(raw=True), 60),
     "chees_hmc": (mc.chees_hmc(), 5),
     "meads": (mc.meads(), 5),  # two fold assignments (a new permutation after 4 steps)
+    "mams": (mc.mams(), 5),  # one unadjusted step, then four that adapt the trajectory length
 }
 run = dict(init=jnp.ones(3), num_chains=12, num_samples=2, progress=False, seed=1, init_jitter=1.0, warn=False)
 out = {"num_devices": len(jax.devices())}
