@@ -16,6 +16,7 @@ Usage::
 
     python benchmarks/bench_warmup_cost.py                 # d = 10 and 100, 4 chains
     python benchmarks/bench_warmup_cost.py --dims 10 100 500 --steps 500
+    python benchmarks/bench_warmup_cost.py --dims 100 --fit-only   # one fit, microseconds
 """
 
 from __future__ import annotations
@@ -103,13 +104,18 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--buffer", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--fit-only", action="store_true", help="only the fit column")
     args = parser.parse_args(argv)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; {args.chains} chains, {args.steps} warmup steps")
     heads = [f"{m} {s} us/step" for s in ("stan", "early") for m in ESTIMATORS] + ["low_rank early, fit every step"]
+    heads = [] if args.fit_only else heads
     print("| d | fit us | " + " | ".join(heads) + " |")
     print("|---|---|" + "---|" * len(heads))
     for dim in args.dims:
         cells = [f"{fit(dim, args.chains, args.buffer, args.repeats):.0f}"]
+        if args.fit_only:
+            print(f"| {dim} | {cells[0]} |", flush=True)
+            continue
         for schedule in ("stan", "early"):
             for mass in ESTIMATORS:
                 cells.append(f"{machinery(mass, schedule, dim, args.chains, args.steps, args.repeats):.1f}")
