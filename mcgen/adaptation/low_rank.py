@@ -248,8 +248,9 @@ def _geometric_mean(px: jax.Array, pg: jax.Array, reg: jax.Array) -> jax.Array:
 
     where :math:`B` has singular values :math:`S` and right singular vectors :math:`V`
     (:math:`A R^\\top R A = R^{-1} (B^\\top B) R^{-\\top} = C_x`).  One QR, one QR and SVD,
-    one triangular solve: a third of the time of two symmetric square roots by SVD
-    (``benchmarks/bench_warmup_cost.py``).
+    one triangular solve, where two symmetric square roots by SVD took twice as many
+    decompositions (the whole fit: 18.5 against 30-50 ms for 4 chains at ``d = n = 100`` on a
+    loaded core, ``benchmarks/bench_warmup_cost.py --fit-only``).
     """
     m = px.shape[1]
     root = jnp.sqrt(reg) * jnp.eye(m, dtype=px.dtype)
@@ -281,7 +282,7 @@ def _svd_each(a: jax.Array) -> tuple[jax.Array, jax.Array]:
 
     XLA:CPU runs a batch of SVDs as one LAPACK call over the batch, which took 2.3 times as
     long as the same SVDs one after the other (8 against 3.4 ms for 4 matrices of
-    ``100 x 100``): so on CPU the batching rule maps over the batch (``lax.map``); on other
+    ``100 x 100``; ``benchmarks/bench_warmup_cost.py --fit-only``): so on CPU the batching rule maps over the batch (``lax.map``); on other
     platforms, whose batched solvers are efficient, it keeps the batched call.  Each matrix
     then gets the same SVD whatever the batch around it.
     """
