@@ -10,12 +10,14 @@ Two measurements, both vmapped over ``--chains`` chains and compiled first:
   ``LowRankSettings.update_every`` steps on the early one, as the kernels do, and after every
   step in the last column, for comparison);
 * **fit**: one :func:`~mcgen.adaptation.low_rank.low_rank_estimate` from a full buffer
-  (``--buffer`` draws and scores per chain), microseconds for all chains.
+  (``--buffer`` draws and scores per chain), microseconds for all chains; with ``--fit-only``
+  also the SVDs of ``--chains`` square ``(d, d)`` matrices, vmapped and one by one.
 
 Usage::
 
     python benchmarks/bench_warmup_cost.py                 # d = 10 and 100, 4 chains
     python benchmarks/bench_warmup_cost.py --dims 10 100 500 --steps 500
+    python benchmarks/bench_warmup_cost.py --dims 100 --fit-only   # one fit, microseconds
 """
 
 from __future__ import annotations
@@ -91,6 +93,20 @@ def fit(dim: int, chains: int, buffer: int, repeats: int) -> float:
     return 1e6 * _best_of(jax.jit(f).lower(x, -x).compile(), (x, -x), repeats)
 
 
+def svd_batch(dim: int, chains: int, repeats: int) -> tuple[float, float]:
+    """Microseconds of the SVDs (values and vectors) of ``chains`` matrices ``(dim, dim)``:
+    vmapped (one batched LAPACK call on CPU) and one after the other (``lax.map``), the two
+    paths of the fit's batching rule (:func:`mcgen.adaptation.low_rank._svd_each`)."""
+    a = jax.random.normal(jax.random.key(2), (chains, dim, dim), jnp.float32)
+
+    def one(m):
+        return jnp.linalg.svd(m, full_matrices=False)
+
+    batched = _best_of(jax.jit(jax.vmap(one)).lower(a).compile(), (a,), repeats)
+    mapped = _best_of(jax.jit(lambda a: jax.lax.map(one, a)).lower(a).compile(), (a,), repeats)
+    return 1e6 * batched, 1e6 * mapped
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", type=int, nargs="+", default=[10, 100])
@@ -98,13 +114,19 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--buffer", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--fit-only", action="store_true", help="only one fit, and the SVDs vmapped and one by one")
     args = parser.parse_args(argv)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; {args.chains} chains, {args.steps} warmup steps")
     heads = [f"{m} {s} us/step" for s in ("stan", "early") for m in ESTIMATORS] + ["low_rank early, fit every step"]
+    heads = ["vmapped SVDs us", "SVDs one by one us"] if args.fit_only else heads
     print("| d | fit us | " + " | ".join(heads) + " |")
     print("|---|---|" + "---|" * len(heads))
     for dim in args.dims:
         cells = [f"{fit(dim, args.chains, args.buffer, args.repeats):.0f}"]
+        if args.fit_only:
+            cells += [f"{t:.0f}" for t in svd_batch(dim, args.chains, args.repeats)]
+            print(f"| {dim} | " + " | ".join(cells) + " |", flush=True)
+            continue
         for schedule in ("stan", "early"):
             for mass in ESTIMATORS:
                 cells.append(f"{machinery(mass, schedule, dim, args.chains, args.steps, args.repeats):.1f}")

@@ -161,6 +161,25 @@ def test_fit_on_a_diagonal_gaussian_corrects_nothing():
         np.testing.assert_allclose(np.asarray(metric.scale) ** 2, scales**2, rtol=1e-4)
 
 
+def test_fit_under_vmap_is_the_fit_of_each_chain():
+    # The fit's SVDs have their own batching rule (one matrix at a time on CPU): under vmap,
+    # nested vmap and with an unbatched operand, each chain must get its own fit, as alone.
+    cov, _, _, _ = _hadamard_target()
+    draws = jnp.stack([_gaussian_draws(cov, 12, seed)[0] for seed in range(6)]).reshape(2, 3, 12, -1)
+    grads = jnp.stack([_gaussian_draws(cov, 12, seed)[1] for seed in range(6)]).reshape(2, 3, 12, -1)
+    fit = functools.partial(low_rank_estimate, rank=16, cutoff=1.0)  # all kept: no near-tie picks
+    nested = jax.jit(jax.vmap(jax.vmap(fit)))(draws, grads)
+    shared = jax.jit(jax.vmap(fit, in_axes=(0, None)))(draws[0], grads[0, 0])
+    for i in range(2):
+        for j in range(3):
+            alone = dense_inverse_mass(jax.jit(fit)(draws[i, j], grads[i, j]))
+            one = jax.tree_util.tree_map(lambda a: a[i, j], nested)
+            np.testing.assert_allclose(dense_inverse_mass(one), alone, rtol=1e-4, atol=1e-5)
+    alone = dense_inverse_mass(jax.jit(fit)(draws[0, 2], grads[0, 0]))
+    one = jax.tree_util.tree_map(lambda a: a[2], shared)
+    np.testing.assert_allclose(dense_inverse_mass(one), alone, rtol=1e-4, atol=1e-5)
+
+
 def _random_metric(d=12, k=3, seed=0):
     rng = np.random.default_rng(seed)
     vecs, _ = np.linalg.qr(rng.standard_normal((d, k)))

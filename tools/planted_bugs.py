@@ -594,6 +594,20 @@ BUGS = {
         "within = True",
         "tests/test_bench_many_chains.py",
     ),
+    # ---- issue 15 (session 7): the cheaper fit: the score factor's R on the wrong side of the
+    # draws' stack (not a square root of C_g), and the CPU batching rule of the SVD mixing chains
+    "low_rank_geomean_factor_side": (
+        "mcgen/adaptation/low_rank.py",
+        "s, v = _right_singular(jnp.concatenate([px, root]) @ r.T)",
+        "s, v = _right_singular(jnp.concatenate([px, root]) @ r)",
+        "tests/test_low_rank_metric.py -k 'estimate or basis'",
+    ),
+    "low_rank_svd_batch_mixed": (
+        "mcgen/adaptation/low_rank.py",
+        "cpu=lambda a: jax.lax.map(_svd, a)",
+        "cpu=lambda a: jax.lax.map(_svd, jnp.roll(a, 1, axis=0))",
+        "tests/test_low_rank_metric.py -k under_vmap",
+    ),
 }
 
 

@@ -236,17 +236,28 @@ def _geometric_mean(px: jax.Array, pg: jax.Array, reg: jax.Array) -> jax.Array:
     support.  Formed and decomposed in float32, it loses those directions to rounding
     (relative error :math:`\\epsilon \\lambda_{max}^2 / r^2`, of order 1 at :math:`r = 10^{-3}`)
     and the fit returns spurious corrections of several-fold on a target that needs none.  So
-    no covariance is formed: :math:`C_g^{\\pm 1/2}` come from the singular values of the stacked
-    factor :math:`[p_g; \\sqrt r I]` and the middle root from those of
-    :math:`[p_x; \\sqrt r I]\\, C_g^{1/2}` (its right singular vectors and values), whose
-    range is the square root of the middle's.
+    no covariance is formed.  Any square root of :math:`C_g` will do in place of
+    :math:`C_g^{1/2}`: the triangular factor :math:`R` of the stacked factor
+    :math:`[p_g; \\sqrt r I] = Q R` has :math:`C_g = R^\\top R`, and with
+    :math:`B = [p_x; \\sqrt r I]\\, R^\\top` (so :math:`B^\\top B = R C_x R^\\top`)
+
+    .. math::
+
+        A = R^{-1} (B^\\top B)^{1/2} R^{-\\top} = W W^\\top, \\qquad
+        W = R^{-1} V^\\top S^{1/2},
+
+    where :math:`B` has singular values :math:`S` and right singular vectors :math:`V`
+    (:math:`A R^\\top R A = R^{-1} (B^\\top B) R^{-\\top} = C_x`).  One QR, one QR and SVD,
+    one triangular solve, where two symmetric square roots by SVD took twice as many
+    decompositions (the whole fit: 18.5 against 30-50 ms for 4 chains at ``d = n = 100`` on a
+    loaded core, ``benchmarks/bench_warmup_cost.py --fit-only``).
     """
     m = px.shape[1]
     root = jnp.sqrt(reg) * jnp.eye(m, dtype=px.dtype)
-    sg, vg = _right_singular(jnp.concatenate([pg, root]))
-    half, inv_half = (vg.T * sg) @ vg, (vg.T / sg) @ vg  # C_g^{1/2}, C_g^{-1/2}
-    s, v = _right_singular(jnp.concatenate([px, root]) @ half)
-    a = inv_half @ ((v.T * s) @ v) @ inv_half
+    r = jnp.linalg.qr(jnp.concatenate([pg, root]), mode="r")  # C_g = R^T R
+    s, v = _right_singular(jnp.concatenate([px, root]) @ r.T)  # (R C_x R^T)^{1/2} = V^T S V
+    w = jax.scipy.linalg.solve_triangular(r, v.T * jnp.sqrt(s), lower=False)
+    a = w @ w.T
     return 0.5 * (a + a.T)
 
 
@@ -255,12 +266,36 @@ def _right_singular(a: jax.Array) -> tuple[jax.Array, jax.Array]:
 
     Those of the triangular factor of ``a = QR``: the same, but an SVD of ``(m, m)`` after a
     QR that forms no ``Q`` costs less than half the SVD of ``a`` itself, which computes its
-    ``(n + m, m)`` left vectors (5.3 against 12 ms for 4 chains at ``n = m = 100``,
-    ``benchmarks/bench_warmup_cost.py``).
+    ``(n + m, m)`` left vectors.
     """
-    r = jnp.linalg.qr(a, mode="r")
-    _, s, v = jnp.linalg.svd(r, full_matrices=False)
+    return _svd_each(jnp.linalg.qr(a, mode="r"))
+
+
+def _svd(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+    _, s, v = jnp.linalg.svd(a, full_matrices=False)
     return s, v
+
+
+@jax.custom_batching.custom_vmap
+def _svd_each(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """:func:`_svd` (values and right vectors), one matrix at a time on CPU also under ``vmap``.
+
+    XLA:CPU runs a batch of SVDs as one LAPACK call over the batch, which took 2.3 times as
+    long as the same SVDs one after the other (8 against 3.4 ms for 4 matrices of
+    ``100 x 100``; ``benchmarks/bench_warmup_cost.py --fit-only``): so on CPU the batching rule maps over the batch (``lax.map``); on other
+    platforms, whose batched solvers are efficient, it keeps the batched call.  Each matrix
+    then gets the same SVD whatever the batch around it.
+    """
+    return _svd(a)
+
+
+@_svd_each.def_vmap
+def _svd_each_batched(axis_size, in_batched, a):
+    del axis_size
+    if not in_batched[0]:
+        return _svd_each(a), (False, False)
+    out = jax.lax.platform_dependent(a, cpu=lambda a: jax.lax.map(_svd, a), default=jax.vmap(_svd))
+    return out, (True, True)
 
 
 def run_if(flag: jax.Array, fn: Callable[..., object], otherwise, operands: tuple = ()):
