@@ -35,7 +35,7 @@ import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from bench_nuts_leaf import SETUPS, _starts, add_gym_target, gradient_cost
+from bench_nuts_leaf import SETUPS, _starts, add_gym_target, blackjax_scan, gradient_cost, mcgen_scan
 
 import mcgen as mc
 
@@ -49,29 +49,10 @@ def loops(target: str, chains: int, draws: int, num_steps: int, mala_scale: floa
     eps_mala = mala_scale * float(jnp.sqrt(jnp.min(imm))) * eps
 
     def mcgen_loop(kernel, inverse_mass):
-        def run(x0, key):
-            st = jax.vmap(kernel.init, in_axes=(0, None))(x0, ld)
-            st = st._replace(params=st.params._replace(inverse_mass=jnp.broadcast_to(inverse_mass, (chains, dim))))
-
-            def body(s, k):
-                s, info = jax.vmap(lambda kk, ss: kernel.step(kk, ss, ld))(jax.random.split(k, chains), s)
-                return s, info.is_accepted
-
-            return jax.lax.scan(body, st, jax.random.split(key, draws))[1]
-
-        return run
+        return mcgen_scan(kernel, ld, inverse_mass, chains, draws, lambda info: info.is_accepted)
 
     def blackjax_loop(algorithm):
-        def run(x0, key):
-            st = jax.vmap(algorithm.init)(x0)
-
-            def body(s, k):
-                s, info = jax.vmap(algorithm.step)(jax.random.split(k, chains), s)
-                return s, info.is_accepted
-
-            return jax.lax.scan(body, st, jax.random.split(key, draws))[1]
-
-        return run
+        return blackjax_scan(algorithm, chains, draws, lambda info: info.is_accepted)
 
     hmc_kernel = mc.hmc(num_steps, step_size=eps_hmc, adapt=False, jitter=0.5 if jitter else 0.0)
     mala_kernel = mc.mala(step_size=eps_mala, adapt=False)

@@ -105,37 +105,48 @@ def gradient_cost(target: str, chains: int, calls: int = 2000, repeats: int = 5)
     return 1e6 * best / calls
 
 
+def mcgen_scan(kernel, ld, inverse_mass, chains: int, draws: int, record):
+    """``run(x0, key)``: ``draws`` transitions of ``chains`` vmapped mcgen chains in one ``lax.scan``
+    from ``x0`` with the given inverse mass; returns ``record(info)`` per transition."""
+
+    def run(x0, key):
+        st = jax.vmap(kernel.init, in_axes=(0, None))(x0, ld)
+        dim = inverse_mass.shape[0]
+        st = st._replace(params=st.params._replace(inverse_mass=jnp.broadcast_to(inverse_mass, (chains, dim))))
+
+        def body(s, k):
+            s, info = jax.vmap(lambda kk, ss: kernel.step(kk, ss, ld))(jax.random.split(k, chains), s)
+            return s, record(info)
+
+        return jax.lax.scan(body, st, jax.random.split(key, draws))[1]
+
+    return run
+
+
+def blackjax_scan(algorithm, chains: int, draws: int, record):
+    """The same loop for a BlackJAX ``SamplingAlgorithm``."""
+
+    def run(x0, key):
+        st = jax.vmap(algorithm.init)(x0)
+
+        def body(s, k):
+            s, info = jax.vmap(algorithm.step)(jax.random.split(k, chains), s)
+            return s, record(info)
+
+        return jax.lax.scan(body, st, jax.random.split(key, draws))[1]
+
+    return run
+
+
 def loops(target: str, chains: int, draws: int):
     ld, imm, eps = SETUPS[target]
-    dim = imm.shape[0]
     x0 = _starts(target, chains, imm)
 
     def mcgen(uturn):
         kernel = nuts(step_size=eps, adapt=False, uturn=uturn)
+        return mcgen_scan(kernel, ld, imm, chains, draws, lambda info: info.num_grad_evals)
 
-        def mcgen_loop(x0, key):
-            st = jax.vmap(kernel.init, in_axes=(0, None))(x0, ld)
-            st = st._replace(params=st.params._replace(inverse_mass=jnp.broadcast_to(imm, (chains, dim))))
-
-            def body(s, k):
-                s, info = jax.vmap(lambda kk, ss: kernel.step(kk, ss, ld))(jax.random.split(k, chains), s)
-                return s, info.num_grad_evals
-
-            return jax.lax.scan(body, st, jax.random.split(key, draws))[1]
-
-        return mcgen_loop
-
-    bj = blackjax.nuts(ld, eps, imm)
-
-    def blackjax_loop(x0, key):
-        st = jax.vmap(bj.init)(x0)
-
-        def body(s, k):
-            s, info = jax.vmap(bj.step)(jax.random.split(k, chains), s)
-            return s, info.num_integration_steps
-
-        return jax.lax.scan(body, st, jax.random.split(key, draws))[1]
-
+    blackjax_loop = blackjax_scan(blackjax.nuts(ld, eps, imm), chains, draws, lambda info: info.num_integration_steps)
     # mcgen's default U-turn sum is the trapezoid one, as BlackJAX's; "mcgen_stan": Stan's plain sum
     return x0, {"mcgen": mcgen("trapezoid"), "mcgen_stan": mcgen("stan"), "blackjax": blackjax_loop}
 
