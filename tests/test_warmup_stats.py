@@ -56,17 +56,19 @@ def _check_searches(step_size, accept, starts, num_steps):
             k += 1
 
 
-# (kernel, its step size was given so no search starts the warmup, it jitters its step size)
+# (kernel, its starting step size, its target acceptance, it jitters its step size)
 KERNELS = {
-    "nuts": (lambda: mc.nuts(max_tree_depth=5), False, False),
-    "hmc_given_step": (lambda: mc.hmc(4, step_size=0.3), True, True),
-    "mala_dense": (lambda: mc.mala(mass="dense"), False, False),
+    "nuts": (lambda: mc.nuts(max_tree_depth=5), 1.0, 0.8, False),
+    # dual averaging to a low acceptance: the searches after window ends halve
+    "nuts_low_target": (lambda: mc.nuts(max_tree_depth=5, target_accept=0.6), 1.0, 0.6, False),
+    "hmc_given_step": (lambda: mc.hmc(4, step_size=0.3), 0.3, 0.65, True),
+    "mala_dense": (lambda: mc.mala(mass="dense"), 1.0, 0.574, False),
 }
 
 
 @pytest.mark.parametrize("name", list(KERNELS))
 def test_trace_matches_the_transitions_it_records(name):
-    make, given, jittered = KERNELS[name]
+    make, start, target, jittered = KERNELS[name]
     num_steps = 60
     w, ws, infos = replay(make(), num_steps)
     trace = jax.device_get(ws.trace)
@@ -75,9 +77,13 @@ def test_trace_matches_the_transitions_it_records(name):
     grads = np.asarray([int(i.num_grad_evals) for i in infos])
     # every gradient is a transition's: the step-size search runs on the warmup's own transitions
     np.testing.assert_array_equal(trace.num_grad_evals, grads)
-    # the search starts the warmup (unless the step size was given) and follows every window end
-    starts = [int(i) + 1 for i in np.flatnonzero(ends)] + ([] if given else [0])
+    # dual averaging starts at the kernel's step size, with no search (a search on transitions
+    # from far-off starts lost chains: docs/gradient_kernels.md), and a search follows every window end
     accept = np.asarray([float(i.accept_prob) for i in infos])
+    np.testing.assert_allclose(trace.step_size[0], start, rtol=1e-6)
+    first_da = np.exp(np.log(10.0 * start) - 1.0 / 0.05 * (target - accept[0]) / 11.0)  # t = 1, t0 = 10
+    np.testing.assert_allclose(trace.step_size[1], first_da, rtol=1e-4)
+    starts = [int(i) + 1 for i in np.flatnonzero(ends)]
     _check_searches(trace.step_size, accept, sorted(starts), num_steps)
     # the step size recorded is the one each transition used (HMC jitters its own copy by 1 +- 0.5)
     used = np.asarray([float(i.step_size) for i in infos])
@@ -135,3 +141,19 @@ def test_kernels_without_a_windowed_warmup_report_none():
         init_batched=False,
     )
     assert res.warmup_stats is None and res.warmup_grad_evals() is None
+
+
+def test_search_doubles_or_halves_until_the_statistic_crosses():
+    """The search's state machine alone (the warmups above start it only after window ends,
+    where it mostly doubles): the first trial sets the direction, the crossing trial ends it."""
+    from mcgen.adaptation.window import _search, search_step
+
+    for accepts, factor in (([0.3, 0.5, 0.7, 0.9], 0.5), ([0.95, 0.9, 0.85, 0.4], 2.0)):
+        search, eps, path = _search(True), jnp.float32(1.0), []
+        for a in accepts:
+            assert bool(search.active)
+            search, eps = search_step(search, eps, jnp.float32(a))
+            path.append(float(eps))
+        # three trials move the step size by the factor; the fourth crosses 0.8 and keeps its own
+        np.testing.assert_allclose(path, [factor, factor**2, factor**3, factor**3], rtol=1e-6)
+        assert not bool(search.active)

@@ -133,11 +133,19 @@ BUGS = {
     ),
     # the step-size search on warmup transitions (issue 14, session 7): halving by 4 instead of
     # 2, and a search that runs one trial past the crossing
+    # the search at the start of warmup, on transitions from far-off starts, lost chains on the
+    # Gym's log-Gaussian Cox process (docs/gradient_kernels.md): the kernels start dual averaging instead
+    "step_size_search_at_start": (
+        "mcgen/kernels/_gradient.py",
+        "find_initial=False,",
+        "find_initial=True,",
+        "tests/test_warmup_stats.py -k trace",
+    ),
     "step_size_search_wrong_factor": (
         "mcgen/adaptation/window.py",
         "factor = jnp.where(direction > 0, 2.0, 0.5)",
         "factor = jnp.where(direction > 0, 2.0, 0.25)",
-        "tests/test_warmup_stats.py -k trace",
+        "tests/test_warmup_stats.py -k 'trace or search'",
     ),
     "step_size_search_stops_late": (
         "mcgen/adaptation/window.py",

@@ -97,7 +97,7 @@ def barker(step_size: float | None = None, *, target_accept: float = 0.4, adapt:
     Parameters
     ----------
     step_size
-        Starting step size :math:`\\epsilon` (default: Stan's heuristic in warmup, 1.0 without).
+        Starting step size :math:`\\epsilon`, where warmup's dual averaging starts (default 1.0).
     target_accept
         Acceptance rate targeted by dual averaging in warmup (default 0.40).
     adapt
@@ -131,5 +131,5 @@ def barker(step_size: float | None = None, *, target_accept: float = 0.4, adapt:
         new = select(do_accept, rebuild(state, unravel, y, logdensity_y, grad_y), state)
         return new, BarkerInfo(accept_prob, do_accept, is_nonfinite, one, eps)
 
-    warmup = gradient_warmup(step, target_accept, step_size is not None) if adapt else None
+    warmup = gradient_warmup(step, target_accept) if adapt else None
     return Kernel(init, step, warmup)

@@ -107,7 +107,7 @@ def hmc(
         ``"low_rank"`` (that diagonal corrected along a few directions fitted to the draws and
         gradients, applied in :math:`O(dk)`: :mod:`mcgen.adaptation.low_rank`).
     step_size
-        Starting step size (default: Stan's heuristic in warmup, 1.0 without warmup).
+        Starting step size, where warmup's dual averaging starts (default 1.0).
     jitter
         Half-width :math:`j \\in [0, 1)` of the relative uniform jitter of the step size
         (default 0.5; 0 gives a fixed trajectory, which can resonate on Gaussian targets).
@@ -170,6 +170,6 @@ def hmc(
         return new, info
 
     warmup = (
-        gradient_warmup(step, target_accept, step_size is not None, mass, warmup_schedule, low_rank) if adapt else None
+        gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank) if adapt else None
     )
     return Kernel(init, step, warmup)

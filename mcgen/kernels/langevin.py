@@ -187,7 +187,7 @@ def mala(
     Parameters
     ----------
     step_size
-        Starting step size :math:`\\epsilon` (default: Stan's heuristic in warmup, 1.0 without).
+        Starting step size :math:`\\epsilon`, where warmup's dual averaging starts (default 1.0).
     mass
         The inverse mass matrix adapted in warmup: ``"diag"`` (Stan's: the variances of the
         warmup draws), ``"dense"`` (their covariance), ``"grad_diag"`` (a diagonal from the
@@ -239,6 +239,6 @@ def mala(
         return new, MALAInfo(accept_prob, do_accept, is_nonfinite, one, eps)
 
     warmup = (
-        gradient_warmup(step, target_accept, step_size is not None, mass, warmup_schedule, low_rank) if adapt else None
+        gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank) if adapt else None
     )
     return Kernel(init, step, warmup)

@@ -107,7 +107,7 @@ def nuts(
         ``"low_rank"`` (that diagonal corrected along a few directions fitted to the draws and
         gradients, applied in :math:`O(dk)`: :mod:`mcgen.adaptation.low_rank`).
     step_size
-        Starting step size (default: Stan's heuristic in warmup, 1.0 without warmup).
+        Starting step size, where warmup's dual averaging starts (default 1.0).
     target_accept
         Mean acceptance statistic targeted by dual averaging in warmup.
     max_energy_error
@@ -168,6 +168,6 @@ def nuts(
         return rebuild(state, unravel, tree.q, tree.logdensity, tree.g), info
 
     warmup = (
-        gradient_warmup(step, target_accept, step_size is not None, mass, warmup_schedule, low_rank) if adapt else None
+        gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank) if adapt else None
     )
     return Kernel(init, step, warmup)
