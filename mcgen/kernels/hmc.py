@@ -169,7 +169,5 @@ def hmc(
         )
         return new, info
 
-    warmup = (
-        gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank) if adapt else None
-    )
+    warmup = gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank) if adapt else None
     return Kernel(init, step, warmup)

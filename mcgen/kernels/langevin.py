@@ -238,7 +238,5 @@ def mala(
         new = select(do_accept, rebuild(state, unravel, y, logdensity_y, gy), state)
         return new, MALAInfo(accept_prob, do_accept, is_nonfinite, one, eps)
 
-    warmup = (
-        gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank) if adapt else None
-    )
+    warmup = gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank) if adapt else None
     return Kernel(init, step, warmup)

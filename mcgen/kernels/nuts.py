@@ -167,7 +167,5 @@ def nuts(
         )
         return rebuild(state, unravel, tree.q, tree.logdensity, tree.g), info
 
-    warmup = (
-        gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank) if adapt else None
-    )
+    warmup = gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank) if adapt else None
     return Kernel(init, step, warmup)
