@@ -62,6 +62,7 @@ def _without_noise(fn):
             "split": staticmethod(lambda key, num=2: jnp.stack([key] * num)),
             "normal": staticmethod(lambda key, shape=(), dtype=jnp.float32: jnp.zeros(shape, dtype)),
             "uniform": staticmethod(lambda key, shape=(), dtype=jnp.float32, *a: jnp.full(shape, 0.5, dtype)),
+            "ghmc_draws": staticmethod(lambda key, dim, dtype: (jnp.zeros((dim,), dtype), jnp.full((), 0.5, dtype))),
         },
     )
     meads_module._random = stub

@@ -263,17 +263,16 @@ def meads(
         return MEADSState(position, logdensity.astype(dtype), unravel(grad), params)
 
     def step(key, state: MEADSState, logdensity_fn):
-        key_momentum, key_slice = _random.split(key, 2)
         q, g, f, unravel = flatten(state, logdensity_fn)
         params = state.params
         dtype = q.dtype
         eps = params.step_size
         scale = jnp.sqrt(params.inverse_mass)
         alpha = jnp.where(params.fresh, 1.0, _refresh_fraction(eps, params.damping)).astype(dtype)
-        xi = _random.normal(key_momentum, q.shape, dtype)
+        # the noise and the first slice variable from one generator call (both words of each block)
+        xi, drawn = _random.ghmc_draws(key, q.shape[0], dtype)
         # params.momentum is the momentum p of mass diag(1 / sigma^2); r = sigma p is N(0, I)
         r = jnp.sqrt(1.0 - alpha) * scale * params.momentum + jnp.sqrt(alpha) * xi
-        drawn = _random.uniform(key_slice, (), dtype, -1.0, 1.0)
         shifted = jnp.mod(params.slice + 1.0 + 0.5 * alpha, 2.0) - 1.0
         s = jnp.where(params.fresh, drawn, shifted)
 
