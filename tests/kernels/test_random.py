@@ -122,7 +122,9 @@ def _ghmc_sample(dim, n, seed=0):
     return np.asarray(z, np.float64), np.asarray(u, np.float64)
 
 
-@pytest.mark.parametrize("dim", [1, 7, 10])  # the two words of a block feed z_j and z_j+half, or z and the uniform
+# below 16 coordinates one block per normal and the uniform from another stream; from 16 up,
+# the two words of a block feed z_j and z_j+half, or z and the uniform
+@pytest.mark.parametrize("dim", [1, 10, 17, 20])
 def test_ghmc_draws_are_independent_standard_normals(dim):
     """Moments in Monte-Carlo standard errors, KS of every coordinate, and no dependence between them.
 
