@@ -66,12 +66,13 @@ the 100-d Gaussian's convergence, so it is not used.
 ``Info.num_grad_evals`` is 1: one gradient per transition (a skipped fold pays it too).
 
 **Random numbers.** A step takes its momentum noise and its first slice variable from one
-call of :func:`mcgen.kernels._random.ghmc_draws` on the step's key (both words of each
-Threefry block; the inverse error function with a logarithm read off the float's bits):
-with one leapfrog step per draw, the generator is a large share of the step (on the 100-d
-Gaussian at 1024 chains it was about 40% with ``split``, ``normal`` and ``uniform``, which
-took twice as long).  Draws remain a pure function of (seed, chain, phase, step); the stream
-differs from that of versions before this generator.
+call of :func:`mcgen.kernels._random.ghmc_draws` on the step's key (no ``split``; the
+inverse error function with a logarithm read off the float's bits; both words of each
+Threefry block from 16 coordinates up): with one leapfrog step per draw the generator is a
+large share of the step (on the 100-d Gaussian at 1024 chains about 40% with ``split``,
+``normal`` and ``uniform``, which took a quarter to a half longer than ``ghmc_draws``).
+Draws remain a pure function of (seed, chain, phase, step); the stream differs from that
+of versions before this generator.
 
 References
 ----------
