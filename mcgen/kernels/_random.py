@@ -17,8 +17,9 @@ same uniforms with a fusable inverse error function (:func:`erfinv_f32`) and agr
 For NUTS, :func:`nuts_draws` takes its randomness from distinct counter blocks of one key:
 stream 0 feeds the momentum and the per-doubling draws, stream 1 the per-leaf uniforms.
 For generalized HMC (MEADS), :func:`ghmc_draws` takes the momentum noise and the slice
-variable from one call: both words of every Threefry block, and a logarithm computed from
-the float's bits (:func:`log_f32`) in the inverse error function.
+variable from one call on the step key: a logarithm computed from the float's bits
+(:func:`log_f32`) in the inverse error function, and both words of each Threefry block from
+16 coordinates up.
 
 References
 ----------
