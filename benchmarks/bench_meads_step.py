@@ -7,8 +7,11 @@ its driver's per-step key derivation and per-draw statistics are counted; BlackJ
 ``bench_many_chains.py`` samples).  A third run is mcgen's step with its random numbers
 replaced by constants (the momentum noise by zeros, the slice variable's first draw by 0.5,
 so no key is split or hashed either): the difference to the first is what generating the
-random numbers costs inside the step.  The three alternate, ``--repeats`` times each, and
-the best time per step of each is reported, with the ratios.
+random numbers costs inside the step.  A fourth is mcgen's step with the generator MEADS used
+before ``_random.ghmc_draws`` (``split`` of the step key, ``normal`` and ``uniform``).  The four
+alternate, ``--repeats`` times each; the best time per step of each is reported, with the
+ratios, and the median ratio over the repeats of BlackJAX's time to mcgen's (each repeat's
+runs are back to back, so a load that changes between repeats cancels in it).
 
 Usage::
 
@@ -29,6 +32,7 @@ import numpy as np
 from bench_nuts import TARGETS, initial_positions
 
 import mcgen as mc
+from mcgen.kernels import _random as mcgen_random
 
 STEP_SIZE, DAMPING = 0.1, 0.5
 
@@ -62,6 +66,7 @@ def _without_noise(fn):
             "split": staticmethod(lambda key, num=2: jnp.stack([key] * num)),
             "normal": staticmethod(lambda key, shape=(), dtype=jnp.float32: jnp.zeros(shape, dtype)),
             "uniform": staticmethod(lambda key, shape=(), dtype=jnp.float32, *a: jnp.full(shape, 0.5, dtype)),
+            "ghmc_draws": staticmethod(lambda key, dim, dtype: (jnp.zeros((dim,), dtype), jnp.full((), 0.5, dtype))),
         },
     )
     meads_module._random = stub
@@ -69,6 +74,21 @@ def _without_noise(fn):
         return fn()
     finally:
         meads_module._random = saved
+
+
+def _previous_generator(key, dim, dtype):
+    """MEADS's draws before ``ghmc_draws``: two keys, then ``normal`` and ``uniform``."""
+    key_momentum, key_slice = mcgen_random.split(key, 2)
+    return mcgen_random.normal(key_momentum, (dim,), dtype), mcgen_random.uniform(key_slice, (), dtype, -1.0, 1.0)
+
+
+def _with_previous_generator(fn):
+    saved = mcgen_random.ghmc_draws
+    mcgen_random.ghmc_draws = _previous_generator
+    try:
+        return fn()
+    finally:
+        mcgen_random.ghmc_draws = saved
 
 
 def _blackjax_fn(logdensity, num_chains, draws, dim):
@@ -93,20 +113,27 @@ def bench(name, num_chains, draws, repeats):
     key = jax.random.key(0)
     states = jax.vmap(lambda x, k: blackjax.ghmc.init(x, logdensity, k))(init, jax.random.split(key, num_chains))
     compiled = _blackjax_fn(logdensity, num_chains, draws, dim).lower(key, states).compile()
-    times = {"mcgen": [], "mcgen, no noise": [], "blackjax": []}
+    times = {"mcgen": [], "mcgen, no noise": [], "mcgen, previous generator": [], "blackjax": []}
     for rep in range(repeats):
         times["mcgen"].append(_mcgen_time(logdensity, init, num_chains, draws, rep, STEP_SIZE))
         times["mcgen, no noise"].append(
             _without_noise(lambda: _mcgen_time(logdensity, init, num_chains, draws, rep, STEP_SIZE * (1 + 1e-6)))
         )
+        times["mcgen, previous generator"].append(
+            _with_previous_generator(
+                lambda: _mcgen_time(logdensity, init, num_chains, draws, rep, STEP_SIZE * (1 + 2e-6))
+            )
+        )
         start = time.perf_counter()
         jax.block_until_ready(compiled(jax.random.key(rep), states))
         times["blackjax"].append((time.perf_counter() - start) / draws)
     best = {k: min(v) * 1e3 for k, v in times.items()}
+    median_ratio = np.median(np.array(times["blackjax"]) / np.array(times["mcgen"]))
     print(
         f"| {name} | {dim} | {num_chains} | {best['mcgen']:.3f} | {best['mcgen, no noise']:.3f} "
-        f"| {best['blackjax']:.3f} | {1 - best['mcgen, no noise'] / best['mcgen']:.0%} "
-        f"| {best['blackjax'] / best['mcgen']:.2f} |",
+        f"| {best['mcgen, previous generator']:.3f} | {best['blackjax']:.3f} "
+        f"| {1 - best['mcgen, no noise'] / best['mcgen']:.0%} "
+        f"| {best['blackjax'] / best['mcgen']:.2f} | {median_ratio:.2f} |",
         flush=True,
     )
 
@@ -120,10 +147,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; {args.draws} steps, best of {args.repeats}")
     print(
-        "| target | d | chains | mcgen ms/step | mcgen without noise | BlackJAX ghmc ms/step "
-        "| noise share of mcgen's step | BlackJAX time / mcgen time |"
+        "| target | d | chains | mcgen ms/step | mcgen without noise | mcgen, previous generator "
+        "| BlackJAX ghmc ms/step | noise share of mcgen's step | BlackJAX time / mcgen time (best) "
+        "| (median of repeats) |"
     )
-    print("|---" * 8 + "|")
+    print("|---" * 10 + "|")
     for num_chains in args.chains:
         for name in args.targets:
             bench(name, num_chains, args.draws, args.repeats)
