@@ -83,16 +83,22 @@ def _starts(target: str, chains: int, imm):
 
 
 def gradient_cost(target: str, chains: int, calls: int = 2000, repeats: int = 5) -> float:
-    """Steady-state microseconds of one vmapped value-and-gradient of the target for all chains."""
+    """Steady-state microseconds of one vmapped value-and-gradient of the target for all chains,
+    its outputs stored: the loop carries the value and gradient (as ``bench_gym.bare_gradient``),
+    so XLA cannot fuse the gradient into the next point's update and recompute its scalar
+    arithmetic per element (which made this figure exceed a whole HMC leapfrog step on the
+    Gym's Brownian motion at 128 chains)."""
     ld, imm, _ = SETUPS[target]
     f = jax.vmap(jax.value_and_grad(ld))
 
     def loop(x):
-        def body(_, x):
+        def body(_, carry):
+            x, value, grad = carry
+            x = x + 1e-6 * grad + 1e-9 * value[:, None]
             value, grad = f(x)
-            return x + 1e-6 * grad + 1e-9 * value[:, None]
+            return x, value, grad
 
-        return jax.lax.fori_loop(0, calls, body, x)
+        return jax.lax.fori_loop(0, calls, body, (x, *f(x)))
 
     x0 = _starts(target, chains, imm)
     compiled = jax.jit(loop).lower(x0).compile()
