@@ -20,7 +20,8 @@ Measured in session 8 (2-core x86-64 with AVX2 and FMA, jax 0.10.2):
 
 * ``chains``: nuts, hmc, mala differ at 1 and 2 chains; ``--no-cut`` too (so the cut is not
   the only cause); with ``XLA_FLAGS=--xla_cpu_max_isa=AVX`` (no FMA) 1 chain is identical
-  (hmc: 1 and 2) but 2 chains still differ for nuts and mala, with or without the cut.
+  (hmc: 1 and 2) but 2 chains still differ for nuts and mala, with or without the cut (for
+  mala without the cut, chain 1 differs and chain 0 agrees: a lane effect, not a coupling).
 * ``operators`` (disagreements out of 340): the current code 133 with AVX2, 47 with
   ``--xla_cpu_max_isa=AVX``; ``--fold`` 106 with AVX2 (LLVM's fused multiply-adds), **0**
   with ``--xla_cpu_max_isa=AVX``.  But ``--fold`` cost
