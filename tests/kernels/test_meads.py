@@ -165,3 +165,21 @@ def test_gaussian_100d_ensemble_adaptation():
     # whitened standard Gaussian: lambda_max = 1, so eps near 1/2 and gamma near 1
     assert 0.4 < float(params.step_size[0]) < 0.55 and 0.8 < float(params.damping[0]) < 1.3
     assert 0.8 < float(np.mean(res.stats["accept_prob"])) < 0.97
+
+
+@pytest.mark.slow  # ~7 s, mostly compilation
+def test_tight_start_at_the_mode_samples():
+    """From one point (``run_chains``'s default jitter of 0.1) the chains must spread out.
+
+    The spread of the chains is far below the target's there, and the gradients (``-x``) are
+    near zero, so the estimate ``E[(sigma g)(sigma g)^T]`` of the whitened curvature is tiny
+    (about ``sigma^4``) and the unbounded step size ``1/2 lambda^(-1/2)`` was ~150: every
+    proposal rejected, variance 0.003 after warmup.  The cap of 1 keeps the chains moving
+    until their spread reaches the target's.
+    """
+    d = 5
+    res = run(lambda x: -0.5 * jnp.sum(x**2), meads(), init=jnp.zeros(d), chains=64, samples=150, warmup=150)
+    testing.assert_moments(res.samples, jnp.zeros(d), jnp.ones(d))
+    step_size = float(res.last_state.params.step_size[0])
+    assert 0.3 < step_size < 0.7, step_size  # near the 1/2 of the whitened standard Gaussian
+    assert float(np.mean(res.stats["accept_prob"])) > 0.8
