@@ -23,13 +23,17 @@ and the momentum keeps its direction for longer (Neal 2020).  The state keeps th
 cools chains started far out (from a wide start on the 100-d Gaussian of scales 0.01 to 1,
 the whitened convention had not converged after 1000 warmup steps; this one converges in
 about 300, as BlackJAX's ``meads_adaptation``, which keeps :math:`p` too).  The one exception
-is an ensemble that expands, marked by the step size at its cap of 1 (below): there, where
-:math:`\\sigma` grows, :math:`p` shrinks by :math:`\\sigma_{old}/\\sigma_{new}` so that :math:`r`
-is kept (the exact convention: :math:`r \\sim N(0, I)` whatever :math:`\\sigma`).  Keeping
-:math:`p` there multiplied :math:`r` by the growth of :math:`\\sigma` at every step: from a
-single start 1000 times tighter than the target (``init=jnp.zeros(5)``, default jitter, a
-Gaussian of scale 100) the chains overshot to 10 times the target's scale and froze at a step
-size of 1e-4, as BlackJAX's do.  The momentum and the slice
+is a coordinate along which the ensemble is far narrower than the target, marked by a
+source fold's mean of :math:`(\\sigma_i g_i)^2` below 1/100 (at stationarity its expectation
+is at least 1: the Fisher information's diagonal is at least :math:`1/\\mathrm{Var}(x_i)`,
+Cramer-Rao; tails make it larger; at a Gaussian's mode 1/100 is a spread below 0.3 of the
+target's; 1/4 also fired on the noise of folds of 3 chains): there, where :math:`\\sigma_i`
+grows, :math:`p_i` shrinks by :math:`\\sigma_{i,old}/\\sigma_{i,new}` so that :math:`r_i` is
+kept (the exact convention: :math:`r \\sim N(0, I)` whatever :math:`\\sigma`).  Keeping :math:`p` there multiplied
+:math:`r` by the growth of :math:`\\sigma` at every step of the expansion: from a single
+start 1000 times tighter than the target (``init=jnp.zeros(5)``, default jitter, a Gaussian
+of scale 100), or on scales 0.01 to 100, the chains overshot and froze at a step size of
+1e-4 to 1e-6, as BlackJAX's do.  The momentum and the slice
 variable persist from step to step, so they are kept in ``state.params`` with the tunables:
 under the target they are independent of the position, so a combinator that rebuilds the
 state at a new position with the same ``params`` keeps the chain valid.  ``init`` marks them
@@ -75,8 +79,8 @@ the ensemble.  Rescaling the kept momentum only downwards when :math:`\\sigma` g
 the runaway but did not converge either (|z| 22 after 750 steps, 45 after 1500) and slowed
 the 100-d Gaussian's convergence from a wide start (128 chains uniform in [-2, 2]: mean
 log-ratio of the second moments to the truth +4.2 after 500 warmup steps against +0.9 to
-+1.8), so it is used only while the step size is at its cap (an expanding ensemble, never
-the case from those wide starts, whose runs are unchanged bit for bit).
++1.8), so it is used only along coordinates where the ensemble is far too narrow (above;
+from those wide starts runs of 200 to 1000 warmup steps are unchanged bit for bit).
 
 ``Info.num_grad_evals`` is 1: one gradient per transition (a skipped fold pays it too).
 
@@ -235,7 +239,10 @@ def _fold_parameters(x, g, w, num_folds: int, count, rows=None):
         & (step_size > 0)
         & jnp.isfinite(damping)
     )
-    return step_size, damping, var, ok
+    # per coordinate, at stationarity E[(sigma_i g_i)^2] >= 1 (Cramer-Rao: the Fisher information's
+    # diagonal is >= 1 / var_i); far below, the chains' spread is far below the target's there
+    flat = jnp.sum(wf[..., None] * (gf * sd[:, None, :]) ** 2, axis=1) / count_k[:, None] < 0.01
+    return step_size, damping, var, ok, flat
 
 
 @cached_constructor
@@ -358,14 +365,14 @@ def meads(
             state, count = ws.state, ws.count
             params = state.params
             dtype = params.step_size.dtype
-            (eps_k, gamma_k, var_k, ok_k), fold = gathered_parameters(state, count, num_folds)
+            (eps_k, gamma_k, var_k, ok_k, flat_k), fold = gathered_parameters(state, count, num_folds)
             source = (fold - 1) % num_folds
             ok = ok_k[source]
             inverse_mass = jnp.where(ok, var_k[source], params.inverse_mass).astype(dtype)
             step_size = jnp.where(ok, eps_k[source], params.step_size).astype(dtype)
-            # the cap binds (this step or the last): the spread is far below the target's and grows;
-            # keep the whitened momentum r = sigma p where sigma grows (see the module docstring)
-            expanding = (step_size >= 1.0) | (params.step_size >= 1.0)
+            # where the source fold's spread is far below the target's (the ensemble expands), keep
+            # the whitened momentum r = sigma p where sigma grows (see the module docstring)
+            expanding = ok & flat_k[source]
             shrink = jnp.where(expanding, jnp.minimum(1.0, jnp.sqrt(params.inverse_mass / inverse_mass)), 1.0)
             shrink = shrink.astype(dtype)
             params = params._replace(
@@ -386,7 +393,7 @@ def meads(
             state = ws.state
             params = state.params
             dtype = params.step_size.dtype
-            eps, gamma, var, ok = (a[0] for a in gathered_parameters(state, ws.count, 1)[0])
+            eps, gamma, var, ok, _ = (a[0] for a in gathered_parameters(state, ws.count, 1)[0])
             params = params._replace(
                 step_size=jnp.where(ok, eps, params.step_size).astype(dtype),
                 damping=jnp.where(ok, gamma, params.damping).astype(dtype),
