@@ -29,11 +29,11 @@ is at least 1: the Fisher information's diagonal is at least :math:`1/\\mathrm{V
 Cramer-Rao; tails make it larger; at a Gaussian's mode 1/100 is a spread below 0.3 of the
 target's; 1/4 also fired on the noise of folds of 3 chains): there, where :math:`\\sigma_i`
 grows, :math:`p_i` shrinks by :math:`\\sigma_{i,old}/\\sigma_{i,new}` so that :math:`r_i` is
-kept (the exact convention: :math:`r \\sim N(0, I)` whatever :math:`\\sigma`).  Keeping :math:`p` there multiplied
-:math:`r` by the growth of :math:`\\sigma` at every step of the expansion: from a single
-start 1000 times tighter than the target (``init=jnp.zeros(5)``, default jitter, a Gaussian
-of scale 100), or on scales 0.01 to 100, the chains overshot and froze at a step size of
-1e-4 to 1e-6, as BlackJAX's do.  The momentum and the slice
+kept (the exact convention: :math:`r \\sim N(0, I)` whatever :math:`\\sigma`).  Keeping
+:math:`p` there multiplied :math:`r` by the growth of :math:`\\sigma` at every step of the
+expansion: from a single start 1000 times tighter than the target (``init=jnp.zeros(5)``,
+default jitter, a Gaussian of scale 100), or on scales 0.01 to 100, the chains overshot and
+froze at a step size of 1e-4 to 1e-6, as BlackJAX's do.  The momentum and the slice
 variable persist from step to step, so they are kept in ``state.params`` with the tunables:
 under the target they are independent of the position, so a combinator that rebuilds the
 state at a new position with the same ``params`` keeps the chain valid.  ``init`` marks them
@@ -203,7 +203,7 @@ def _fold_rows(n: int, epoch, num_real: int | None = None):
 
 
 def _fold_parameters(x, g, w, num_folds: int, count, rows=None):
-    """Step size, damping and inverse mass of every fold from its chains: arrays with a leading ``(K,)``.
+    """Step size, damping, inverse mass, ok and the far-too-narrow flags ``(K, d)`` of every fold: leading ``(K,)``.
 
     ``rows`` (optional) is each chain's row in the fold layout (row ``j`` is in fold ``j % K``).
     """
