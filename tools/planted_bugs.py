@@ -537,6 +537,22 @@ BUGS = {
         "return _fold_parameters(xs, gs, jnp.ones_like(w, x.dtype), folds, step, rows), fold",
         "tests/kernels/test_meads.py -k fold",
     ),
+    # ---- issue 16 follow-up (session 8): MEADS's step size not capped at 1 (from a tight start
+    # at the mode the whitened gradients are ~sigma^2, the step size ~150: nothing ever moves)
+    "meads_step_size_uncapped": (
+        "mcgen/kernels/meads.py",
+        "step_size = jnp.minimum(0.5 / jnp.sqrt(lam_grad), 1.0)",
+        "step_size = 0.5 / jnp.sqrt(lam_grad)",
+        "tests/kernels/test_meads.py -k tight",
+    ),
+    # the kept momentum p not shrunk where the ensemble is far too narrow: r = sigma p grows
+    # with sigma at every step of the expansion, the chains overshoot and freeze (step size 1e-4)
+    "meads_momentum_not_shrunk_while_expanding": (
+        "mcgen/kernels/meads.py",
+        "expanding = ok & flat_k[source]",
+        "expanding = ok & ~ok",
+        "tests/kernels/test_meads.py -k tight",
+    ),
     # ---- issue 16 (session 4): MAMS warmup without its unadjusted start (chains started in a
     # funnel's neck reject every adjusted proposal for good: the gym eight-schools z of 4.6)
     "mams_no_unadjusted_start": (

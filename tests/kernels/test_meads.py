@@ -165,3 +165,26 @@ def test_gaussian_100d_ensemble_adaptation():
     # whitened standard Gaussian: lambda_max = 1, so eps near 1/2 and gamma near 1
     assert 0.4 < float(params.step_size[0]) < 0.55 and 0.8 < float(params.damping[0]) < 1.3
     assert 0.8 < float(np.mean(res.stats["accept_prob"])) < 0.97
+
+
+@pytest.mark.slow  # ~7 s each, mostly compilation
+@pytest.mark.parametrize("scales", [(1.0,) * 5, (0.01, 0.1, 1.0, 10.0, 100.0)], ids=["unit", "0.01-100"])
+def test_tight_start_samples(scales):
+    """From one point (``run_chains``'s default jitter of 0.1) the chains must spread out.
+
+    Unit scales: the spread of the chains is far below the target's and the gradients (``-x``)
+    near zero, so the estimate ``E[(sigma g)(sigma g)^T]`` of the whitened curvature is tiny
+    (about ``sigma^4``) and the uncapped step size ``1/2 lambda^(-1/2)`` was ~150: every
+    proposal rejected, variance 0.003 after warmup.  Scales 0.01 to 100 (a spread 1000 times
+    too small along the last): keeping the momentum ``p`` of mass ``1 / sigma^2`` while
+    ``sigma`` grows inflated the whitened momentum at every step of the expansion; the chains
+    overshot and froze (step size 1e-6, variances off by 1e5).
+    """
+    scales = jnp.asarray(scales)
+    d = scales.shape[0]
+    logdensity = lambda x: -0.5 * jnp.sum((x / scales) ** 2)  # noqa: E731
+    res = run(logdensity, meads(), init=jnp.zeros(d), chains=64, samples=150, warmup=150)
+    testing.assert_moments(res.samples, jnp.zeros(d), scales**2)
+    step_size = float(res.last_state.params.step_size[0])
+    assert 0.3 < step_size < 0.7, step_size  # near the 1/2 of the whitened standard Gaussian
+    assert float(np.mean(res.stats["accept_prob"])) > 0.8
