@@ -87,11 +87,10 @@ def gradient_warmup(
     Dual averaging starts from the state's step size (the user's, or 1.0) with no search
     first, as BlackJAX does; Stan's heuristic runs on the warmup's transitions after each
     metric update (:class:`~mcgen.adaptation.window.StepSizeSearch`).  A search at the start
-    is not used: run on transitions from far-off starting points, it made one chain in three
-    or four runs of the Inference Gym's log-Gaussian Cox process lose itself in a region
-    where the float32 log-density is noise (its step size shrank to 1e-7; 3 of 10 seeds),
-    where starting dual averaging at 1.0 failed none of the same seeds.  ``mass="grad_diag"`` sets the
-    diagonal metric from the draws *and* gradients of each window (the Fisher-divergence
+    is not used: run on transitions from far-off starting points, it lost one chain in 3 of 10
+    seeded runs of the Inference Gym's log-Gaussian Cox process in a region where the float32
+    log-density is rounding noise (step size 1e-7), where dual averaging started at 1.0 lost
+    none on the same seeds.  ``mass="grad_diag"`` sets the diagonal metric from the draws *and* gradients of each window (the Fisher-divergence
     optimum, :func:`~mcgen.adaptation.welford.fisher_diagonal`); ``"diag"`` and ``"dense"``
     from the draws' covariance, as Stan does; ``"low_rank"`` corrects the Fisher diagonal along
     a few directions fitted to the window's last draws and gradients (``low_rank`` settings,
