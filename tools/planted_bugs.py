@@ -136,9 +136,9 @@ BUGS = {
     # the search at the start of warmup, on transitions from far-off starts, lost chains on the
     # Gym's log-Gaussian Cox process (docs/gradient_kernels.md): the kernels start dual averaging instead
     "step_size_search_at_start": (
-        "mcgen/kernels/_gradient.py",
-        "find_initial=False,",
-        "find_initial=True,",
+        "mcgen/adaptation/window.py",
+        "find_initial: bool = False,",
+        "find_initial: bool = True,",
         "tests/test_warmup_stats.py -k trace",
     ),
     "step_size_search_wrong_factor": (

@@ -86,11 +86,8 @@ def gradient_warmup(
 
     Dual averaging starts from the state's step size (the user's, or 1.0) with no search
     first, as BlackJAX does; Stan's heuristic runs on the warmup's transitions after each
-    metric update (:class:`~mcgen.adaptation.window.StepSizeSearch`).  A search at the start
-    is not used: run on transitions from far-off starting points, it lost one chain in 3 of 10
-    seeded runs of the Inference Gym's log-Gaussian Cox process in a region where the float32
-    log-density is rounding noise (step size 1e-7), where dual averaging started at 1.0 lost
-    none on the same seeds.  ``mass="grad_diag"`` sets the diagonal metric from the draws *and* gradients of each window (the Fisher-divergence
+    metric update (:class:`~mcgen.adaptation.window.StepSizeSearch`; why none runs at the
+    start: ``window_adaptation``'s ``find_initial``).  ``mass="grad_diag"`` sets the diagonal metric from the draws *and* gradients of each window (the Fisher-divergence
     optimum, :func:`~mcgen.adaptation.welford.fisher_diagonal`); ``"diag"`` and ``"dense"``
     from the draws' covariance, as Stan does; ``"low_rank"`` corrects the Fisher diagonal along
     a few directions fitted to the window's last draws and gradients (``low_rank`` settings,
@@ -106,7 +103,6 @@ def gradient_warmup(
             step,
             num_steps,
             target_accept=target_accept,
-            find_initial=False,
             estimator=estimator,
             schedule=schedule,
             **settings,

@@ -223,7 +223,8 @@ def _fold_parameters(x, g, w, num_folds: int, count, rows=None):
     centered = jnp.where(wf[..., None] > 0, xf - mean[:, None, :], 0.0)
     var = jnp.sum(centered**2, axis=1) / (count_k[:, None] - 1.0)
     sd = jnp.sqrt(var)
-    lam_grad = _largest_eigenvalue(gf * sd[:, None, :], wf, centered=False)
+    scaled_g = gf * sd[:, None, :]  # whitened gradients
+    lam_grad = _largest_eigenvalue(scaled_g, wf, centered=False)
     lam_pos = _largest_eigenvalue(centered / sd[:, None, :], wf, centered=True)
     # capped at 1 (BlackJAX's meads_adaptation cites the paper's Algorithm 3 for the same cap): at
     # stationarity E[(sigma g)(sigma g)^T] >= the inverse whitened correlation (Cramer-Rao for
@@ -241,7 +242,7 @@ def _fold_parameters(x, g, w, num_folds: int, count, rows=None):
     )
     # per coordinate, at stationarity E[(sigma_i g_i)^2] >= 1 (Cramer-Rao: the Fisher information's
     # diagonal is >= 1 / var_i); far below, the chains' spread is far below the target's there
-    flat = jnp.sum(wf[..., None] * (gf * sd[:, None, :]) ** 2, axis=1) / count_k[:, None] < 0.01
+    flat = jnp.sum(wf[..., None] * scaled_g**2, axis=1) / count_k[:, None] < 0.01
     return step_size, damping, var, ok, flat
 
 
