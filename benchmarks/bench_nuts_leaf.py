@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mcgen.kernels import _trajectory
 from mcgen.kernels.nuts import nuts
 
 SETUPS = {  # log-density, inverse mass, step size (trees of a few doublings)
@@ -153,8 +154,26 @@ def loops(target: str, chains: int, draws: int):
         return mcgen_scan(kernel, ld, imm, chains, draws, lambda info: info.num_grad_evals)
 
     blackjax_loop = blackjax_scan(blackjax.nuts(ld, eps, imm), chains, draws, lambda info: info.num_integration_steps)
-    # mcgen's default U-turn sum is the trapezoid one, as BlackJAX's; "mcgen_stan": Stan's plain sum
-    return x0, {"mcgen": mcgen("trapezoid"), "mcgen_stan": mcgen("stan"), "blackjax": blackjax_loop}
+    # mcgen's default U-turn sum is the trapezoid one, as BlackJAX's; "mcgen_stan": Stan's plain sum;
+    # "mcgen_1stage": the whole batch in every iteration, without gathering the growing trees
+    fns = {"mcgen": mcgen("trapezoid"), "mcgen_stan": mcgen("stan"), "blackjax": blackjax_loop}
+    if len(_trajectory._stage_sizes(chains)) > 1:
+        fns["mcgen_1stage"] = _one_stage(mcgen("trapezoid"))
+    return x0, fns
+
+
+def _one_stage(fn):
+    """``fn`` traced with the NUTS loop in one stage (``_trajectory._COMPACT_MIN_BATCH`` out of reach)."""
+
+    def run(*args):
+        before = _trajectory._COMPACT_MIN_BATCH
+        _trajectory._COMPACT_MIN_BATCH = 1 << 30
+        try:
+            return fn(*args)
+        finally:
+            _trajectory._COMPACT_MIN_BATCH = before
+
+    return run
 
 
 def main():
@@ -194,11 +213,18 @@ def main():
                 best[name] = min(best[name], time.perf_counter() - start)
         per = {name: 1e6 * best[name] / iters[name] for name in fns}
         grad = gradient_cost(args.target, chains)
+        one_stage = f", mcgen_1stage {per['mcgen_1stage']:.2f}" if "mcgen_1stage" in per else ""
         print(
             f"{args.target} chains={chains:4d} us per iteration: mcgen {per['mcgen']:.2f}, "
-            f"mcgen_stan {per['mcgen_stan']:.2f}, blackjax {per['blackjax']:.2f}, "
+            f"mcgen_stan {per['mcgen_stan']:.2f}{one_stage}, blackjax {per['blackjax']:.2f}, "
             f"ratio mcgen/blackjax {per['mcgen'] / per['blackjax']:.2f}; "
             f"the log-density gradient alone {grad:.2f}"
+        )
+        draw = {name: best[name] / args.draws * 1e3 for name in fns}
+        print(
+            f"{args.target} chains={chains:4d} ms per draw of the batch: "
+            + ", ".join(f"{name} {value:.3f}" for name, value in draw.items())
+            + f"; mcgen/blackjax {draw['mcgen'] / draw['blackjax']:.2f}"
         )
 
 

@@ -117,6 +117,27 @@ BUGS = {
         "keep = lambda x: jax.lax.cond(any_growing, lambda y: (*y[:-1], y[-1] + 1.0), zeros, x)",
         "tests/kernels/test_fence.py -k decisions",
     ),
+    # many chains: the next stage gathers finished trees first, leaving growing ones unfinished
+    "nuts_compact_gathers_finished": (
+        "mcgen/kernels/_trajectory.py",
+        "order = jnp.argsort(t.ints[:, DONE] != 0, stable=True)[:until]",
+        "order = jnp.argsort(t.ints[:, DONE] == 0, stable=True)[:until]",
+        "tests/kernels/test_fence.py -k gathering",
+    ),
+    # many chains: a batched closure is not gathered with the trees (the first chains' values)
+    "nuts_compact_closure_not_gathered": (
+        "mcgen/kernels/_trajectory.py",
+        "consts = [x if a is None else jnp.take(x, order, axis=a) for x, a in zip(consts, const_axes)]",
+        "consts = [x if a is None else x[: order.shape[0]] for x, a in zip(consts, const_axes)]",
+        "tests/kernels/test_fence.py -k gathering",
+    ),
+    # many chains: the stages' trees are written back in the wrong order
+    "nuts_compact_scatter_order": (
+        "mcgen/kernels/_trajectory.py",
+        "for parent, order in reversed(saved):",
+        "for parent, order in saved:",
+        "tests/kernels/test_fence.py -k gathering",
+    ),
     # the leaves between a subtree's first and last forget to store the subtree's candidate
     "nuts_leaf_rows_stale_candidate": (
         "mcgen/kernels/_trajectory.py",

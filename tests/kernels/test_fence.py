@@ -119,3 +119,72 @@ def test_fenced_leaf_decisions_draw_the_same_bits(monkeypatch):
     np.testing.assert_array_equal(plain.samples, fenced.samples)
     for name in ("energy", "num_grad_evals", "accept_prob", "tree_depth", "is_divergent"):
         np.testing.assert_array_equal(plain.stats[name], fenced.stats[name], err_msg=name)
+
+
+def _student4(x):  # heavy tails: trees of 1 to 1023 leaves; elementwise, 4 coordinates (see test_determinism)
+    return -2.5 * jnp.sum(jnp.log1p((x / jnp.array([0.5, 1.0, 2.0, 3.0])) ** 2 / 4.0))
+
+
+def _student_chains(num_chains):
+    return mc.run_chains(
+        _student4,
+        mc.nuts(step_size=0.6, adapt=False),
+        init=jnp.zeros(4),
+        num_chains=num_chains,
+        num_samples=30,
+        num_warmup=0,
+        seed=11,
+        progress=False,
+        warn=False,
+    )
+
+
+def test_gathering_growing_trees_draws_the_same_bits(monkeypatch):
+    # From _trajectory._COMPACT_MIN_BATCH vmapped chains on, the NUTS loop gathers the trees
+    # still growing into smaller batches (stages of 32 and 8 chains here): the draws must be
+    # those of the one-stage loop, and chain 0 and 1's those of 2 chains alone.
+    from mcgen.kernels import _trajectory
+
+    assert _trajectory._stage_sizes(32, 10) == [32, 8]
+    clear_cache()
+    staged = _student_chains(32)
+    leaves = np.asarray(staged.stats["num_grad_evals"])
+    # some draws leave at most 8 trees growing for their last iterations
+    assert np.any(np.sum(leaves >= leaves.max(axis=0) / 2, axis=0) <= 8)
+    monkeypatch.setattr(_trajectory, "_COMPACT_MIN_BATCH", 1 << 30)
+    clear_cache()
+    one_stage = _student_chains(32)
+    alone = _student_chains(2)
+    clear_cache()
+    np.testing.assert_array_equal(staged.samples, one_stage.samples)
+    for name in ("energy", "num_grad_evals", "accept_prob", "tree_depth", "is_divergent"):
+        np.testing.assert_array_equal(staged.stats[name], one_stage.stats[name], err_msg=name)
+    np.testing.assert_array_equal(staged.samples[:2], alone.samples)
+
+
+def test_gathering_growing_trees_gathers_batched_closures(monkeypatch):
+    # A log-density closing over per-chain values (a Gibbs block's other blocks): the stages
+    # (64, 24 and 8 chains) gather them with the trees.  One transition of 64 chains with
+    # scales 0.05 to 20 (trees of 1 to 95 leaves), staged against one stage, bit for bit;
+    # a log-density above _COMPACT_MAX_EQUATIONS runs in one stage.
+    from mcgen.kernels import _trajectory
+
+    n, d = 64, 4
+    assert _trajectory._stage_sizes(n, 10) == [64, 24, 8]
+    assert _trajectory._stage_sizes(n, _trajectory._COMPACT_MAX_EQUATIONS + 1) == [64]
+    scales = jnp.exp(jnp.linspace(-3.0, 3.0, n))
+    q = jax.random.normal(jax.random.key(0), (n, d))
+
+    def one(key, x, scale):
+        f = jax.value_and_grad(lambda y: -0.5 * jnp.sum((y / scale) ** 2))
+        ld, g = f(x)
+        return _trajectory.build_tree(key, f, jnp.ones(d), x, ld, g, 0.5, 10, 1000.0, "trapezoid")
+
+    keys = jax.random.split(jax.random.key(1), n)
+    staged = jax.jit(jax.vmap(one))(keys, q, scales)
+    leaves = np.asarray(staged.num_leaves)
+    assert leaves.min() == 1 and np.sum(leaves >= 64) <= 8 < np.sum(leaves >= 8)
+    monkeypatch.setattr(_trajectory, "_COMPACT_MIN_BATCH", 1 << 30)
+    one_stage = jax.jit(jax.vmap(one))(keys, q, scales)
+    for a, b, name in zip(staged, one_stage, staged._fields):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
