@@ -62,7 +62,7 @@ def test_convergence_rule():
     assert B.converged(dict(ok, rhat=1.05, z=float("nan"), z2=float("nan")))
 
 
-def test_staged_paid_counts_each_iteration_at_its_stage_size():
+def test_staged_gradients_count_each_iteration_at_its_stage_size():
     # 32 chains run in stages of 32 and 8 (mcgen.kernels._trajectory._stage_sizes): a draw where
     # one tree takes 100 leaves and the others 1 pays 32 for the first iteration and 8 for each
     # of the 99 others; with 9 trees of 100 leaves, 32 for all 100 iterations.
@@ -76,8 +76,8 @@ def test_staged_paid_counts_each_iteration_at_its_stage_size():
     one_long[5] = 100
     nine_long = np.ones((32, 1), int)
     nine_long[:9] = 100
-    assert B.staged_paid(one_long, 32, ld, x0) == 32 + 99 * 8
-    assert B.staged_paid(nine_long, 32, ld, x0) == 32 * 100
-    assert B.staged_paid(np.concatenate([one_long, nine_long], axis=1), 32, ld, x0) == 32 + 99 * 8 + 3200
+    assert B.staged_gradients(one_long, 32, ld, x0) == 32 + 99 * 8
+    assert B.staged_gradients(nine_long, 32, ld, x0) == 32 * 100
+    assert B.staged_gradients(np.concatenate([one_long, nine_long], axis=1), 32, ld, x0) == 32 + 99 * 8 + 3200
     # below 32 chains one stage: chains x the longest tree
-    assert B.staged_paid(one_long[:16], 16, ld, x0) == 16 * 100
+    assert B.staged_gradients(one_long[:16], 16, ld, x0) == 16 * 100
