@@ -250,7 +250,9 @@ def run_mcgen(kernel):
         paid = num_chains * steps.max(axis=0).sum()
         computed = None
         if kernel == mc.nuts():  # the loop's stages compute fewer than the whole batch's
-            computed = staged_gradients(steps, num_chains, target.logdensity, jnp.asarray(init)[0])
+            computed = staged_gradients(
+                steps, num_chains, target.logdensity, jax.tree_util.tree_map(lambda a: a[0], init)
+            )
         return summarize(target, res.samples, paid, res.sampling_time, computed)
 
     return run
