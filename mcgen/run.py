@@ -28,7 +28,11 @@ driver pads the per-device batch away from those sizes with chains it discards (
 different batch sizes, so on targets with dense matrix products chain ``i`` agrees across
 chain counts to rounding error (which accept decisions can amplify) rather than bit for bit.
 So does a ``mass="low_rank"`` metric, whose factor is cut to the columns that the chains of
-the batch need (:func:`mcgen.kernels._metrics.by_kept_columns`).
+the batch need (:func:`mcgen.kernels._metrics.by_kept_columns`), and so does NUTS on targets
+of more than 16 coordinates, whose U-turn tests are such products (and whose split sums
+change with the batch, :func:`mcgen.kernels._trajectory._rowdots`): on the 100-d Gaussian of
+``benchmarks/bench_nuts.py``, chain 0's draws after 100 + 100 steps differ between 4, 16 and
+128 chains, by as much as the chains' spread once an accept decision flips.
 A third, measured on HMC: when the number of coordinates is not a multiple of the SIMD width,
 the leftover elements of ``a * b + c`` may be fused into one multiply-add at some batch sizes
 and not at others, so on such small targets (e.g. 3 coordinates) HMC's draws can differ

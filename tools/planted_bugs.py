@@ -138,6 +138,13 @@ BUGS = {
         "for parent, order in saved:",
         "tests/kernels/test_fence.py -k gathering",
     ),
+    # many chains: each stage splits the inner products' sums for its own batch size
+    "nuts_compact_split_per_stage": (
+        "mcgen/kernels/_trajectory.py",
+        "ld_dtype, jax.vmap, size, it=it, until=until, split_batch=batch)",
+        "ld_dtype, jax.vmap, size, it=it, until=until, split_batch=size)",
+        "tests/kernels/test_fence.py -k gathering",
+    ),
     # the leaves between a subtree's first and last forget to store the subtree's candidate
     "nuts_leaf_rows_stale_candidate": (
         "mcgen/kernels/_trajectory.py",

@@ -453,9 +453,12 @@ def _grow(
     trapezoid: bool,
     it=None,
     until: int = 0,
+    split_batch: int | None = None,
 ):
     """Run the leaf loop until at most ``until`` trees are still growing (every tree done by
     default); returns the trees and the loop counter ``it`` reached (from ``it``, 0 by default).
+    ``split_batch`` (``batch`` by default) is the batch size whose split sums
+    (:func:`_rowdots`) the inner products use: a stage of a larger batch keeps its pieces.
 
     One leaf is four pieces.  With ``fence`` (``_integrators.fence_pays``: every log-density
     but a small one of a few linear-algebra operations that never fuse) the gradient
@@ -495,12 +498,13 @@ def _grow(
     num_slots = t.ck.shape[-2]
     window = min(_WINDOW, num_slots)
     growing = lambda t: t.ints[..., DONE] == 0  # noqa: E731
+    split = batch if split_batch is None else split_batch
 
     def products(size):
         first_v = 0 if trapezoid else 1
 
         def run(ck, a_r, v1, start):
-            slot_products = functools.partial(_slot_products, start=start, size=size, batch=batch, first_v=first_v)
+            slot_products = functools.partial(_slot_products, start=start, size=size, batch=split, first_v=first_v)
             return mapped(slot_products)(ck, a_r, v1)
 
         return run
@@ -532,7 +536,7 @@ def _grow(
             _finish,
             max_depth=max_depth,
             max_energy_error=max_energy_error,
-            batch=batch,
+            batch=split,
             trapezoid=trapezoid,
             keep=keep,
             special=special if small_and_many else None,
@@ -580,9 +584,14 @@ def _grow_compacting(
     chains: 54 leaves per chain and draw, 755 iterations).  So once no more than the next
     stage's size are growing, those trees (and enough finished ones to fill the stage) are
     gathered into a smaller batch, which runs on at the same loop counter; at the end the
-    stages' trees are written back in reverse order.  Each chain's leaves are the same
-    arithmetic at every stage size, so the draws do not change (``tests/kernels/test_fence.py``
-    checks it bit for bit).  ``gradient(x, consts)`` is the batched value and gradient;
+    stages' trees are written back in reverse order.  Every stage splits the inner products'
+    sums as the whole batch does (``split_batch``), so each chain's leaves are the same
+    arithmetic at every stage size, and on targets of up to ``_SMALL_DIM`` coordinates the
+    draws are those of the one-stage loop bit for bit (``tests/kernels/test_fence.py``; also
+    measured on a 10-d funnel at 128 chains).  On larger targets the U-turn products are
+    batched matrix-vector products, which XLA may round differently at another batch size (as
+    it does across chain counts, :mod:`mcgen.run`), so there the draws agree to rounding.
+    ``gradient(x, consts)`` is the batched value and gradient;
     ``consts`` are the log-density's closed-over values, batched where ``const_axes`` is 0.
     """
     sizes = _stage_sizes(batch, program_size)
@@ -590,7 +599,8 @@ def _grow_compacting(
     it = None
     for k, size in enumerate(sizes):
         until = sizes[k + 1] if k + 1 < len(sizes) else 0
-        t, it = grow(t, c, functools.partial(gradient, consts=consts), ld_dtype, jax.vmap, size, it=it, until=until)
+        stage_gradient = functools.partial(gradient, consts=consts)
+        t, it = grow(t, c, stage_gradient, ld_dtype, jax.vmap, size, it=it, until=until, split_batch=batch)
         if until:
             # growing trees first (a stable sort keeps their order), then finished ones
             order = jnp.argsort(t.ints[:, DONE] != 0, stable=True)[:until]

@@ -164,14 +164,16 @@ def test_gathering_growing_trees_draws_the_same_bits(monkeypatch):
 
 def test_gathering_growing_trees_gathers_batched_closures(monkeypatch):
     # A log-density closing over per-chain values (a Gibbs block's other blocks): the stages
-    # (64, 24 and 8 chains) gather them with the trees.  One transition of 64 chains with
-    # scales 0.05 to 20 (trees of 1 to 95 leaves), staged against one stage, bit for bit;
-    # a log-density above _COMPACT_MAX_EQUATIONS runs in one stage.
+    # (128, 32 and 8 chains) gather them with the trees.  One transition of 128 chains with
+    # scales 0.05 to 20, staged against one stage, bit for bit; a log-density above
+    # _COMPACT_MAX_EQUATIONS runs in one stage.  At 128 chains of 10 coordinates the inner
+    # products' split sums (_rowdots) take two pieces and at 32 or 8 one: every stage must
+    # keep the whole batch's.
     from mcgen.kernels import _trajectory
 
-    n, d = 64, 4
-    assert _trajectory._stage_sizes(n, 10) == [64, 24, 8]
-    assert _trajectory._stage_sizes(n, _trajectory._COMPACT_MAX_EQUATIONS + 1) == [64]
+    n, d = 128, 10
+    assert _trajectory._stage_sizes(n, 10) == [128, 32, 8]
+    assert _trajectory._stage_sizes(n, _trajectory._COMPACT_MAX_EQUATIONS + 1) == [128]
     scales = jnp.exp(jnp.linspace(-3.0, 3.0, n))
     q = jax.random.normal(jax.random.key(0), (n, d))
 
