@@ -6,7 +6,8 @@ of the trajectory on that side.  The recursive description is a binary tree; thi
 builds the same tree *iteratively*, one leaf per loop iteration, in a single flat
 ``lax.while_loop`` (no nested loops, no recursion).  Under ``vmap`` each iteration does one
 leapfrog step for every chain, and a chain whose tree is finished idles until the longest
-tree of the batch is done.
+tree of the batch is done; from 32 chains on, the trees still growing are gathered into
+smaller batches as the others finish (:func:`_grow_compacting`).
 
 **Multinomial sampling.**  Each leaf :math:`z_i` carries the weight
 :math:`w_i = e^{H_0 - H(z_i)}`.  Inside a subtree the candidate is drawn progressively,
@@ -70,10 +71,10 @@ _DECISIONS_FENCE_MIN_BATCH = 32
 # From this many vmapped chains on, the loop gathers the trees still growing into smaller
 # batches once few enough grow (see `_stage_sizes` and `_grow_compacting`).
 _COMPACT_MIN_BATCH = 32
-_COMPACT_LANES = 8
+_COMPACT_LANES = 8  # stage sizes are multiples of this (XLA:CPU's vector width for float32)
 # ... for a log-density (value and gradient) of at most this many equations: each stage
 # compiles it again (see `_stage_sizes` for the figures)
-_COMPACT_MAX_EQUATIONS = 1000  # stage sizes are multiples of this (XLA:CPU's vector width for float32)
+_COMPACT_MAX_EQUATIONS = 1000
 
 
 class Setup(NamedTuple):  # per-transition constants of one chain
