@@ -35,6 +35,8 @@ Usage::
     python benchmarks/compare_nuts_adaptation.py [target]          # toy mode, default gaussian_100
     python benchmarks/compare_nuts_adaptation.py --gym BrownianMotionUnknownScalesMissingMiddleObservations \
         --reps 3 --chains 64 --variants restart_average lagged_average blackjax_like
+    python benchmarks/compare_nuts_adaptation.py --gym BrownianMotionUnknownScalesMissingMiddleObservations \
+        --fixed 0.12 0.16 0.2 0.25    # both kernels' acceptance statistic at fixed step sizes
 """
 
 from __future__ import annotations
@@ -312,6 +314,61 @@ def gym(
         )
 
 
+def fixed(name: str, step_sizes, num_chains: int = 16, draws: int = 500, reps: int = 2):
+    """The acceptance statistic of both NUTS at fixed step sizes (no warmup difference left).
+
+    BlackJAX's window adaptation runs once (``num_chains`` chains); then both kernels run from
+    its warmed-up states with the chains' geometric-mean metric at each given step size.  Equal
+    means say that the two kernels' statistics (what dual averaging sees) agree."""
+    import bench_gym as G
+    import blackjax
+
+    target = G.make_target(name)
+    adapt = blackjax.window_adaptation(blackjax.nuts, target.logdensity)
+    warm = jax.jit(jax.vmap(lambda k, x: adapt.run(k, x, num_steps=1000)))
+    (states, params), _ = warm(jax.random.split(jax.random.key(1), num_chains), target.inits(num_chains, 0))
+    inverse_mass = jnp.asarray(np.exp(np.log(np.asarray(params["inverse_mass_matrix"])).mean(0)), jnp.float32)
+    kernel = nuts()
+
+    def blackjax_chain(key, state, eps):
+        step = blackjax.nuts(target.logdensity, step_size=eps, inverse_mass_matrix=inverse_mass).step
+
+        def body(s, k):
+            s, info = step(k, s)
+            return s, (info.acceptance_rate, info.num_integration_steps)
+
+        return jax.lax.scan(body, state, jax.random.split(key, draws))[1]
+
+    def mcgen_chain(key, state, eps):
+        s = kernel.init(state.position, target.logdensity)
+        s = s._replace(
+            params=s.params._replace(step_size=eps.astype(s.params.step_size.dtype), inverse_mass=inverse_mass)
+        )
+
+        def body(s, k):
+            s, info = kernel.step(k, s, target.logdensity)
+            return s, (info.accept_prob, info.num_grad_evals)
+
+        return jax.lax.scan(body, s, jax.random.split(key, draws))[1]
+
+    runs = {
+        lib: jax.jit(jax.vmap(f, (0, 0, None))) for lib, f in (("mcgen", mcgen_chain), ("blackjax", blackjax_chain))
+    }
+    print(f"{name}: {num_chains} chains x {draws} draws from BlackJAX's warmed-up states, one metric")
+    print("| step size | rep | mcgen accept stat (se) | BlackJAX accept stat (se) | leaves/draw mcgen / BlackJAX |")
+    print("|---|---|---|---|---|")
+    for eps in step_sizes:
+        for rep in range(reps):
+            keys = jax.random.split(jax.random.key(100 + rep), num_chains)
+            out = {lib: [np.asarray(a) for a in run(keys, states, jnp.float32(eps))] for lib, run in runs.items()}
+            cells = []
+            for lib in runs:
+                acc = np.nan_to_num(out[lib][0]).mean(1)  # per chain
+                cells.append(f"{acc.mean():.4f} ({acc.std(ddof=1) / np.sqrt(acc.size):.4f})")
+            leaves = " / ".join(f"{out[lib][1].mean():.1f}" for lib in runs)
+            print(f"| {eps} | {rep} | {cells[0]} | {cells[1]} | {leaves} |", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("target", nargs="?", default="gaussian_100", help="toy target of bench_nuts.py")
@@ -323,9 +380,14 @@ def main(argv=None):
     parser.add_argument("--chains", type=int, default=4, help="chains per run (Gym mode)")
     parser.add_argument("--json", help="append one JSON line per repetition and library (Gym mode)")
     parser.add_argument("--variants", nargs="*", default=[], choices=list(VARIANTS))
+    parser.add_argument(
+        "--fixed", type=float, nargs="+", help="Gym mode: the acceptance statistic at these fixed step sizes instead"
+    )
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
-    if args.gym:
+    if args.gym and args.fixed:
+        fixed(args.gym, args.fixed)
+    elif args.gym:
         gym(args.gym, args.reps, args.variants, args.warmup, args.draws, args.chains, args.first_rep, args.json)
     else:
         toy(args.target, args.reps)
