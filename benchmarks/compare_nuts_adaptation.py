@@ -11,8 +11,8 @@ library, the adapted step size of each chain, the step size in force at the star
 fast buffer (mcgen: the first trial of the step-size search; BlackJAX: the last window's
 average), the mean acceptance statistic and leapfrog steps per draw in sampling, the minimum
 bulk ESS per sampling gradient and per gradient warmup included, and the adapted inverse mass
-divided by the variance of all libraries' pooled draws of that repetition (per coordinate:
-median over chains; printed as min / median / max over coordinates); with more than 8 chains
+divided by the variance of all libraries' pooled draws of that repetition and by BlackJAX's (per
+coordinate: median over chains; printed as min / median / max over coordinates); with more than 8 chains
 (``--chains``) geometric means over the chains instead of each chain.  At the end, per library
 over all repetitions: the geometric mean of the chains' step sizes with the standard error of
 the mean log (each chain's warmup is independent, so with 4 chains a repetition's median moves
@@ -214,6 +214,12 @@ def run_blackjax(target, init, warmup, draws, seed):
     )
 
 
+def _mass_ratio(o, bj) -> str:
+    """Per coordinate, the median over chains of the inverse mass over BlackJAX's (min / median / max)."""
+    r = np.median(o["inv_mass"], axis=0) / np.median(bj["inv_mass"], axis=0)
+    return f"  / BlackJAX's {r.min():.2f} / {np.median(r):.2f} / {r.max():.2f}"
+
+
 def _per_chain_ess(target, draws) -> np.ndarray:
     """Each chain's own minimum bulk ESS over the coordinates (one chain's bad tunables cost
     the pooled ESS far more than their share: this sum does not)."""
@@ -286,8 +292,9 @@ def gym(
             print(
                 f"rep {rep} {lib:16s} eps {eps}  final-buffer start {start}  accept {accept}  leaves/draw {leaves}  "
                 f"ESS/1000 grads {row['ess_grad']:.2f} (with warmup {row['ess_grad_all']:.2f})  "
-                f"chains' own ESS {row['chain_ess_grad_all']:.2f}  warmup grads {o['wgrads']:.0f}  inv mass / pooled var (min / median / max) "
-                f"{ratio.min():.2f} / {np.median(ratio):.2f} / {ratio.max():.2f}",
+                f"chains' own ESS {row['chain_ess_grad_all']:.2f}  warmup grads {o['wgrads']:.0f}  "
+                f"inv mass / pooled var (min / median / max) {ratio.min():.2f} / {np.median(ratio):.2f} / "
+                f"{ratio.max():.2f}{_mass_ratio(o, out['blackjax']) if lib != 'blackjax' else ''}",
                 flush=True,
             )
     # the adapted step size of each chain is an independent draw: its geometric mean over all
