@@ -149,31 +149,17 @@ def loops(target: str, chains: int, draws: int):
     ld, imm, eps = SETUPS[target]
     x0 = _starts(target, chains, imm)
 
-    def mcgen(uturn):
-        kernel = nuts(step_size=eps, adapt=False, uturn=uturn)
+    def mcgen(uturn, gather=None):
+        kernel = nuts(step_size=eps, adapt=False, uturn=uturn, gather=gather)
         return mcgen_scan(kernel, ld, imm, chains, draws, lambda info: info.num_grad_evals)
 
     blackjax_loop = blackjax_scan(blackjax.nuts(ld, eps, imm), chains, draws, lambda info: info.num_integration_steps)
     # mcgen's default U-turn sum is the trapezoid one, as BlackJAX's; "mcgen_stan": Stan's plain sum;
     # "mcgen_1stage": the whole batch in every iteration, without gathering the growing trees
     fns = {"mcgen": mcgen("trapezoid"), "mcgen_stan": mcgen("stan"), "blackjax": blackjax_loop}
-    if len(_trajectory._stage_sizes(chains)) > 1:
-        fns["mcgen_1stage"] = _one_stage(mcgen("trapezoid"))
+    if len(_trajectory._stage_sizes(chains)) > 1:  # the default gathers: the loop without it beside
+        fns["mcgen_1stage"] = mcgen("trapezoid", gather=False)
     return x0, fns
-
-
-def _one_stage(fn):
-    """``fn`` traced with the NUTS loop in one stage (``_trajectory._COMPACT_MIN_BATCH`` out of reach)."""
-
-    def run(*args):
-        before = _trajectory._COMPACT_MIN_BATCH
-        _trajectory._COMPACT_MIN_BATCH = 1 << 30
-        try:
-            return fn(*args)
-        finally:
-            _trajectory._COMPACT_MIN_BATCH = before
-
-    return run
 
 
 def main():

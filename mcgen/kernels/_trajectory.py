@@ -68,9 +68,9 @@ _WINDOW = 3
 # leaf's per-chain decisions behind a `cond` and rewrites only the rows a leaf changes,
 # except at the loop iterations that open or close a subtree (see `_grow`).
 _DECISIONS_FENCE_MIN_BATCH = 32
-# From this many vmapped chains on, the loop gathers the trees still growing into smaller
-# batches once few enough grow (see `_stage_sizes` and `_grow_compacting`).
-_COMPACT_MIN_BATCH = 32
+# From this many vmapped chains on (on the CPU, by default), the loop gathers the trees still
+# growing into smaller batches once few enough grow (see `_stage_sizes` and `_grow_compacting`).
+_COMPACT_MIN_BATCH = 64
 _COMPACT_LANES = 8  # stage sizes are multiples of this (XLA:CPU's vector width for float32)
 # ... for a log-density (value and gradient) of at most this many equations: each stage
 # compiles it again (see `_stage_sizes` for the figures)
@@ -551,12 +551,17 @@ def _grow(
     return jax.lax.while_loop(go_on, body, (t, jnp.zeros((), jnp.int32) if it is None else it))
 
 
-def _stage_sizes(batch: int, program_size: int = 0) -> list[int]:
-    """The batch sizes of the loop's stages for ``batch`` vmapped chains: ``[batch]`` below
-    ``_COMPACT_MIN_BATCH`` chains or above ``_COMPACT_MAX_EQUATIONS`` equations of the
-    log-density; else down to ``_COMPACT_LANES`` (8) chains, through the geometric mean of the
-    two (rounded up to whole vectors of 8) from 64 chains on: 32 chains run in stages of 32
-    and 8, 128 in 128, 32 and 8, 1024 in 1024, 96 and 8.
+def _stage_sizes(batch: int, program_size: int = 0, gather: bool | None = None) -> list[int]:
+    """The batch sizes of the loop's stages for ``batch`` vmapped chains.
+
+    ``gather=False``: ``[batch]``.  ``None`` (the default of ``nuts``): ``[batch]`` below
+    ``_COMPACT_MIN_BATCH`` (64) chains, above ``_COMPACT_MAX_EQUATIONS`` equations of the
+    log-density, or off the CPU (on an accelerator a small target's iteration costs about the
+    same at 8 or 1024 chains, so the stages would only add compile time; not measured here).
+    Otherwise (and with ``gather=True`` from 16 chains on) down to ``_COMPACT_LANES`` (8)
+    chains, through the geometric mean of the two rounded up to whole vectors of 8 where that
+    lies strictly between: 32 chains run in stages of 32 and 8, 64 in 64, 24 and 8, 128 in 128,
+    32 and 8, 1024 in 1024, 96 and 8.
 
     Each stage compiles the leaf and the log-density's gradient once more, so there are at
     most three, and a long log-density keeps one.  ``bench_nuts_leaf.py --chains 128``
@@ -567,16 +572,20 @@ def _stage_sizes(batch: int, program_size: int = 0) -> list[int]:
     takes thousands of draws to pay back at 128 chains.
     """
     lanes = _COMPACT_LANES
-    if batch < _COMPACT_MIN_BATCH or program_size > _COMPACT_MAX_EQUATIONS:
+    if gather is False or batch < 2 * lanes:
+        return [batch]
+    if gather is None and (
+        batch < _COMPACT_MIN_BATCH or program_size > _COMPACT_MAX_EQUATIONS or jax.default_backend() != "cpu"
+    ):
         return [batch]
     middle = -(-int(round((batch * lanes) ** 0.5)) // lanes) * lanes
-    if batch < 2 * _COMPACT_MIN_BATCH or middle <= 2 * lanes:
+    if middle <= 2 * lanes or middle >= batch:
         return [batch, lanes]
     return [batch, middle, lanes]
 
 
 def _grow_compacting(
-    t: Tree, c: Setup, gradient, consts, const_axes, ld_dtype, batch: int, program_size: int, grow
+    t: Tree, c: Setup, gradient, consts, const_axes, ld_dtype, batch: int, program_size: int, gather, grow
 ) -> Tree:
     """:func:`_grow` for a batch of ``batch`` chains, in stages of shrinking size.
 
@@ -595,7 +604,7 @@ def _grow_compacting(
     ``gradient(x, consts)`` is the batched value and gradient;
     ``consts`` are the log-density's closed-over values, batched where ``const_axes`` is 0.
     """
-    sizes = _stage_sizes(batch, program_size)
+    sizes = _stage_sizes(batch, program_size, gather)
     saved = []
     it = None
     for k, size in enumerate(sizes):
@@ -630,11 +639,23 @@ def _result(t: Tree) -> TreeResult:
 
 
 def build_tree(
-    key, f, inverse_mass, q, logdensity, g, step_size, max_depth: int, max_energy_error: float, uturn: str = "stan"
+    key,
+    f,
+    inverse_mass,
+    q,
+    logdensity,
+    g,
+    step_size,
+    max_depth: int,
+    max_energy_error: float,
+    uturn: str = "stan",
+    gather: bool | None = None,
 ) -> TreeResult:
     """One NUTS transition's trajectory from ``(q, logdensity, g)``; see the module doc.
 
     ``uturn``: ``"stan"`` (the momentum sum of a span) or ``"trapezoid"`` (its ends halved).
+    ``gather``: whether a vmapped batch gathers its growing trees into smaller stages
+    (:func:`_stage_sizes`; ``None``: where it pays).
 
     ``f(q) -> (logdensity, grad)``.  Under ``vmap`` a custom batching rule runs one loop for
     the whole batch whose body is the per-chain leaf step, idempotent once a chain's tree is
@@ -671,7 +692,7 @@ def build_tree(
         c, t = start(key, q, logdensity, g, step_size, inverse_mass)
         batched_f = jax.vmap(lambda x, k: f_with(k)(x), in_axes=(0, axes[6]))
         t = _grow_compacting(
-            t, c, lambda x, consts: batched_f(x, consts), consts, axes[6], ld_dtype, axis_size, size, grow
+            t, c, lambda x, consts: batched_f(x, consts), consts, axes[6], ld_dtype, axis_size, size, gather, grow
         )
         out = jax.vmap(_result)(t)
         return out, jax.tree_util.tree_map(lambda _: True, out)

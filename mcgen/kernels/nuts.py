@@ -92,6 +92,7 @@ def nuts(
     mass_eigval_cutoff: float = 2.0,
     mass_buffer: int = 100,
     uturn: str = "trapezoid",
+    gather: bool | None = None,
 ) -> Kernel:
     """The No-U-Turn Sampler.
 
@@ -133,6 +134,17 @@ def nuts(
         stochastic-volatility model 20% fewer gradients per draw at equal step size and
         metric, at the same effective samples per gradient or better:
         ``benchmarks/compare_uturn.py``).
+    gather
+        Under ``vmap``, a batch of chains runs its trees in one loop, one leapfrog step per
+        chain per iteration, until the longest tree is done.  With ``gather`` the trees still
+        growing are gathered into smaller batches as the others finish (128 chains: stages of
+        128, 32 and 8), which the CPU pays for by batch size: per draw of 128 chains, 4.9x
+        faster on the Inference Gym's 10-d funnel, where tree sizes vary, and 0-6% slower where
+        they do not.  Each stage compiles the trajectory and the log-density once more (about
+        2.3x the compile time).  The draws are the same (bit for bit on small targets, to
+        rounding on larger ones).  ``None`` (default): from 64 chains on the CPU, for a
+        log-density of at most 1,000 equations; ``True``: from 16 chains, on any device;
+        ``False``: never (short many-chain runs, where the compile time dominates).
 
     Returns
     -------
@@ -152,6 +164,8 @@ def nuts(
     check_positive(max_energy_error, "max_energy_error", "nuts")
     if uturn not in UTURN_CRITERIA:
         raise ValueError(f"nuts: uturn must be one of {UTURN_CRITERIA}, got {uturn!r}")
+    if gather is not None and not isinstance(gather, bool):
+        raise ValueError(f"nuts: gather must be None, True or False, got {gather!r}")
 
     def init(position, logdensity_fn) -> GradientState:
         return gradient_init(position, logdensity_fn, step_size, mass, mass_rank)
@@ -160,7 +174,17 @@ def nuts(
         q, g, f, unravel = flatten(state, logdensity_fn)
         eps = state.params.step_size
         tree = build_tree(
-            key, f, state.params.inverse_mass, q, state.logdensity, g, eps, max_tree_depth, max_energy_error, uturn
+            key,
+            f,
+            state.params.inverse_mass,
+            q,
+            state.logdensity,
+            g,
+            eps,
+            max_tree_depth,
+            max_energy_error,
+            uturn,
+            gather,
         )
         info = NUTSInfo(
             tree.accept_prob, tree.moved, tree.divergent, tree.nonfinite, tree.num_leaves, tree.depth, eps, tree.energy

@@ -125,10 +125,10 @@ def _student4(x):  # heavy tails: trees of 1 to 1023 leaves; elementwise, 4 coor
     return -2.5 * jnp.sum(jnp.log1p((x / jnp.array([0.5, 1.0, 2.0, 3.0])) ** 2 / 4.0))
 
 
-def _student_chains(num_chains):
+def _student_chains(num_chains, gather):
     return mc.run_chains(
         _student4,
-        mc.nuts(step_size=0.6, adapt=False),
+        mc.nuts(step_size=0.6, adapt=False, gather=gather),
         init=jnp.zeros(4),
         num_chains=num_chains,
         num_samples=30,
@@ -139,54 +139,60 @@ def _student_chains(num_chains):
     )
 
 
-def test_gathering_growing_trees_draws_the_same_bits(monkeypatch):
-    # From _trajectory._COMPACT_MIN_BATCH vmapped chains on, the NUTS loop gathers the trees
-    # still growing into smaller batches (stages of 32 and 8 chains here): the draws must be
-    # those of the one-stage loop, and chain 0 and 1's those of 2 chains alone.
+def test_gathering_growing_trees_draws_the_same_bits():
+    # With `gather` the NUTS loop gathers the trees still growing into smaller batches
+    # (stages of 32 and 8 chains here): the draws must be those of the one-stage loop, and
+    # chain 0 and 1's those of 2 chains alone.
     from mcgen.kernels import _trajectory
 
-    assert _trajectory._stage_sizes(32, 10) == [32, 8]
-    clear_cache()
-    staged = _student_chains(32)
+    assert _trajectory._stage_sizes(32, 10, True) == [32, 8]
+    assert _trajectory._stage_sizes(32, 10, None) == [32]  # the default starts at 64 chains
+    staged = _student_chains(32, True)
     leaves = np.asarray(staged.stats["num_grad_evals"])
     # some draws leave at most 8 trees growing for their last iterations
     assert np.any(np.sum(leaves >= leaves.max(axis=0) / 2, axis=0) <= 8)
-    monkeypatch.setattr(_trajectory, "_COMPACT_MIN_BATCH", 1 << 30)
-    clear_cache()
-    one_stage = _student_chains(32)
-    alone = _student_chains(2)
-    clear_cache()
+    one_stage = _student_chains(32, False)
+    alone = _student_chains(2, True)
     np.testing.assert_array_equal(staged.samples, one_stage.samples)
     for name in ("energy", "num_grad_evals", "accept_prob", "tree_depth", "is_divergent"):
         np.testing.assert_array_equal(staged.stats[name], one_stage.stats[name], err_msg=name)
     np.testing.assert_array_equal(staged.samples[:2], alone.samples)
 
 
-def test_gathering_growing_trees_gathers_batched_closures(monkeypatch):
+def test_gathering_growing_trees_gathers_batched_closures():
     # A log-density closing over per-chain values (a Gibbs block's other blocks): the stages
-    # (128, 32 and 8 chains) gather them with the trees.  One transition of 128 chains with
-    # scales 0.05 to 20, staged against one stage, bit for bit; a log-density above
-    # _COMPACT_MAX_EQUATIONS runs in one stage.  At 128 chains of 10 coordinates the inner
-    # products' split sums (_rowdots) take two pieces and at 32 or 8 one: every stage must
-    # keep the whole batch's.
+    # (128, 32 and 8 chains, the default on the CPU) gather them with the trees.  One
+    # transition of 128 chains with scales 0.05 to 20, staged against one stage, bit for bit;
+    # a log-density above _COMPACT_MAX_EQUATIONS runs in one stage.  At 128 chains of 10
+    # coordinates the inner products' split sums (_rowdots) take two pieces and at 32 or 8
+    # one: every stage must keep the whole batch's.
     from mcgen.kernels import _trajectory
 
     n, d = 128, 10
+    assert jax.default_backend() == "cpu"
     assert _trajectory._stage_sizes(n, 10) == [128, 32, 8]
     assert _trajectory._stage_sizes(n, _trajectory._COMPACT_MAX_EQUATIONS + 1) == [128]
+    assert _trajectory._stage_sizes(n, 10, False) == [128]
     scales = jnp.exp(jnp.linspace(-3.0, 3.0, n))
     q = jax.random.normal(jax.random.key(0), (n, d))
 
-    def one(key, x, scale):
-        f = jax.value_and_grad(lambda y: -0.5 * jnp.sum((y / scale) ** 2))
-        ld, g = f(x)
-        return _trajectory.build_tree(key, f, jnp.ones(d), x, ld, g, 0.5, 10, 1000.0, "trapezoid")
+    def transition(gather):
+        def one(key, x, scale):
+            f = jax.value_and_grad(lambda y: -0.5 * jnp.sum((y / scale) ** 2))
+            ld, g = f(x)
+            return _trajectory.build_tree(key, f, jnp.ones(d), x, ld, g, 0.5, 10, 1000.0, "trapezoid", gather)
+
+        return jax.jit(jax.vmap(one))(keys, q, scales)
 
     keys = jax.random.split(jax.random.key(1), n)
-    staged = jax.jit(jax.vmap(one))(keys, q, scales)
+    staged = transition(None)
     leaves = np.asarray(staged.num_leaves)
     assert leaves.min() == 1 and np.sum(leaves >= 64) <= 8 < np.sum(leaves >= 8)
-    monkeypatch.setattr(_trajectory, "_COMPACT_MIN_BATCH", 1 << 30)
-    one_stage = jax.jit(jax.vmap(one))(keys, q, scales)
+    one_stage = transition(False)
     for a, b, name in zip(staged, one_stage, staged._fields):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+
+
+def test_gather_must_be_a_flag():
+    with pytest.raises(ValueError, match="gather must be None, True or False"):
+        mc.nuts(gather="yes")
