@@ -49,6 +49,15 @@ Usage::
     python benchmarks/bench_gym.py --targets EightSchools --reps 1 --libraries mcgen blackjax
     python benchmarks/bench_gym.py --quick               # 300 + 300, one repetition
     python benchmarks/bench_gym.py --targets toy --json out.json   # bench_nuts.py's toy targets
+    python benchmarks/bench_gym.py --targets ConvectionLorenzBridge --libraries mcgen blackjax \
+        --warmup 2000 --draws 2000 --per-chain 4 --save-draws /tmp/lorenz   # per-chain diagnostics
+
+``--per-chain K`` prints, after each run, every chain's step size, divergences, gradients per
+draw and mean log-density, and its means of the K coordinates of largest R-hat beside the truth
+(a chain stuck in another mode, or one whose step size ran away in warmup, shows there);
+``--save-draws PREFIX`` keeps each run's draws. ``mcgen_dense`` and ``blackjax_dense`` (Stan's
+windowed dense covariance in each library) run only when named in ``--libraries``; BlackJAX's
+dense is compared with mcgen's dense.
 
 The toy targets of ``bench_nuts.py`` (``toy:gaussian_100``, ``toy:eight_schools_nc``,
 ``toy:logistic_1000x25``, ``toy:funnel_10_nc``; ``--targets toy`` for all four) are scored the
