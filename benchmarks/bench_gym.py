@@ -49,6 +49,15 @@ Usage::
     python benchmarks/bench_gym.py --targets EightSchools --reps 1 --libraries mcgen blackjax
     python benchmarks/bench_gym.py --quick               # 300 + 300, one repetition
     python benchmarks/bench_gym.py --targets toy --json out.json   # bench_nuts.py's toy targets
+    python benchmarks/bench_gym.py --targets ConvectionLorenzBridge --libraries mcgen blackjax \
+        --warmup 2000 --draws 2000 --per-chain 4 --save-draws /tmp/lorenz   # per-chain diagnostics
+
+``--per-chain K`` prints, after each run, every chain's step size, divergences, gradients per
+draw and mean log-density, and its means of the K coordinates of largest R-hat beside the truth
+(a chain stuck in another mode, or one whose step size ran away in warmup, shows there);
+``--save-draws PREFIX`` keeps each run's draws. ``mcgen_dense`` and ``blackjax_dense`` (Stan's
+windowed dense covariance in each library) run only when named in ``--libraries``; BlackJAX's
+dense is compared with mcgen's dense.
 
 The toy targets of ``bench_nuts.py`` (``toy:gaussian_100``, ``toy:eight_schools_nc``,
 ``toy:logistic_1000x25``, ``toy:funnel_10_nc``; ``--targets toy`` for all four) are scored the
@@ -101,6 +110,16 @@ def _brownian_quadrature():
 REPLACED_TRUTH = {"BrownianMotionUnknownScalesMissingMiddleObservations": _brownian_quadrature}
 
 
+def _coordinate_names(tree) -> list[str]:
+    """Names of the flat coordinates of a pytree of arrays, in ``ravel_pytree``'s order."""
+    names = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        base = jax.tree_util.keystr(path) or "x"
+        shape = np.shape(leaf)
+        names += [base] if shape == () else [f"{base}{list(i)}" for i in np.ndindex(shape)]
+    return names
+
+
 class GymTarget:
     """A Gym model as a flat unconstrained log-density, its map back, and its ground truth."""
 
@@ -147,6 +166,7 @@ class GymTarget:
             else np.asarray(ravel_pytree(jax.tree_util.tree_map(jnp.asarray, se))[0], np.float64)
         )
         self.truth_source = "Gym"
+        self.coord_names = _coordinate_names(identity.ground_truth_mean)
         if name in REPLACED_TRUTH:
             mean, sd = REPLACED_TRUTH[name]()
             flat_mean = np.asarray(ravel_pytree(jax.tree_util.tree_map(jnp.asarray, mean))[0], np.float64)
@@ -179,6 +199,36 @@ class GymTarget:
     def z_threshold(self) -> float:
         return float(sps.norm.isf(0.01 / (2 * self.truth_mean.size)))
 
+    def per_chain(self, draws, chain: dict, coords: int) -> str:
+        """Per-chain diagnostics of one run: each chain's adapted step size, divergences,
+        gradients per draw and mean log-density, then, for the ``coords`` coordinates with the
+        largest R-hat, each chain's mean beside the ground truth (mean +- sd). Chains stuck in
+        different modes show as split means with a split log-density; a step-size runaway as
+        one chain's step size or gradients per draw far from the others'."""
+        import arviz as az
+
+        draws = jnp.asarray(draws)
+        logp = np.asarray(jax.jit(jax.vmap(jax.vmap(self.logdensity)))(draws), np.float64)
+        x = np.asarray(self.constrain_flat(draws), np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rhat = np.asarray(az.rhat(az.convert_to_dataset({"x": x}))["x"])
+        lines = [
+            "    chain  step size  div  grads/draw  mean logp (sd)",
+            *(
+                f"    {c:5d}  {chain['eps'][c]:9.4g}  {chain['div'][c]:3.0f}  {chain['grads'][c]:10.1f}  "
+                f"{logp[c].mean():9.2f} ({logp[c].std():.2f})"
+                for c in range(x.shape[0])
+            ),
+        ]
+        for i in np.argsort(-np.nan_to_num(rhat, nan=np.inf))[:coords]:
+            means = " ".join(f"{m:8.3g}" for m in x[:, :, i].mean(axis=1))
+            lines.append(
+                f"    {self.coord_names[i][:28]:28s} R-hat {rhat[i]:5.2f}  chain means {means}  "
+                f"truth {self.truth_mean[i]:.3g} +- {self.truth_sd[i]:.3g}"
+            )
+        return "\n".join(lines)
+
 
 class ToyTarget(GymTarget):
     """A toy target of ``bench_nuts.py`` (name ``toy:<name>``) with a known or reference truth.
@@ -196,6 +246,7 @@ class ToyTarget(GymTarget):
         fn, init = B.TARGETS[toy]
         flat, unravel = ravel_pytree(init)
         self.name, self.dim, self.truth_source = name, flat.shape[0], "exact"
+        self.coord_names = [f"x[{i}]" for i in range(self.dim)]
         self.logdensity = lambda z: fn(unravel(z))
         data = pathlib.Path(__file__).resolve().parents[1] / "tests" / "data"
         if toy == "gaussian_100":
@@ -239,6 +290,15 @@ def _lockstep(leaves) -> int:
     return int(leaves.max(axis=0).sum())
 
 
+def _per_chain(step_size, divergent, leaves) -> dict:
+    """Per-chain figures of a run (``--per-chain``): step size, divergences, gradients per draw."""
+    return dict(
+        eps=np.broadcast_to(np.asarray(step_size, np.float64), np.shape(leaves)[:1]),
+        div=np.sum(np.asarray(divergent), axis=1),
+        grads=np.mean(np.asarray(leaves), axis=1),
+    )
+
+
 def run_mcgen(target, init, num_chains, warmup, draws, seed, kernel=None):
     c0, t0 = B.CLOCK.seconds, time.perf_counter()
     res = mc.run_chains(
@@ -266,18 +326,19 @@ def run_mcgen(target, init, num_chains, warmup, draws, seed, kernel=None):
         compile=B.CLOCK.seconds - c0,
         first=first,
         eps=float(np.median(np.asarray(res.last_state.params.step_size))),  # adapted step size, median of chains
+        chain=_per_chain(res.last_state.params.step_size, res.stats["is_divergent"], leaves),
     )
 
 
 _BJ: dict = {}
 
 
-def run_blackjax(target, init, num_chains, warmup, draws, seed):
+def run_blackjax(target, init, num_chains, warmup, draws, seed, dense=False):
     import blackjax
 
-    key = (target.name, warmup, draws)
+    key = (target.name, warmup, draws, dense)
     if key not in _BJ:
-        adapt = blackjax.window_adaptation(blackjax.nuts, target.logdensity)
+        adapt = blackjax.window_adaptation(blackjax.nuts, target.logdensity, is_mass_matrix_diagonal=not dense)
 
         def warm(keys, positions):
             (state, params), info = jax.vmap(lambda k, x: adapt.run(k, x, num_steps=warmup))(keys, positions)
@@ -318,6 +379,7 @@ def run_blackjax(target, init, num_chains, warmup, draws, seed):
         compile=B.CLOCK.seconds - c0,
         first=end - t0,
         eps=float(np.median(np.asarray(params["step_size"]))),
+        chain=_per_chain(params["step_size"], div, steps),
     )
 
 
@@ -356,6 +418,7 @@ def run_numpyro(target, init, num_chains, warmup, draws, seed):
         compile=B.CLOCK.seconds - c0,
         first=end - t0,
         eps=float(np.median(np.asarray(mcmc.last_state.adapt_state.step_size))),
+        chain=_per_chain(mcmc.last_state.adapt_state.step_size, extra["diverging"], steps),
     )
 
 
@@ -371,6 +434,13 @@ ESTIMATORS = {
 }
 for _name, _settings in ESTIMATORS.items():
     LIBRARIES[_name] = functools.partial(run_mcgen, kernel=nuts(**_settings))
+# dense metrics (Stan's windowed covariance estimate) in mcgen and BlackJAX: run on request only
+# (``--libraries mcgen_dense blackjax_dense``), not by default; their ratios in the tables are
+# still against ``mcgen`` (diagonal), the "dense vs dense" pair is read from the rows
+OPTIONAL = {
+    "mcgen_dense": functools.partial(run_mcgen, kernel=nuts(mass="dense")),
+    "blackjax_dense": functools.partial(run_blackjax, dense=True),
+}
 
 
 def bare_gradient(target, init, calls: int = 300, repeats: int = 5) -> float:
@@ -400,7 +470,7 @@ def bare_gradient(target, init, calls: int = 300, repeats: int = 5) -> float:
 # ----------------------------------------------------------------------------- driver
 
 
-def bench(names, num_chains, warmup, draws, reps, libraries, json_path=None, first_rep=0):
+def bench(names, num_chains, warmup, draws, reps, libraries, json_path=None, first_rep=0, per_chain=0, save_draws=None):
     rows, every = {}, []
     for name in names:
         target = make_target(name)
@@ -414,7 +484,8 @@ def bench(names, num_chains, warmup, draws, reps, libraries, json_path=None, fir
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     r = LIBRARIES[lib](target, init, num_chains, warmup, draws, rep)
-                scored = target.score(r.pop("draws"))
+                chain, sampled = r.pop("chain"), r.pop("draws")
+                scored = target.score(sampled)
                 r.update(
                     scored,
                     us_grad=1e6 * r["sample"] / r["lockstep"],
@@ -434,6 +505,15 @@ def bench(names, num_chains, warmup, draws, reps, libraries, json_path=None, fir
                     f"  {name[:24]:24s} rep {rep} {lib:9s} " + "  ".join(f"{k}={v:.4g}" for k, v in r.items()),
                     flush=True,
                 )
+                if per_chain:
+                    print(target.per_chain(sampled, chain, per_chain), flush=True)
+                if save_draws:
+                    np.savez(
+                        f"{save_draws}_{name}_{lib}_rep{rep}.npz",
+                        draws=np.asarray(sampled),
+                        constrained=np.asarray(target.constrain_flat(jnp.asarray(sampled))),
+                        **chain,
+                    )
         for lib in libraries:
             med = {k: statistics.median(r[k] for r in results[lib]) for k in results[lib][0]}  # numbers only
             med.update(
@@ -459,10 +539,13 @@ def table(rows, names, libraries, num_chains):
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     ratios = {lib: [] for lib in libraries}
+    # each peer against mcgen's NUTS with the same metric: BlackJAX's dense against mcgen_dense
+    # when both ran, every other library against mcgen (diagonal)
+    dense = "blackjax_dense" in libraries and "mcgen_dense" in libraries
+    reference = {lib: "mcgen_dense" if dense and lib == "blackjax_dense" else "mcgen" for lib in libraries}
     for name in names:
-        ours = rows[(name, "mcgen")]
         for lib in libraries:
-            r = rows[(name, lib)]
+            r, ours = rows[(name, lib)], rows[(name, reference[lib])]
             if lib == "mcgen":
                 rat = ["", "", "", ""]
             else:
@@ -475,8 +558,8 @@ def table(rows, names, libraries, num_chains):
                 ratios[lib].append(ours["ess_s"] / r["ess_s"])
             lines.append(
                 f"| {name[:40]} | {r['dim']} | {lib} | {r['us_grad']:.1f} | {r['bare']:.1f} | {r['first']:.1f} "
-                f"| {r['compile']:.1f} | {r['wgrads']:.3g} | {r['ess_grad']:.4f} | {r['ess_grad_all']:.5f} "
-                f"| {r['ess_s']:.0f} | {r['ess_s_all']:.0f} | {r['div']:.0f} "
+                f"| {r['compile']:.1f} | {r['wgrads']:.3g} | {r['ess_grad']:.3g} | {r['ess_grad_all']:.3g} "
+                f"| {r['ess_s']:.3g} | {r['ess_s_all']:.3g} | {r['div']:.0f} "
                 f"| {r['rhat']:.3f} | {r['z']:.2f} ({r['threshold']:.2f}) | " + " | ".join(rat) + " |"
             )
     replaced = [name for name in names if rows[(name, "mcgen")]["truth"] == "quadrature"]
@@ -488,7 +571,8 @@ def table(rows, names, libraries, num_chains):
     for lib in libraries:
         if ratios[lib] and not lib.startswith("mcgen"):
             lines.append(
-                f"\nmedian ESS/s ratio mcgen / {lib}: {statistics.median(ratios[lib]):.2f} (min {min(ratios[lib]):.2f})"
+                f"\nmedian ESS/s ratio {reference[lib]} / {lib}: {statistics.median(ratios[lib]):.2f} "
+                f"(min {min(ratios[lib]):.2f})"
             )
     variants = [lib for lib in libraries if lib.startswith("mcgen")]
     if len(variants) > 1 or "blackjax" in libraries:
@@ -526,11 +610,26 @@ def main(argv=None):
     )
     parser.add_argument("--json", help="write every repetition's figures to this JSON file")
     parser.add_argument("--first-rep", type=int, default=0, help="number of the first repetition (its seed)")
-    parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=list(LIBRARIES))
+    parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=list(LIBRARIES) + list(OPTIONAL))
     parser.add_argument("--quick", action="store_true", help="300 warmup + 300 draws, one repetition")
+    parser.add_argument(
+        "--per-chain",
+        type=int,
+        default=0,
+        metavar="K",
+        help="after each run, print each chain's step size, divergences, gradients per draw and mean "
+        "log-density, and its means of the K coordinates of largest R-hat beside the truth",
+    )
+    parser.add_argument(
+        "--save-draws",
+        metavar="PREFIX",
+        help="save each run's draws (unconstrained and constrained) and per-chain figures to "
+        "PREFIX_<target>_<library>_rep<n>.npz",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.warmup, args.draws, args.reps = 300, 300, 1
+    LIBRARIES.update(OPTIONAL)
     libraries = ["mcgen"] + [lib for lib in args.libraries if lib != "mcgen"]
     print(
         f"jax {jax.__version__} on {jax.devices()[0].platform}; {args.chains} chains, warmup {args.warmup}, "
@@ -538,7 +637,18 @@ def main(argv=None):
         flush=True,
     )
     targets = [t for name in args.targets for t in (TOY_TARGETS if name == "toy" else [name])]
-    rows = bench(targets, args.chains, args.warmup, args.draws, args.reps, libraries, args.json, args.first_rep)
+    rows = bench(
+        targets,
+        args.chains,
+        args.warmup,
+        args.draws,
+        args.reps,
+        libraries,
+        args.json,
+        args.first_rep,
+        args.per_chain,
+        args.save_draws,
+    )
     print(table(rows, targets, libraries, args.chains))
 
 

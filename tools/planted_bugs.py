@@ -688,6 +688,13 @@ BUGS = {
         "return erfinv_fast_f32(x), u",
         "tests/kernels/test_random.py -k ghmc",
     ),
+    # bench_gym.py's per-chain diagnostics (issue 14, the Lorenz bridges)
+    "bench_gym_per_chain_best_rhat_first": (
+        "benchmarks/bench_gym.py",
+        "np.argsort(-np.nan_to_num(rhat, nan=np.inf))[:coords]",
+        "np.argsort(np.nan_to_num(rhat, nan=np.inf))[:coords]",
+        "tests/test_bench_gym.py",
+    ),
 }
 
 

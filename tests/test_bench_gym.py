@@ -1,0 +1,46 @@
+"""The per-chain diagnostics of ``benchmarks/bench_gym.py`` (``--per-chain``).
+
+Known answers: on the 100-d Gaussian toy target (exact truth), four chains of independent
+draws from the truth, one of them shifted by 3 standard deviations in one coordinate (a chain
+stuck in another mode): the coordinate with the largest R-hat, listed first, must be that one,
+with the stuck chain's mean near the shifted value and the others' near the truth; each chain's
+step size, divergences and gradients per draw are printed as given.
+"""
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+G = pytest.importorskip("bench_gym")
+
+
+def test_coordinate_names_follow_ravel_order():
+    tree = {"b": np.zeros((2, 2)), "a": np.zeros(())}
+    assert G._coordinate_names(tree) == ["['a']", "['b'][0, 0]", "['b'][0, 1]", "['b'][1, 0]", "['b'][1, 1]"]
+
+
+def test_per_chain_finds_the_stuck_chain():
+    target = G.make_target("toy:gaussian_100")
+    rng = np.random.default_rng(0)
+    draws = target.truth_mean + target.truth_sd * rng.standard_normal((4, 400, 100))
+    stuck = 37
+    draws[2, :, stuck] += 3.0 * target.truth_sd[stuck]
+    chain = G._per_chain(np.array([0.1, 0.2, 0.3, 0.4]), np.zeros((4, 400), bool), np.full((4, 400), 7))
+    chain["div"][1] = 5
+    text = target.per_chain(draws.astype(np.float32), chain, coords=2)
+    lines = text.splitlines()
+    assert len(lines) == 1 + 4 + 2
+    # the chain table: step size, divergences, gradients per draw as given
+    assert lines[2].split()[:4] == ["1", "0.2", "5", "7.0"]
+    # the worst coordinate first, with the stuck chain's mean 3 sd off and the others within 0.3 sd
+    first = lines[5]
+    assert first.split()[0] == f"x[{stuck}]"
+    rhat = float(re.search(r"R-hat\s+([0-9.]+)", first).group(1))
+    assert rhat > 1.3  # 3 sd between chain means with 400 draws each: R-hat about 1.5
+    means = np.array(re.search(r"chain means\s+(.*?)\s+truth", first).group(1).split(), float)
+    z = (means - target.truth_mean[stuck]) / target.truth_sd[stuck]
+    assert abs(z[2] - 3.0) < 0.3 and np.all(np.abs(np.delete(z, 2)) < 0.3)
