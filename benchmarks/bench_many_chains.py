@@ -29,7 +29,7 @@ Reported per target: the minimum bulk ESS over all coordinates (ArviZ), **gradie
 (a vmapped batch pays, at every draw, the chain count times the longest trajectory in the
 batch: ``chains * sum_t max_i n_{t,i}``; for ChEES every chain takes the same number of
 steps, so paid = used), and **gradients computed**: the same except for mcgen's NUTS, whose
-loop from 32 chains on gathers the trees still growing into smaller batches and computes
+loop from 64 chains on (on the CPU) gathers the trees still growing into smaller batches and computes
 each iteration's batch size (``staged_gradients``; the best-kernel table gives both ratios), ESS per paid gradient, steady sampling seconds (compile and warmup
 excluded), ESS/s, the largest |z| of the second moments against the known answer where there
 is one (``z = (mean of x^2 - E[x^2]) / MCSE``), and the ratios mcgen ChEES / peer of ESS per

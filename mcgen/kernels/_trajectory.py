@@ -6,7 +6,7 @@ of the trajectory on that side.  The recursive description is a binary tree; thi
 builds the same tree *iteratively*, one leaf per loop iteration, in a single flat
 ``lax.while_loop`` (no nested loops, no recursion).  Under ``vmap`` each iteration does one
 leapfrog step for every chain, and a chain whose tree is finished idles until the longest
-tree of the batch is done; from 32 chains on, the trees still growing are gathered into
+tree of the batch is done; from 64 chains on (CPU), the trees still growing are gathered into
 smaller batches as the others finish (:func:`_grow_compacting`).
 
 **Multinomial sampling.**  Each leaf :math:`z_i` carries the weight
