@@ -63,21 +63,26 @@ def test_convergence_rule():
 
 
 def test_staged_gradients_count_each_iteration_at_its_stage_size():
-    # 32 chains run in stages of 32 and 8 (mcgen.kernels._trajectory._stage_sizes): a draw where
-    # one tree takes 100 leaves and the others 1 pays 32 for the first iteration and 8 for each
-    # of the 99 others; with 9 trees of 100 leaves, 32 for all 100 iterations.
+    # 64 chains run in stages of 64, 24 and 8 (mcgen.kernels._trajectory._stage_sizes, on the
+    # CPU): a draw where one tree takes 100 leaves and the others 1 pays 64 for the first
+    # iteration and 8 for each of the 99 others; with 9 trees of 100 leaves, 24 for those; with
+    # 30, 64 for all 100 iterations.
     import jax.numpy as jnp
 
     def ld(x):
         return -0.5 * jnp.sum(x**2)
 
     x0 = jnp.zeros(3)
-    one_long = np.ones((32, 1), int)
-    one_long[5] = 100
-    nine_long = np.ones((32, 1), int)
-    nine_long[:9] = 100
-    assert B.staged_gradients(one_long, 32, ld, x0) == 32 + 99 * 8
-    assert B.staged_gradients(nine_long, 32, ld, x0) == 32 * 100
-    assert B.staged_gradients(np.concatenate([one_long, nine_long], axis=1), 32, ld, x0) == 32 + 99 * 8 + 3200
-    # below 32 chains one stage: chains x the longest tree
-    assert B.staged_gradients(one_long[:16], 16, ld, x0) == 16 * 100
+
+    def draw(num_long):
+        leaves = np.ones((64, 1), int)
+        leaves[:num_long] = 100
+        return leaves
+
+    assert B.staged_gradients(draw(1), 64, ld, x0) == 64 + 99 * 8
+    assert B.staged_gradients(draw(9), 64, ld, x0) == 64 + 99 * 24
+    assert B.staged_gradients(draw(30), 64, ld, x0) == 64 * 100
+    both = np.concatenate([draw(1), draw(9)], axis=1)
+    assert B.staged_gradients(both, 64, ld, x0) == 64 + 99 * 8 + 64 + 99 * 24
+    # below 64 chains one stage: chains x the longest tree
+    assert B.staged_gradients(draw(1)[:32], 32, ld, x0) == 32 * 100
