@@ -145,6 +145,13 @@ BUGS = {
         "ld_dtype, jax.vmap, size, it=it, until=until, split_batch=size)",
         "tests/kernels/test_fence.py -k gathering",
     ),
+    # bench_many_chains counts NUTS's gradients as the whole batch at every iteration
+    "bench_staged_gradients_whole_batch": (
+        "benchmarks/bench_many_chains.py",
+        "total += int(np.asarray(sizes)[stage].sum())",
+        "total += int(sizes[0] * len(stage))",
+        "tests/test_bench_many_chains.py",
+    ),
     # the leaves between a subtree's first and last forget to store the subtree's candidate
     "nuts_leaf_rows_stale_candidate": (
         "mcgen/kernels/_trajectory.py",
