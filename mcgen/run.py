@@ -28,11 +28,17 @@ driver pads the per-device batch away from those sizes with chains it discards (
 different batch sizes, so on targets with dense matrix products chain ``i`` agrees across
 chain counts to rounding error (which accept decisions can amplify) rather than bit for bit.
 So does a ``mass="low_rank"`` metric, whose factor is cut to the columns that the chains of
-the batch need (:func:`mcgen.kernels._metrics.by_kept_columns`), and so does NUTS on targets
-of more than 16 coordinates, whose U-turn tests are such products (and whose split sums
-change with the batch, :func:`mcgen.kernels._trajectory._rowdots`): on the 100-d Gaussian of
-``benchmarks/bench_nuts.py``, chain 0's draws after 100 + 100 steps differ between 4, 16 and
-128 chains, by as much as the chains' spread once an accept decision flips.
+the batch need (:func:`mcgen.kernels._metrics.by_kept_columns`), and so does NUTS once the
+batch is large enough for its leaf to take another code path: from 32 chains on a target of
+at most 16 coordinates (the leaf's per-chain decisions move behind a ``cond``, which changes
+how XLA fuses, and so rounds, the arithmetic around them), and where the U-turn tests' inner
+products change form with the batch (:func:`mcgen.kernels._trajectory._rowdots` splits its
+sums by batch size, and XLA:CPU hands large reductions and products to libraries).  Measured
+(chain 0's draws after 100 + 100 steps): on an 8-coordinate elementwise target 4, 16 and 2
+chains agree bit for bit and 32, 64 and 128 chains differ from them; on the 100-d Gaussian
+of ``benchmarks/bench_nuts.py`` 4, 16 and 128 chains all differ, by as much as the chains'
+spread once an accept decision flips.  The determinism tests run up to 16 chains of
+4-coordinate targets, where all of this holds bit for bit.
 A third, measured on HMC: when the number of coordinates is not a multiple of the SIMD width,
 the leftover elements of ``a * b + c`` may be fused into one multiply-add at some batch sizes
 and not at others, so on such small targets (e.g. 3 coordinates) HMC's draws can differ
