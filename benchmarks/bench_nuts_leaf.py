@@ -7,7 +7,10 @@ vmapped NUTS must run: every chain waits for the longest tree), and the steady-s
 such iteration (best of ``--repeats``; the two libraries alternate).  Equal iteration counts
 show that the two build the same trees; the time per iteration is then the per-leaf overhead.
 
-Also printed: the time of the vmapped log-density gradient alone, the part no sampler can save.
+Also printed: the time of the vmapped log-density gradient alone, the part no sampler can save,
+and the time per draw of the whole batch.  Where mcgen's default gathers the trees still growing
+into smaller batches (``nuts(gather=...)``, from 64 chains on the CPU), ``mcgen_1stage`` is the
+same loop without it (``gather=False``).
 
 Inference Gym targets (``--gym NAME``, the ``bench`` extra) get their step size and inverse
 mass (medians over 4 chains) and starting points from a short mcgen warmup.
