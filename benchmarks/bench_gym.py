@@ -333,7 +333,11 @@ def run_mcgen(target, init, num_chains, warmup, draws, seed, kernel=None):
 _BJ: dict = {}
 
 
-def run_blackjax(target, init, num_chains, warmup, draws, seed, dense=False):
+def blackjax_programs(target, warmup: int, draws: int, dense: bool = False):
+    """BlackJAX's ``window_adaptation`` NUTS for ``target``, jitted and cached: ``warm(keys,
+    positions) -> (states, params, step-size trace (chains, warmup), warmup gradients)`` and
+    ``sample(keys, states, params) -> (positions, leapfrog steps, divergent, acceptance rate)``,
+    each ``(chains, draws, ...)``."""
     import blackjax
 
     key = (target.name, warmup, draws, dense)
@@ -342,7 +346,7 @@ def run_blackjax(target, init, num_chains, warmup, draws, seed, dense=False):
 
         def warm(keys, positions):
             (state, params), info = jax.vmap(lambda k, x: adapt.run(k, x, num_steps=warmup))(keys, positions)
-            return state, params, jnp.sum(info.info.num_integration_steps)
+            return state, params, info.adaptation_state.step_size, jnp.sum(info.info.num_integration_steps)
 
         def sample(keys, states, params):
             def one_chain(k, state, p):
@@ -350,23 +354,27 @@ def run_blackjax(target, init, num_chains, warmup, draws, seed, dense=False):
 
                 def body(s, kk):
                     s, info = step(kk, s)
-                    return s, (s.position, info.num_integration_steps, info.is_divergent)
+                    return s, (s.position, info.num_integration_steps, info.is_divergent, info.acceptance_rate)
 
                 return jax.lax.scan(body, state, jax.random.split(k, draws))[1]
 
             return jax.vmap(one_chain)(keys, states, params)
 
         _BJ[key] = (jax.jit(warm), jax.jit(sample))
-    warm, sample = _BJ[key]
+    return _BJ[key]
+
+
+def run_blackjax(target, init, num_chains, warmup, draws, seed, dense=False):
+    warm, sample = blackjax_programs(target, warmup, draws, dense)
     keys = jax.random.split(jax.random.key(seed), 2 * num_chains)
     c0, t0 = B.CLOCK.seconds, time.perf_counter()
     warm_compiled = warm.lower(keys[:num_chains], init).compile()
     w0 = time.perf_counter()
-    states, params, wgrads = jax.block_until_ready(warm_compiled(keys[:num_chains], init))
+    states, params, _, wgrads = jax.block_until_ready(warm_compiled(keys[:num_chains], init))
     warm_time = time.perf_counter() - w0
     compiled = sample.lower(keys[num_chains:], states, params).compile()
     start = time.perf_counter()
-    positions, steps, div = jax.block_until_ready(compiled(keys[num_chains:], states, params))
+    positions, steps, div, _ = jax.block_until_ready(compiled(keys[num_chains:], states, params))
     end = time.perf_counter()
     return dict(
         draws=positions,

@@ -52,7 +52,7 @@ import numpy as np
 
 import mcgen as mc
 import mcgen.adaptation.window as W
-from mcgen.adaptation.dual_averaging import DualAveragingState
+from mcgen.adaptation.dual_averaging import DualAveragingState, da_update
 from mcgen.kernels.nuts import nuts
 
 
@@ -94,17 +94,16 @@ def toy(name: str = "gaussian_100", reps: int = 3):
 # ----------------------------------------------------------------------------- Gym mode
 
 
+def _final_buffer(warmup: int) -> int:
+    """Length of the warmup's final buffer (steps after the last window end)."""
+    return warmup - int(np.flatnonzero(W.window_schedule(warmup)[1])[-1]) - 1
+
+
 def _lagged_da_update(state: DualAveragingState, accept_prob, target, gamma=0.05, t0=10.0, kappa=0.75):
-    """BlackJAX's dual averaging: the average takes the iterate before the update."""
-    count = state.count + 1
-    t = count.astype(state.log_x.dtype)
-    accept_prob = jnp.nan_to_num(jnp.asarray(accept_prob, state.log_x.dtype), nan=0.0)
-    w = 1.0 / (t + t0)
-    h_avg = (1.0 - w) * state.h_avg + w * (target - accept_prob)
-    log_x = state.mu - jnp.sqrt(t) / gamma * h_avg
-    eta = t ** (-kappa)
-    log_x_avg = eta * state.log_x + (1.0 - eta) * state.log_x_avg
-    return DualAveragingState(log_x, log_x_avg, h_avg, count, state.mu)
+    """BlackJAX's dual averaging: mcgen's update, but the average takes the iterate before it."""
+    new = da_update(state, accept_prob, target, gamma, t0, kappa)
+    eta = new.count.astype(state.log_x.dtype) ** (-kappa)
+    return new._replace(log_x_avg=eta * state.log_x + (1.0 - eta) * state.log_x_avg)
 
 
 VARIANTS = {
@@ -155,7 +154,7 @@ def run_mcgen(target, init, warmup, draws, seed, restart="search", lagged=False)
             progress=False,
             warn=False,
         )
-    final_start = warmup - int(np.flatnonzero(W.window_schedule(warmup)[1])[-1]) - 1  # length of final buffer
+    final_start = _final_buffer(warmup)
     return dict(
         draws=np.asarray(res.samples),
         eps=np.asarray(res.last_state.params.step_size),
@@ -168,39 +167,15 @@ def run_mcgen(target, init, warmup, draws, seed, restart="search", lagged=False)
     )
 
 
-_BJ: dict = {}
-
-
 def run_blackjax(target, init, warmup, draws, seed):
-    import blackjax
+    import bench_gym as G
 
-    key = (target.name, warmup, draws)
-    if key not in _BJ:
-        adapt = blackjax.window_adaptation(blackjax.nuts, target.logdensity)
-
-        def warm(keys, positions):
-            (state, params), info = jax.vmap(lambda k, x: adapt.run(k, x, num_steps=warmup))(keys, positions)
-            return state, params, info.adaptation_state.step_size, jnp.sum(info.info.num_integration_steps)
-
-        def sample(keys, states, params):
-            def one_chain(k, state, p):
-                step = blackjax.nuts(target.logdensity, **p).step
-
-                def body(s, kk):
-                    s, info = step(kk, s)
-                    return s, (s.position, info.num_integration_steps, info.acceptance_rate)
-
-                return jax.lax.scan(body, state, jax.random.split(k, draws))[1]
-
-            return jax.vmap(one_chain)(keys, states, params)
-
-        _BJ[key] = (jax.jit(warm), jax.jit(sample))
-    warm, sample = _BJ[key]
+    warm, sample = G.blackjax_programs(target, warmup, draws)
     n = init.shape[0]
     keys = jax.random.split(jax.random.key(seed), 2 * n)
     states, params, eps_trace, wgrads = warm(keys[:n], init)
-    positions, steps, accept = sample(keys[n:], states, params)
-    final_len = warmup - int(np.flatnonzero(W.window_schedule(warmup)[1])[-1]) - 1
+    positions, steps, _, accept = sample(keys[n:], states, params)
+    final_len = _final_buffer(warmup)
     # adaptation_state.step_size[i] is the step size after step i: the one step i + 1 uses
     return dict(
         draws=np.asarray(positions),
