@@ -47,7 +47,7 @@ def main() -> None:
                 start = time.perf_counter()
                 mc.run_chains(
                     target.logdensity,
-                    mc.nuts(),
+                    mc.nuts(mass="diag"),
                     init=target.inits(args.chains, rep),
                     init_batched=True,
                     num_chains=args.chains,

@@ -32,13 +32,13 @@ times from the first repetition, after the bare gradient has paid the one-time t
   with the ground truth's own standard error where the Gym gives one), against the
   Bonferroni threshold for a family-wise 1% level over the target's coordinates.
 
-Besides ``mcgen`` (NUTS with Stan's windowed diagonal metric, as the peers) the libraries
+Besides ``mcgen`` (``nuts(mass="diag")``: Stan's windowed diagonal metric, as the peers) the libraries
 include mcgen's other warmups: ``mcgen_grad`` (``mass="grad_diag"``, the Fisher-divergence
 diagonal), ``mcgen_early`` (the same with ``warmup_schedule="early"``) and
 ``mcgen_diag_early`` (Stan's estimator on the early schedule), ``mcgen_lowrank``
 (``mass="low_rank"``: the Fisher diagonal corrected along up to 16 eigen-directions fitted to
 the draws and gradients, nutpie's estimator) and ``mcgen_lowrank_early`` (the same on the
-early schedule), and ``mcgen_stan`` (Stan's plain momentum sum in the U-turn test instead of
+early schedule; ``nuts()``'s default), and ``mcgen_stan`` (Stan's plain momentum sum in the U-turn test instead of
 the default trapezoid sum); a last table gives, per
 target, each one's ESS per gradient (warmup included) over ``mcgen``'s and every mcgen
 variant's ESS/s (warmup included) over BlackJAX's, with their medians.
@@ -303,7 +303,7 @@ def run_mcgen(target, init, num_chains, warmup, draws, seed, kernel=None):
     c0, t0 = B.CLOCK.seconds, time.perf_counter()
     res = mc.run_chains(
         target.logdensity,
-        kernel if kernel is not None else nuts(),
+        kernel if kernel is not None else nuts(mass="diag"),
         init=init,
         init_batched=True,
         num_chains=num_chains,
@@ -436,9 +436,11 @@ ESTIMATORS = {
     "mcgen_grad": dict(mass="grad_diag"),
     "mcgen_early": dict(mass="grad_diag", warmup_schedule="early"),
     "mcgen_diag_early": dict(mass="diag", warmup_schedule="early"),
-    "mcgen_lowrank": dict(mass="low_rank"),
+    "mcgen_lowrank": dict(mass="low_rank", warmup_schedule="stan"),
     "mcgen_lowrank_early": dict(mass="low_rank", warmup_schedule="early"),
-    "mcgen_stan": dict(uturn="stan"),  # Stan's U-turn sum (the default halves the ends, as NumPyro and BlackJAX)
+    "mcgen_stan": dict(
+        mass="diag", uturn="stan"
+    ),  # Stan's U-turn sum (the default halves the ends, as NumPyro and BlackJAX)
 }
 for _name, _settings in ESTIMATORS.items():
     LIBRARIES[_name] = functools.partial(run_mcgen, kernel=nuts(**_settings))

@@ -11,8 +11,8 @@ For each target and chain count, three samplers run from the same per-chain init
   gradient per draw; fold-wise cross-chain warmup of step size, damping and metric).  The
   one-step samplers (both MEADS) run ``--ghmc-factor`` times the warmup and the draws of the
   others (default 10), so that every sampler spends a comparable number of gradients.
-* **mcgen NUTS**: ``mc.run_chains(logdensity, mc.nuts(), ...)``, vmapped (per-chain Stan
-  warmup).
+* **mcgen NUTS**: ``mc.run_chains(logdensity, mc.nuts(mass="diag"), ...)``, vmapped (per-chain
+  Stan warmup, the same as BlackJAX's and NumPyro's; not the low-rank default).
 * **BlackJAX ChEES**: ``blackjax.chees_adaptation(...).run(..., optax.adam(0.025), ...)``,
   then a ``lax.scan`` of the vmapped ``blackjax.dynamic_hmc`` step with the adapted
   parameters (its documented recipe; identity metric, as BlackJAX adapts none).
@@ -249,7 +249,7 @@ def run_mcgen(kernel):
         steps = np.asarray(res.stats["num_grad_evals"])  # (chains, draws)
         paid = num_chains * steps.max(axis=0).sum()
         computed = None
-        if kernel == mc.nuts():  # the loop's stages compute fewer than the whole batch's
+        if kernel == mc.nuts(mass="diag"):  # the loop's stages compute fewer than the whole batch's
             computed = staged_gradients(
                 steps, num_chains, target.logdensity, jax.tree_util.tree_map(lambda a: a[0], init)
             )
@@ -402,7 +402,7 @@ SAMPLERS = {
     "mcgen_chees": run_mcgen(mc.chees_hmc()),
     "mcgen_meads": run_mcgen(mc.meads()),
     "mcgen_mams": run_mcgen(mc.mams()),
-    "mcgen_nuts": run_mcgen(mc.nuts()),
+    "mcgen_nuts": run_mcgen(mc.nuts(mass="diag")),
     "blackjax_chees": run_blackjax_chees,
     "blackjax_meads": run_blackjax_meads,
     "blackjax_mams": run_blackjax_mams,

@@ -4,7 +4,8 @@ For each target, each library runs NUTS (diagonal metric, Stan's windowed warmup
 acceptance 0.8, max tree depth 10) from the same per-chain initial positions, with
 ``--warmup`` warmup and ``--draws`` kept draws per chain:
 
-* **mcgen**: ``mc.run_chains(logdensity, nuts(), ...)``.
+* **mcgen**: ``mc.run_chains(logdensity, nuts(mass="diag"), ...)`` (the same warmup as the peers;
+  mcgen's default low-rank metric is compared in ``bench_gym.py``).
 * **BlackJAX**: ``blackjax.window_adaptation(blackjax.nuts, ...)`` vmapped over chains, then a
   ``lax.scan`` of the vmapped ``blackjax.nuts`` step (the multi-chain recipe of its docs).
 * **NumPyro**: ``MCMC(NUTS(potential_fn=...), chain_method="vectorized")``; ``warmup`` then
@@ -140,7 +141,7 @@ def run_mcgen(logdensity, init, num_chains, warmup, draws, seed):
     c0 = CLOCK.seconds
     res = mc.run_chains(
         logdensity,
-        nuts(),
+        nuts(mass="diag"),
         init=init,
         init_batched=True,
         num_chains=num_chains,

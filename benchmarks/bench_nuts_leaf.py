@@ -59,7 +59,7 @@ def add_gym_target(name: str, warmup: int = 200) -> str:
     target = GymTarget(name)
     res = mc.run_chains(
         target.logdensity,
-        nuts(),
+        nuts(mass="diag"),
         init=target.inits(4, 0),
         init_batched=True,
         num_chains=4,

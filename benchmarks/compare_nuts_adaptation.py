@@ -62,7 +62,7 @@ def toy(name: str = "gaussian_100", reps: int = 3):
         init = B.initial_positions(init0, 4, rep)
         res = mc.run_chains(
             ld,
-            nuts(),
+            nuts(mass="diag"),
             init=init,
             init_batched=True,
             num_chains=4,
@@ -126,7 +126,7 @@ def _lagged(on: bool):
 
 
 def _variant_kernel(restart: str = "search"):
-    base = nuts()
+    base = nuts(mass="diag")
     if restart == "search":
         return base._replace(warmup=lambda n: W.window_adaptation(base.step, n, target_accept=0.8))
     return base._replace(warmup=lambda n: W.window_adaptation(base.step, n, target_accept=0.8, restart=restart))
@@ -139,7 +139,9 @@ def run_mcgen(target, init, warmup, draws, seed, restart="search", lagged=False)
     # one kernel object per variant, so that run_chains's compile cache serves later repetitions
     # (a lagged variant is traced with the patched update and must not share a default's cache)
     if (restart, lagged) not in _KERNELS:
-        _KERNELS[restart, lagged] = nuts() if (restart == "search" and not lagged) else _variant_kernel(restart)
+        _KERNELS[restart, lagged] = (
+            nuts(mass="diag") if (restart == "search" and not lagged) else _variant_kernel(restart)
+        )
     kernel = _KERNELS[restart, lagged]
     with _lagged(lagged):
         res = mc.run_chains(
@@ -310,7 +312,7 @@ def fixed(name: str, step_sizes, num_chains: int = 16, draws: int = 500, reps: i
     warm = jax.jit(jax.vmap(lambda k, x: adapt.run(k, x, num_steps=1000)))
     (states, params), _ = warm(jax.random.split(jax.random.key(1), num_chains), target.inits(num_chains, 0))
     inverse_mass = jnp.asarray(np.exp(np.log(np.asarray(params["inverse_mass_matrix"])).mean(0)), jnp.float32)
-    kernel = nuts()
+    kernel = nuts(mass="diag")
 
     def blackjax_chain(key, state, eps):
         step = blackjax.nuts(target.logdensity, step_size=eps, inverse_mass_matrix=inverse_mass).step

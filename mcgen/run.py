@@ -27,9 +27,12 @@ driver pads the per-device batch away from those sizes with chains it discards (
 ``_padded_chain_count``); and it may round a batched matrix product differently at
 different batch sizes, so on targets with dense matrix products chain ``i`` agrees across
 chain counts to rounding error (which accept decisions can amplify) rather than bit for bit.
-So does a ``mass="low_rank"`` metric, whose factor is cut to the columns that the chains of
-the batch need (:func:`mcgen.kernels._metrics.by_kept_columns`), and so does NUTS once the
-batch is large enough for its leaf to take another code path: from 32 chains on a target of
+So does a ``mass="low_rank"`` metric, NUTS's default: its factor is cut to the columns that
+the chains of the batch need (:func:`mcgen.kernels._metrics.by_kept_columns`), and XLA rounds
+its products differently at different batch sizes, so even on small targets a chain's draws
+agree across chain counts to rounding only (with ``mass="diag"`` they agree bit for bit
+there).  And NUTS with any metric rounds differently once the batch is large enough for its
+leaf to take another code path: from 32 chains on a target of
 at most 16 coordinates (the leaf's per-chain decisions move behind a ``cond``, which changes
 how XLA fuses, and so rounds, the arithmetic around them), and where the U-turn tests' inner
 products change form with the batch (:func:`mcgen.kernels._trajectory._rowdots` splits its
@@ -38,7 +41,7 @@ sums by batch size, and XLA:CPU hands large reductions and products to libraries
 chains agree bit for bit and 32, 64 and 128 chains differ from them; on the 100-d Gaussian
 of ``benchmarks/bench_nuts.py`` 4, 16 and 128 chains all differ, by as much as the chains'
 spread once an accept decision flips.  The determinism tests run up to 16 chains of
-4-coordinate targets, where all of this holds bit for bit.
+4-coordinate targets with ``mass="diag"``, where all of this holds bit for bit.
 A third, measured on HMC: when the number of coordinates is not a multiple of the SIMD width,
 the leftover elements of ``a * b + c`` may be fused into one multiply-add at some batch sizes
 and not at others, so on such small targets (e.g. 3 coordinates) HMC's draws can differ

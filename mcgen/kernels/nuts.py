@@ -24,10 +24,13 @@ The trajectory is built iteratively in one flat ``while_loop`` (see
 :mod:`mcgen.kernels._trajectory`), one gradient per leapfrog step, with the log-density and
 gradient of the current point cached in the state.
 
-``run_chains`` warms NUTS up with Stan's windowed adaptation (:mod:`mcgen.adaptation.window`):
-dual averaging of the step size towards a mean acceptance statistic of 0.8, and a diagonal
-(``mass="diag"``) or dense (``mass="dense"``) inverse mass matrix from Welford estimates, or
-a diagonal one from the draws and their gradients (``mass="grad_diag"``).
+``run_chains`` warms NUTS up (:mod:`mcgen.adaptation.window`) with dual averaging of the step
+size towards a mean acceptance statistic of 0.8 and, by default, a low-rank-plus-diagonal
+inverse mass matrix fitted to the recent draws and their gradients, updated from the first
+steps on in nutpie's manner (``mass="low_rank"``, the ``"early"`` schedule).  Stan's windowed
+adaptation with a diagonal (``mass="diag"``) or dense (``mass="dense"``) inverse mass matrix
+from Welford estimates, or a diagonal one from the draws and their gradients
+(``mass="grad_diag"``), are the alternatives.
 
 References
 ----------
@@ -81,13 +84,13 @@ class NUTSInfo(NamedTuple):
 @cached_constructor
 def nuts(
     max_tree_depth: int = 10,
-    mass: str = "diag",
+    mass: str = "low_rank",
     *,
     step_size: float | None = None,
     target_accept: float = 0.8,
     max_energy_error: float = 1000.0,
     adapt: bool = True,
-    warmup_schedule: str = "stan",
+    warmup_schedule: str | None = None,
     mass_rank: int = 16,
     mass_eigval_cutoff: float = 2.0,
     mass_buffer: int = 100,
@@ -102,11 +105,16 @@ def nuts(
         Largest number of trajectory doublings: at most :math:`2^{\\text{depth}} - 1`
         gradient evaluations per draw.
     mass
-        The inverse mass matrix adapted in warmup: ``"diag"`` (Stan's: the variances of the
-        warmup draws), ``"dense"`` (their covariance), ``"grad_diag"`` (a diagonal from the
-        draws and their gradients, the Fisher-divergence optimum of Seyboldt et al. 2026) or
-        ``"low_rank"`` (that diagonal corrected along a few directions fitted to the draws and
-        gradients, applied in :math:`O(dk)`: :mod:`mcgen.adaptation.low_rank`).
+        The inverse mass matrix adapted in warmup: ``"low_rank"`` (default: the diagonal of
+        ``"grad_diag"`` corrected along a few directions fitted to the draws and gradients,
+        applied in :math:`O(dk)`: :mod:`mcgen.adaptation.low_rank`), ``"diag"`` (Stan's: the
+        variances of the warmup draws), ``"dense"`` (their covariance) or ``"grad_diag"`` (a
+        diagonal from the draws and their gradients, the Fisher-divergence optimum of
+        Seyboldt et al. 2026).  The default was chosen on the benchmark table of the docs'
+        "Choosing the default" (Inference Gym and toy targets, warmup gradients counted):
+        several times Stan's diagonal in effective draws per gradient where the posterior has
+        correlations, about even where it has none.  ``mass="diag"`` gives Stan's
+        (and BlackJAX's and NumPyro's) warmup.
     step_size
         Starting step size, where warmup's dual averaging starts (default 1.0).
     target_accept
@@ -116,9 +124,10 @@ def nuts(
     adapt
         Adapt step size and metric in warmup (default); ``False`` makes warmup a burn-in.
     warmup_schedule
-        ``"stan"`` (default): Stan's doubling windows; ``"early"``: the metric updated after
-        every warmup step (the low-rank fit every 20 steps) from the last tens of draws, in
-        nutpie's manner (:func:`~mcgen.adaptation.window.early_schedule`).
+        ``"stan"``: Stan's doubling windows; ``"early"``: the metric updated after every
+        warmup step (the low-rank fit every 20 steps) from the last tens of draws, in
+        nutpie's manner (:func:`~mcgen.adaptation.window.early_schedule`).  ``None``
+        (default): ``"early"`` for ``mass="low_rank"``, ``"stan"`` for the others.
     mass_rank, mass_eigval_cutoff, mass_buffer
         For ``mass="low_rank"`` only: the number ``k`` of corrected directions, the cutoff
         :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped) and
@@ -159,6 +168,8 @@ def nuts(
     check_mass(mass, "nuts")
     check_step_size(step_size, "nuts")
     check_target_accept(target_accept, "nuts")
+    if warmup_schedule is None:
+        warmup_schedule = "early" if mass == "low_rank" else "stan"
     check_warmup_schedule(warmup_schedule, "nuts")
     low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "nuts")
     check_positive(max_energy_error, "max_energy_error", "nuts")
