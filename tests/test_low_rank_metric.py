@@ -370,3 +370,19 @@ def test_low_rank_settings_are_checked():
         mc.hmc(mass="low_rank", mass_eigval_cutoff=0.5)
     with pytest.raises(ValueError, match="mass_buffer"):
         mc.mala(mass="low_rank", mass_buffer=2)
+
+
+def test_a_state_with_another_metric_cannot_warm_start_the_default():
+    # a Result of mc.nuts(mass="diag") handed to mc.nuts() (low-rank): a clear error naming the
+    # way out, and the way out works
+    def logdensity(x):
+        return -0.5 * jnp.sum(x**2)
+
+    settings = dict(num_chains=2, num_samples=10, num_warmup=30, progress=False, warn=False)
+    first = mc.run_chains(logdensity, mc.nuts(mass="diag", max_tree_depth=4), init=jnp.zeros(3), **settings)
+    with pytest.raises(ValueError, match="cannot warm-start it; pass the same mass="):
+        mc.run_chains(logdensity, mc.nuts(max_tree_depth=4), init=first, **settings)
+    again = mc.run_chains(
+        logdensity, mc.nuts(max_tree_depth=4), init=first.last_state.position, init_batched=True, **settings
+    )
+    assert isinstance(again.last_state.params.inverse_mass, LowRankInverseMass)
