@@ -44,6 +44,36 @@ with 60-draw chains R-hat exceeds 1.1 even at stationarity once the autocorrelat
 passes about 7 draws (``rhat_short_chains.py``), while ensembles stuck near their starts
 score 3 or more.
 
+**Time to accuracy** (the last table), as in the MCLMC / MAMS papers (Robnik et al. 2023, 2025):
+the squared bias of the second moments ``b^2 = mean_i (Ehat[x_i^2] - E[x_i^2])^2 / Var[x_i^2]``
+(and its max over coordinates ``i``), with ``Ehat`` after draw ``n`` the average over all chains
+of the first ``n`` kept draws, and the gradients (paid, and computed for mcgen's NUTS) and
+seconds the run spent until b^2 went below 0.01 for good: the warmup's gradients and seconds
+(compile excluded) plus the first ``n`` draws' gradients and their share of the sampling
+seconds (shared among draws in proportion to their gradients), or "not reached" when the run
+ends above 0.01.  b^2 is about ``1 / ESS`` of each ``x_i^2`` (a ``chi^2_1 / ESS`` per
+coordinate at stationarity), so 0.01 means about 100 effective draws of every second moment.
+Differences from the papers: they follow one long chain (or the ensemble at each step) from
+its start, with no warmup discarded; here the warmup is discarded and its cost added, and
+``Ehat`` pools the chains and the draws so far, the estimate a user of the run would make.
+The crossing is theirs (``find_crossing``: the draw after the last one at or above the
+cutoff, not the first dip below it).  **With many chains the warmup dominates**: 1024 chains
+of exact draws give b^2 about 0.001 after one draw, so a run that has converged crosses at its
+first few draws, and the figure is mostly the price of the warmup (which is where vmapped NUTS
+pays chains x the longest tree of its step-size search and windows, and the ensemble kernels
+a shared trajectory); the max over coordinates (about ``2 log d`` times the average) needs
+several times more draws.  Truth: exact for the 100-d Gaussian (``E = s^2``, ``Var = 2 s^4``)
+and the non-centered funnel (``v ~ N(0, 3^2)``, the rest ``N(0, 1)``); for eight_schools_nc
+(on ``tau, mu, theta_tilde``, as ``bench_gym.ToyTarget``) and logistic regression from the
+stored reference runs, and for Gym targets from the Gym's ground truth (constrained space),
+which hold means and variances only: there ``E[x^2] = mean^2 + sd^2`` and ``Var[x^2]`` is
+the Gaussian ``2 sd^4 + 4 mean^2 sd^2`` (flagged "approx": it rescales b^2, e.g. for the
+skewed ``tau``, but adds no floor; the truth's own error does, at b^2 about
+``(its MCSE of E[x^2])^2 / Var[x^2]``).  Warmup gradients: mcgen's NUTS records them
+(``Result.warmup_stats``); the ensemble kernels run under :func:`counting_warmup`, which
+records each warmup step's ``num_grad_evals``; BlackJAX's ChEES keeps its warmup's
+``num_integration_steps``; MEADS pays one per step; BlackJAX's MAMS pays mcgen's MAMS warmup.
+
 Targets (from ``bench_nuts.py``): the 100-d Gaussian with scales log-spaced in [0.01, 1]
 (ill-conditioned), Neal's funnel (non-centered, 10-d), eight schools (non-centered),
 Bayesian logistic regression (n = 1000, d = 25); and Inference Gym targets built as in
