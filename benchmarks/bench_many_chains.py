@@ -44,6 +44,36 @@ with 60-draw chains R-hat exceeds 1.1 even at stationarity once the autocorrelat
 passes about 7 draws (``rhat_short_chains.py``), while ensembles stuck near their starts
 score 3 or more.
 
+**Time to accuracy** (the last table), as in the MCLMC / MAMS papers (Robnik et al. 2023, 2025):
+the squared bias of the second moments ``b^2 = mean_i (Ehat[x_i^2] - E[x_i^2])^2 / Var[x_i^2]``
+(and its max over coordinates ``i``), with ``Ehat`` after draw ``n`` the average over all chains
+of the first ``n`` kept draws, and the gradients (paid, and computed for mcgen's NUTS) and
+seconds the run spent until b^2 went below 0.01 for good: the warmup's gradients and seconds
+(compile excluded) plus the first ``n`` draws' gradients and their share of the sampling
+seconds (shared among draws in proportion to their gradients), or "not reached" when the run
+ends above 0.01.  b^2 is about ``1 / ESS`` of each ``x_i^2`` (a ``chi^2_1 / ESS`` per
+coordinate at stationarity), so 0.01 means about 100 effective draws of every second moment.
+Differences from the papers: they follow one long chain (or the ensemble at each step) from
+its start, with no warmup discarded; here the warmup is discarded and its cost added, and
+``Ehat`` pools the chains and the draws so far, the estimate a user of the run would make.
+The crossing is theirs (``find_crossing``: the draw after the last one at or above the
+cutoff, not the first dip below it).  **With many chains the warmup dominates**: 1024 chains
+of exact draws give b^2 about 0.001 after one draw, so a run that has converged crosses at its
+first few draws, and the figure is mostly the price of the warmup (which is where vmapped NUTS
+pays chains x the longest tree of its step-size search and windows, and the ensemble kernels
+a shared trajectory); the max over coordinates (about ``2 log d`` times the average) needs
+several times more draws.  Truth: exact for the 100-d Gaussian (``E = s^2``, ``Var = 2 s^4``)
+and the non-centered funnel (``v ~ N(0, 3^2)``, the rest ``N(0, 1)``); for eight_schools_nc
+(on ``tau, mu, theta_tilde``, as ``bench_gym.ToyTarget``) and logistic regression from the
+stored reference runs, and for Gym targets from the Gym's ground truth (constrained space),
+which hold means and variances only: there ``E[x^2] = mean^2 + sd^2`` and ``Var[x^2]`` is
+the Gaussian ``2 sd^4 + 4 mean^2 sd^2`` (flagged "approx": it rescales b^2, e.g. for the
+skewed ``tau``, but adds no floor; the truth's own error does, at b^2 about
+``(its MCSE of E[x^2])^2 / Var[x^2]``).  Warmup gradients: mcgen's NUTS records them
+(``Result.warmup_stats``); the ensemble kernels run under :func:`counting_warmup`, which
+records each warmup step's ``num_grad_evals``; BlackJAX's ChEES keeps its warmup's
+``num_integration_steps``; MEADS pays one per step; BlackJAX's MAMS pays mcgen's MAMS warmup.
+
 Targets (from ``bench_nuts.py``): the 100-d Gaussian with scales log-spaced in [0.01, 1]
 (ill-conditioned), Neal's funnel (non-centered, 10-d), eight schools (non-centered),
 Bayesian logistic regression (n = 1000, d = 25); and Inference Gym targets built as in
@@ -73,6 +103,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -218,25 +249,181 @@ def staged_gradients(steps, num_chains: int, logdensity, x0) -> int:
     iteration ``k`` of a draw, with ``g(k)`` trees still growing, it pays the size of the
     stage that ``g(k)`` falls in, not the whole batch.  One stage pays ``chains * max_i n_i``.
     """
+    return int(staged_gradients_per_draw(steps, num_chains, logdensity, x0).sum())
+
+
+def staged_gradients_per_draw(steps, num_chains: int, logdensity, x0) -> np.ndarray:
+    """:func:`staged_gradients` draw by draw, ``(draws,)``."""
     from mcgen.kernels import _integrators, _trajectory
 
     size = _integrators.program_size(jax.make_jaxpr(jax.value_and_grad(logdensity))(x0).jaxpr)
     sizes = _trajectory._stage_sizes(num_chains, size)
     steps = np.asarray(steps)
-    total = 0
+    per_draw = []
     for n in steps.T:  # one draw: tree sizes of every chain
         k = np.arange(1, n.max() + 1)
         growing = (n[None, :] >= k[:, None]).sum(axis=1)
         stage = sum(((growing <= nxt).astype(int) for nxt in sizes[1:]), np.zeros_like(growing))
-        total += int(np.asarray(sizes)[stage].sum())
-    return total
+        per_draw.append(int(np.asarray(sizes)[stage].sum()))
+    return np.asarray(per_draw, np.int64)
+
+
+# ----------------------------------------------------------------------------- time to accuracy
+# b^2 of the second moments (Robnik et al.): the squared bias of the running estimate of E[x_i^2]
+# in units of Var[x_i^2], averaged (and maximized) over coordinates; "reached" from the first draw
+# after which it stays below B2_CUTOFF for the rest of the run (b^2 ~ 1 / ESS: 0.01 is about 100
+# effective draws of every second moment).
+B2_CUTOFF = 0.01
+
+
+def second_moment_truth(target):
+    """``(E[x^2], Var[x^2], constrain, exact)`` of a benchmark target, ``None`` where unknown.
+
+    ``constrain`` maps flat draws ``(..., d)`` to the space the truth is given in; ``exact`` is
+    False where ``Var[x^2]`` is the Gaussian approximation ``2 sd^4 + 4 mean^2 sd^2`` from the
+    truth's mean and sd (reference runs and Gym ground truth store no fourth moments).
+    """
+    if target.name == "gaussian_100":
+        s2 = np.logspace(-2, 0, 100) ** 2
+        return s2, 2.0 * s2**2, None, True
+    if target.name == "funnel_10_nc":  # v ~ N(0, 3^2), z_i ~ N(0, 1), independent
+        s2 = np.array([9.0] + [1.0] * 9)
+        return s2, 2.0 * s2**2, None, True
+    if target.gym is not None:
+        mean, sd, constrain = target.gym.truth_mean, target.gym.truth_sd, target.gym.constrain_flat
+    elif target.name in ("eight_schools_nc", "logistic_1000x25"):
+        from bench_gym import ToyTarget  # the stored reference runs (means and variances only)
+
+        toy = ToyTarget("toy:" + target.name)
+        mean, sd, constrain = toy.truth_mean, toy.truth_sd, toy.constrain_flat
+    else:
+        return None
+    return mean**2 + sd**2, gaussian_var_x2(mean, sd), constrain, False
+
+
+def gaussian_var_x2(mean, sd):
+    """``Var[x^2]`` for ``x ~ N(mean, sd^2)``: ``2 sd^4 + 4 mean^2 sd^2``."""
+    return 2.0 * sd**4 + 4.0 * mean**2 * sd**2
+
+
+def b2_trace(x2, ex2, var_x2):
+    """b^2 of the second moments after each draw: ``(average, max)`` over coordinates, each ``(draws,)``.
+
+    ``x2``: squared draws ``(chains, draws, d)``.  After draw ``n`` the estimate of ``E[x_i^2]``
+    is the average of ``x2[:, :n, i]`` over all chains and the first ``n`` draws, and
+    ``b_i^2 = (estimate - E[x_i^2])^2 / Var[x_i^2]``.
+    """
+    x2 = np.asarray(x2, np.float64)
+    running = np.cumsum(x2.mean(axis=0), axis=0) / np.arange(1, x2.shape[1] + 1)[:, None]
+    b2 = (running - ex2) ** 2 / var_x2
+    return b2.mean(axis=-1), b2.max(axis=-1)
+
+
+def crossing(trace, cutoff: float = B2_CUTOFF):
+    """The number of draws from which ``trace`` stays below ``cutoff`` to the end; None if it ends above.
+
+    As ``find_crossing`` of the MCLMC papers' code: the draw after the last one at or above the
+    cutoff (a non-finite value counts as above), not the first dip below it.
+    """
+    above = np.flatnonzero(~(np.asarray(trace) < cutoff))
+    if above.size == 0:
+        return 1
+    if above[-1] == len(trace) - 1:
+        return None
+    return int(above[-1]) + 2
+
+
+def cost_to(n, warmup_grads, per_draw, warmup_seconds, sample_seconds):
+    """``(gradients, seconds)`` spent up to draw ``n``: the warmup's plus the first ``n`` draws'.
+
+    The sampling seconds are shared among the draws in proportion to their gradients (the
+    sampling phase is timed as a whole; a NUTS draw costs its trees).
+    """
+    per_draw = np.asarray(per_draw, np.float64)
+    done = per_draw[:n].sum()
+    return float(warmup_grads + done), float(warmup_seconds + sample_seconds * done / per_draw.sum())
+
+
+def accuracy(target, samples, cost: dict) -> dict:
+    """b^2 at the end of the run, and the gradients and seconds to b^2 < 0.01 (average and max).
+
+    ``cost``: ``warmup_paid``, ``warmup_computed`` (gradients), ``warmup_s`` (seconds),
+    ``paid`` and ``computed`` (per draw, ``(draws,)``), ``sample_s``.  NaN where the target has
+    no known second moments or where the run does not reach the cutoff.
+    """
+    nan = float("nan")
+    out = {k: nan for k in ("b2", "b2max", "n_b2", "paid_b2", "computed_b2", "s_b2", "n_b2max", "paid_b2max")}
+    out.update(s_b2max=nan, truth_exact=nan, warmup_paid=float(cost["warmup_paid"]), warmup_s=cost["warmup_s"])
+    truth = second_moment_truth(target)
+    if truth is None:
+        return out
+    ex2, var_x2, constrain, exact = truth
+    flat = _flat_draws(samples)
+    if constrain is not None:
+        flat = np.asarray(constrain(jnp.asarray(flat)), np.float64)
+    avg, mx = b2_trace(flat**2, ex2, var_x2)
+    out.update(b2=float(avg[-1]), b2max=float(mx[-1]), truth_exact=float(exact))
+    for tag, trace in (("b2", avg), ("b2max", mx)):
+        n = crossing(trace)
+        if n is None:
+            continue
+        paid, seconds = cost_to(n, cost["warmup_paid"], cost["paid"], cost["warmup_s"], cost["sample_s"])
+        out[f"n_{tag}"], out[f"paid_{tag}"], out[f"s_{tag}"] = float(n), paid, seconds
+        if tag == "b2":
+            out["computed_b2"] = cost_to(n, cost["warmup_computed"], cost["computed"], 0.0, 1.0)[0]
+    return out
+
+
+class _GradTrace(NamedTuple):
+    num_grad_evals: jax.Array  # (num_warmup,) per chain
+
+
+class _CountedWarmup(NamedTuple):
+    state: Any  # the kernel's own warmup state (which holds the kernel state in its ``state``)
+    trace: _GradTrace
+    count: jax.Array
+
+
+def counting_warmup(kernel):
+    """``kernel`` whose warmup records each step's ``num_grad_evals`` (``Result.warmup_stats``).
+
+    The ensemble kernels keep no warmup record; the driver reads a warmup state's ``trace``
+    field into ``Result.warmup_stats``, so this wrapper adds one (one scatter per step).
+    Memoized, so that runs of the same kernel share their compiled programs.
+    """
+    if kernel in _COUNTED:
+        return _COUNTED[kernel]
+
+    def factory(num_steps: int):
+        inner = kernel.warmup(num_steps)
+
+        def w_init(state):
+            return _CountedWarmup(
+                inner.init(state), _GradTrace(jnp.zeros(num_steps, jnp.int32)), jnp.zeros((), jnp.int32)
+            )
+
+        def w_step(key, ws, logdensity_fn):
+            new, info = inner.step(key, ws.state, logdensity_fn)
+            grads = ws.trace.num_grad_evals.at[ws.count].set(jnp.asarray(info.num_grad_evals, jnp.int32))
+            return _CountedWarmup(new, _GradTrace(grads), ws.count + 1), info
+
+        return mc.Warmup(w_init, w_step, lambda ws: inner.finalize(ws.state))
+
+    _COUNTED[kernel] = kernel._replace(warmup=factory)
+    return _COUNTED[kernel]
+
+
+_COUNTED: dict = {}
 
 
 def run_mcgen(kernel):
+    is_nuts = kernel == mc.nuts(mass="diag")  # records its warmup's gradients itself
+    driven = kernel if is_nuts else counting_warmup(kernel)
+
     def run(target, init, num_chains, warmup, draws, seed):
         res = mc.run_chains(
             target.logdensity,
-            kernel,
+            driven,
             init=init,
             init_batched=True,
             num_chains=num_chains,
@@ -247,13 +434,19 @@ def run_mcgen(kernel):
             warn=False,
         )
         steps = np.asarray(res.stats["num_grad_evals"])  # (chains, draws)
-        paid = num_chains * steps.max(axis=0).sum()
+        per_draw = num_chains * steps.max(axis=0)
+        paid = per_draw.sum()
+        warm = np.asarray(res.warmup_stats["num_grad_evals"])  # (chains, warmup)
+        cost = dict(warmup_paid=num_chains * warm.max(axis=0).sum(), paid=per_draw, sample_s=res.sampling_time)
+        cost.update(warmup_s=res.warmup_time, warmup_computed=cost["warmup_paid"], computed=per_draw)
         computed = None
-        if kernel == mc.nuts(mass="diag"):  # the loop's stages compute fewer than the whole batch's
-            computed = staged_gradients(
-                steps, num_chains, target.logdensity, jax.tree_util.tree_map(lambda a: a[0], init)
-            )
-        return summarize(target, res.samples, paid, res.sampling_time, computed)
+        if is_nuts:  # the loop's stages compute fewer than the whole batch's (warmup: the same loop)
+            x0 = jax.tree_util.tree_map(lambda a: a[0], init)
+            cost["computed"] = staged_gradients_per_draw(steps, num_chains, target.logdensity, x0)
+            computed = int(cost["computed"].sum())
+            cost["warmup_computed"] = staged_gradients(warm, num_chains, target.logdensity, x0)
+        r = summarize(target, res.samples, paid, res.sampling_time, computed)
+        return {**r, **accuracy(target, res.samples, cost)}
 
     return run
 
@@ -265,6 +458,21 @@ def _no_info():
     from blackjax.adaptation.base import get_filter_adapt_info_fn
 
     return get_filter_adapt_info_fn()  # keep no per-step adaptation info (it would hold every state)
+
+
+def _warmup_cost(num_chains, warmup_steps, seconds, per_draw, sample_s):
+    """The ``cost`` of :func:`accuracy` for a run whose warmup and sampling each pay ``chains * max`` steps."""
+    warmup_paid = num_chains * np.asarray(warmup_steps).max(axis=-1).sum()  # steps: (warmup, chains)
+    return dict(
+        warmup_paid=warmup_paid, warmup_computed=warmup_paid, warmup_s=seconds, paid=per_draw, computed=per_draw
+    ) | dict(sample_s=sample_s)
+
+
+def _timed_warmup(fn, *args, **kwargs):
+    """``fn``'s result and its seconds less the compile seconds JAX reported meanwhile (BlackJAX warmups)."""
+    c0, start = CLOCK.seconds, time.perf_counter()
+    out = jax.block_until_ready(fn(*args, **kwargs))
+    return out, time.perf_counter() - start - (CLOCK.seconds - c0)
 
 
 def _timed(compiled, *args):
@@ -279,9 +487,14 @@ def run_blackjax_chees(target, init, num_chains, warmup, draws, seed):
 
     logdensity = target.logdensity
     key_warm, key_sample = jax.random.split(jax.random.key(seed))
-    adapt = blackjax.chees_adaptation(logdensity, num_chains, adaptation_info_fn=_no_info())
-    (states, params), _ = adapt.run(key_warm, init, step_size=0.1, optim=optax.adam(0.025), num_steps=warmup)
-    states = jax.block_until_ready(states)
+    from blackjax.adaptation.base import get_filter_adapt_info_fn
+
+    keep = get_filter_adapt_info_fn(info_keys={"num_integration_steps"})  # the warmup's gradients, no states
+    adapt = blackjax.chees_adaptation(logdensity, num_chains, adaptation_info_fn=keep)
+    ((states, params), info), warm_s = _timed_warmup(
+        adapt.run, key_warm, init, step_size=0.1, optim=optax.adam(0.025), num_steps=warmup
+    )
+    warm_steps = np.asarray(info.info.num_integration_steps)  # (warmup, chains)
     if ("chees", logdensity, num_chains, draws) not in _BJ:
 
         def sample(key, states, step_size, inverse_mass_matrix, integration_steps_params):
@@ -305,8 +518,9 @@ def run_blackjax_chees(target, init, num_chains, warmup, draws, seed):
     compiled = _BJ[("chees", logdensity, num_chains, draws)].lower(key_sample, states, *numeric).compile()
     (positions, steps), sample_time = _timed(compiled, key_sample, states, *numeric)
     samples = jax.tree_util.tree_map(lambda x: np.swapaxes(np.asarray(x), 0, 1), positions)
-    paid = num_chains * np.asarray(steps).max(axis=1).sum()  # steps: (draws, chains)
-    return summarize(target, samples, paid, sample_time)
+    per_draw = num_chains * np.asarray(steps).max(axis=1)  # steps: (draws, chains)
+    r = summarize(target, samples, per_draw.sum(), sample_time)
+    return {**r, **accuracy(target, samples, _warmup_cost(num_chains, warm_steps, warm_s, per_draw, sample_time))}
 
 
 def run_blackjax_meads(target, init, num_chains, warmup, draws, seed):
@@ -315,8 +529,7 @@ def run_blackjax_meads(target, init, num_chains, warmup, draws, seed):
     logdensity = target.logdensity
     key_warm, key_sample = jax.random.split(jax.random.key(seed))
     adapt = blackjax.meads_adaptation(logdensity, num_chains, adaptation_info_fn=_no_info())
-    (states, params), _ = adapt.run(key_warm, init, num_steps=warmup)
-    states = jax.block_until_ready(states)
+    ((states, params), _), warm_s = _timed_warmup(adapt.run, key_warm, init, num_steps=warmup)
     if ("meads", logdensity, num_chains, draws) not in _BJ:
 
         def sample(key, states, step_size, momentum_inverse_scale, alpha, delta):
@@ -333,7 +546,12 @@ def run_blackjax_meads(target, init, num_chains, warmup, draws, seed):
     compiled = _BJ[("meads", logdensity, num_chains, draws)].lower(key_sample, states, *numeric).compile()
     positions, sample_time = _timed(compiled, key_sample, states, *numeric)
     samples = jax.tree_util.tree_map(lambda x: np.swapaxes(np.asarray(x), 0, 1), positions)
-    return summarize(target, samples, num_chains * draws, sample_time)  # one gradient per draw and chain
+    per_draw = np.full(draws, num_chains)  # one gradient per draw and chain, warmup too
+    r = summarize(target, samples, num_chains * draws, sample_time)
+    return {
+        **r,
+        **accuracy(target, samples, _warmup_cost(num_chains, np.ones((warmup, 1)), warm_s, per_draw, sample_time)),
+    }
 
 
 def run_blackjax_mams(target, init, num_chains, warmup, draws, seed):
@@ -353,7 +571,7 @@ def run_blackjax_mams(target, init, num_chains, warmup, draws, seed):
     logdensity = target.logdensity
     res = mc.run_chains(
         logdensity,
-        mc.mams(),
+        counting_warmup(mc.mams()),
         init=init,
         init_batched=True,
         num_chains=num_chains,
@@ -394,8 +612,13 @@ def run_blackjax_mams(target, init, num_chains, warmup, draws, seed):
     compiled = _BJ[("mams", logdensity, num_chains, draws)].lower(key_sample, positions0, *numeric).compile()
     (positions, steps), sample_time = _timed(compiled, key_sample, positions0, *numeric)
     samples = jax.tree_util.tree_map(lambda x: np.swapaxes(np.asarray(x), 0, 1), positions)
-    paid = num_chains * np.asarray(steps).max(axis=1).sum()
-    return summarize(target, samples, paid, sample_time)
+    per_draw = num_chains * np.asarray(steps).max(axis=1)
+    r = summarize(target, samples, per_draw.sum(), sample_time)
+    warm_steps = np.asarray(res.warmup_stats["num_grad_evals"]).T  # mcgen's MAMS warmup: (warmup, chains)
+    return {
+        **r,
+        **accuracy(target, samples, _warmup_cost(num_chains, warm_steps, res.warmup_time, per_draw, sample_time)),
+    }
 
 
 SAMPLERS = {
@@ -488,6 +711,42 @@ def best_table(rows, targets, chain_counts, samplers):
     return "\n".join(lines)
 
 
+def _fmt(x, spec):
+    return "-" if not np.isfinite(x) else format(x, spec)
+
+
+def accuracy_table(rows, targets, chain_counts, samplers):
+    """Time to accuracy: b^2 of the second moments at the end, and what it took to go below 0.01."""
+    lines = [
+        "| chains | target | sampler | truth | b2 avg (end) | b2 max (end) | warmup grads paid | warmup s "
+        "| b2 avg < 0.01: draws | grads paid | grads computed | s | b2 max < 0.01: draws | grads paid | s |",
+        "|---" * 15 + "|",
+    ]
+    for num_chains in chain_counts:
+        for name in targets:
+            for sampler in samplers:
+                r = rows[(num_chains, name, sampler)]
+                truth = {1.0: "exact", 0.0: "approx"}.get(r["truth_exact"], "none")
+                cells = [
+                    truth,
+                    _fmt(r["b2"], ".2g"),
+                    _fmt(r["b2max"], ".2g"),
+                    _fmt(r["warmup_paid"], ".3g"),
+                    _fmt(r["warmup_s"], ".2f"),
+                ]
+                if truth == "none":
+                    cells += ["-"] * 7
+                else:
+                    reached = np.isfinite(r["n_b2"])
+                    cells += [_fmt(r["n_b2"], ".0f") if reached else "not reached"]
+                    cells += [_fmt(r[k], f) for k, f in (("paid_b2", ".3g"), ("computed_b2", ".3g"), ("s_b2", ".2f"))]
+                    reached = np.isfinite(r["n_b2max"])
+                    cells += [_fmt(r["n_b2max"], ".0f") if reached else "not reached"]
+                    cells += [_fmt(r[k], f) for k, f in (("paid_b2max", ".3g"), ("s_b2max", ".2f"))]
+                lines.append(f"| {num_chains} | {name} | {sampler} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chains", type=int, nargs="+", default=[128, 1024])
@@ -509,6 +768,8 @@ def main(argv=None):
     print(table(rows, args.targets, args.chains, args.samplers))
     print()
     print(best_table(rows, args.targets, args.chains, args.samplers))
+    print()
+    print(accuracy_table(rows, args.targets, args.chains, args.samplers))
 
 
 if __name__ == "__main__":

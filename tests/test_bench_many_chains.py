@@ -86,3 +86,104 @@ def test_staged_gradients_count_each_iteration_at_its_stage_size():
     assert B.staged_gradients(both, 64, ld, x0) == 64 + 99 * 8 + 64 + 99 * 24
     # below 64 chains one stage: chains x the longest tree
     assert B.staged_gradients(draw(1)[:32], 32, ld, x0) == 32 * 100
+
+
+# ----------------------------------------------------------------------------- time to accuracy (b^2)
+
+
+def _exact_draws(rng, chains, draws, scales, factor=1.0):
+    return factor * scales * rng.standard_normal((chains, draws, scales.size))
+
+
+def test_b2_of_exact_draws_is_one_over_the_sample_size():
+    # x_i ~ N(0, s_i^2): E[x_i^2] = s_i^2, Var[x_i^2] = 2 s_i^4.  After n draws of C independent
+    # chains, each b_i^2 is chi^2_1 / (C n), so the average over d coordinates is 1 / (C n) with a
+    # relative sd of sqrt(2 / d) (0.071 for d = 400); the b^2 < 0.01 crossing is at n = 1 / (0.01 C).
+    rng = np.random.default_rng(1)
+    chains, draws, d = 4, 400, 400
+    scales = np.logspace(-2, 1, d)
+    x = _exact_draws(rng, chains, draws, scales)
+    avg, mx = B.b2_trace(x**2, scales**2, 2.0 * scales**4)
+    assert avg.shape == mx.shape == (draws,)
+    for n in (1, 10, 25, 100, 400):
+        assert abs(avg[n - 1] * chains * n - 1.0) < 4.0 * np.sqrt(2.0 / d), n
+    assert np.all(mx >= avg)
+    n_cross = B.crossing(avg)  # 1 / (0.01 * 4) = 25; within +-25% at 4 sd of the fluctuation
+    assert 19 <= n_cross <= 32
+    # the max over 400 coordinates of chi^2_1 / (C n) is about 11 / (C n): it crosses about 11x later
+    assert B.crossing(mx) > 5 * n_cross
+
+
+def test_b2_of_biased_draws_never_crosses():
+    # draws 1.2 times too wide: E[x^2] is 1.44 s^2, b_i^2 -> 0.44^2 / 2 = 0.0968 > 0.01 for good
+    rng = np.random.default_rng(2)
+    scales = np.logspace(-1, 0, 50)
+    x = _exact_draws(rng, 64, 200, scales, factor=1.2)
+    avg, mx = B.b2_trace(x**2, scales**2, 2.0 * scales**4)
+    assert B.crossing(avg) is None and B.crossing(mx) is None
+    assert abs(avg[-1] - 0.44**2 / 2) < 0.01
+
+
+def test_crossing_counts_from_the_last_excursion_above():
+    # as the MCLMC papers' find_crossing: a dip below the cutoff that does not last is not a crossing
+    assert B.crossing(np.array([0.5, 0.005, 0.02, 0.009, 0.008])) == 4
+    assert B.crossing(np.array([0.005, 0.004, 0.003])) == 1
+    assert B.crossing(np.array([0.5, 0.005, 0.02])) is None
+    assert B.crossing(np.array([0.5, np.nan, 0.005])) == 3  # a NaN counts as above
+
+
+def test_cost_to_the_crossing():
+    # warmup 1000 gradients and 2 s; sampling draws of 10, 30 and 60 gradients in 1 s: the first
+    # two draws cost 40 gradients and 40% of the sampling seconds
+    grads, seconds = B.cost_to(2, 1000, np.array([10, 30, 60]), 2.0, 1.0)
+    assert grads == 1040 and seconds == pytest.approx(2.4)
+    assert B.cost_to(3, 1000, np.array([10, 30, 60]), 2.0, 1.0) == (1100.0, pytest.approx(3.0))
+
+
+def test_accuracy_of_a_run_with_exact_draws():
+    # the toy Gaussian's exact truth, 16 chains of exact draws: b^2 ~ 1 / (16 n) crosses at n ~ 6-7
+    rng = np.random.default_rng(3)
+    target = SimpleNamespace(name="gaussian_100", gym=None)
+    scales = np.logspace(-2, 0, 100)
+    x = _exact_draws(rng, 16, 40, scales)
+    paid = np.arange(1, 41) * 16  # per draw
+    cost = dict(warmup_paid=5000, warmup_computed=3000, warmup_s=3.0, paid=paid, computed=paid // 2, sample_s=2.0)
+    r = B.accuracy(target, x, cost)
+    n = int(r["n_b2"])
+    assert n == B.crossing(B.b2_trace(x**2, scales**2, 2 * scales**4)[0]) and 4 <= n <= 10
+    assert r["truth_exact"] == 1.0 and r["b2"] == pytest.approx(1 / 640, rel=0.5)
+    assert r["paid_b2"] == 5000 + paid[:n].sum() and r["computed_b2"] == 3000 + (paid // 2)[:n].sum()
+    assert r["s_b2"] == pytest.approx(3.0 + 2.0 * paid[:n].sum() / paid.sum())
+    # a Gym-style truth (mean and sd only): Gaussian Var[x^2], flagged approximate
+    gym = _fake_gym_target(np.zeros(100), scales)
+    gym.gym.constrain_flat = lambda z: z
+    r = B.accuracy(gym, x, cost)
+    assert r["truth_exact"] == 0.0 and r["n_b2"] == n
+    # no known answer: NaN throughout
+    assert np.isnan(B.accuracy(SimpleNamespace(name="other", gym=None), x, cost)["n_b2"])
+
+
+def test_counting_warmup_records_each_steps_gradients():
+    import jax.numpy as jnp
+
+    import mcgen as mc
+
+    def step(key, state, logdensity_fn):  # a kernel whose t-th step spends t + 2 gradients
+        return state + 1, SimpleNamespace(num_grad_evals=state + 2)
+
+    def factory(num_steps):
+        return mc.Warmup(lambda s: SimpleNamespace(state=s), lambda k, ws, f: _inner(k, ws, f), lambda ws: ws.state)
+
+    def _inner(key, ws, f):
+        new, info = step(key, ws.state, f)
+        return SimpleNamespace(state=new), info
+
+    kernel = mc.Kernel(lambda x, f: jnp.asarray(0, jnp.int32), step, factory)
+    counted = B.counting_warmup(kernel)
+    warm = counted.warmup(5)
+    ws = warm.init(kernel.init(None, None))
+    for _ in range(5):
+        ws, _ = warm.step(None, ws, None)
+    assert list(np.asarray(ws.trace.num_grad_evals)) == [2, 3, 4, 5, 6]
+    assert int(warm.finalize(ws)) == 5
+    assert B.counting_warmup(kernel) is counted  # memoized: one compiled program per kernel

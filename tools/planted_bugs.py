@@ -148,8 +148,8 @@ BUGS = {
     # bench_many_chains counts NUTS's gradients as the whole batch at every iteration
     "bench_staged_gradients_whole_batch": (
         "benchmarks/bench_many_chains.py",
-        "total += int(np.asarray(sizes)[stage].sum())",
-        "total += int(sizes[0] * len(stage))",
+        "per_draw.append(int(np.asarray(sizes)[stage].sum()))",
+        "per_draw.append(int(sizes[0] * len(stage)))",
         "tests/test_bench_many_chains.py",
     ),
     # the leaves between a subtree's first and last forget to store the subtree's candidate
@@ -645,6 +645,20 @@ BUGS = {
         "stats = chain_mean(jnp.where(a > 0, stats, 0.0), a) / spread**2",
         "stats = jnp.where(a > 0, stats, 0.0) / spread**2",
         "tests/kernels/test_mams.py -k rotated",
+    ),
+    # ---- issue 16 (session 10): b^2 of the second moments (time to accuracy) normalized by
+    # E[x^2]^2 instead of Var[x^2], and its crossing taken at the first dip below the cutoff
+    "bench_b2_wrong_normalization": (
+        "benchmarks/bench_many_chains.py",
+        "b2 = (running - ex2) ** 2 / var_x2",
+        "b2 = (running - ex2) ** 2 / ex2**2",
+        "tests/test_bench_many_chains.py",
+    ),
+    "bench_b2_first_dip": (
+        "benchmarks/bench_many_chains.py",
+        "above = np.flatnonzero(~(np.asarray(trace) < cutoff))",
+        "above = np.flatnonzero(~(np.asarray(trace) < cutoff))[:1]",
+        "tests/test_bench_many_chains.py",
     ),
     # ---- issue 16 (session 7): the benchmark's convergence rule ignores the known answer
     "bench_converged_ignores_truth": (
