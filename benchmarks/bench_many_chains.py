@@ -464,8 +464,13 @@ def _warmup_cost(num_chains, warmup_steps, seconds, per_draw, sample_s):
     """The ``cost`` of :func:`accuracy` for a run whose warmup and sampling each pay ``chains * max`` steps."""
     warmup_paid = num_chains * np.asarray(warmup_steps).max(axis=-1).sum()  # steps: (warmup, chains)
     return dict(
-        warmup_paid=warmup_paid, warmup_computed=warmup_paid, warmup_s=seconds, paid=per_draw, computed=per_draw
-    ) | dict(sample_s=sample_s)
+        warmup_paid=warmup_paid,
+        warmup_computed=warmup_paid,
+        warmup_s=seconds,
+        paid=per_draw,
+        computed=per_draw,
+        sample_s=sample_s,
+    )
 
 
 def _timed_warmup(fn, *args, **kwargs):
