@@ -382,6 +382,11 @@ def window_adaptation(
 
         i = jnp.minimum(ws.count, max(num_steps - 1, 0))
         in_slow, is_update, is_switch = collect[i], update_metric[i], switch[i]
+        if early:
+            # only draws that moved and did not diverge feed the estimates (nutpie's rule): a
+            # chain stuck at its start, or thrown by a divergence, would otherwise shrink the
+            # metric along the coordinates it did not explore, and the next steps with it
+            in_slow = in_slow & _flag(info, "is_accepted", True) & ~_flag(info, "is_divergent", False)
         flat, _ = ravel_pytree(state.position)
         welford = jax.tree_util.tree_map(
             lambda new, old: jnp.where(in_slow, new, old), welford_update(ws.welford, flat), ws.welford
@@ -397,6 +402,8 @@ def window_adaptation(
             scores = _where(in_slow, welford_update(scores, grad.astype(flat.dtype)), scores)
             if early:
                 bg_scores = _where(in_slow, welford_update(bg_scores, grad.astype(flat.dtype)), bg_scores)
+        if early:  # the schedule counts steps; the foreground may hold fewer draws
+            is_update = is_update & (welford.count >= _MIN_DRAWS)
         if low_rank:
             buffer = buffer_add(buffer, flat, grad, in_slow)
 
@@ -431,6 +438,11 @@ def window_adaptation(
             bg_scores = _where(is_switch, fresh_scores, bg_scores)
         if low_rank:
             buffer = buffer_switch(buffer, early, is_switch)
+        start_search = search[i]
+        if early and restart == "search":
+            # after the first update that happens (the schedule's first may find < 3 draws)
+            never = ~ws.search.active & (ws.search.tries == 0)
+            start_search = jnp.asarray(sched["update"])[i] & is_update & never
         params = state.params._replace(step_size=jnp.exp(da.log_x).astype(dtype), inverse_mass=inverse_mass)
         trace = _record(
             ws.trace,
@@ -446,7 +458,7 @@ def window_adaptation(
             da,
             welford,
             ws.count + 1,
-            _where(search[i], _search(True), search_state),  # a window end starts a search
+            _where(start_search, _search(True), search_state),  # a window end starts a search
             trace,
             scores,
             (bg_draws, bg_scores),
@@ -459,6 +471,15 @@ def window_adaptation(
         return state._replace(params=state.params._replace(step_size=step_size))
 
     return Warmup(init, update, finalize)
+
+
+# Fewest draws in the foreground from which the early schedule sets a metric.
+_MIN_DRAWS = 3
+
+
+def _flag(info, name: str, default: bool) -> jax.Array:
+    """A boolean field of a kernel's info, or ``default`` for a kernel that has none."""
+    return jnp.asarray(getattr(info, name, default), bool)
 
 
 def _where(flag, new, old):
