@@ -17,6 +17,7 @@ estimate), and the draws after warmup match the target's moments in MCSE units.
 """
 
 import sys
+from typing import NamedTuple
 from pathlib import Path
 
 import jax
@@ -158,3 +159,67 @@ def test_early_schedule_structure():
     assert len(updates) < 100
     with pytest.raises(ValueError, match="warmup_schedule"):
         mc.nuts(warmup_schedule="nutpie")
+
+
+class _Params(NamedTuple):
+    step_size: jax.Array
+    inverse_mass: jax.Array
+
+
+class _Scripted(NamedTuple):
+    position: jax.Array
+    logdensity_grad: jax.Array
+    params: _Params
+    t: jax.Array  # the number of the next transition
+
+
+class _Info(NamedTuple):
+    accept_prob: jax.Array
+    is_accepted: jax.Array
+    is_divergent: jax.Array
+    num_grad_evals: jax.Array
+
+
+def test_early_schedule_feeds_only_draws_that_moved_and_did_not_diverge():
+    """A scripted kernel: transitions 0-4 fail (stuck at the start, or thrown far off by a
+    divergence), then exact draws of N(0, diag(SCALES^2)).  The metric must come from the good
+    draws alone: unchanged until 3 of them are in (after transition 7), then exactly their
+    Fisher diagonal; and the step-size search starts at that first real update, not at the
+    schedule's step 2.  (Fed the failed draws too, the metric after transition 7 would rest
+    on five copies of the starting point and an outlier.)"""
+    from mcgen.adaptation.window import window_adaptation
+
+    rng = np.random.default_rng(3)
+    draws = rng.standard_normal((12, 5)).astype(np.float32) * np.asarray(SCALES)
+    start = np.full(5, 40.0, np.float32)
+    draws[:5] = start
+    draws[2] = 1e3  # a divergent transition that did move
+    stuck = np.array([True, True, False, True, True] + [False] * 7)
+    divergent = np.array([True, True, True, False, True] + [False] * 7)
+    table, grads = jnp.asarray(draws), -jnp.asarray(draws) / SCALES**2
+
+    def step(key, s, logdensity_fn):
+        del key, logdensity_fn
+        x = jnp.where(stuck[s.t], s.position, table[s.t])
+        g = jnp.where(stuck[s.t], s.logdensity_grad, grads[s.t])
+        info = _Info(jnp.float32(0.8), jnp.asarray(~stuck)[s.t], jnp.asarray(divergent)[s.t], jnp.int32(3))
+        return s._replace(position=x, logdensity_grad=g, t=s.t + 1), info
+
+    warmup = window_adaptation(step, 100, target_accept=0.8, estimator="fisher", schedule="early")
+    state = _Scripted(jnp.asarray(start), -jnp.asarray(start) / SCALES**2, _Params(jnp.float32(0.1), jnp.ones(5)), 0)
+    ws = warmup.init(state)
+    key = jax.random.key(0)
+    metrics, searching = [], []
+    for _ in range(9):
+        ws, _ = warmup.step(key, ws, None)
+        metrics.append(np.asarray(ws.state.params.inverse_mass))
+        searching.append(bool(ws.search.active))
+    for t in range(7):  # at most 2 good draws (5 and 6): no update yet, and no search
+        np.testing.assert_array_equal(metrics[t], np.ones(5))
+        assert not searching[t]
+    for t in (7, 8):  # from draws 5..t alone
+        good = draws[5 : t + 1]
+        var_x = good.var(0, ddof=1)
+        var_g = (good / np.asarray(SCALES) ** 2).var(0, ddof=1)
+        np.testing.assert_allclose(metrics[t], np.sqrt(var_x / var_g), rtol=1e-4)
+    assert searching[7]  # the heuristic runs after the first metric that was set
