@@ -17,8 +17,8 @@ estimate), and the draws after warmup match the target's moments in MCSE units.
 """
 
 import sys
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -120,8 +120,8 @@ def test_unknown_mass_names_the_choices():
 
 
 def test_early_schedule_learns_the_metric_and_samples_the_target():
-    # warmup 1000: the metric freezes at step 849 on a foreground of the >= 230 draws since the
-    # last switch (step 699), so each entry's sd is under 7%: a 30% bound is over 4 sd
+    # warmup 1000: the metric freezes at step 849 on a foreground of the 235 draws since the
+    # last-but-one switch (step 614), so each entry's sd is under 7%: a 30% bound is over 4 sd
     cov = np.asarray(GAUSS10.cov, np.float64)
     truth = np.sqrt(np.diag(cov) / np.diag(np.linalg.inv(cov)))
     res = run(
@@ -134,26 +134,32 @@ def test_early_schedule_learns_the_metric_and_samples_the_target():
     )
     np.testing.assert_allclose(np.asarray(res.last_state.params.inverse_mass) / truth, 1.0, atol=0.3)
     testing.assert_moments(res.samples, GAUSS10.mean, GAUSS10.var)
-    # the metric moved after every step before the freeze, and was recorded at each switch
-    assert res.warmup_stats["window_end"].shape[1] == 36
+    # the metric moved after every step before the freeze, and was recorded at each of the 27
+    # switches and at the freeze
+    assert res.warmup_stats["window_end"].shape[1] == 28
 
 
 def test_early_schedule_structure():
     from mcgen.adaptation.window import early_schedule
 
     sched = early_schedule(1000)
-    assert not sched["collect"][850:].any() and sched["collect"][:850].all()  # final 15%: step size only
+    # Stan's initial buffer (75 steps: step size only), then the draws until the final 15%
+    assert not sched["collect"][850:].any() and sched["collect"][75:850].all() and not sched["collect"][:75].any()
+    assert not sched["update"][:75].any()
     switches = np.flatnonzero(sched["switch"])
-    assert np.all(np.diff(switches[switches < 300]) == 10) and np.all(np.diff(switches[switches >= 299]) == 80)
+    assert switches[0] == 84  # 10 draws from step 75 on
+    assert np.all(np.diff(switches[switches < 300]) == 10) and np.all(np.diff(switches[switches >= 294]) == 80)
     assert switches[-1] + 80 <= 850  # no switch leaves a foreground shorter than 80 draws at the freeze
-    assert np.flatnonzero(sched["search"]).tolist() == [2] and np.flatnonzero(sched["freeze"]).tolist() == [849]
+    assert np.flatnonzero(sched["search"]).tolist() == [77] and np.flatnonzero(sched["freeze"]).tolist() == [849]
     assert not any(early_schedule(19)[k].any() for k in sched)  # too short: step size only
-    assert np.flatnonzero(sched["update"]).tolist() == list(range(2, 850))  # update_every=1: every step
+    assert np.flatnonzero(early_schedule(100)["collect"])[0] == 15  # a short warmup: 15% of it
+    assert np.flatnonzero(early_schedule(1000, initial_buffer=0)["switch"])[0] == 9
+    assert np.flatnonzero(sched["update"]).tolist() == list(range(77, 850))  # update_every=1: every step
     # a costly fit every 20 steps: also at the step after each switch (a fresh foreground) and
     # at the last step before the freeze; the switches and the freeze do not move
     sparse = early_schedule(1000, update_every=20)
     updates = np.flatnonzero(sparse["update"])
-    assert updates[0] == 2 and updates[-1] == 849 and np.all(np.diff(updates) <= 20)
+    assert updates[0] == 77 and updates[-1] == 849 and np.all(np.diff(updates) <= 20)
     assert set((switches + 1).tolist()) <= set(updates.tolist())
     assert all(np.array_equal(sparse[k], sched[k]) for k in ("collect", "switch", "search", "freeze"))
     assert len(updates) < 100
@@ -180,45 +186,54 @@ class _Info(NamedTuple):
     num_grad_evals: jax.Array
 
 
-def test_early_schedule_feeds_only_draws_that_moved():
-    """A scripted kernel: transitions 0, 1, 3 and 4 stay at the start (two of them also
-    divergent), transition 2 diverges but moves, then exact draws of N(0, diag(SCALES^2)).
-    The metric must come from the draws that moved alone, divergent or not: unchanged until 3
-    of them are in (after transition 6), then exactly their Fisher diagonal; and the step-size
-    search starts at that first real update, not at the schedule's step 2.  (Fed the stuck
-    draws too, the metric would rest on four copies of the starting point.)"""
-    from mcgen.adaptation.window import window_adaptation
+def test_early_schedule_waits_out_its_initial_buffer_then_feeds_every_draw():
+    """A scripted kernel: during the schedule's initial buffer it travels in from far off (a
+    transient whose draws must feed nothing: no metric is set, no search starts); after it,
+    two transitions stay put (one of them divergent), one diverges but moves, and the rest
+    are exact draws of N(0, diag(SCALES^2)).  From the third collected draw on, the metric is
+    exactly the Fisher diagonal of every draw since the buffer, repeats and divergent ones
+    included (as Stan counts them), and the step-size search starts at that first update."""
+    from mcgen.adaptation.window import early_schedule, window_adaptation
 
     rng = np.random.default_rng(3)
-    draws = rng.standard_normal((12, 5)).astype(np.float32) * np.asarray(SCALES)
-    start = np.full(5, 40.0, np.float32)
-    stuck = np.array([True, True, False, True, True] + [False] * 7)
-    divergent = np.array([True, False, True, False, True] + [False] * 7)
-    draws[stuck] = start
-    table, grads = jnp.asarray(draws), -jnp.asarray(draws) / SCALES**2
+    buffer = int(np.flatnonzero(early_schedule(100)["collect"])[0])  # 15 steps of step size only
+    n = buffer + 10
+    table = rng.standard_normal((n, 5)).astype(np.float32) * np.asarray(SCALES)
+    table[:buffer] += np.linspace(40.0, 1.0, buffer, dtype=np.float32)[:, None]  # the way in
+    stuck = np.zeros(n, bool)
+    stuck[[buffer + 1, buffer + 4]] = True
+    divergent = np.zeros(n, bool)
+    divergent[[buffer + 2, buffer + 4]] = True
+    # scores that are not a linear function of the draws (on a Gaussian's, the Fisher
+    # diagonal would come out exact from any two draws, whichever were fed)
+    scores = (-table / np.asarray(SCALES) ** 2 + rng.standard_normal((n, 5))).astype(np.float32)
+    positions, gradients = table.copy(), scores.copy()  # where the chain is after each transition
+    for t in np.flatnonzero(stuck):
+        positions[t], gradients[t] = positions[t - 1], gradients[t - 1]
+    xs, gs = jnp.asarray(table), jnp.asarray(scores)
 
     def step(key, s, logdensity_fn):
         del key, logdensity_fn
-        x = jnp.where(stuck[s.t], s.position, table[s.t])
-        g = jnp.where(stuck[s.t], s.logdensity_grad, grads[s.t])
+        x = jnp.where(stuck[s.t], s.position, xs[s.t])
+        g = jnp.where(stuck[s.t], s.logdensity_grad, gs[s.t])
         info = _Info(jnp.float32(0.8), jnp.asarray(~stuck)[s.t], jnp.asarray(divergent)[s.t], jnp.int32(3))
         return s._replace(position=x, logdensity_grad=g, t=s.t + 1), info
 
     warmup = window_adaptation(step, 100, target_accept=0.8, estimator="fisher", schedule="early")
-    state = _Scripted(jnp.asarray(start), -jnp.asarray(start) / SCALES**2, _Params(jnp.float32(0.1), jnp.ones(5)), 0)
+    start = jnp.full(5, 50.0)
+    state = _Scripted(start, -start / SCALES**2, _Params(jnp.float32(0.1), jnp.ones(5)), 0)
     ws = warmup.init(state)
     key = jax.random.key(0)
     metrics, searching = [], []
-    for _ in range(9):
+    for _ in range(n):
         ws, _ = warmup.step(key, ws, None)
         metrics.append(np.asarray(ws.state.params.inverse_mass))
         searching.append(bool(ws.search.active))
-    for t in range(6):  # at most 2 draws that moved (2 and 5): no update yet, and no search
+    for t in range(buffer + 2):  # the buffer, then fewer than 3 draws: no update, no search
         np.testing.assert_array_equal(metrics[t], np.ones(5))
         assert not searching[t]
-    for t in (6, 7, 8):  # from draws 2 and 5..t alone
-        good = draws[[2, *range(5, t + 1)]]
-        var_x = good.var(0, ddof=1)
-        var_g = (good / np.asarray(SCALES) ** 2).var(0, ddof=1)
+    for t in range(buffer + 2, n):
+        var_x = positions[buffer : t + 1].var(0, ddof=1)
+        var_g = gradients[buffer : t + 1].var(0, ddof=1)
         np.testing.assert_allclose(metrics[t], np.sqrt(var_x / var_g), rtol=1e-4)
-    assert searching[6]  # the heuristic runs after the first metric that was set
+    assert searching[buffer + 2]  # the heuristic runs after the first metric that was set

@@ -32,11 +32,12 @@ Two variations, both off by default.  The *estimator* set at a window end can be
 Fisher-divergence diagonal of the window's draws and gradients
 (:func:`~mcgen.adaptation.welford.fisher_diagonal`, ``estimator="fisher"``) instead of the
 draws' covariance.  The *schedule* can be :func:`early_schedule` (``schedule="early"``,
-after nutpie): the metric is set often (after every step; every 20 steps and after each
-switch for the costly low-rank fit) from a foreground estimate that a background one
-replaces every 10, later 80, draws, so it follows the chain from the third step on; dual
-averaging then runs through, restarting only after the first update and when the metric
-freezes for the final 15% of the warmup.  Each warmup step records its step size
+after nutpie, following Stan's initial buffer of step-size adaptation alone): the metric is
+set often (after every step; every 20 steps and after each switch for the costly low-rank
+fit) from a foreground estimate that a background one replaces every 10, later 80, draws, so
+it follows the chain from its first draws in the typical set; dual averaging then runs
+through, restarting only after the first update and when the metric freezes for the final
+15% of the warmup.  Each warmup step records its step size
 and gradient count, and each update the metric's diagonal, in a :class:`WarmupTrace`.
 
 References
@@ -131,10 +132,14 @@ def early_schedule(
     early_switch: int = 10,
     late_switch: int = 80,
     update_every: int = 1,
+    initial_buffer: int | None = None,
 ) -> dict[str, np.ndarray]:
     """An early, frequent schedule in the manner of nutpie, as boolean arrays over the steps.
 
-    Every draw before the final ``final_window`` share of the warmup feeds two estimates, a
+    The first ``initial_buffer`` steps (default: Stan's 75, or 15% of a shorter warmup) adapt
+    the step size alone, at the starting metric, while the chain travels to the typical set:
+    a metric fitted to the draws of that transient can trap a chain (below).  From there
+    every draw before the final ``final_window`` share of the warmup feeds two estimates, a
     foreground and a background one; the metric is set from the foreground every
     ``update_every`` steps (once it holds 3 draws; 1: after *every* step), at the step after
     each switch and at the last step before the final share, and the background replaces the
@@ -144,6 +149,13 @@ def early_schedule(
     a window of hundreds.  The final share adapts the step size only, for the final metric.
     A costly estimate (the low-rank fit: eigen-decompositions) takes ``update_every`` 20, as
     nutpie does; a diagonal one costs nothing and is set after every step.
+
+    nutpie starts at once.  Here, without the buffer, on the Inference Gym's log-Gaussian Cox
+    process (one run in three), a chain whose metric was fitted in its first steps to its way
+    in went on into a region where the float32 log-density is rounding noise and stayed there
+    (step size 1e-4, 1,023 leapfrog steps per draw, R-hat 1.5).  After the initial buffer the
+    chains stand where Stan's windowed warmup has them when its first window opens, and none
+    of 24 ran away (6 runs).
 
     Returns
     -------
@@ -155,23 +167,27 @@ def early_schedule(
 
     Example
     -------
-    >>> sched = early_schedule(100)
-    >>> np.flatnonzero(sched["switch"]).tolist(), int(np.flatnonzero(sched["freeze"])[0])
-    ([9, 19, 29], 84)
+    >>> sched = early_schedule(1000)
+    >>> int(np.flatnonzero(sched["collect"])[0]), np.flatnonzero(sched["switch"])[[0, 1, -2, -1]].tolist()
+    (75, [84, 94, 614, 694])
+    >>> int(np.flatnonzero(sched["freeze"])[0])
+    849
     >>> np.flatnonzero(early_schedule(100, update_every=20)["update"]).tolist()
-    [2, 10, 20, 30, 50, 70, 84]
+    [17, 25, 45, 65, 84]
     """
     steps = np.arange(num_steps)
     names = ("collect", "update", "switch", "search", "freeze")
     out = {name: np.zeros(num_steps, bool) for name in names}
     if num_steps < 20:
         return out
+    if initial_buffer is None:
+        initial_buffer = min(_INITIAL_BUFFER, int(0.15 * num_steps))
     final_start = num_steps - int(final_window * num_steps)
     early_end = int(early_window * num_steps)
-    out["collect"] = steps < final_start
+    out["collect"] = (steps >= initial_buffer) & (steps < final_start)
     foreground = background = 0
-    last_update, switched = -update_every, False
-    for i in range(final_start):
+    last_update, switched = initial_buffer - update_every, False
+    for i in range(initial_buffer, final_start):
         foreground, background = foreground + 1, background + 1
         due = switched or i - last_update >= update_every or i == final_start - 1
         if foreground >= 3 and due:
@@ -185,6 +201,10 @@ def early_schedule(
     out["search"][updates[0]] = True
     out["freeze"][updates[-1]] = True
     return out
+
+
+# Stan's initial fast buffer: steps of the step size alone before the first draw is collected.
+_INITIAL_BUFFER = 75
 
 
 def _stan_schedule(num_steps: int) -> dict[str, np.ndarray]:
@@ -299,9 +319,10 @@ def window_adaptation(
         ``gamma``); the state's ``inverse_mass`` must then be a
         :class:`~mcgen.adaptation.low_rank.LowRankInverseMass`.
     schedule
-        ``"stan"``: :func:`window_schedule`; ``"early"``: :func:`early_schedule` (the metric
-        set after every step from the last tens of draws; dual averaging runs on and restarts
-        only after the first update and when the metric freezes).
+        ``"stan"``: :func:`window_schedule`; ``"early"``: :func:`early_schedule` (after an
+        initial buffer of 75 steps, the metric set after every step from the last tens of
+        draws; dual averaging runs on and restarts only after the first update and when the
+        metric freezes).
     update_every
         For ``schedule="early"``: set the metric every this many steps (and after each
         switch) rather than after every step; see :func:`early_schedule`.
@@ -382,14 +403,6 @@ def window_adaptation(
 
         i = jnp.minimum(ws.count, max(num_steps - 1, 0))
         in_slow, is_update, is_switch = collect[i], update_metric[i], switch[i]
-        if early:
-            # only draws that moved feed the estimates (after nutpie): a chain stuck at its start
-            # repeats a point, which shrinks the metric along every coordinate; early on, with
-            # three such draws of which two were its start, the metric sent a chain of the Gym's
-            # log-Gaussian Cox process to where the float32 log-density is noise (step size 1e-4
-            # for the rest of warmup).  A divergent transition that moved is kept: leaving those
-            # out left the neck of the centered eight schools unexplored (R-hat 1.08)
-            in_slow = in_slow & _flag(info, "is_accepted", True)
         flat, _ = ravel_pytree(state.position)
         welford = jax.tree_util.tree_map(
             lambda new, old: jnp.where(in_slow, new, old), welford_update(ws.welford, flat), ws.welford
@@ -405,8 +418,6 @@ def window_adaptation(
             scores = _where(in_slow, welford_update(scores, grad.astype(flat.dtype)), scores)
             if early:
                 bg_scores = _where(in_slow, welford_update(bg_scores, grad.astype(flat.dtype)), bg_scores)
-        if early:  # the schedule counts steps; the foreground may hold fewer draws
-            is_update = is_update & (welford.count >= _MIN_DRAWS)
         if low_rank:
             buffer = buffer_add(buffer, flat, grad, in_slow)
 
@@ -441,11 +452,6 @@ def window_adaptation(
             bg_scores = _where(is_switch, fresh_scores, bg_scores)
         if low_rank:
             buffer = buffer_switch(buffer, early, is_switch)
-        start_search = search[i]
-        if early and restart == "search":
-            # after the first update that happens (the schedule's first may find < 3 draws)
-            never = ~ws.search.active & (ws.search.tries == 0)
-            start_search = jnp.asarray(sched["update"])[i] & is_update & never
         params = state.params._replace(step_size=jnp.exp(da.log_x).astype(dtype), inverse_mass=inverse_mass)
         trace = _record(
             ws.trace,
@@ -461,7 +467,7 @@ def window_adaptation(
             da,
             welford,
             ws.count + 1,
-            _where(start_search, _search(True), search_state),  # a window end starts a search
+            _where(search[i], _search(True), search_state),  # a window end starts a search
             trace,
             scores,
             (bg_draws, bg_scores),
@@ -474,15 +480,6 @@ def window_adaptation(
         return state._replace(params=state.params._replace(step_size=step_size))
 
     return Warmup(init, update, finalize)
-
-
-# Fewest draws in the foreground from which the early schedule sets a metric.
-_MIN_DRAWS = 3
-
-
-def _flag(info, name: str, default: bool) -> jax.Array:
-    """A boolean field of a kernel's info, or ``default`` for a kernel that has none."""
-    return jnp.asarray(getattr(info, name, default), bool)
 
 
 def _where(flag, new, old):
