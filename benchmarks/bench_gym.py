@@ -38,7 +38,7 @@ diagonal), ``mcgen_early`` (the same with ``warmup_schedule="early"``) and
 ``mcgen_diag_early`` (Stan's estimator on the early schedule), ``mcgen_lowrank``
 (``mass="low_rank"``: the Fisher diagonal corrected along up to 16 eigen-directions fitted to
 the draws and gradients, nutpie's estimator) and ``mcgen_lowrank_early`` (the same on the
-early schedule), and ``mcgen_stan`` (Stan's plain momentum sum in the U-turn test instead of
+early schedule; ``nuts()``'s default), and ``mcgen_stan`` (Stan's plain momentum sum in the U-turn test instead of
 the default trapezoid sum); a last table gives, per
 target, each one's ESS per gradient (warmup included) over ``mcgen``'s and every mcgen
 variant's ESS/s (warmup included) over BlackJAX's, with their medians.

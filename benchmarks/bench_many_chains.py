@@ -12,7 +12,7 @@ For each target and chain count, three samplers run from the same per-chain init
   one-step samplers (both MEADS) run ``--ghmc-factor`` times the warmup and the draws of the
   others (default 10), so that every sampler spends a comparable number of gradients.
 * **mcgen NUTS**: ``mc.run_chains(logdensity, mc.nuts(mass="diag"), ...)``, vmapped (per-chain
-  Stan warmup, the same as BlackJAX's and NumPyro's; the default, spelled out).
+  Stan warmup, the same as BlackJAX's and NumPyro's; not the low-rank default).
 * **BlackJAX ChEES**: ``blackjax.chees_adaptation(...).run(..., optax.adam(0.025), ...)``,
   then a ``lax.scan`` of the vmapped ``blackjax.dynamic_hmc`` step with the adapted
   parameters (its documented recipe; identity metric, as BlackJAX adapts none).

@@ -4,8 +4,8 @@ For each target, each library runs NUTS (diagonal metric, Stan's windowed warmup
 acceptance 0.8, max tree depth 10) from the same per-chain initial positions, with
 ``--warmup`` warmup and ``--draws`` kept draws per chain:
 
-* **mcgen**: ``mc.run_chains(logdensity, nuts(mass="diag"), ...)`` (the default, spelled out: the same
-  warmup as the peers; mcgen's low-rank metric is compared in ``bench_gym.py``).
+* **mcgen**: ``mc.run_chains(logdensity, nuts(mass="diag"), ...)`` (the same warmup as the peers;
+  mcgen's default low-rank metric is compared in ``bench_gym.py``).
 * **BlackJAX**: ``blackjax.window_adaptation(blackjax.nuts, ...)`` vmapped over chains, then a
   ``lax.scan`` of the vmapped ``blackjax.nuts`` step (the multi-chain recipe of its docs).
 * **NumPyro**: ``MCMC(NUTS(potential_fn=...), chain_method="vectorized")``; ``warmup`` then

@@ -27,7 +27,7 @@ driver pads the per-device batch away from those sizes with chains it discards (
 ``_padded_chain_count``); and it may round a batched matrix product differently at
 different batch sizes, so on targets with dense matrix products chain ``i`` agrees across
 chain counts to rounding error (which accept decisions can amplify) rather than bit for bit.
-So does a ``mass="low_rank"`` metric: its factor is cut to the columns that
+So does a ``mass="low_rank"`` metric, NUTS's default: its factor is cut to the columns that
 the chains of the batch need (:func:`mcgen.kernels._metrics.by_kept_columns`), and XLA rounds
 its products differently at different batch sizes, so even on small targets a chain's draws
 agree across chain counts to rounding only (with ``mass="diag"`` they agree bit for bit

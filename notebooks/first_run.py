@@ -41,8 +41,9 @@ def logdensity(p):
 
 
 # %% [markdown]
-# NUTS with the default warmup (step size by dual averaging, diagonal mass matrix by Stan's
-# windowed schedule). Four chains, 1000 draws each.
+# NUTS with the default warmup (step size by dual averaging; a low-rank-plus-diagonal mass
+# matrix fitted to the recent draws and their gradients, after Stan's initial buffer). Four
+# chains, 1000 draws each.
 
 # %%
 res = mc.run_chains(

@@ -327,14 +327,14 @@ def test_invariance_with_a_low_rank_metric(name):
     assert_invariant_with_metric(make(), METRIC, step_size)
 
 
-def test_nuts_low_rank_takes_the_early_schedule_and_whitens_a_correlated_gaussian():
-    # mc.nuts(mass="low_rank") without a schedule takes the early one (warmup_schedule=None),
-    # bit for bit.  On this correlated Gaussian the fit is exact (the gradients are linear in x)
-    # and the cutoff c = 2 leaves only corrections inside [1/2, 2] undone, so every whitened
-    # eigenvalue of the final metric lies in [1/2, 2] up to the 1e-3 regularization; Stan's
-    # diagonal (0.37-2.94 here) and the Fisher diagonal (0.29-2.28) do not
+def test_nuts_default_is_the_low_rank_metric_on_the_early_schedule():
+    # mc.nuts()'s default (chosen in issue 15) is mass="low_rank" on the early schedule, bit for
+    # bit.  On this correlated Gaussian the fit is exact (the gradients are linear in x) and the
+    # cutoff c = 2 leaves only corrections inside [1/2, 2] undone, so every whitened eigenvalue
+    # of the final metric lies in [1/2, 2] up to the 1e-3 regularization; Stan's diagonal
+    # (0.37-2.94 here) and the Fisher diagonal (0.29-2.28) do not
     settings = dict(init=GAUSS10.init, chains=4, samples=400, warmup=300)
-    res = run(GAUSS10.logdensity_fn, mc.nuts(max_tree_depth=6, mass="low_rank"), **settings)
+    res = run(GAUSS10.logdensity_fn, mc.nuts(max_tree_depth=6), **settings)
     explicit = mc.nuts(max_tree_depth=6, mass="low_rank", warmup_schedule="early")
     np.testing.assert_array_equal(res.samples, run(GAUSS10.logdensity_fn, explicit, **settings).samples)
     metric = res.last_state.params.inverse_mass
@@ -372,16 +372,17 @@ def test_low_rank_settings_are_checked():
         mc.mala(mass="low_rank", mass_buffer=2)
 
 
-def test_a_state_with_another_metric_cannot_warm_start_a_low_rank_kernel():
-    # a Result of mc.nuts() (diagonal) handed to mc.nuts(mass="low_rank"): a clear error naming
-    # the way out, and the way out works
+def test_a_state_with_another_metric_cannot_warm_start_the_default():
+    # a Result of mc.nuts(mass="diag") handed to mc.nuts() (low-rank): a clear error naming the
+    # way out, and the way out works
     def logdensity(x):
         return -0.5 * jnp.sum(x**2)
 
     settings = dict(num_chains=2, num_samples=10, num_warmup=30, progress=False, warn=False)
-    first = mc.run_chains(logdensity, mc.nuts(max_tree_depth=4), init=jnp.zeros(3), **settings)
-    low_rank = mc.nuts(max_tree_depth=4, mass="low_rank")
+    first = mc.run_chains(logdensity, mc.nuts(mass="diag", max_tree_depth=4), init=jnp.zeros(3), **settings)
     with pytest.raises(ValueError, match="cannot warm-start it; pass the same mass="):
-        mc.run_chains(logdensity, low_rank, init=first, **settings)
-    again = mc.run_chains(logdensity, low_rank, init=first.last_state.position, init_batched=True, **settings)
+        mc.run_chains(logdensity, mc.nuts(max_tree_depth=4), init=first, **settings)
+    again = mc.run_chains(
+        logdensity, mc.nuts(max_tree_depth=4), init=first.last_state.position, init_batched=True, **settings
+    )
     assert isinstance(again.last_state.params.inverse_mass, LowRankInverseMass)

@@ -58,9 +58,9 @@ def _check_searches(step_size, accept, starts, num_steps):
 
 # (kernel, its starting step size, its target acceptance, it jitters its step size)
 KERNELS = {
-    "nuts": (lambda: mc.nuts(max_tree_depth=5), 1.0, 0.8, False),
+    "nuts": (lambda: mc.nuts(max_tree_depth=5, mass="diag"), 1.0, 0.8, False),  # Stan's windows
     # dual averaging to a low acceptance: the searches after window ends halve
-    "nuts_low_target": (lambda: mc.nuts(max_tree_depth=5, target_accept=0.6), 1.0, 0.6, False),
+    "nuts_low_target": (lambda: mc.nuts(max_tree_depth=5, mass="diag", target_accept=0.6), 1.0, 0.6, False),
     "hmc_given_step": (lambda: mc.hmc(4, step_size=0.3), 0.3, 0.65, True),
     "mala_dense": (lambda: mc.mala(mass="dense"), 1.0, 0.574, False),
 }

@@ -716,12 +716,18 @@ BUGS = {
         "np.argsort(np.nan_to_num(rhat, nan=np.inf))[:coords]",
         "tests/test_bench_gym.py",
     ),
-    # issue 15: mc.nuts(mass="low_rank") takes the early schedule unless told otherwise
-    "nuts_low_rank_schedule_stan": (
+    # issue 15: mc.nuts()'s default metric and schedule
+    "nuts_default_stan_windows": (
         "mcgen/kernels/nuts.py",
         'warmup_schedule = "early" if mass == "low_rank" else "stan"',
         'warmup_schedule = "stan"',
-        "tests/test_low_rank_metric.py -k takes_the_early",
+        "tests/test_low_rank_metric.py -k default",
+    ),
+    "nuts_default_diag": (
+        "mcgen/kernels/nuts.py",
+        '    mass: str = "low_rank",',
+        '    mass: str = "diag",',
+        "tests/test_low_rank_metric.py -k default",
     ),
     # issue 15: the early schedule waits out Stan's initial buffer, then feeds every draw
     # (repeats and divergent ones too: leaving them out cost the centered funnels)

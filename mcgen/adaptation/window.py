@@ -355,11 +355,11 @@ def window_adaptation(
             have = (
                 "a low-rank" if is_low_rank(inverse_mass) else f"a {'dense' if inverse_mass.ndim == 2 else 'diagonal'}"
             )
-            want = 'mass="low_rank"' if low_rank else "a diagonal or dense mass"
+            want = 'mass="low_rank" (mc.nuts()\'s default)' if low_rank else "a diagonal or dense mass"
             raise ValueError(
                 f"the initial state carries {have} inverse mass matrix, but this kernel adapts {want}: "
                 "a Result or state from a run with another mass= cannot warm-start it; pass the same mass= "
-                "as that run (e.g. mc.nuts(mass='low_rank')), or start from its positions "
+                "as that run (e.g. mc.nuts(mass='diag')), or start from its positions "
                 "(init=result.last_state.position, init_batched=True)"
             )
         like = inverse_mass.scale if low_rank else inverse_mass

@@ -25,11 +25,12 @@ The trajectory is built iteratively in one flat ``while_loop`` (see
 gradient of the current point cached in the state.
 
 ``run_chains`` warms NUTS up (:mod:`mcgen.adaptation.window`) with dual averaging of the step
-size towards a mean acceptance statistic of 0.8 and, by default, Stan's windowed adaptation of
-a diagonal inverse mass matrix (``mass="diag"``); ``mass="dense"`` estimates the covariance,
-``mass="grad_diag"`` a diagonal from the draws and their gradients, and ``mass="low_rank"``
-that diagonal corrected along a few directions, fitted from the first steps on in nutpie's
-manner (the ``"early"`` schedule).
+size towards a mean acceptance statistic of 0.8 and, by default, a low-rank-plus-diagonal
+inverse mass matrix fitted to the recent draws and their gradients, updated from the first
+steps on in nutpie's manner (``mass="low_rank"``, the ``"early"`` schedule).  Stan's windowed
+adaptation with a diagonal (``mass="diag"``) or dense (``mass="dense"``) inverse mass matrix
+from Welford estimates, or a diagonal one from the draws and their gradients
+(``mass="grad_diag"``), are the alternatives.
 
 References
 ----------
@@ -83,7 +84,7 @@ class NUTSInfo(NamedTuple):
 @cached_constructor
 def nuts(
     max_tree_depth: int = 10,
-    mass: str = "diag",
+    mass: str = "low_rank",
     *,
     step_size: float | None = None,
     target_accept: float = 0.8,
@@ -104,16 +105,18 @@ def nuts(
         Largest number of trajectory doublings: at most :math:`2^{\\text{depth}} - 1`
         gradient evaluations per draw.
     mass
-        The inverse mass matrix adapted in warmup: ``"diag"`` (default; Stan's, BlackJAX's
-        and NumPyro's: the variances of the warmup draws), ``"dense"`` (their covariance),
-        ``"grad_diag"`` (a diagonal from the draws and their gradients, the Fisher-divergence
-        optimum of Seyboldt et al. 2026) or ``"low_rank"`` (that diagonal corrected along a
-        few directions fitted to the draws and gradients, applied in :math:`O(dk)`:
-        :mod:`mcgen.adaptation.low_rank`).  ``"low_rank"`` takes 2x Stan's effective draws
-        per gradient at the median of ten Inference Gym and toy targets, and 13-140x where
-        the posterior has correlations that a diagonal cannot undo; it is not the default
-        because on a held-out target one chain in twelve ran away in warmup (the table and
-        the failure: "Choosing the default" in the gradient-kernel docs).
+        The inverse mass matrix adapted in warmup: ``"low_rank"`` (default: the diagonal of
+        ``"grad_diag"`` corrected along a few directions fitted to the draws and gradients,
+        applied in :math:`O(dk)`: :mod:`mcgen.adaptation.low_rank`), ``"diag"`` (Stan's: the
+        variances of the warmup draws), ``"dense"`` (their covariance) or ``"grad_diag"`` (a
+        diagonal from the draws and their gradients, the Fisher-divergence optimum of
+        Seyboldt et al. 2026).  The default was chosen on the table of "The default" in the
+        gradient-kernel docs (ten Inference Gym and toy targets, warmup gradients counted):
+        1.5x Stan's diagonal in effective draws per gradient at the median, 12-130x where the
+        posterior has correlations that a diagonal cannot undo, 0.7-0.95x on funnels and a
+        nearly diagonal latent field.  ``mass="diag"`` gives Stan's (and BlackJAX's and
+        NumPyro's) warmup, and draws that agree bit for bit across chain counts on small
+        elementwise targets (:mod:`mcgen.run`).
     step_size
         Starting step size, where warmup's dual averaging starts (default 1.0).
     target_accept
@@ -123,9 +126,10 @@ def nuts(
     adapt
         Adapt step size and metric in warmup (default); ``False`` makes warmup a burn-in.
     warmup_schedule
-        ``"stan"``: Stan's doubling windows; ``"early"``: the metric updated after every
-        warmup step (the low-rank fit every 20 steps) from the last tens of draws, in
-        nutpie's manner (:func:`~mcgen.adaptation.window.early_schedule`).  ``None``
+        ``"stan"``: Stan's doubling windows; ``"early"``: after Stan's initial buffer (75
+        steps of step size alone), the metric updated after every warmup step (the low-rank
+        fit every 20 steps) from the last tens of draws, in nutpie's manner
+        (:func:`~mcgen.adaptation.window.early_schedule`).  ``None``
         (default): ``"early"`` for ``mass="low_rank"``, ``"stan"`` for the others.
     mass_rank, mass_eigval_cutoff, mass_buffer
         For ``mass="low_rank"`` only: the number ``k`` of corrected directions, the cutoff

@@ -3,7 +3,7 @@
 Usage: python checkpoint_kill.py ROOT [DIE]
 
 Runs four small checkpointed runs in turn (NUTS, a Gibbs combinator, parallel tempering, NUTS
-with the low-rank metric),
+with its default metric),
 each with ``checkpoint=ROOT/<name>`` and a checkpoint at every chunk; a run whose checkpoint
 is finished is read back.  When all are done, writes ROOT/<name>.npz (draws, stats, last
 state leaves) for each and prints "done".
@@ -62,12 +62,12 @@ RUNS = {
         mc.parallel_tempering(mc.rwmh(), num_temps=3),
         dict(init=jnp.zeros(1), num_chains=2, num_samples=70, num_warmup=30, chunk_size=7, seed=13),
     ),
-    # NUTS with the low-rank metric on the early schedule, whose warmup state (the draws and
-    # gradients of the fit's buffer) must survive a kill; last, so the kill points above stay
-    # where they are.  Bit-identical across device counts only with mass="diag" (above).
-    "nuts_low_rank": (
+    # NUTS's default: the low-rank metric on the early schedule, whose warmup state (the draws
+    # and gradients of the fit's buffer) must survive a kill; last, so the kill points above
+    # stay where they are.  Bit-identical across device counts only with mass="diag" (above).
+    "nuts_default": (
         _gauss,
-        mc.nuts(max_tree_depth=4, mass="low_rank"),
+        mc.nuts(max_tree_depth=4),
         dict(init=jnp.zeros(2), num_chains=3, num_samples=30, num_warmup=60, chunk_size=8, seed=14),
     ),
 }
