@@ -154,6 +154,10 @@ def test_early_schedule_structure():
     assert not any(early_schedule(19)[k].any() for k in sched)  # too short: step size only
     assert np.flatnonzero(early_schedule(100)["collect"])[0] == 15  # a short warmup: 15% of it
     assert np.flatnonzero(early_schedule(1000, initial_buffer=0)["switch"])[0] == 9
+    assert np.flatnonzero(early_schedule(1000, initial_buffer=847)["update"]).tolist() == [849]
+    for bad in (-1, 848):  # 3 draws must fit before the freeze at step 849
+        with pytest.raises(ValueError, match="initial_buffer must be between 0 and 847"):
+            early_schedule(1000, initial_buffer=bad)
     assert np.flatnonzero(sched["update"]).tolist() == list(range(77, 850))  # update_every=1: every step
     # a costly fit every 20 steps: also at the step after each switch (a fresh foreground) and
     # at the last step before the freeze; the switches and the freeze do not move

@@ -180,9 +180,14 @@ def early_schedule(
     out = {name: np.zeros(num_steps, bool) for name in names}
     if num_steps < 20:
         return out
+    final_start = num_steps - int(final_window * num_steps)
     if initial_buffer is None:
         initial_buffer = min(_INITIAL_BUFFER, int(0.15 * num_steps))
-    final_start = num_steps - int(final_window * num_steps)
+    elif not 0 <= initial_buffer <= final_start - 3:
+        raise ValueError(
+            f"early_schedule: initial_buffer must be between 0 and {final_start - 3} for {num_steps} steps "
+            f"(3 draws must be collected before the final {final_window:.0%} of the warmup), got {initial_buffer}"
+        )
     early_end = int(early_window * num_steps)
     out["collect"] = (steps >= initial_buffer) & (steps < final_start)
     foreground = background = 0

@@ -26,8 +26,9 @@ gradient of the current point cached in the state.
 
 ``run_chains`` warms NUTS up (:mod:`mcgen.adaptation.window`) with dual averaging of the step
 size towards a mean acceptance statistic of 0.8 and, by default, a low-rank-plus-diagonal
-inverse mass matrix fitted to the recent draws and their gradients, updated from the first
-steps on in nutpie's manner (``mass="low_rank"``, the ``"early"`` schedule).  Stan's windowed
+inverse mass matrix fitted to the recent draws and their gradients, updated after every few
+steps in nutpie's manner once Stan's initial buffer is over (``mass="low_rank"``, the
+``"early"`` schedule).  Stan's windowed
 adaptation with a diagonal (``mass="diag"``) or dense (``mass="dense"``) inverse mass matrix
 from Welford estimates, or a diagonal one from the draws and their gradients
 (``mass="grad_diag"``), are the alternatives.
