@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_gym  # noqa: E402
 
 import mcgen as mc  # noqa: E402
+from mcgen._driver.steps import _chain_keys  # noqa: E402
 from mcgen.kernels import _random  # noqa: E402
 
 
@@ -55,7 +56,7 @@ def replay(name: str, rep: int, chain: int, warmup: int, steps: int, kernel_args
     kernel = mc.nuts(**eval(f"dict({kernel_args})"))  # noqa: S307 (a command-line tool)
     warm = kernel.warmup(warmup)
     logdensity = target.logdensity
-    key = _random.fold_in(_random.fold_in(jax.random.key(rep), chain), 1)  # the warmup phase of chain i
+    key = _chain_keys(chain + 1, rep)[1][chain]  # run_chains' warmup key of chain i (seed = rep)
     ws = warm.init(kernel.init(x0, logdensity))
     step = jax.jit(lambda k, s: warm.step(k, s, logdensity))
     rows, t0 = [], time.perf_counter()

@@ -28,10 +28,9 @@ gradient of the current point cached in the state.
 size towards a mean acceptance statistic of 0.8 and, by default, a low-rank-plus-diagonal
 inverse mass matrix fitted to the recent draws and their gradients, updated after every few
 steps in nutpie's manner once Stan's initial buffer is over (``mass="low_rank"``, the
-``"early"`` schedule).  Stan's windowed
-adaptation with a diagonal (``mass="diag"``) or dense (``mass="dense"``) inverse mass matrix
-from Welford estimates, or a diagonal one from the draws and their gradients
-(``mass="grad_diag"``), are the alternatives.
+``"early"`` schedule).  Stan's windowed adaptation with a diagonal (``mass="diag"``) or dense
+(``mass="dense"``) inverse mass matrix from Welford estimates, or a diagonal one from the
+draws and their gradients (``mass="grad_diag"``), are the alternatives.
 
 References
 ----------
@@ -116,9 +115,9 @@ def nuts(
         1.5x Stan's diagonal in effective draws per gradient at the median, 12-130x where the
         posterior has correlations that a diagonal cannot undo, 0.7-0.95x on funnels and a
         nearly diagonal latent field, 0.34x on a curved 2-d banana (with R-hat 1.1: it says
-        so).  ``mass="diag"`` gives Stan's (and BlackJAX's and
-        NumPyro's) warmup, and draws that agree bit for bit across chain counts on small
-        elementwise targets (:mod:`mcgen.run`).
+        so).  ``mass="diag"`` gives Stan's (and BlackJAX's and NumPyro's) warmup, and draws
+        that agree bit for bit across chain counts on small elementwise targets
+        (:mod:`mcgen.run`).
     step_size
         Starting step size, where warmup's dual averaging starts (default 1.0).
     target_accept
