@@ -192,7 +192,10 @@ class GymTarget:
             ess_bulk = np.asarray(az.ess(ds, method="bulk")["x"])
             ess_mean = np.asarray(az.ess(ds, method="mean")["x"])
             rhat = np.asarray(az.rhat(ds)["x"])
-        mcse = np.sqrt(self.truth_sd**2 / np.maximum(ess_mean, 1.0) + self.truth_se**2)
+        # some Gym models publish a mean but no standard deviation (the non-identifiable quartic
+        # model): the draws' own standard deviation then stands in for it in the MCSE
+        sd = self.truth_sd if self.truth_sd.shape == self.truth_mean.shape else x.std(axis=(0, 1))
+        mcse = np.sqrt(sd**2 / np.maximum(ess_mean, 1.0) + self.truth_se**2)
         z = (x.mean(axis=(0, 1)) - self.truth_mean) / mcse
         return {"ess": float(np.min(ess_bulk)), "rhat": float(np.max(rhat)), "z": float(np.max(np.abs(z)))}
 
@@ -225,7 +228,8 @@ class GymTarget:
             means = " ".join(f"{m:8.3g}" for m in x[:, :, i].mean(axis=1))
             lines.append(
                 f"    {self.coord_names[i][:28]:28s} R-hat {rhat[i]:5.2f}  chain means {means}  "
-                f"truth {self.truth_mean[i]:.3g} +- {self.truth_sd[i]:.3g}"
+                f"truth {self.truth_mean[i]:.3g}"
+                + (f" +- {self.truth_sd[i]:.3g}" if self.truth_sd.shape == self.truth_mean.shape else "")
             )
         return "\n".join(lines)
 

@@ -120,8 +120,8 @@ def test_unknown_mass_names_the_choices():
 
 
 def test_early_schedule_learns_the_metric_and_samples_the_target():
-    # warmup 1000: the metric freezes at step 849 on a foreground of the 235 draws since the
-    # last-but-one switch (step 614), so each entry's sd is under 7%: a 30% bound is over 4 sd
+    # warmup 1000: the metric freezes at step 849 on a foreground of the 475 draws since the
+    # last-but-one switch (step 374), so each entry's sd is under 5%: a 20% bound is over 4 sd
     cov = np.asarray(GAUSS10.cov, np.float64)
     truth = np.sqrt(np.diag(cov) / np.diag(np.linalg.inv(cov)))
     res = run(
@@ -132,11 +132,11 @@ def test_early_schedule_learns_the_metric_and_samples_the_target():
         samples=1000,
         warmup=1000,
     )
-    np.testing.assert_allclose(np.asarray(res.last_state.params.inverse_mass) / truth, 1.0, atol=0.3)
+    np.testing.assert_allclose(np.asarray(res.last_state.params.inverse_mass) / truth, 1.0, atol=0.2)
     testing.assert_moments(res.samples, GAUSS10.mean, GAUSS10.var)
-    # the metric moved after every step before the freeze, and was recorded at each of the 27
-    # switches and at the freeze
-    assert res.warmup_stats["window_end"].shape[1] == 28
+    # the metric moved after every step before the freeze, and was recorded at each of the 24
+    # switches (22 of 10 draws, then after 80 and 120) and at the freeze
+    assert res.warmup_stats["window_end"].shape[1] == 25
 
 
 def test_early_schedule_structure():
@@ -148,8 +148,22 @@ def test_early_schedule_structure():
     assert not sched["update"][:75].any()
     switches = np.flatnonzero(sched["switch"])
     assert switches[0] == 84  # 10 draws from step 75 on
-    assert np.all(np.diff(switches[switches < 300]) == 10) and np.all(np.diff(switches[switches >= 294]) == 80)
-    assert switches[-1] + 80 <= 850  # no switch leaves a foreground shorter than 80 draws at the freeze
+    assert np.all(np.diff(switches[switches < 300]) == 10)
+    # after 30% of the warmup each window is 1.5 times the one before (nutpie's growth), and a
+    # switch is made only where the next window fits before the freeze: the final foreground
+    # holds the draws since step 375 (the switch at 674 would leave 176 of the next 270 draws)
+    assert np.diff(switches[switches >= 294]).tolist() == [80, 120]
+    assert early_schedule(1000, window_growth=1.0)["switch"][294:].nonzero()[0].tolist() == [0, 80, 160, 240, 320, 400]
+    assert np.diff(np.flatnonzero(early_schedule(2000)["switch"])[-4:]).tolist() == [120, 180, 270]
+    for n in range(300, 3000, 23):  # a switch is made only where the next, grown window fits
+        switch = np.flatnonzero(early_schedule(n)["switch"])
+        late = switch[np.searchsorted(switch, int(0.3 * n)) - 1 :]  # from the last early switch
+        windows = np.diff(late).tolist()
+        if windows:
+            assert windows == [round(80 * 1.5**j) for j in range(len(windows))]
+            assert late[-1] + round(windows[-1] * 1.5) <= n - int(0.15 * n)
+    with pytest.raises(ValueError, match="window_growth must be >= 1"):
+        early_schedule(1000, window_growth=0.9)
     assert np.flatnonzero(sched["search"]).tolist() == [77] and np.flatnonzero(sched["freeze"]).tolist() == [849]
     assert not any(early_schedule(19)[k].any() for k in sched)  # too short: step size only
     assert np.flatnonzero(early_schedule(100)["collect"])[0] == 15  # a short warmup: 15% of it

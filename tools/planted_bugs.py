@@ -749,6 +749,20 @@ BUGS = {
         "in_slow, is_update, is_switch = collect[i] & ~info.is_divergent, update_metric[i], switch[i]",
         "tests/test_mass_estimators.py -k initial_buffer",
     ),
+    # the late windows of the early schedule grow 1.5-fold (nutpie's growth): constant ones left
+    # the final metric on 235 draws and cost the banana
+    "early_constant_windows": (
+        "mcgen/adaptation/window.py",
+        "    window_growth: float = 1.5,",
+        "    window_growth: float = 1.0,",
+        "tests/test_mass_estimators.py -k early",
+    ),
+    "early_window_growth_ignores_fit": (
+        "mcgen/adaptation/window.py",
+        "switched = background >= freq and i + following <= final_start",
+        "switched = background >= freq and i + freq <= final_start",
+        "tests/test_mass_estimators.py -k early",
+    ),
 }
 
 
