@@ -253,8 +253,8 @@ def _dense_operators(metric, x):
 
 
 def test_operators_cut_to_the_kept_columns_over_a_batch():
-    # metrics of 16 columns keeping 0, 1 and 5 directions: alone they are cut to 0, 1 and 8
-    # columns, vmapped together to 8 (the largest need), under nested vmap too; every operator
+    # metrics of 16 columns keeping 0, 1 and 5 directions: alone they are cut to 0, 1 and 16
+    # columns, vmapped together to 16 (the largest need), under nested vmap too; every operator
     # must equal the one computed in float64 with every column
     metrics = [_metric_keeping(kept, seed=kept) for kept in (0, 1, 5)]
     x = jnp.asarray(np.random.default_rng(3).standard_normal((3, 20)), jnp.float32)

@@ -103,16 +103,28 @@ def _low_rank_apply(m: LowRankInverseMass, factor: jax.Array, w: jax.Array) -> j
 
 
 def _column_ladder(k: int) -> tuple[int, ...]:
-    """The column counts a low-rank metric of ``k`` columns may be cut to: 0, 1, 2, the powers of 2
-    from 8 below ``k``, and ``k``.
+    """The column counts a low-rank metric of ``k`` columns may be cut to: 0, 1 and ``k``.
 
-    Not 4: at :math:`d = 100` and 4 chains, a leaf with the factor cut to 4 columns took 2.46x
-    the diagonal metric's time, against 1.35x at 1 column, 1.9x at 2 and 8 and 1.7x uncut
+    0 runs the diagonal metric's arithmetic (a fit that kept no direction costs what the
+    diagonal metric costs) and 1 pays for itself, but no count in between does: with 2 or 8
+    of 16 columns kept, the leaf cut to 2 or 8 columns was slower than the uncut one, and each
+    rung is one more branch of every metric product to compile.  Leaf time as a multiple of
+    the diagonal metric's, 4 chains, for 0 / 1 / 2 / 8 / 16 kept columns
     (``benchmarks/bench_metric_leaf.py --metrics diag low_rank:0 low_rank:1 low_rank:2
-    low_rank:4 low_rank:8 low_rank:16``).
+    low_rank:8 low_rank:16``, and ``--ladder 0,1`` for this ladder):
+
+    * d = 100 (``gaussian_100``): rungs 0, 1, 2, 8, 16: 1.03 / 1.43 / 1.95 / 1.81 / 1.66;
+      rungs 0, 1, 16: 0.99 / 1.40 / 1.63 / 1.60 / 1.60; no cut: 1.56-1.59 throughout;
+    * d = 32 (Gym Brownian motion): rungs 0, 1, 2, 8, 16: 1.02 / - / 1.32 / - / 1.25; rungs
+      0, 1, 16: 1.01 / 1.11 / 1.21 / - / 1.17;
+    * d = 2519 (Gym stochastic volatility, where the gradient dominates): rungs 0, 1, 2, 8,
+      16: 1.00 / 1.07 / 1.13 / 1.08 / 1.08; rungs 0, 1, 16: 0.99 / 1.06 / 1.07 / 1.09 / 1.10.
+
+    The first call of ``run_chains`` with ``mc.nuts()`` on the Gym's eight schools (4 chains,
+    1000 + 1000) took 9.6 s with these three rungs against 10.4 s with five (6.6 s for
+    ``mass="diag"``).
     """
-    small = {0, 1, 2} | {1 << j for j in range(3, k.bit_length())}
-    return tuple(sorted({c for c in small if c < k} | {k}))
+    return tuple(sorted({c for c in (0, 1) if c < k} | {k}))
 
 
 def _rung(vals: jax.Array, ladder: tuple[int, ...]) -> jax.Array:
@@ -131,9 +143,9 @@ def by_kept_columns(apply: Callable, m: LowRankInverseMass, x):
     A column whose eigenvalue is 1 changes nothing, and the warmup's fit leaves void every
     column past the ``r`` directions it keeps (ranked first), yet a product with the whole
     ``(d, k)`` factor costs as much whether ``r`` is ``k`` or 0.  So the factor is cut at
-    run time to the first ``c`` columns, ``c`` the smallest of 0, 1, 2, 8, 16, ..., ``k`` that
-    holds all of them (:func:`_column_ladder`): :math:`O(d c)`, and with ``c = 0`` the diagonal metric's own
-    arithmetic.  The choice is a ``switch``, which under ``vmap`` would become a select
+    run time to the first ``c`` columns, ``c`` the smallest of 0, 1 and ``k`` that holds all
+    of them (:func:`_column_ladder`): :math:`O(d c)`, and with ``c = 0`` the diagonal
+    metric's own arithmetic.  The choice is a ``switch``, which under ``vmap`` would become a select
     that computes every branch; a custom batching rule instead takes ``c`` over the whole
     batch (the largest any member needs), so the switch stays a branch (also under nested
     ``vmap``: the rule recurses).  The result is the same function of ``(m, x)`` whichever
