@@ -1,0 +1,109 @@
+"""First-call time of ``run_chains`` with NUTS warmups, variants alternated in one process from cold caches.
+
+A first call traces, compiles and runs the warmup and the sampling programs.  This times it
+for ``mc.nuts(mass="diag")`` (Stan's warmup), the default ``mc.nuts()`` (low-rank metric on
+the early schedule) and the default with parts of it swapped out, to see where its extra
+compile time goes:
+
+* ``default_five_rungs``: the factor cut to 0, 1, 2, 8 or all columns (the ladder before
+  session 12) instead of 0, 1 or all;
+* ``default_uncut``: never cut (one branch);
+* ``default_no_fit``: the low-rank fit replaced by the diagonal alone (the metric's state and
+  products stay; the fit's code is gone);
+* ``grad_diag_early``: the Fisher diagonal on the early schedule (the schedule without the
+  low-rank state).
+
+Every run is 4 chains, 1000 warmup + 1000 draws on an Inference Gym target (the ``bench``
+extra), ``clear_cache()`` and ``jax.clear_caches()`` before each.  BlackJAX's first call is in
+``bench_gym.py``.  Pin the process to one core from its start (``taskset -c 0``) on a shared
+machine.
+
+Usage: python benchmarks/bench_first_call.py [--target EightSchools] [--reps 3] [--variants diag default ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+from bench_gym import make_target
+
+import mcgen as mc
+import mcgen.adaptation.window as window_module
+from mcgen.adaptation.low_rank import LowRankInverseMass
+from mcgen.kernels import _metrics
+from mcgen.run import clear_cache
+
+LADDER = _metrics._column_ladder
+FIT = window_module.low_rank_estimate
+
+
+def _five_rungs(k: int) -> tuple[int, ...]:
+    small = {0, 1, 2} | {1 << j for j in range(3, k.bit_length())}
+    return tuple(sorted({c for c in small if c < k} | {k}))
+
+
+def _diagonal_only(draws, grads, weights=None, *, rank, cutoff=2.0, gamma=1e-3, diag=None):
+    del grads, weights, cutoff, gamma
+    dim = draws.shape[1]
+    k = min(rank, dim)
+    scale = jnp.sqrt(diag) if diag is not None else jnp.ones((dim,), draws.dtype)
+    return LowRankInverseMass(scale.astype(draws.dtype), jnp.zeros((dim, k), draws.dtype), jnp.ones((k,), draws.dtype))
+
+
+VARIANTS = {
+    "diag": (lambda: mc.nuts(mass="diag"), LADDER, FIT),
+    "default": (lambda: mc.nuts(), LADDER, FIT),
+    "default_five_rungs": (lambda: mc.nuts(), _five_rungs, FIT),
+    "default_uncut": (lambda: mc.nuts(), lambda k: (k,), FIT),
+    "default_no_fit": (lambda: mc.nuts(), LADDER, _diagonal_only),
+    "grad_diag_early": (lambda: mc.nuts(mass="grad_diag", warmup_schedule="early"), LADDER, FIT),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", default="EightSchools")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    target = make_target(args.target)
+    seconds: dict[str, list[float]] = {v: [] for v in args.variants}
+    try:
+        for rep in range(args.reps):
+            for name in args.variants:
+                make, ladder, fit = VARIANTS[name]
+                _metrics._column_ladder, window_module.low_rank_estimate = ladder, fit
+                clear_cache()
+                jax.clear_caches()
+                start = time.perf_counter()
+                res = mc.run_chains(
+                    target.logdensity,
+                    make(),
+                    init=target.inits(4, rep),
+                    init_batched=True,
+                    num_chains=4,
+                    num_warmup=1000,
+                    num_samples=1000,
+                    seed=rep,
+                    progress=False,
+                    warn=False,
+                )
+                jax.block_until_ready(res.samples)
+                seconds[name].append(time.perf_counter() - start)
+                print(f"  rep {rep} {name:20s} first call {seconds[name][-1]:6.2f} s", flush=True)
+    finally:
+        _metrics._column_ladder, window_module.low_rank_estimate = LADDER, FIT
+    base = statistics.median(seconds[args.variants[0]])
+    print(f"{args.target}, 4 chains, 1000 + 1000, median of {args.reps}:")
+    for name, xs in seconds.items():
+        print(f"  {name:20s} {statistics.median(xs):6.2f} s  ({statistics.median(xs) / base:.2f}x {args.variants[0]})")
+
+
+if __name__ == "__main__":
+    main()
