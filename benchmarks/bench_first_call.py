@@ -11,9 +11,12 @@ compile time goes:
 * ``default_no_fit``: the low-rank fit replaced by the diagonal alone (the metric's state and
   products stay; the fit's code is gone);
 * ``grad_diag_early``: the Fisher diagonal on the early schedule (the schedule without the
-  low-rank state).
+  low-rank state);
+* ``diag_sampling_only`` and ``low_rank_sampling_only``: no warmup (``adapt=False``, step
+  size 0.3, the starting metric): the sampling program alone, so the cost of the low-rank
+  products in one compiled NUTS step.
 
-Every run is 4 chains, 1000 warmup + 1000 draws on an Inference Gym target (the ``bench``
+Every run is 4 chains, 1000 warmup (none for the ``sampling_only`` ones) + 1000 draws on an Inference Gym target (the ``bench``
 extra), ``clear_cache()`` and ``jax.clear_caches()`` before each.  BlackJAX's first call is in
 ``bench_gym.py``.  Pin the process to one core from its start (``taskset -c 0``) on a shared
 machine.
@@ -62,6 +65,8 @@ VARIANTS = {
     "default_uncut": (lambda: mc.nuts(), lambda k: (k,), FIT),
     "default_no_fit": (lambda: mc.nuts(), LADDER, _diagonal_only),
     "grad_diag_early": (lambda: mc.nuts(mass="grad_diag", warmup_schedule="early"), LADDER, FIT),
+    "diag_sampling_only": (lambda: mc.nuts(mass="diag", adapt=False, step_size=0.3), LADDER, FIT),
+    "low_rank_sampling_only": (lambda: mc.nuts(mass="low_rank", adapt=False, step_size=0.3), LADDER, FIT),
 }
 
 
@@ -88,7 +93,7 @@ def main() -> None:
                     init=target.inits(4, rep),
                     init_batched=True,
                     num_chains=4,
-                    num_warmup=1000,
+                    num_warmup=0 if name.endswith("sampling_only") else 1000,
                     num_samples=1000,
                     seed=rep,
                     progress=False,
