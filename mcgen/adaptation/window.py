@@ -35,8 +35,8 @@ draws' covariance.  The *schedule* can be :func:`early_schedule` (``schedule="ea
 after nutpie, following Stan's initial buffer of step-size adaptation alone): the metric is
 set often (after every step; every 20 steps and after each switch for the costly low-rank
 fit) from a foreground estimate that a background one replaces every 10 draws, later after
-windows of 80, 120, 180, ... draws, so
-it follows the chain from its first draws in the typical set; dual averaging then runs
+windows of 80, 120, 180, ... draws, so it follows the chain from its first draws in the
+typical set and ends on a long window; dual averaging then runs
 through, restarting only after the first update and when the metric freezes for the final
 15% of the warmup.  Each warmup step records its step size
 and gradient count, and each update the metric's diagonal, in a :class:`WarmupTrace`.

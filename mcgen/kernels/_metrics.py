@@ -120,9 +120,10 @@ def _column_ladder(k: int) -> tuple[int, ...]:
     * d = 2519 (Gym stochastic volatility, where the gradient dominates): rungs 0, 1, 2, 8,
       16: 1.00 / 1.07 / 1.13 / 1.08 / 1.08; rungs 0, 1, 16: 0.99 / 1.06 / 1.07 / 1.09 / 1.10.
 
-    The first call of ``run_chains`` with ``mc.nuts()`` on the Gym's eight schools (4 chains,
-    1000 + 1000) took 9.6 s with these three rungs against 10.4 s with five (6.6 s for
-    ``mass="diag"``).
+    The first call of ``run_chains`` with ``mc.nuts()`` (4 chains, 1000 + 1000) took 9.2 s
+    with these three rungs against 10.3 s with five on the Gym's eight schools, 16.0 against
+    17.3 s on its Brownian motion (``benchmarks/bench_first_call.py``; ``mass="diag"``: 6.6 and
+    13.4 s).
     """
     return tuple(sorted({c for c in (0, 1) if c < k} | {k}))
 
