@@ -194,10 +194,15 @@ class GymTarget:
             rhat = np.asarray(az.rhat(ds)["x"])
         # some Gym models publish a mean but no standard deviation (the non-identifiable quartic
         # model): the draws' own standard deviation then stands in for it in the MCSE
-        sd = self.truth_sd if self.truth_sd.shape == self.truth_mean.shape else x.std(axis=(0, 1))
+        sd = self.truth_sd if self.has_truth_sd else x.std(axis=(0, 1))
         mcse = np.sqrt(sd**2 / np.maximum(ess_mean, 1.0) + self.truth_se**2)
         z = (x.mean(axis=(0, 1)) - self.truth_mean) / mcse
         return {"ess": float(np.min(ess_bulk)), "rhat": float(np.max(rhat)), "z": float(np.max(np.abs(z)))}
+
+    @property
+    def has_truth_sd(self) -> bool:
+        """Whether the ground truth gives a standard deviation per coordinate (some Gym models give none)."""
+        return self.truth_sd.shape == self.truth_mean.shape
 
     def z_threshold(self) -> float:
         return float(sps.norm.isf(0.01 / (2 * self.truth_mean.size)))
@@ -228,8 +233,7 @@ class GymTarget:
             means = " ".join(f"{m:8.3g}" for m in x[:, :, i].mean(axis=1))
             lines.append(
                 f"    {self.coord_names[i][:28]:28s} R-hat {rhat[i]:5.2f}  chain means {means}  "
-                f"truth {self.truth_mean[i]:.3g}"
-                + (f" +- {self.truth_sd[i]:.3g}" if self.truth_sd.shape == self.truth_mean.shape else "")
+                f"truth {self.truth_mean[i]:.3g}" + (f" +- {self.truth_sd[i]:.3g}" if self.has_truth_sd else "")
             )
         return "\n".join(lines)
 

@@ -214,7 +214,7 @@ def early_schedule(
         is_early = i < early_end
         freq = early_switch if is_early else late
         # the window after this one: as long in the early share, else grown by window_growth
-        following = freq if is_early or window_growth == 1.0 else max(late + 1, round(late * window_growth))
+        following = freq if is_early else round(late * window_growth)
         switched = background >= freq and i + following <= final_start
         if switched:
             out["switch"][i] = True

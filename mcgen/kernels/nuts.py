@@ -115,9 +115,9 @@ def nuts(
         1.5x Stan's diagonal in effective draws per gradient at the median, 12-130x where the
         posterior has correlations that a diagonal cannot undo, 0.7-0.95x on funnels and a
         nearly diagonal latent field, 0.7x on a curved 2-d banana at 64 chains (with R-hat
-        up to 1.1: it says so).  ``mass="diag"`` gives Stan's (and BlackJAX's and NumPyro's) warmup, and draws
-        that agree bit for bit across chain counts on small elementwise targets
-        (:mod:`mcgen.run`).
+        up to 1.1: it says so).  ``mass="diag"`` gives Stan's (and BlackJAX's and NumPyro's)
+        warmup, and draws that agree bit for bit across chain counts on small elementwise
+        targets (:mod:`mcgen.run`).
     step_size
         Starting step size, where warmup's dual averaging starts (default 1.0).
     target_accept
