@@ -12,6 +12,9 @@ compile time goes:
   products stay; the fit's code is gone);
 * ``grad_diag_early``: the Fisher diagonal on the early schedule (the schedule without the
   low-rank state);
+* ``diag_two_programs`` and ``default_two_programs``: warmup and sampling as two compiled
+  programs (the driver before session 13), where the default runs them as one program that
+  compiles the NUTS step once;
 * ``diag_sampling_only`` and ``low_rank_sampling_only``: no warmup (``adapt=False``, step
   size 0.3, the starting metric): the sampling program alone, so the cost of the low-rank
   products in one compiled NUTS step.
@@ -37,6 +40,7 @@ from bench_gym import make_target
 
 import mcgen as mc
 import mcgen.adaptation.window as window_module
+import mcgen.run as run_module
 from mcgen.adaptation.low_rank import LowRankInverseMass
 from mcgen.kernels import _metrics
 from mcgen.run import clear_cache
@@ -61,6 +65,8 @@ def _diagonal_only(draws, grads, weights=None, *, rank, cutoff=2.0, gamma=1e-3, 
 VARIANTS = {
     "diag": (lambda: mc.nuts(mass="diag"), LADDER, FIT),
     "default": (lambda: mc.nuts(), LADDER, FIT),
+    "diag_two_programs": (lambda: mc.nuts(mass="diag"), LADDER, FIT),
+    "default_two_programs": (lambda: mc.nuts(), LADDER, FIT),
     "default_five_rungs": (lambda: mc.nuts(), _five_rungs, FIT),
     "default_uncut": (lambda: mc.nuts(), lambda k: (k,), FIT),
     "default_no_fit": (lambda: mc.nuts(), LADDER, _diagonal_only),
@@ -84,6 +90,7 @@ def main() -> None:
             for name in args.variants:
                 make, ladder, fit = VARIANTS[name]
                 _metrics._column_ladder, window_module.low_rank_estimate = ladder, fit
+                run_module._WHOLE_RUN = not name.endswith("two_programs")
                 clear_cache()
                 jax.clear_caches()
                 start = time.perf_counter()
@@ -101,13 +108,20 @@ def main() -> None:
                 )
                 jax.block_until_ready(res.samples)
                 seconds[name].append(time.perf_counter() - start)
-                print(f"  rep {rep} {name:20s} first call {seconds[name][-1]:6.2f} s", flush=True)
+                grads = res.stats["num_grad_evals"].sum()
+                print(
+                    f"  rep {rep} {name:22s} first call {seconds[name][-1]:6.2f} s (compile {res.compile_time:5.2f},"
+                    f" warmup {res.warmup_time:5.2f}, sampling {res.sampling_time:5.2f} s,"
+                    f" {1e6 * res.sampling_time / grads:6.2f} us per sampling gradient)",
+                    flush=True,
+                )
     finally:
         _metrics._column_ladder, window_module.low_rank_estimate = LADDER, FIT
+        run_module._WHOLE_RUN = True
     base = statistics.median(seconds[args.variants[0]])
     print(f"{args.target}, 4 chains, 1000 + 1000, median of {args.reps}:")
     for name, xs in seconds.items():
-        print(f"  {name:20s} {statistics.median(xs):6.2f} s  ({statistics.median(xs) / base:.2f}x {args.variants[0]})")
+        print(f"  {name:22s} {statistics.median(xs):6.2f} s  ({statistics.median(xs) / base:.2f}x {args.variants[0]})")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ log-density once (not a fresh ``lambda`` per call) to profit from it.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 import pathlib
@@ -79,7 +80,9 @@ from mcgen._driver.compile import _call, _Clock, _compile_ahead, clear_cache
 from mcgen._driver.placement import _host_value, _pad_chains, _padded_chain_count, _place, _placement, _to_host
 from mcgen._driver.positions import _check_initial_logdensity, _initial_positions
 from mcgen._driver.steps import (
+    _WARMUP_DONE,
     _chain_keys,
+    _fusable,
     _init_states,
     _sample_chunk,
     _start_and_warmup,
@@ -87,6 +90,7 @@ from mcgen._driver.steps import (
     _warmup_finalize,
     _warmup_init,
     _warmup_trace,
+    _whole_run,
 )
 from mcgen._driver.store import DrawStore
 from mcgen.result import Result
@@ -100,6 +104,11 @@ __all__ = ["run_chains", "clear_cache", "CheckpointError"]
 _STORE_CHUNK_BYTES = 16 * 2**20
 # Above this many bytes on disk, the R-hat / ESS warnings are skipped (they would read it all).
 _CHECK_BYTES = 256 * 2**20
+# Whether a run whose warmup and sampling are one chunk each runs as one program (where it
+# can); benchmarks turn it off to compare with the two programs.
+_WHOLE_RUN = True
+# Tokens that tell apart the runs whose one program reports the end of its warmup.
+_TOKENS = itertools.count()
 
 
 def _chunks(total: int, size: int, start: int = 0):
@@ -341,6 +350,20 @@ def run_chains(
         _check_initial_logdensity(getattr(states, "logdensity", None))
 
     sample_size = fit(num_samples, size)
+    # ...and when sampling is one chunk too, and the warmup comes apart around the kernel's own
+    # step (mcgen.types.WarmupParts), warmup and sampling run as one program in which the
+    # kernel's step (for NUTS: the trajectory and the model's gradient) is compiled once.
+    # (Not for a one-step warmup: there XLA folds the schedule's constants into the step's
+    # arithmetic in the warmup's own program and rounds it differently, measured with MALA.)
+    whole_run = (
+        _WHOLE_RUN
+        and fused_start
+        and num_warmup >= 2
+        and sample_size == num_samples
+        and mesh is None
+        and method == "vectorized"
+        and _fusable(kernel, num_warmup)
+    )
     spec = None
     if store is not None:
         spec = _step_spec(method, kernel, logdensity_fn, thin, transform, states, sample_keys)
@@ -401,7 +424,35 @@ def run_chains(
         static = (method, kernel, logdensity_fn, thin, transform, min(sample_size, num_samples))
         _compile_ahead(_sample_chunk, static, ahead, sample_keys, jnp.asarray(0, jnp.uint32))
 
-    if fused_start:
+    whole_rows, whole_sampling = None, 0.0
+    if whole_run:
+        bar.start("warmup", num_warmup, 0)
+        token = next(_TOKENS) % 2**31
+        start = time.perf_counter()
+        before = clock.compile
+        wstates, states, rows, initial_logdensity = _call(
+            clock,
+            _whole_run,
+            (method, kernel, logdensity_fn, num_warmup, requested, thin, transform, num_samples),
+            positions,
+            warm_keys,
+            sample_keys,
+            jnp.asarray(token, jnp.int32),
+        )
+        whole_rows = _to_host(rows, gather)
+        end = time.perf_counter()
+        _check_initial_logdensity(initial_logdensity)
+        ran_from = start + (clock.compile - before)
+        # the program reported when its warmup ended; were that report lost, split by steps
+        warm_end = _WARMUP_DONE.pop(token, None)
+        if warm_end is None or not ran_from <= warm_end <= end:
+            warm_end = ran_from + (end - ran_from) * num_warmup / (num_warmup + num_samples * thin)
+        warmup_time += warm_end - ran_from
+        whole_sampling = end - warm_end
+        bar.compiling(False)
+        bar.advance(num_warmup, warm_end - ran_from)
+        warmup_trace = _warmup_trace(wstates)
+    elif fused_start:
         bar.start("warmup", num_warmup, 0)
         start = time.perf_counter()
         before = clock.compile
@@ -466,19 +517,22 @@ def run_chains(
     bar.start("sampling", num_samples * thin, sample_start * thin)
     try:
         for t0, n in _chunks(num_samples, sample_size, sample_start):
-            before = clock.compile
-            start = time.perf_counter()
-            states, (chunk_draws, chunk_info) = _call(
-                clock,
-                _sample_chunk,
-                (method, kernel, logdensity_fn, thin, transform, n),
-                states,
-                sample_keys,
-                jnp.asarray(t0, jnp.uint32),
-            )
-            # off the device chunk by chunk: device memory does not grow with num_samples
-            (chunk_draws, chunk_info), chain_ids = _to_host((chunk_draws, chunk_info), gather)
-            seconds = time.perf_counter() - start - (clock.compile - before)
+            if whole_rows is not None:  # run above, in the warmup's program
+                ((chunk_draws, chunk_info), chain_ids), seconds = whole_rows, whole_sampling
+            else:
+                before = clock.compile
+                start = time.perf_counter()
+                states, (chunk_draws, chunk_info) = _call(
+                    clock,
+                    _sample_chunk,
+                    (method, kernel, logdensity_fn, thin, transform, n),
+                    states,
+                    sample_keys,
+                    jnp.asarray(t0, jnp.uint32),
+                )
+                # off the device chunk by chunk: device memory does not grow with num_samples
+                (chunk_draws, chunk_info), chain_ids = _to_host((chunk_draws, chunk_info), gather)
+                seconds = time.perf_counter() - start - (clock.compile - before)
             sampling_time += seconds
             keep = chain_ids < requested
             if draw_store is not None:

@@ -136,6 +136,35 @@ class Warmup(NamedTuple):
     init: Callable[[Any], Any]
     step: Callable[..., tuple[Any, Any]]
     finalize: Callable[[Any], Any]
+    parts: "WarmupParts | None" = None
+
+
+class WarmupParts(NamedTuple):
+    """A warmup step taken apart around the kernel's own step (optional, :attr:`Warmup.parts`).
+
+    ``Warmup.step(key, ws, logdensity_fn)`` must equal
+    ``absorb(ws, *kernel_step(key, prepare(ws), logdensity_fn))`` bit for bit.  With the parts
+    in hand, and ``kernel_step`` the very ``Kernel.step`` object of the kernel being run,
+    ``run_chains`` runs warmup and sampling as one loop that calls the kernel's step in one
+    place, so the model's gradient (and a NUTS trajectory) is compiled once, not once per
+    phase.  Warmups that pool across chains, or that do more than one kernel step per warmup
+    step, leave ``parts`` as None and run as two programs.
+
+    Attributes
+    ----------
+    prepare
+        ``prepare(warmup_state) -> state``: the kernel state the warmup steps from (e.g. with
+        the step size that dual averaging tries next).
+    kernel_step
+        The kernel step the warmup takes: ``kernel_step(key, state, logdensity_fn)``.
+    absorb
+        ``absorb(warmup_state, state, info) -> (warmup_state, info)``: the adaptation's update
+        after the step.
+    """
+
+    prepare: Callable[[Any], Any]
+    kernel_step: Callable[..., tuple[Any, Any]]
+    absorb: Callable[[Any, Any, Any], tuple[Any, Any]]
 
 
 class Kernel(NamedTuple):
@@ -156,12 +185,29 @@ class Kernel(NamedTuple):
     warmup: Callable[[int], Warmup] | None = None
 
 
+def isolated_step(step: StepFn, key: PRNGKey, state: Any, logdensity_fn: LogDensityFn) -> tuple[Any, Any]:
+    """``step(key, state, logdensity_fn)`` fenced off from the code around it.
+
+    An optimization barrier on the state that goes in and on the state and info that come
+    out keeps XLA from fusing the step's arithmetic with its neighbours', which it would do
+    differently in the warmup program, the sampling program and the one program of a whole
+    run (there the step's inputs and outputs pass through ``cond``s): fenced, the step rounds
+    the same in each, so where a run is cut never changes a draw.
+    """
+    return jax.lax.optimization_barrier(step(key, jax.lax.optimization_barrier(state), logdensity_fn))
+
+
 def no_warmup(kernel: Kernel) -> Callable[[int], Warmup]:
     """A warmup that only runs the kernel (burn-in without adaptation)."""
 
     def factory(num_steps: int) -> Warmup:
         del num_steps
-        return Warmup(init=lambda state: state, step=kernel.step, finalize=lambda state: state)
+        return Warmup(
+            init=lambda state: state,
+            step=lambda key, state, logdensity_fn: isolated_step(kernel.step, key, state, logdensity_fn),
+            finalize=lambda state: state,
+            parts=WarmupParts(lambda state: state, kernel.step, lambda _, state, info: (state, info)),
+        )
 
     return factory
 

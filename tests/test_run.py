@@ -237,3 +237,68 @@ def test_first_sampling_chunk_is_compiled_ahead_and_used(monkeypatch, chunk_size
     clear_cache()
     for a, b in zip(jax.tree_util.tree_leaves(ahead.samples), jax.tree_util.tree_leaves(plain.samples)):
         np.testing.assert_array_equal(a, b)
+
+
+GAUSS4 = testing.correlated_gaussian(4, 0.5)  # 4 chains x 4 coordinates fill XLA:CPU's 8-lane vectors
+WHOLE_KERNELS = {
+    "nuts": mc.nuts(),  # low-rank metric, early schedule
+    "nuts_diag": mc.nuts(mass="diag"),
+    "hmc_dense": mc.hmc(mass="dense"),
+    "mala": mc.mala(),
+    "ula": mc.ula(0.1),  # no warmup of its own: burn-in
+}
+
+
+@pytest.mark.exact_bits
+@quiet
+@pytest.mark.parametrize("thin", [1, 2])
+@pytest.mark.parametrize("name", list(WHOLE_KERNELS))
+def test_whole_run_is_one_program_with_the_draws_of_two(monkeypatch, name, thin):
+    # With one chunk per phase, a kernel whose warmup comes apart around its own step
+    # (mcgen.types.WarmupParts) runs warmup and sampling as one program, where the step (and
+    # the model's gradient) compiles once.  It must draw, adapt and report bit for bit what
+    # the warmup and sampling programs give, whole or in chunks; and it must be what ran.
+    from mcgen._driver import compile as compiled
+    from mcgen._driver import steps
+    from mcgen.run import clear_cache
+
+    kernel = WHOLE_KERNELS[name]
+    kwargs = {"num_samples": 23, "num_warmup": 40, "thin": thin, "seed": 4, "init_batched": False}
+    reports = []
+    monkeypatch.setattr(steps, "_warmup_done", lambda token, *_: reports.append(token))
+    clear_cache()
+    whole = _run(GAUSS4, kernel, **kwargs)
+    programs = [k[0] for k in compiled._CACHE]
+    assert steps._whole_run in programs and steps._sample_chunk not in programs
+    assert len(reports) == 1  # the program reported the end of its warmup, once
+    assert whole.warmup_time > 0 and whole.sampling_time > 0
+    runs = {"chunked": _run(GAUSS4, kernel, chunk_size=7, **kwargs)}
+    monkeypatch.setattr(mc.run, "_WHOLE_RUN", False)
+    runs["two programs"] = _run(GAUSS4, kernel, **kwargs)
+    clear_cache()
+    for how, other in runs.items():
+        for part in ("samples", "stats", "last_state", "warmup_stats"):
+            a, b = getattr(whole, part), getattr(other, part)
+            assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b), (how, part)
+            for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+                np.testing.assert_array_equal(x, y, err_msg=f"{name}: {part} of the whole run against {how}")
+
+
+@quiet
+def test_whole_run_is_not_taken_where_it_cannot_be():
+    # a warmup without parts (random-walk MH's), chunked phases, and a
+    # one-step warmup (see run.py) keep the two programs
+    from mcgen._driver import compile as compiled
+    from mcgen._driver import steps
+    from mcgen.run import clear_cache
+
+    for kernel, kwargs in (
+        (mc.rwmh(), {}),
+        (mc.nuts(), {"chunk_size": 50}),
+        (mc.nuts(), {"num_warmup": 1}),
+        (mc.nuts(), {"num_warmup": 0}),
+    ):
+        clear_cache()
+        _run(GAUSS4, kernel, init_batched=False, **kwargs)
+        assert steps._whole_run not in [k[0] for k in compiled._CACHE], kwargs
+    clear_cache()

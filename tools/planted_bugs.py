@@ -763,6 +763,31 @@ BUGS = {
         "switched = background >= freq and i + freq <= final_start",
         "tests/test_mass_estimators.py -k early",
     ),
+    # warmup and sampling as one program (session 13): it must draw what the two programs draw
+    "whole_run_samples_from_the_warmup_state": (
+        "mcgen/_driver/steps.py",
+        "start = jax.lax.cond(warm, prepare, lambda _: state, ws)",
+        "start = prepare(ws)",
+        "tests/test_run.py -k whole_run",
+    ),
+    "whole_run_warmup_keys_in_sampling": (
+        "mcgen/_driver/steps.py",
+        "lambda: _random.fold_in(wkey, u), lambda: _random.fold_in(skey, s))",
+        "lambda: _random.fold_in(wkey, u), lambda: _random.fold_in(wkey, s))",
+        "tests/test_run.py -k whole_run",
+    ),
+    "whole_run_keeps_first_of_thin": (
+        "mcgen/_driver/steps.py",
+        "keep = jnp.logical_not(warm) & (s % thin == thin - 1)",
+        "keep = jnp.logical_not(warm) & (s % thin == 0)",
+        "tests/test_run.py -k whole_run",
+    ),
+    "whole_run_sampling_state_frozen": (
+        "mcgen/_driver/steps.py",
+        "state = jax.lax.cond(warm, lambda: w.finalize(jax.lax.optimization_barrier(ws)), lambda: new)",
+        "state = jax.lax.cond(warm, lambda: w.finalize(jax.lax.optimization_barrier(ws)), lambda: state)",
+        "tests/test_run.py -k whole_run",
+    ),
 }
 
 

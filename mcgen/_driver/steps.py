@@ -8,6 +8,7 @@ of a ``vmap`` (or ``lax.map``) across chains, so where the scan is cut never cha
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import jax
@@ -15,7 +16,7 @@ import jax.numpy as jnp
 
 from mcgen.adaptation.ensemble import CHAIN_AXIS, _chain_axis
 from mcgen.kernels import _random
-from mcgen.types import Kernel
+from mcgen.types import Kernel, isolated_step
 
 
 def _chain_keys(num_chains: int, seed):
@@ -90,12 +91,99 @@ def _start_and_warmup(method, kernel, logdensity_fn, num_warmup, num_real, posit
     none), which the driver checks once the program has run.  Same draws as the three
     programs run one after the other.
     """
+    # fenced, so that no constant of the initial warmup state is folded into the first step
+    # (a one-step warmup's loop is unrolled): the same rounding as the warmup run in chunks
     states = _init_states(method, kernel, logdensity_fn, positions)
-    wstates = _warmup_init(method, kernel, num_warmup, num_real, states)
+    wstates = jax.lax.optimization_barrier(_warmup_init(method, kernel, num_warmup, num_real, states))
     wstates = _warmup_chunk(
         method, kernel, logdensity_fn, num_warmup, num_real, num_warmup, wstates, keys, jnp.uint32(0)
     )
     return wstates, getattr(states, "logdensity", None)
+
+
+def _fusable(kernel: Kernel, num_warmup: int) -> bool:
+    """Whether the warmup comes apart around the kernel's own step (:class:`~mcgen.types.WarmupParts`)."""
+    parts = getattr(_warmup_of(kernel, num_warmup), "parts", None)
+    return parts is not None and parts.kernel_step is kernel.step
+
+
+# perf_counter() when a whole-run program (keyed by the run's token) finished its warmup
+_WARMUP_DONE: dict[int, float] = {}
+
+
+def _warmup_done(token, *_) -> None:
+    _WARMUP_DONE[int(token)] = time.perf_counter()
+
+
+def _row(transform, state, info):
+    """What sampling keeps of a step: the (transformed) position and the info, flattened."""
+    draw = state.position if transform is None else transform(state.position)
+    return draw, _flat_info(info, state)
+
+
+def _whole_run(
+    method, kernel, logdensity_fn, num_warmup, num_real, thin, transform, num_samples, positions, wkeys, skeys, token
+):
+    """Kernel init, the whole warmup and the whole sampling as one program, which calls the
+    kernel's step in one place: the model's gradient and the kernel's loop compile once.
+
+    Step ``u`` of one loop over ``num_warmup + num_samples * thin`` steps is warmup step ``u``
+    (``prepare``, the kernel's step, ``absorb``: :class:`~mcgen.types.WarmupParts`) or
+    sampling step ``u - num_warmup`` (the kernel's step from the finalized state), with the
+    keys, the order of operations and so the draws of the warmup and sampling programs.  Kept
+    rows are written in place into buffers of ``num_samples`` rows.  When the warmup ends
+    the program reports the time to the host (``_warmup_done(token)``), so that warmup and
+    sampling seconds stay apart.  Returns the final warmup states (for their trace), the
+    final states, ``(draws, info)`` laid out as a sampling chunk's and the initial
+    log-density.
+    """
+    w = _warmup_of(kernel, num_warmup)
+    assert w.parts is not None  # the driver runs a whole run only where _fusable holds
+    prepare, kernel_step, absorb = w.parts
+    states = _init_states(method, kernel, logdensity_fn, positions)
+    wstates = _warmup_init(method, kernel, num_warmup, num_real, states)
+    finals = _warmup_finalize(method, kernel, num_warmup, num_real, wstates)
+
+    def kept(state, key):
+        return _row(transform, *kernel_step(key, state, logdensity_fn))
+
+    spec = jax.eval_shape(_over_chains(method, kept), finals, skeys)
+    rows = jax.tree_util.tree_map(lambda x: jnp.zeros((x.shape[0], num_samples, *x.shape[1:]), x.dtype), spec)
+    warm_steps = jnp.uint32(num_warmup)
+
+    def one(ws, state, buffer, wkey, skey, u):
+        warm = u < warm_steps
+        s = u - warm_steps  # the sampling step (wraps around during warmup, where it is unused)
+        key = jax.lax.cond(warm, lambda: _random.fold_in(wkey, u), lambda: _random.fold_in(skey, s))
+        start = jax.lax.cond(warm, prepare, lambda _: state, ws)
+        new, info = isolated_step(kernel_step, key, start, logdensity_fn)
+        ws = jax.lax.cond(warm, lambda: absorb(ws, new, info)[0], lambda: ws)
+        state = jax.lax.cond(warm, lambda: w.finalize(jax.lax.optimization_barrier(ws)), lambda: new)
+        keep = jnp.logical_not(warm) & (s % thin == thin - 1)
+        i = jnp.where(warm, 0, s // thin)
+        row = jax.lax.cond(
+            keep, lambda: _row(transform, new, info), lambda: jax.tree_util.tree_map(lambda b: b[i], buffer)
+        )
+        buffer = jax.tree_util.tree_map(lambda b, r: jax.lax.dynamic_update_index_in_dim(b, r, i, 0), buffer, row)
+        return ws, state, buffer
+
+    def body(carry, u):
+        carry = _over_chains(method, lambda ws, st, buf, wk, sk: one(ws, st, buf, wk, sk, u), num_real)(
+            *carry, wkeys, skeys
+        )
+        if num_warmup > 0:
+            step_size = jax.tree_util.tree_leaves(carry[1])[0]  # orders the report after the step
+            jax.lax.cond(
+                u == warm_steps - 1,
+                lambda: jax.debug.callback(_warmup_done, token, step_size),
+                lambda: None,
+            )
+        return carry, None
+
+    steps = jnp.arange(num_warmup + num_samples * thin, dtype=jnp.uint32)
+    wstates, finals, rows = jax.lax.scan(body, (wstates, finals, rows), steps)[0]
+    rows = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), rows)
+    return wstates, finals, rows, getattr(states, "logdensity", None)
 
 
 def _warmup_trace(wstates):
@@ -126,16 +214,15 @@ def _flat_info(info, state) -> dict:
 def _sample_chunk(method, kernel, logdensity_fn, thin, transform, length, states, keys, t0):
     def one(state, key, t):
         if thin == 1:
-            state, info = kernel.step(_random.fold_in(key, t), state, logdensity_fn)
+            state, info = isolated_step(kernel.step, _random.fold_in(key, t), state, logdensity_fn)
         else:
 
             def inner(st, j):
-                return kernel.step(_random.fold_in(key, t * thin + j), st, logdensity_fn)
+                return isolated_step(kernel.step, _random.fold_in(key, t * thin + j), st, logdensity_fn)
 
             state, infos = jax.lax.scan(inner, state, jnp.arange(thin, dtype=jnp.uint32))
             info = jax.tree_util.tree_map(lambda x: x[-1], infos)
-        draw = state.position if transform is None else transform(state.position)
-        return state, (draw, _flat_info(info, state))
+        return state, _row(transform, state, info)
 
     def body(sts, t):
         return _over_chains(method, lambda st, k: one(st, k, t))(sts, keys)

@@ -71,7 +71,7 @@ from mcgen.adaptation.low_rank import (
     run_if,
 )
 from mcgen.adaptation.welford import WelfordState, fisher_diagonal, welford_covariance, welford_init, welford_update
-from mcgen.types import Warmup
+from mcgen.types import Warmup, WarmupParts, isolated_step
 
 
 def window_schedule(
@@ -413,12 +413,23 @@ def window_adaptation(
             buffer_init(buffer_size if low_rank else 0, dim if low_rank else 0, dtype),
         )
 
-    def update(key, ws: WindowAdaptationState, logdensity_fn):
+    def prepare(ws: WindowAdaptationState):
+        # the state at the current iterate of dual averaging, or the search's trial (da.log_x)
         state = ws.state
+        step_size = jnp.exp(ws.dual_averaging.log_x).astype(state.params.step_size.dtype)
+        return state._replace(params=state.params._replace(step_size=step_size))
+
+    def update(key, ws: WindowAdaptationState, logdensity_fn):
+        return absorb(ws, *isolated_step(step, key, prepare(ws), logdensity_fn))
+
+    def absorb(ws: WindowAdaptationState, state, info):
+        # fenced like the step: the same rounding inline (warmup program) or in a cond (whole run)
+        barrier = jax.lax.optimization_barrier
+        return barrier(_absorb(*barrier((ws, state, info))))
+
+    def _absorb(ws: WindowAdaptationState, state, info):
         dtype = state.params.step_size.dtype
-        # the current iterate of dual averaging, or the search's trial (kept in da.log_x)
-        step_size = jnp.exp(ws.dual_averaging.log_x).astype(dtype)
-        state, info = step(key, state._replace(params=state.params._replace(step_size=step_size)), logdensity_fn)
+        step_size = jnp.exp(ws.dual_averaging.log_x).astype(dtype)  # the one prepare() set
         searched, trial = search_step(ws.search, step_size, info.accept_prob)
         # a search's trials leave dual averaging alone; the next trial (or the step size that
         # crossed, when the search ends) becomes the iterate from which it restarts
@@ -503,7 +514,7 @@ def window_adaptation(
         step_size = da_final(ws.dual_averaging).astype(state.params.step_size.dtype)
         return state._replace(params=state.params._replace(step_size=step_size))
 
-    return Warmup(init, update, finalize)
+    return Warmup(init, update, finalize, WarmupParts(prepare, step, absorb))
 
 
 def _where(flag, new, old):
