@@ -35,7 +35,8 @@ class Result:
     compile_time
         Seconds spent tracing and compiling (zero when everything came from the cache).
     warmup_time, sampling_time
-        Wall-clock seconds of the compiled warmup and sampling phases, compile excluded.
+        Wall-clock seconds of the compiled warmup and sampling phases, compile excluded (where
+        both ran as one program, split at the moment the program reported its warmup's end).
     messages
         The diagnostic warnings raised after sampling (R-hat, ESS, divergences).
     chain_ids
