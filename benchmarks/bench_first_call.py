@@ -15,6 +15,9 @@ compile time goes:
 * ``diag_two_programs`` and ``default_two_programs``: warmup and sampling as two compiled
   programs (the driver before session 13), where the default runs them as one program that
   compiles the NUTS step once;
+* ``default_chunked`` and ``default_chunked_two_programs``: in chunks of 100 steps (as with
+  a progress display or a checkpoint), where one loop program serves the warmup and the
+  sampling chunks, against a warmup and a sampling chunk program;
 * ``diag_sampling_only`` and ``low_rank_sampling_only``: no warmup (``adapt=False``, step
   size 0.3, the starting metric): the sampling program alone, so the cost of the low-rank
   products in one compiled NUTS step.
@@ -67,6 +70,8 @@ VARIANTS = {
     "default": (lambda: mc.nuts(), LADDER, FIT),
     "diag_two_programs": (lambda: mc.nuts(mass="diag"), LADDER, FIT),
     "default_two_programs": (lambda: mc.nuts(), LADDER, FIT),
+    "default_chunked": (lambda: mc.nuts(), LADDER, FIT),
+    "default_chunked_two_programs": (lambda: mc.nuts(), LADDER, FIT),
     "default_five_rungs": (lambda: mc.nuts(), _five_rungs, FIT),
     "default_uncut": (lambda: mc.nuts(), lambda k: (k,), FIT),
     "default_no_fit": (lambda: mc.nuts(), LADDER, _diagonal_only),
@@ -91,6 +96,7 @@ def main() -> None:
                 make, ladder, fit = VARIANTS[name]
                 _metrics._column_ladder, window_module.low_rank_estimate = ladder, fit
                 run_module._WHOLE_RUN = not name.endswith("two_programs")
+                chunked = {"chunk_size": 100} if "chunked" in name else {}
                 clear_cache()
                 jax.clear_caches()
                 start = time.perf_counter()
@@ -105,12 +111,13 @@ def main() -> None:
                     seed=rep,
                     progress=False,
                     warn=False,
+                    **chunked,
                 )
                 jax.block_until_ready(res.samples)
                 seconds[name].append(time.perf_counter() - start)
                 grads = res.stats["num_grad_evals"].sum()
                 print(
-                    f"  rep {rep} {name:22s} first call {seconds[name][-1]:6.2f} s (compile {res.compile_time:5.2f},"
+                    f"  rep {rep} {name:28s} first call {seconds[name][-1]:6.2f} s (compile {res.compile_time:5.2f},"
                     f" warmup {res.warmup_time:5.2f}, sampling {res.sampling_time:5.2f} s,"
                     f" {1e6 * res.sampling_time / grads:6.2f} us per sampling gradient)",
                     flush=True,
@@ -121,7 +128,7 @@ def main() -> None:
     base = statistics.median(seconds[args.variants[0]])
     print(f"{args.target}, 4 chains, 1000 + 1000, median of {args.reps}:")
     for name, xs in seconds.items():
-        print(f"  {name:22s} {statistics.median(xs):6.2f} s  ({statistics.median(xs) / base:.2f}x {args.variants[0]})")
+        print(f"  {name:28s} {statistics.median(xs):6.2f} s  ({statistics.median(xs) / base:.2f}x {args.variants[0]})")
 
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ from mcgen._driver.steps import (
     _init_states,
     _sample_chunk,
     _start_and_warmup,
+    _steps,
     _warmup_chunk,
     _warmup_finalize,
     _warmup_init,
@@ -345,25 +346,23 @@ def run_chains(
     # compiles into a program that is compiled anyway, not into one of its own (on a
     # structured model that is seconds of compile time, the largest part of a first call).
     fused_start = not resume and 0 < num_warmup == fit(num_warmup, size) and checkpoint is None and store is None
+    # Where the warmup comes apart around the kernel's own step (mcgen.types.WarmupParts),
+    # warmup and sampling steps run in one loop that calls the kernel's step (for NUTS: the
+    # trajectory and the model's gradient) in one place: when each phase is one chunk, the
+    # whole run is one program; in chunks, one program serves warmup and sampling chunks of
+    # equal length.  (Not for a one-step warmup: there XLA folds the schedule's constants
+    # into the step's arithmetic in the warmup's own program and rounds it differently,
+    # measured with MALA.)
+    one_loop = (
+        _WHOLE_RUN and num_warmup >= 2 and mesh is None and method == "vectorized" and _fusable(kernel, num_warmup)
+    )
+    whole_run = one_loop and fused_start and fit(num_samples, size) == num_samples
+    fused_start = fused_start and (whole_run or not one_loop)
     if not resume and not fused_start:
         states = _call(clock, _init_states, (method, kernel, logdensity_fn), positions)
         _check_initial_logdensity(getattr(states, "logdensity", None))
 
     sample_size = fit(num_samples, size)
-    # ...and when sampling is one chunk too, and the warmup comes apart around the kernel's own
-    # step (mcgen.types.WarmupParts), warmup and sampling run as one program in which the
-    # kernel's step (for NUTS: the trajectory and the model's gradient) is compiled once.
-    # (Not for a one-step warmup: there XLA folds the schedule's constants into the step's
-    # arithmetic in the warmup's own program and rounds it differently, measured with MALA.)
-    whole_run = (
-        _WHOLE_RUN
-        and fused_start
-        and num_warmup >= 2
-        and sample_size == num_samples
-        and mesh is None
-        and method == "vectorized"
-        and _fusable(kernel, num_warmup)
-    )
     spec = None
     if store is not None:
         spec = _step_spec(method, kernel, logdensity_fn, thin, transform, states, sample_keys)
@@ -472,6 +471,38 @@ def run_chains(
         bar.advance(num_warmup, seconds)
         warmup_trace = _warmup_trace(wstates)
         states = _call(clock, _warmup_finalize, (method, kernel, num_warmup, requested), wstates)
+    elif one_loop and num_warmup > 0 and sample_start == 0 and (saved is None or saved.phase == "warmup"):
+        if wstates is None:
+            wstates = _call(clock, _warmup_init, (method, kernel, num_warmup, requested), states)
+        # the carry's slot for the sampling states (finalized in the loop at the warmup's end)
+        states = _call(clock, _warmup_finalize, (method, kernel, num_warmup, requested), wstates)
+        loop = (method, kernel, logdensity_fn, num_warmup, requested, thin, transform)
+        rows = min(sample_size, num_samples)
+        if rows * thin != fit(num_warmup, size) and sample_start == 0 and num_samples > 0:
+            # the sampling chunks are another program: compile it ahead, as below
+            _compile_ahead(_steps, (*loop, rows, rows * thin), wstates, states, warm_keys, sample_keys, jnp.uint32(0))
+        bar.start("warmup", num_warmup, warm_start)
+        for t0, n in _chunks(num_warmup, fit(num_warmup, size), warm_start):
+            before = clock.compile
+            start = time.perf_counter()
+            wstates, states, _ = _call(
+                clock,
+                _steps,
+                (*loop, rows, n),
+                wstates,
+                states,
+                warm_keys,
+                sample_keys,
+                jnp.asarray(t0, jnp.uint32),
+            )
+            jax.block_until_ready(wstates)
+            seconds = time.perf_counter() - start - (clock.compile - before)
+            warmup_time += seconds
+            bar.compiling(False)
+            bar.advance(n, seconds)
+            if ckpt is not None and ckpt.due() and t0 + n < num_warmup:
+                ckpt.save("warmup", t0 + n, wstates, times(), host=_host_value)
+        warmup_trace = _warmup_trace(wstates)
     elif num_warmup > 0 and sample_start == 0 and (saved is None or saved.phase == "warmup"):
         if wstates is None:
             wstates = _call(clock, _warmup_init, (method, kernel, num_warmup, requested), states)
@@ -519,6 +550,23 @@ def run_chains(
         for t0, n in _chunks(num_samples, sample_size, sample_start):
             if whole_rows is not None:  # run above, in the warmup's program
                 ((chunk_draws, chunk_info), chain_ids), seconds = whole_rows, whole_sampling
+            elif one_loop and num_warmup > 0:
+                if wstates is None:  # resumed in sampling: the warmup states only fill the carry
+                    wstates = _call(clock, _warmup_init, (method, kernel, num_warmup, requested), states)
+                before = clock.compile
+                start = time.perf_counter()
+                wstates, states, (chunk_draws, chunk_info) = _call(
+                    clock,
+                    _steps,
+                    (method, kernel, logdensity_fn, num_warmup, requested, thin, transform, n, n * thin),
+                    wstates,
+                    states,
+                    warm_keys,
+                    sample_keys,
+                    jnp.asarray(num_warmup + t0 * thin, jnp.uint32),
+                )
+                (chunk_draws, chunk_info), chain_ids = _to_host((chunk_draws, chunk_info), gather)
+                seconds = time.perf_counter() - start - (clock.compile - before)
             else:
                 before = clock.compile
                 start = time.perf_counter()

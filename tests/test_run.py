@@ -285,9 +285,29 @@ def test_whole_run_is_one_program_with_the_draws_of_two(monkeypatch, name, thin)
 
 
 @quiet
+def test_chunked_one_loop_compiles_one_program_for_warmup_and_sampling():
+    # In chunks (a progress display, a checkpoint), warmup and sampling chunks of one length
+    # are one program: the kernel's step compiles once, not once per phase.
+    from mcgen._driver import compile as compiled
+    from mcgen._driver import steps
+    from mcgen.run import clear_cache
+
+    clear_cache()
+    _run(GAUSS4, mc.nuts(), num_warmup=40, num_samples=40, chunk_size=10, init_batched=False)
+    programs = [k[0] for k in compiled._CACHE]
+    assert programs.count(steps._steps) == 1
+    assert steps._warmup_chunk not in programs and steps._sample_chunk not in programs
+    # thinned draws: a sampling chunk of 10 draws is 20 steps, another program
+    clear_cache()
+    _run(GAUSS4, mc.nuts(), num_warmup=40, num_samples=40, chunk_size=10, thin=2, init_batched=False)
+    assert [k[0] for k in compiled._CACHE].count(steps._steps) == 2
+    clear_cache()
+
+
+@quiet
 def test_whole_run_is_not_taken_where_it_cannot_be():
-    # a warmup without parts (random-walk MH's), chunked phases, and a
-    # one-step warmup (see run.py) keep the two programs
+    # a warmup without parts (random-walk MH's), chunked phases (one loop in chunks instead),
+    # and a one-step warmup (see run.py) do not run as one program
     from mcgen._driver import compile as compiled
     from mcgen._driver import steps
     from mcgen.run import clear_cache

@@ -127,29 +127,62 @@ def _whole_run(
     """Kernel init, the whole warmup and the whole sampling as one program, which calls the
     kernel's step in one place: the model's gradient and the kernel's loop compile once.
 
-    Step ``u`` of one loop over ``num_warmup + num_samples * thin`` steps is warmup step ``u``
-    (``prepare``, the kernel's step, ``absorb``: :class:`~mcgen.types.WarmupParts`) or
-    sampling step ``u - num_warmup`` (the kernel's step from the finalized state), with the
-    keys, the order of operations and so the draws of the warmup and sampling programs.  Kept
-    rows are written in place into buffers of ``num_samples`` rows.  When the warmup ends
-    the program reports the time to the host (``_warmup_done(token)``), so that warmup and
-    sampling seconds stay apart.  Returns the final warmup states (for their trace), the
-    final states, ``(draws, info)`` laid out as a sampling chunk's and the initial
+    The loop is :func:`_steps` over all ``num_warmup + num_samples * thin`` steps.  When the
+    warmup ends the program reports the time to the host (``_warmup_done(token)``), so that
+    warmup and sampling seconds stay apart.  Returns the final warmup states (for their
+    trace), the final states, ``(draws, info)`` laid out as a sampling chunk's and the initial
     log-density.
     """
-    w = _warmup_of(kernel, num_warmup)
-    assert w.parts is not None  # the driver runs a whole run only where _fusable holds
-    prepare, kernel_step, absorb = w.parts
     states = _init_states(method, kernel, logdensity_fn, positions)
     wstates = _warmup_init(method, kernel, num_warmup, num_real, states)
     finals = _warmup_finalize(method, kernel, num_warmup, num_real, wstates)
+    static = (method, kernel, logdensity_fn, num_warmup, num_real, thin, transform)
+    wstates, finals, rows = _steps(
+        *static, num_samples, num_warmup + num_samples * thin, wstates, finals, wkeys, skeys, jnp.uint32(0), token
+    )
+    return wstates, finals, rows, getattr(states, "logdensity", None)
+
+
+def _steps(
+    method,
+    kernel,
+    logdensity_fn,
+    num_warmup,
+    num_real,
+    thin,
+    transform,
+    num_rows,
+    length,
+    wstates,
+    states,
+    wkeys,
+    skeys,
+    u0,
+    token=None,
+):
+    """Steps ``u0 .. u0 + length - 1`` of the one loop over warmup and sampling.
+
+    Step ``u`` is warmup step ``u`` (``prepare``, the kernel's step, ``absorb``:
+    :class:`~mcgen.types.WarmupParts`) or sampling step ``u - num_warmup`` (the kernel's step
+    from the finalized state), with the keys, the order of operations and so the draws of the
+    warmup and sampling programs; the kernel's step is called in one place.  Both the warmup
+    states and the (finalized or sampling) states ride in the carry.  The rows kept from
+    ``u0`` on are written in place into buffers of ``num_rows`` rows, returned laid out as a
+    sampling chunk's ``(draws, info)`` (unused by a warmup chunk).  A chunk program serves the
+    warmup's chunks and the sampling's alike where their lengths agree.  With a ``token`` the
+    program reports the end of the warmup to the host (``_warmup_done``).
+    """
+    w = _warmup_of(kernel, num_warmup)
+    assert w.parts is not None  # the driver runs the one loop only where _fusable holds
+    prepare, kernel_step, absorb = w.parts
 
     def kept(state, key):
         return _row(transform, *kernel_step(key, state, logdensity_fn))
 
-    spec = jax.eval_shape(_over_chains(method, kept), finals, skeys)
-    rows = jax.tree_util.tree_map(lambda x: jnp.zeros((x.shape[0], num_samples, *x.shape[1:]), x.dtype), spec)
+    spec = jax.eval_shape(_over_chains(method, kept), states, skeys)
+    rows = jax.tree_util.tree_map(lambda x: jnp.zeros((x.shape[0], num_rows, *x.shape[1:]), x.dtype), spec)
     warm_steps = jnp.uint32(num_warmup)
+    first_row = jnp.where(u0 < warm_steps, 0, (u0 - warm_steps) // thin)  # the draw that row 0 holds
 
     def one(ws, state, buffer, wkey, skey, u):
         warm = u < warm_steps
@@ -160,7 +193,7 @@ def _whole_run(
         ws = jax.lax.cond(warm, lambda: absorb(ws, new, info)[0], lambda: ws)
         state = jax.lax.cond(warm, lambda: w.finalize(jax.lax.optimization_barrier(ws)), lambda: new)
         keep = jnp.logical_not(warm) & (s % thin == thin - 1)
-        i = jnp.where(warm, 0, s // thin)
+        i = jnp.where(warm, 0, s // thin - first_row)
         row = jax.lax.cond(
             keep, lambda: _row(transform, new, info), lambda: jax.tree_util.tree_map(lambda b: b[i], buffer)
         )
@@ -171,7 +204,7 @@ def _whole_run(
         carry = _over_chains(method, lambda ws, st, buf, wk, sk: one(ws, st, buf, wk, sk, u), num_real)(
             *carry, wkeys, skeys
         )
-        if num_warmup > 0:
+        if token is not None and num_warmup > 0:
             step_size = jax.tree_util.tree_leaves(carry[1])[0]  # orders the report after the step
             jax.lax.cond(
                 u == warm_steps - 1,
@@ -180,10 +213,9 @@ def _whole_run(
             )
         return carry, None
 
-    steps = jnp.arange(num_warmup + num_samples * thin, dtype=jnp.uint32)
-    wstates, finals, rows = jax.lax.scan(body, (wstates, finals, rows), steps)[0]
-    rows = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), rows)
-    return wstates, finals, rows, getattr(states, "logdensity", None)
+    steps = u0 + jnp.arange(length, dtype=jnp.uint32)
+    wstates, states, rows = jax.lax.scan(body, (wstates, states, rows), steps)[0]
+    return wstates, states, jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), rows)
 
 
 def _warmup_trace(wstates):
