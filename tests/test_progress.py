@@ -45,8 +45,12 @@ def test_a_run_shows_compiling_phases_rate_and_health(capsys, monkeypatch):
         return -0.5 * jnp.sum(x**2)
 
     # the sampling program compiled during the warmup (run._compile_ahead) may be ready
-    # before sampling starts; without it the sampling chunk always shows its compile
+    # before sampling starts; without it the sampling chunk always shows its compile.  (HMC's
+    # warmup and sampling chunks of one length are one program, mcgen.types.WarmupParts, so
+    # sampling compiles nothing; run them as two programs here, and see the one-program
+    # display below.)
     monkeypatch.setattr(mc.run, "_compile_ahead", lambda *a, **k: None)
+    monkeypatch.setattr(mc.run, "_WHOLE_RUN", False)
 
     res = mc.run_chains(
         logdensity,
@@ -71,6 +75,26 @@ def test_a_run_shows_compiling_phases_rate_and_health(capsys, monkeypatch):
     assert f"step {res.stats['step_size'][:, -1].mean():.3g}" in final
     assert f"divergences {res.stats['is_divergent'].sum()}" in final
     assert any(v.startswith("warmup: 100%") and "20/20" in v for v in views)
+    # one program for both phases: sampling shows no compile, and the same bars and health
+    monkeypatch.setattr(mc.run, "_WHOLE_RUN", True)
+    mc.run.clear_cache()
+    again = mc.run_chains(
+        logdensity,
+        mc.hmc(num_integration_steps=3),
+        init=jnp.zeros(2),
+        num_chains=2,
+        num_samples=40,
+        num_warmup=20,
+        chunk_size=10,
+        progress=True,
+        warn=False,
+        init_batched=False,
+    )
+    views = [v for v in capsys.readouterr().err.replace("\n", "\r").split("\r") if v.strip()]
+    assert any(v.startswith("warmup (compiling…)") for v in views)
+    assert not any(v.startswith("sampling (compiling…)") for v in views)
+    final = [v for v in views if v.startswith("sampling: 100%")][-1]
+    assert "40/40" in final and f"divergences {again.stats['is_divergent'].sum()}" in final
     mc.run_chains(
         logdensity,
         mc.hmc(num_integration_steps=3),
