@@ -105,8 +105,9 @@ __all__ = ["run_chains", "clear_cache", "CheckpointError"]
 _STORE_CHUNK_BYTES = 16 * 2**20
 # Above this many bytes on disk, the R-hat / ESS warnings are skipped (they would read it all).
 _CHECK_BYTES = 256 * 2**20
-# Whether a run whose warmup and sampling are one chunk each runs as one program (where it
-# can); benchmarks turn it off to compare with the two programs.
+# Whether warmup and sampling run in one loop where the warmup allows it (one program for a
+# run in one chunk per phase, one program for chunks of one length otherwise); benchmarks and
+# tests turn it off to compare with the two programs (a warmup and a sampling program).
 _WHOLE_RUN = True
 # Tokens that tell apart the runs whose one program reports the end of its warmup.
 _TOKENS = itertools.count()
