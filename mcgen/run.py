@@ -472,54 +472,37 @@ def run_chains(
         bar.advance(num_warmup, seconds)
         warmup_trace = _warmup_trace(wstates)
         states = _call(clock, _warmup_finalize, (method, kernel, num_warmup, requested), wstates)
-    elif one_loop and num_warmup > 0 and sample_start == 0 and (saved is None or saved.phase == "warmup"):
-        if wstates is None:
-            wstates = _call(clock, _warmup_init, (method, kernel, num_warmup, requested), states)
-        # the carry's slot for the sampling states (finalized in the loop at the warmup's end)
-        states = _call(clock, _warmup_finalize, (method, kernel, num_warmup, requested), wstates)
-        loop = (method, kernel, logdensity_fn, num_warmup, requested, thin, transform)
-        rows = min(sample_size, num_samples)
-        if rows * thin != fit(num_warmup, size) and sample_start == 0 and num_samples > 0:
-            # the sampling chunks are another program: compile it ahead, as below
-            _compile_ahead(_steps, (*loop, rows, rows * thin), wstates, states, warm_keys, sample_keys, jnp.uint32(0))
-        bar.start("warmup", num_warmup, warm_start)
-        for t0, n in _chunks(num_warmup, fit(num_warmup, size), warm_start):
-            before = clock.compile
-            start = time.perf_counter()
-            wstates, states, _ = _call(
-                clock,
-                _steps,
-                (*loop, rows, n),
-                wstates,
-                states,
-                warm_keys,
-                sample_keys,
-                jnp.asarray(t0, jnp.uint32),
-            )
-            jax.block_until_ready(wstates)
-            seconds = time.perf_counter() - start - (clock.compile - before)
-            warmup_time += seconds
-            bar.compiling(False)
-            bar.advance(n, seconds)
-            if ckpt is not None and ckpt.due() and t0 + n < num_warmup:
-                ckpt.save("warmup", t0 + n, wstates, times(), host=_host_value)
-        warmup_trace = _warmup_trace(wstates)
     elif num_warmup > 0 and sample_start == 0 and (saved is None or saved.phase == "warmup"):
         if wstates is None:
             wstates = _call(clock, _warmup_init, (method, kernel, num_warmup, requested), states)
-        sampling_ahead(wstates)
+        loop = (method, kernel, logdensity_fn, num_warmup, requested, thin, transform)
+        rows = min(sample_size, num_samples)
+        if one_loop:
+            # the carry's slot for the sampling states (finalized in the loop at the warmup's end)
+            states = _call(clock, _warmup_finalize, (method, kernel, num_warmup, requested), wstates)
+            if rows * thin != fit(num_warmup, size) and num_samples > 0:
+                # the sampling chunks are another program: compile it ahead
+                _compile_ahead(
+                    _steps, (*loop, rows, rows * thin), wstates, states, warm_keys, sample_keys, jnp.uint32(0)
+                )
+        else:
+            sampling_ahead(wstates)
         bar.start("warmup", num_warmup, warm_start)
         for t0, n in _chunks(num_warmup, fit(num_warmup, size), warm_start):
             before = clock.compile
             start = time.perf_counter()
-            wstates = _call(
-                clock,
-                _warmup_chunk,
-                (method, kernel, logdensity_fn, num_warmup, requested, n),
-                wstates,
-                warm_keys,
-                jnp.asarray(t0, jnp.uint32),
-            )
+            t = jnp.asarray(t0, jnp.uint32)
+            if one_loop:
+                wstates, states, _ = _call(clock, _steps, (*loop, rows, n), wstates, states, warm_keys, sample_keys, t)
+            else:
+                wstates = _call(
+                    clock,
+                    _warmup_chunk,
+                    (method, kernel, logdensity_fn, num_warmup, requested, n),
+                    wstates,
+                    warm_keys,
+                    t,
+                )
             jax.block_until_ready(wstates)
             seconds = time.perf_counter() - start - (clock.compile - before)
             warmup_time += seconds
@@ -528,7 +511,8 @@ def run_chains(
             if ckpt is not None and ckpt.due() and t0 + n < num_warmup:
                 ckpt.save("warmup", t0 + n, wstates, times(), host=_host_value)
         warmup_trace = _warmup_trace(wstates)
-        states = _call(clock, _warmup_finalize, (method, kernel, num_warmup, requested), wstates)
+        if not one_loop:
+            states = _call(clock, _warmup_finalize, (method, kernel, num_warmup, requested), wstates)
 
     draw_store = None
     if store is not None:
