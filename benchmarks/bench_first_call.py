@@ -27,26 +27,35 @@ extra), ``clear_cache()`` and ``jax.clear_caches()`` before each.  BlackJAX's fi
 ``bench_gym.py``.  Pin the process to one core from its start (``taskset -c 0``) on a shared
 machine.
 
-Usage: python benchmarks/bench_first_call.py [--target EightSchools] [--reps 3] [--variants diag default ...]
+``--devices N`` shards the chains over N simulated CPU devices (``XLA_FLAGS`` is set before JAX
+starts), where the same one-program run applies.
+
+Usage: python benchmarks/bench_first_call.py [--target EightSchools] [--reps 3] [--devices N] [--variants diag default ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 import warnings
 
-import jax
-import jax.numpy as jnp
-from bench_gym import make_target
+if "--devices" in sys.argv:  # before JAX starts: the device count is fixed then
+    _n = sys.argv[sys.argv.index("--devices") + 1]
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={_n}"
 
-import mcgen as mc
-import mcgen.adaptation.window as window_module
-import mcgen.run as run_module
-from mcgen.adaptation.low_rank import LowRankInverseMass
-from mcgen.kernels import _metrics
-from mcgen.run import clear_cache
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from bench_gym import make_target  # noqa: E402
+
+import mcgen as mc  # noqa: E402
+import mcgen.adaptation.window as window_module  # noqa: E402
+import mcgen.run as run_module  # noqa: E402
+from mcgen.adaptation.low_rank import LowRankInverseMass  # noqa: E402
+from mcgen.kernels import _metrics  # noqa: E402
+from mcgen.run import clear_cache  # noqa: E402
 
 LADDER = _metrics._column_ladder
 FIT = window_module.low_rank_estimate
@@ -85,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="EightSchools")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--devices", type=int, default=None, help="shard the chains over N simulated devices")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -111,6 +121,7 @@ def main() -> None:
                     seed=rep,
                     progress=False,
                     warn=False,
+                    devices=None if args.devices is None else jax.devices()[: args.devices],
                     **chunked,
                 )
                 jax.block_until_ready(res.samples)
@@ -126,7 +137,8 @@ def main() -> None:
         _metrics._column_ladder, window_module.low_rank_estimate = LADDER, FIT
         run_module._WHOLE_RUN = True
     base = statistics.median(seconds[args.variants[0]])
-    print(f"{args.target}, 4 chains, 1000 + 1000, median of {args.reps}:")
+    on = "" if args.devices is None else f", sharded over {args.devices} devices"
+    print(f"{args.target}, 4 chains{on}, 1000 + 1000, median of {args.reps}:")
     for name, xs in seconds.items():
         print(f"  {name:28s} {statistics.median(xs):6.2f} s  ({statistics.median(xs) / base:.2f}x {args.variants[0]})")
 

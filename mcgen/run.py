@@ -355,7 +355,7 @@ def run_chains(
     # into the step's arithmetic in the warmup's own program and rounds it differently,
     # measured with MALA.)
     one_loop = (
-        _WHOLE_RUN and num_warmup >= 2 and mesh is None and method == "vectorized" and _fusable(kernel, num_warmup)
+        _WHOLE_RUN and num_warmup >= 2 and method == "vectorized" and _fusable(kernel, num_warmup)
     )
     whole_run = one_loop and fused_start and fit(num_samples, size) == num_samples
     fused_start = fused_start and (whole_run or not one_loop)
@@ -471,15 +471,15 @@ def run_chains(
         bar.compiling(False)
         bar.advance(num_warmup, seconds)
         warmup_trace = _warmup_trace(wstates)
-        states = _call(clock, _warmup_finalize, (method, kernel, num_warmup, requested), wstates)
+        states = place(_call(clock, _warmup_finalize, (method, kernel, num_warmup, requested), wstates))
     elif num_warmup > 0 and sample_start == 0 and (saved is None or saved.phase == "warmup"):
         if wstates is None:
-            wstates = _call(clock, _warmup_init, (method, kernel, num_warmup, requested), states)
+            wstates = place(_call(clock, _warmup_init, (method, kernel, num_warmup, requested), states))
         loop = (method, kernel, logdensity_fn, num_warmup, requested, thin, transform)
         rows = min(sample_size, num_samples)
         if one_loop:
             # the carry's slot for the sampling states (finalized in the loop at the warmup's end)
-            states = _call(clock, _warmup_finalize, (method, kernel, num_warmup, requested), wstates)
+            states = place(_call(clock, _warmup_finalize, (method, kernel, num_warmup, requested), wstates))
             if rows * thin != fit(num_warmup, size) and num_samples > 0:
                 # the sampling chunks are another program: compile it ahead
                 _compile_ahead(
@@ -494,6 +494,7 @@ def run_chains(
             t = jnp.asarray(t0, jnp.uint32)
             if one_loop:
                 wstates, states, _ = _call(clock, _steps, (*loop, rows, n), wstates, states, warm_keys, sample_keys, t)
+                states = place(states)  # the mesh's chain sharding on every leaf: one program per chunk length
             else:
                 wstates = _call(
                     clock,
@@ -503,6 +504,7 @@ def run_chains(
                     warm_keys,
                     t,
                 )
+            wstates = place(wstates)
             jax.block_until_ready(wstates)
             seconds = time.perf_counter() - start - (clock.compile - before)
             warmup_time += seconds
@@ -512,7 +514,7 @@ def run_chains(
                 ckpt.save("warmup", t0 + n, wstates, times(), host=_host_value)
         warmup_trace = _warmup_trace(wstates)
         if not one_loop:
-            states = _call(clock, _warmup_finalize, (method, kernel, num_warmup, requested), wstates)
+            states = place(_call(clock, _warmup_finalize, (method, kernel, num_warmup, requested), wstates))
 
     draw_store = None
     if store is not None:
@@ -537,7 +539,7 @@ def run_chains(
                 ((chunk_draws, chunk_info), chain_ids), seconds = whole_rows, whole_sampling
             elif one_loop and num_warmup > 0:
                 if wstates is None:  # resumed in sampling: the warmup states only fill the carry
-                    wstates = _call(clock, _warmup_init, (method, kernel, num_warmup, requested), states)
+                    wstates = place(_call(clock, _warmup_init, (method, kernel, num_warmup, requested), states))
                 before = clock.compile
                 start = time.perf_counter()
                 wstates, states, (chunk_draws, chunk_info) = _call(
@@ -550,6 +552,7 @@ def run_chains(
                     sample_keys,
                     jnp.asarray(num_warmup + t0 * thin, jnp.uint32),
                 )
+                wstates, states = place((wstates, states))
                 (chunk_draws, chunk_info), chain_ids = _to_host((chunk_draws, chunk_info), gather)
                 seconds = time.perf_counter() - start - (clock.compile - before)
             else:
@@ -563,6 +566,7 @@ def run_chains(
                     sample_keys,
                     jnp.asarray(t0, jnp.uint32),
                 )
+                states = place(states)
                 # off the device chunk by chunk: device memory does not grow with num_samples
                 (chunk_draws, chunk_info), chain_ids = _to_host((chunk_draws, chunk_info), gather)
                 seconds = time.perf_counter() - start - (clock.compile - before)

@@ -35,6 +35,21 @@ def test_identical_draws_on_1_2_4_8_devices():
     assert all(result.values()), result
 
 
+def test_low_rank_warmup_on_as_many_devices_as_cores():
+    # the default NUTS's warmup fits a low-rank metric with LAPACK decompositions; batched, they
+    # deadlocked XLA:CPU's thread pool when every core was a simulated device (2 on 2 cores)
+    devices = max(2, os.cpu_count() or 2)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPTS / "low_rank_devices.py")],
+        env=_env(devices),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "done"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -61,19 +76,11 @@ def test_two_processes_match_single_process(tmp_path):
     assert all(p.returncode == 0 for p in procs), "\n".join(e[-2000:] for e in errs)
 
     target = testing.dict_gaussian()
+    run = dict(init=target.init, num_chains=8, num_samples=40, num_warmup=30, progress=False, seed=3, warn=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = mc.run_chains(
-            target.logdensity_fn,
-            mc.rwmh(),
-            init=target.init,
-            num_chains=8,
-            num_samples=40,
-            num_warmup=30,
-            progress=False,
-            seed=3,
-            warn=False,
-        )
+        ref = mc.run_chains(target.logdensity_fn, mc.rwmh(), **run)
+        nuts = mc.run_chains(target.logdensity_fn, mc.nuts(mass="diag"), **run)
     ids = []
     for i in range(2):
         got = np.load(tmp_path / f"process_{i}.npz")
@@ -82,6 +89,9 @@ def test_two_processes_match_single_process(tmp_path):
         np.testing.assert_array_equal(got["log_scale"], ref.samples["log_scale"])
         np.testing.assert_array_equal(got["local_loc"], ref.samples["loc"][got["local_ids"]])
         assert tuple(got["arviz_shape"]) == (8, 40, 2)
+        np.testing.assert_array_equal(got["nuts_loc"], nuts.samples["loc"])
+        np.testing.assert_array_equal(got["nuts_steps"], nuts.stats["num_grad_evals"])
+        assert np.all(got["nuts_times"] > 0)
         ids.append(set(got["local_ids"].tolist()))
     assert ids[0].isdisjoint(ids[1]) and ids[0] | ids[1] == set(range(8))
 

@@ -298,6 +298,42 @@ def _svd_each_batched(axis_size, in_batched, a):
     return out, (True, True)
 
 
+def one_chain_at_a_time(fn: Callable[..., object]) -> Callable[..., object]:
+    """``fn`` that, vmapped on the CPU, runs for one chain after another (``lax.map``).
+
+    Under ``vmap`` a decomposition (QR, ``eigh``, SVD) becomes one batched LAPACK call, which
+    XLA:CPU splits over its intra-op thread pool and waits for.  When the chains are sharded
+    over as many simulated CPU devices as there are cores (``XLA_FLAGS=
+    --xla_force_host_platform_device_count=N``, a common way to run chains on every core),
+    every pool thread can be a device's program waiting for its own split-off pieces: the run
+    deadlocked (the low-rank fit on two devices and two cores, in the batched QR).  One
+    matrix at a time is the same LAPACK routine for each, so the values do not change; other
+    platforms keep the batched call.
+    """
+
+    @jax.custom_batching.custom_vmap
+    def each(*args):
+        return fn(*args)
+
+    @each.def_vmap
+    def each_batched(axis_size, in_batched, *args):
+        del axis_size
+        flat, tree = jax.tree_util.tree_flatten(args)
+        flags = jax.tree_util.tree_leaves(in_batched)
+        batched = [x for x, b in zip(flat, flags) if b]
+
+        def one(slices):
+            it = iter(slices)
+            return fn(*jax.tree_util.tree_unflatten(tree, [next(it) if b else x for x, b in zip(flat, flags)]))
+
+        out = jax.lax.platform_dependent(
+            *batched, cpu=lambda *xs: jax.lax.map(one, xs), default=lambda *xs: jax.vmap(one)(xs)
+        )
+        return out, jax.tree_util.tree_map(lambda _: True, out)
+
+    return each
+
+
 def run_if(flag: jax.Array, fn: Callable[..., object], otherwise, operands: tuple = ()):
     """``fn(*operands)`` where ``flag`` else ``otherwise``, computing ``fn`` only when some chain needs it.
 

@@ -68,6 +68,7 @@ from mcgen.adaptation.low_rank import (
     is_low_rank,
     low_rank_diagonal,
     low_rank_estimate,
+    one_chain_at_a_time,
     run_if,
 )
 from mcgen.adaptation.welford import WelfordState, fisher_diagonal, welford_covariance, welford_init, welford_update
@@ -468,7 +469,9 @@ def window_adaptation(
                 )
 
             # the fit (eigen-decompositions) runs only at the steps that set the metric
-            inverse_mass = run_if(is_update, fit, state.params.inverse_mass, (buffer, welford, scores))
+            # (chain by chain on the CPU: batched decompositions could deadlock there, see the helper)
+            fit_each = one_chain_at_a_time(fit)
+            inverse_mass = run_if(is_update, fit_each, state.params.inverse_mass, (buffer, welford, scores))
         else:
             if estimator == "fisher":
                 estimate = fisher_diagonal(welford, scores)

@@ -28,6 +28,8 @@ run = dict(init=target.init, num_chains=8, num_samples=40, num_warmup=30, progre
 full = mc.run_chains(target.logdensity_fn, mc.rwmh(), **run)
 local = mc.run_chains(target.logdensity_fn, mc.rwmh(), gather=False, **run)
 idata = full.to_arviz()
+# NUTS runs its warmup and sampling as one program (mcgen.run's whole run), sharded too
+nuts = mc.run_chains(target.logdensity_fn, mc.nuts(mass="diag"), **run)
 np.savez(
     f"{out_dir}/process_{process_id}.npz",
     loc=full.samples["loc"],
@@ -36,5 +38,8 @@ np.savez(
     local_ids=local.chain_ids,
     num_devices=len(jax.devices()),
     arviz_shape=np.array(idata.posterior["loc"].shape),
+    nuts_loc=nuts.samples["loc"],
+    nuts_steps=nuts.stats["num_grad_evals"],
+    nuts_times=np.array([nuts.warmup_time, nuts.sampling_time]),
 )
 jax.distributed.shutdown()

@@ -35,6 +35,27 @@ for name, kernel in kernels.items():
         target.logdensity_fn, kernel, init=res, num_chains=12, num_samples=10, progress=False, warn=False
     )
     out[f"{name}_resume"] = cont.samples["loc"].shape == (12, 10, 2)
+# NUTS and MALA run warmup and sampling as one program (mcgen.run's whole run), sharded too,
+# with the draws of one device; in chunks, one program serves warmup and sampling chunks
+from mcgen._driver import compile as compiled  # noqa: E402
+from mcgen._driver import steps  # noqa: E402
+
+for name, kernel in {"nuts_diag": mc.nuts(mass="diag"), "mala": mc.mala()}.items():
+    for chunk in (None, 20):
+        ref = mc.run_chains(target.logdensity_fn, kernel, chain_method="vectorized", chunk_size=chunk, **run)
+        mc.run.clear_cache()
+        res = mc.run_chains(target.logdensity_fn, kernel, devices=jax.devices()[:4], chunk_size=chunk, **run)
+        programs = [k[0] for k in compiled._CACHE]
+        out[f"{name}_{chunk}_4"] = all(
+            np.array_equal(a, b)
+            for a, b in zip(
+                jax.tree_util.tree_leaves((ref.samples, ref.stats)), jax.tree_util.tree_leaves((res.samples, res.stats))
+            )
+        )
+        out[f"{name}_{chunk}_one_program"] = (
+            (steps._whole_run in programs) if chunk is None else programs.count(steps._steps) == 1
+        ) and steps._sample_chunk not in programs
+        out[f"{name}_{chunk}_sharded"] = len(res.last_state.position["loc"].sharding.device_set) == 4
 seq = mc.run_chains(target.logdensity_fn, mc.rwmh(), chain_method="sequential", **run)
 vec = mc.run_chains(target.logdensity_fn, mc.rwmh(), chain_method="vectorized", **run)
 out["sequential_close"] = bool(np.allclose(seq.samples["loc"], vec.samples["loc"], atol=1e-4))
