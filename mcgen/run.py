@@ -354,9 +354,7 @@ def run_chains(
     # equal length.  (Not for a one-step warmup: there XLA folds the schedule's constants
     # into the step's arithmetic in the warmup's own program and rounds it differently,
     # measured with MALA.)
-    one_loop = (
-        _WHOLE_RUN and num_warmup >= 2 and method == "vectorized" and _fusable(kernel, num_warmup)
-    )
+    one_loop = _WHOLE_RUN and num_warmup >= 2 and method == "vectorized" and _fusable(kernel, num_warmup)
     whole_run = one_loop and fused_start and fit(num_samples, size) == num_samples
     fused_start = fused_start and (whole_run or not one_loop)
     if not resume and not fused_start:
