@@ -308,7 +308,9 @@ def one_chain_at_a_time(fn: Callable[..., object]) -> Callable[..., object]:
     every pool thread can be a device's program waiting for its own split-off pieces: the run
     deadlocked (the low-rank fit on two devices and two cores, in the batched QR).  One
     matrix at a time is the same LAPACK routine for each, so the values do not change; other
-    platforms keep the batched call.
+    platforms keep the batched call.  Cost on one device (``benchmarks/bench_warmup_cost.py
+    --dims 32 100 --chains 4``, the low-rank early warmup per step): 45.8 and 315 us against
+    42.0 and 328 us batched, within the run-to-run spread.
     """
 
     @jax.custom_batching.custom_vmap
