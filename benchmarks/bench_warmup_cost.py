@@ -96,7 +96,7 @@ def fit(dim: int, chains: int, buffer: int, repeats: int) -> float:
 def svd_batch(dim: int, chains: int, repeats: int) -> tuple[float, float]:
     """Microseconds of the SVDs (values and vectors) of ``chains`` matrices ``(dim, dim)``:
     vmapped (one batched LAPACK call on CPU) and one after the other (``lax.map``), the two
-    paths of the fit's batching rule (:func:`mcgen.adaptation.low_rank._svd_each`)."""
+    paths of :func:`mcgen.adaptation.low_rank.one_chain_at_a_time`, which the fit uses."""
     a = jax.random.normal(jax.random.key(2), (chains, dim, dim), jnp.float32)
 
     def one(m):

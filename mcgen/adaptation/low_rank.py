@@ -50,7 +50,7 @@ minimizing Fisher Divergence. arXiv:2603.18845.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -276,29 +276,10 @@ def _svd(a: jax.Array) -> tuple[jax.Array, jax.Array]:
     return s, v
 
 
-@jax.custom_batching.custom_vmap
-def _svd_each(a: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """:func:`_svd` (values and right vectors), one matrix at a time on CPU also under ``vmap``.
-
-    XLA:CPU runs a batch of SVDs as one LAPACK call over the batch, which took 2.3 times as
-    long as the same SVDs one after the other (8 against 3.4 ms for 4 matrices of
-    ``100 x 100``; ``benchmarks/bench_warmup_cost.py --fit-only``): so on CPU the batching rule maps over the batch (``lax.map``); on other
-    platforms, whose batched solvers are efficient, it keeps the batched call.  Each matrix
-    then gets the same SVD whatever the batch around it.
-    """
-    return _svd(a)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
-@_svd_each.def_vmap
-def _svd_each_batched(axis_size, in_batched, a):
-    del axis_size
-    if not in_batched[0]:
-        return _svd_each(a), (False, False)
-    out = jax.lax.platform_dependent(a, cpu=lambda a: jax.lax.map(_svd, a), default=jax.vmap(_svd))
-    return out, (True, True)
-
-
-def one_chain_at_a_time(fn: Callable[..., object]) -> Callable[..., object]:
+def one_chain_at_a_time(fn: _F) -> _F:
     """``fn`` that, vmapped on the CPU, runs for one chain after another (``lax.map``).
 
     Under ``vmap`` a decomposition (QR, ``eigh``, SVD) becomes one batched LAPACK call, which
@@ -323,6 +304,9 @@ def one_chain_at_a_time(fn: Callable[..., object]) -> Callable[..., object]:
         flat, tree = jax.tree_util.tree_flatten(args)
         flags = jax.tree_util.tree_leaves(in_batched)
         batched = [x for x, b in zip(flat, flags) if b]
+        if not batched:
+            out = fn(*args)
+            return out, jax.tree_util.tree_map(lambda _: False, out)
 
         def one(slices):
             it = iter(slices)
@@ -333,7 +317,14 @@ def one_chain_at_a_time(fn: Callable[..., object]) -> Callable[..., object]:
         )
         return out, jax.tree_util.tree_map(lambda _: True, out)
 
-    return each
+    return cast(_F, each)
+
+
+# XLA:CPU ran a batch of SVDs as one LAPACK call over the batch in 2.3 times the time of the same
+# SVDs one after the other (8 against 3.4 ms for 4 matrices of 100 x 100; ``benchmarks/
+# bench_warmup_cost.py --fit-only``), another reason to map them one by one on the CPU; each
+# matrix then gets the same SVD whatever the batch around it.
+_svd_each = one_chain_at_a_time(_svd)
 
 
 def run_if(flag: jax.Array, fn: Callable[..., object], otherwise, operands: tuple = ()):
