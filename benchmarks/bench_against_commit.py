@@ -7,13 +7,18 @@ off), from cold caches, on an Inference Gym target (the ``bench`` extra).  Absol
 shared machine are noise; the ratios of alternated runs are the figure.  Pin the process to one
 core from its start (``taskset -c 0``).
 
+``--devices N`` shards the chains over N simulated CPU devices (``XLA_FLAGS`` is set before JAX
+starts); ``--no-two-programs`` leaves out this tree's two-program driver.
+
 Usage: python benchmarks/bench_against_commit.py --commit 054a2a9 [--target T] [--reps 4] [--kinds diag default]
+    [--devices N] [--no-two-programs]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pathlib
 import re
 import statistics
@@ -23,7 +28,11 @@ import tempfile
 import time
 import warnings
 
-import jax
+if "--devices" in sys.argv:  # before JAX starts: the device count is fixed then
+    _n = sys.argv[sys.argv.index("--devices") + 1]
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={_n}"
+
+import jax  # noqa: E402
 from bench_gym import make_target
 
 import mcgen
@@ -48,13 +57,18 @@ def main() -> None:
     parser.add_argument("--target", default="BrownianMotionUnknownScalesMissingMiddleObservations")
     parser.add_argument("--reps", type=int, default=4)
     parser.add_argument("--kinds", nargs="+", default=["diag", "default"], choices=["diag", "default"])
+    parser.add_argument("--devices", type=int, default=None, help="shard the chains over N simulated devices")
+    parser.add_argument("--no-two-programs", action="store_true", help="leave out the two-program driver")
     args = parser.parse_args()
+    devices = None if args.devices is None else jax.devices()[: args.devices]
     warnings.simplefilter("ignore")
     target = make_target(args.target)
     rows: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         old = _old_mcgen(args.commit, pathlib.Path(tmp))
         versions = [("old", old, True), ("new", mcgen, True), ("new_two_programs", mcgen, False)]
+        if args.no_two_programs:
+            versions = versions[:2]
         for rep in range(args.reps):
             for name, module, whole in versions if rep % 2 == 0 else versions[::-1]:
                 for kind in args.kinds:
@@ -74,6 +88,7 @@ def main() -> None:
                         seed=rep,
                         progress=False,
                         warn=False,
+                        devices=devices,
                     )
                     first = time.perf_counter() - start
                     lockstep = res.stats["num_grad_evals"].max(axis=0).sum()
@@ -85,7 +100,8 @@ def main() -> None:
                         flush=True,
                     )
         run_module._WHOLE_RUN = True
-    print(f"{args.target}, 4 chains, 1000 + 1000, medians of {args.reps}:")
+    on = "" if args.devices is None else f", sharded over {args.devices} devices"
+    print(f"{args.target}, 4 chains, 1000 + 1000{on}, medians of {args.reps}:")
     for kind in args.kinds:
         base = [statistics.median(c) for c in zip(*rows[("old", kind)])]
         for name, _, _ in versions:

@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import jax
 
+from mcgen._driver.placement import _mesh_of, _tracing_on
+
 _CACHE: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
 _CACHE_SIZE = 128
 
@@ -42,7 +44,8 @@ def _store(key, compiled) -> None:
 
 
 def _lower(fn: Callable, static: tuple, args: tuple):
-    return jax.jit(lambda *a: fn(*static, *a)).lower(*args)
+    with _tracing_on(_mesh_of(args)):  # the mesh for the steps that each device loops over alone
+        return jax.jit(lambda *a: fn(*static, *a)).lower(*args)
 
 
 def _call(clock: _Clock, fn: Callable, static: tuple, *args, lowered: Callable | None = None):

@@ -8,11 +8,127 @@ lanes, so the chain count is padded away from those sizes with chains that are d
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import contextlib
+import contextvars
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+# the mesh of the program being traced (set by the compile cache from its arguments' shardings)
+_MESH: contextvars.ContextVar[Any] = contextvars.ContextVar("mcgen_mesh", default=None)
+
+
+def _mesh_of(args) -> Any:
+    """The mesh of more than one device that the arguments are sharded over, or None."""
+    for x in jax.tree_util.tree_leaves(args):
+        mesh = getattr(getattr(x, "sharding", None), "mesh", None)
+        if mesh is not None and mesh.devices.size > 1:
+            return mesh
+    return None
+
+
+@contextlib.contextmanager
+def _tracing_on(mesh):
+    """While a program is traced: the mesh its chains are split over (None on one device)."""
+    token = _MESH.set(mesh)
+    try:
+        yield
+    finally:
+        _MESH.reset(token)
+
+
+class _Held:
+    """A host array held as a primitive's parameter (hashed and compared by identity)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: np.ndarray) -> None:
+        self.value = value
+
+
+def _embedded_abstract_eval(*, held: _Held):
+    return jax.core.ShapedArray(held.value.shape, held.value.dtype)
+
+
+def _embedded_lowering(ctx, *, held: _Held):
+    from jax.interpreters import mlir
+
+    return [mlir.ir_constant(held.value)]
+
+
+def _embedded_primitive():
+    from jax.extend.core import Primitive
+    from jax.interpreters import mlir
+
+    p = Primitive("mcgen_embedded_constant")
+    p.def_impl(lambda *, held: jnp.asarray(held.value))
+    p.def_abstract_eval(_embedded_abstract_eval)
+    mlir.register_lowering(p, _embedded_lowering)
+    return p
+
+
+_EMBEDDED = _embedded_primitive()
+
+
+def _embeddable(value, aval) -> bool:
+    """Whether a value a function closes over can be written into its code as a constant."""
+    if isinstance(value, jax.core.Tracer):
+        return False
+    return np.dtype(aval.dtype).kind in "biuf"  # not PRNG keys or other extended types
+
+
+def _on_each_device(fn: Callable, num_shared: int = 0) -> Callable:
+    """``fn(*per_chain, *shared)``, a map over chains, run by each device on its own chains.
+
+    Under a mesh (see :func:`_tracing_on`) the ``per_chain`` arguments and every output are
+    split along their leading axis over the devices and ``shared`` ones are whole on each; each
+    device runs ``fn`` on its block in its own program (``shard_map``).  The partitioner
+    would otherwise turn a loop whose condition depends on every chain (NUTS's trees) into one
+    loop over all devices, with a collective at each iteration.  Without a mesh, ``fn`` itself.
+    ``fn`` must pool nothing across chains: each device sees only its own.
+
+    Arrays that ``fn`` closes over (a log-density's data) stay constants in each device's
+    code, as they are in the program of one device: ``shard_map`` alone would make them
+    parameters, and XLA folds arithmetic with a constant (``x / c`` into ``x * (1 / c)``) but
+    not with a parameter, so chain ``i``'s draws would depend on the number of devices.
+    """
+    mesh = _MESH.get()
+    if mesh is None:
+        return fn
+    from jax.sharding import PartitionSpec
+
+    def run(*args):
+        split = len(args) - num_shared
+        devices = mesh.devices.size
+
+        def block(x, divide):
+            t = jax.typeof(x)
+            shape = (t.shape[0] // devices, *t.shape[1:]) if divide else t.shape
+            return jax.ShapeDtypeStruct(shape, t.dtype, weak_type=t.weak_type)
+
+        blocks = [jax.tree_util.tree_map(lambda x, d=i < split: block(x, d), a) for i, a in enumerate(args)]
+        closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*blocks)
+        avals = [v.aval for v in closed.jaxpr.constvars]
+        embed = [_embeddable(c, a) for c, a in zip(closed.consts, avals)]
+        passed = [c for c, e in zip(closed.consts, embed) if not e]
+        out_tree = jax.tree_util.tree_structure(out_shape)
+
+        def body(passed, *a):
+            rest = iter(passed)
+            consts = [
+                _EMBEDDED.bind(held=_Held(np.asarray(c, a.dtype))) if e else next(rest)
+                for c, a, e in zip(closed.consts, avals, embed)
+            ]
+            out = jax.core.eval_jaxpr(closed.jaxpr, consts, *jax.tree_util.tree_leaves(a))
+            return jax.tree_util.tree_unflatten(out_tree, out)
+
+        specs = (PartitionSpec(),) + (PartitionSpec("chains"),) * split + (PartitionSpec(),) * num_shared
+        mapped = jax.shard_map(body, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("chains"), check_vma=False)
+        return mapped(passed, *args)
+
+    return run
 
 
 def _placement(chain_method: str | None, devices: Sequence[Any] | None):

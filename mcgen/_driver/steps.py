@@ -14,6 +14,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from mcgen._driver.placement import _on_each_device
 from mcgen.adaptation.ensemble import CHAIN_AXIS, _chain_axis
 from mcgen.kernels import _random
 from mcgen.types import Kernel, isolated_step
@@ -200,10 +201,11 @@ def _steps(
         buffer = jax.tree_util.tree_map(lambda b, r: jax.lax.dynamic_update_index_in_dim(b, r, i, 0), buffer, row)
         return ws, state, buffer
 
+    def each(ws, st, buf, wk, sk, u):  # the warmup's parts pool nothing across chains
+        return _over_chains(method, lambda *a: one(*a, u))(ws, st, buf, wk, sk)
+
     def body(carry, u):
-        carry = _over_chains(method, lambda ws, st, buf, wk, sk: one(ws, st, buf, wk, sk, u), num_real)(
-            *carry, wkeys, skeys
-        )
+        carry = _on_each_device(each, num_shared=1)(*carry, wkeys, skeys, u)
         if token is not None and num_warmup > 0:
             step_size = jax.tree_util.tree_leaves(carry[1])[0]  # orders the report after the step
             jax.lax.cond(
@@ -256,8 +258,11 @@ def _sample_chunk(method, kernel, logdensity_fn, thin, transform, length, states
             info = jax.tree_util.tree_map(lambda x: x[-1], infos)
         return state, _row(transform, state, info)
 
+    def each(sts, ks, t):
+        return _over_chains(method, lambda st, k: one(st, k, t))(sts, ks)
+
     def body(sts, t):
-        return _over_chains(method, lambda st, k: one(st, k, t))(sts, keys)
+        return _on_each_device(each, num_shared=1)(sts, keys, t)
 
     ts = t0 + jnp.arange(length, dtype=jnp.uint32)
     return jax.lax.scan(body, states, ts)

@@ -56,6 +56,10 @@ for name, kernel in {"nuts_diag": mc.nuts(mass="diag"), "mala": mc.mala()}.items
             (steps._whole_run in programs) if chunk is None else programs.count(steps._steps) == 1
         ) and steps._sample_chunk not in programs
         out[f"{name}_{chunk}_sharded"] = len(res.last_state.position["loc"].sharding.device_set) == 4
+        # each device loops over its own chains: no collective in the loop program (partitioned
+        # over all devices, NUTS's leaf loop would reduce its condition over every chain)
+        loop = [v for k, v in compiled._CACHE.items() if k[0] in (steps._whole_run, steps._steps)]
+        out[f"{name}_{chunk}_per_device"] = bool(loop) and all("all-reduce" not in p.as_text() for p in loop)
 seq = mc.run_chains(target.logdensity_fn, mc.rwmh(), chain_method="sequential", **run)
 vec = mc.run_chains(target.logdensity_fn, mc.rwmh(), chain_method="vectorized", **run)
 out["sequential_close"] = bool(np.allclose(seq.samples["loc"], vec.samples["loc"], atol=1e-4))
