@@ -64,25 +64,40 @@ The toy targets of ``bench_nuts.py`` (``toy:gaussian_100``, ``toy:eight_schools_
 same way, against exact moments or the stored reference runs (:class:`ToyTarget`).
 ``--json`` writes every repetition's figures, for tables across runs
 (``benchmarks/warmup_table.py``).
+
+``--devices N`` splits the chains over N simulated CPU devices (``XLA_FLAGS`` is set before JAX
+starts): mcgen with ``run_chains(..., devices=jax.devices()[:N])``, BlackJAX with its warmup
+and sampling programs in ``jax.shard_map`` over the same one-axis mesh (each device runs its
+own chains, as with ``pmap``: the way to run BlackJAX chains on several devices without a
+collective inside NUTS's loop).  NumPyro runs on one device.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 import statistics
+import sys
 import time
 import warnings
 
-import bench_nuts as B
-import jax
-import jax.numpy as jnp
-import numpy as np
-from jax.flatten_util import ravel_pytree
-from scipy import stats as sps
+if __name__ == "__main__" and "--devices" in sys.argv:  # before JAX starts: the device count is fixed then
+    _n = sys.argv[sys.argv.index("--devices") + 1]
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={_n}"
 
-import mcgen as mc
-from mcgen.kernels.nuts import nuts
+import bench_nuts as B  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from jax.flatten_util import ravel_pytree  # noqa: E402
+from scipy import stats as sps  # noqa: E402
+
+import mcgen as mc  # noqa: E402
+from mcgen.kernels.nuts import nuts  # noqa: E402
+
+# --devices: the devices the chains are split over (None: one device)
+DEVICES: list | None = None
 
 TARGETS = [
     "IllConditionedGaussian",
@@ -320,6 +335,7 @@ def run_mcgen(target, init, num_chains, warmup, draws, seed, kernel=None):
         seed=seed,
         progress=False,
         warn=False,
+        devices=DEVICES,
     )
     first = time.perf_counter() - t0
     leaves = res.stats["num_grad_evals"]
@@ -345,16 +361,17 @@ def blackjax_programs(target, warmup: int, draws: int, dense: bool = False):
     """BlackJAX's ``window_adaptation`` NUTS for ``target``, jitted and cached: ``warm(keys,
     positions) -> (states, params, step-size trace (chains, warmup), warmup gradients)`` and
     ``sample(keys, states, params) -> (positions, leapfrog steps, divergent, acceptance rate)``,
-    each ``(chains, draws, ...)``."""
+    each ``(chains, draws, ...)``; the warmup gradients are per chain.  With ``DEVICES`` both
+    run in ``jax.shard_map``, each device on its own chains."""
     import blackjax
 
-    key = (target.name, warmup, draws, dense)
+    key = (target.name, warmup, draws, dense, None if DEVICES is None else len(DEVICES))
     if key not in _BJ:
         adapt = blackjax.window_adaptation(blackjax.nuts, target.logdensity, is_mass_matrix_diagonal=not dense)
 
         def warm(keys, positions):
             (state, params), info = jax.vmap(lambda k, x: adapt.run(k, x, num_steps=warmup))(keys, positions)
-            return state, params, info.adaptation_state.step_size, jnp.sum(info.info.num_integration_steps)
+            return state, params, info.adaptation_state.step_size, jnp.sum(info.info.num_integration_steps, axis=1)
 
         def sample(keys, states, params):
             def one_chain(k, state, p):
@@ -368,6 +385,13 @@ def blackjax_programs(target, warmup: int, draws: int, dense: bool = False):
 
             return jax.vmap(one_chain)(keys, states, params)
 
+        if DEVICES is not None:
+            from jax.sharding import Mesh
+            from jax.sharding import PartitionSpec as P
+
+            mesh = Mesh(np.array(DEVICES), ("chains",))
+            split = functools.partial(jax.shard_map, mesh=mesh, out_specs=P("chains"), check_vma=False)
+            warm, sample = split(warm, in_specs=P("chains")), split(sample, in_specs=P("chains"))
         _BJ[key] = (jax.jit(warm), jax.jit(sample))
     return _BJ[key]
 
@@ -375,21 +399,28 @@ def blackjax_programs(target, warmup: int, draws: int, dense: bool = False):
 def run_blackjax(target, init, num_chains, warmup, draws, seed, dense=False):
     warm, sample = blackjax_programs(target, warmup, draws, dense)
     keys = jax.random.split(jax.random.key(seed), 2 * num_chains)
+    wkeys, skeys = keys[:num_chains], keys[num_chains:]
+    if DEVICES is not None:  # each device's chains on it, for the shard_map'ed programs
+        from jax.sharding import Mesh, NamedSharding
+        from jax.sharding import PartitionSpec as P
+
+        split = NamedSharding(Mesh(np.array(DEVICES), ("chains",)), P("chains"))
+        wkeys, skeys, init = jax.device_put((wkeys, skeys, init), split)
     c0, t0 = B.CLOCK.seconds, time.perf_counter()
-    warm_compiled = warm.lower(keys[:num_chains], init).compile()
+    warm_compiled = warm.lower(wkeys, init).compile()
     w0 = time.perf_counter()
-    states, params, _, wgrads = jax.block_until_ready(warm_compiled(keys[:num_chains], init))
+    states, params, _, wgrads = jax.block_until_ready(warm_compiled(wkeys, init))
     warm_time = time.perf_counter() - w0
-    compiled = sample.lower(keys[num_chains:], states, params).compile()
+    compiled = sample.lower(skeys, states, params).compile()
     start = time.perf_counter()
-    positions, steps, div, _ = jax.block_until_ready(compiled(keys[num_chains:], states, params))
+    positions, steps, div, _ = jax.block_until_ready(compiled(skeys, states, params))
     end = time.perf_counter()
     return dict(
         draws=positions,
         sample=end - start,
         grads=float(np.sum(steps)),
         lockstep=_lockstep(steps),
-        wgrads=float(wgrads),
+        wgrads=float(np.sum(wgrads)),
         warm=warm_time,
         div=int(np.sum(div)),
         compile=B.CLOCK.seconds - c0,
@@ -630,6 +661,7 @@ def main(argv=None):
     parser.add_argument("--first-rep", type=int, default=0, help="number of the first repetition (its seed)")
     parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=list(LIBRARIES) + list(OPTIONAL))
     parser.add_argument("--quick", action="store_true", help="300 warmup + 300 draws, one repetition")
+    parser.add_argument("--devices", type=int, default=None, help="split the chains over N simulated devices")
     parser.add_argument(
         "--per-chain",
         type=int,
@@ -645,6 +677,8 @@ def main(argv=None):
         "PREFIX_<target>_<library>_rep<n>.npz",
     )
     args = parser.parse_args(argv)
+    global DEVICES
+    DEVICES = None if args.devices is None else jax.devices()[: args.devices]
     if args.quick:
         args.warmup, args.draws, args.reps = 300, 300, 1
     LIBRARIES.update(OPTIONAL)

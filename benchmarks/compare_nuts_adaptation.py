@@ -186,7 +186,7 @@ def run_blackjax(target, init, warmup, draws, seed):
         accept=np.asarray(accept).mean(1),
         leaves=np.asarray(steps).mean(1),
         grads=float(np.sum(steps)),
-        wgrads=float(wgrads),
+        wgrads=float(np.sum(wgrads)),
         inv_mass=np.asarray(params["inverse_mass_matrix"]),
     )
 
