@@ -133,6 +133,17 @@ def _even(total: int, size: int) -> int:
     return size
 
 
+def _even_both(first: int, second: int, size: int) -> int | None:
+    """One chunk size for two phases that divides both, or None: the longer of the two
+    :func:`_even` sizes, or less down to half of it.  With the one loop a warmup chunk and a
+    sampling chunk of the same length are one program."""
+    own = max(_even(first, size), _even(second, size))
+    for candidate in range(min(own, first, second), (own + 1) // 2 - 1, -1):
+        if first % candidate == 0 and second % candidate == 0:
+            return candidate
+    return None
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -211,9 +222,10 @@ def run_chains(
         parallel tempering) round trips.
     chunk_size
         Steps per compiled chunk between host syncs (checkpoints and the progress display
-        happen between chunks).  Default: a twentieth of each phase with a progress display,
-        a checkpoint or a store (capped so a chunk of draws stays near 16 MB on disk), the
-        whole phase otherwise.  Never changes a draw.
+        happen between chunks).  Default: about a twentieth of the run with a progress
+        display, a checkpoint or a store (one length for warmup and sampling where one divides
+        both, so that one compiled chunk serves both; capped so a chunk of draws stays near
+        16 MB on disk), the whole phase otherwise.  Never changes a draw.
     init_jitter
         Half-width of the uniform jitter added to a broadcast initial position (0 disables).
     init_batched
@@ -340,7 +352,12 @@ def run_chains(
     size = chunk_size or auto
 
     def fit(total: int, target: int | None) -> int:  # a chunk size for a phase of ``total`` steps
-        return min(chunk_size, total) if chunk_size else _even(total, target or total)
+        if chunk_size:
+            return min(chunk_size, total)
+        if size is not None and target == size and thin == 1 and num_warmup > 0 and num_samples > 0:
+            # one length for both phases where one fits: one chunk program serves both
+            return _even_both(num_warmup, num_samples, size) or _even(total, size)
+        return _even(total, target or total)
 
     # A fresh run whose warmup is one chunk (no progress display, checkpoint or store) starts
     # the chains inside the warmup's program: the model's gradient at the initial points then

@@ -305,6 +305,24 @@ def test_chunked_one_loop_compiles_one_program_for_warmup_and_sampling():
 
 
 @quiet
+def test_automatic_chunks_share_one_length_between_the_phases():
+    # with a progress display each phase is cut in about twentieths of the run: 30 warmup steps
+    # alone would go in chunks of 6 and 100 draws in chunks of 5, two chunk programs; a length
+    # that divides both (5) makes them one
+    from mcgen._driver import compile as compiled
+    from mcgen._driver import steps
+    from mcgen.run import _even_both, clear_cache
+
+    assert (_even_both(30, 100, 7), _even_both(300, 1000, 65), _even_both(40, 1000, 52)) == (5, 50, 40)
+    # never below half of either phase's own size (2 warmup steps would cut 1000 draws in 500 chunks)
+    assert _even_both(2, 1000, 51) is None and _even_both(7, 1000, 51) is None
+    clear_cache()
+    _run(GAUSS4, mc.nuts(), num_warmup=30, num_samples=100, progress=True, init_batched=False)
+    assert [k[0] for k in compiled._CACHE].count(steps._steps) == 1
+    clear_cache()
+
+
+@quiet
 def test_whole_run_is_not_taken_where_it_cannot_be():
     # a warmup without parts (random-walk MH's), chunked phases (one loop in chunks instead),
     # and a one-step warmup (see run.py) do not run as one program
