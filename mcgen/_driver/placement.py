@@ -74,8 +74,8 @@ _EMBEDDED = _embedded_primitive()
 
 def _embeddable(value, aval) -> bool:
     """Whether a value a function closes over can be written into its code as a constant."""
-    if isinstance(value, jax.core.Tracer):
-        return False
+    if isinstance(value, jax.core.Tracer) or not getattr(value, "is_fully_addressable", True):
+        return False  # a value of the enclosing program, or one spread over other processes
     return np.dtype(aval.dtype).kind in "biuf"  # not PRNG keys or other extended types
 
 
