@@ -148,7 +148,9 @@ class WarmupParts(NamedTuple):
     ``run_chains`` runs warmup and sampling as one loop that calls the kernel's step in one
     place, so the model's gradient (and a NUTS trajectory) is compiled once, not once per
     phase.  Warmups that pool across chains, or that do more than one kernel step per warmup
-    step, leave ``parts`` as None and run as two programs.
+    step, leave ``parts`` as None and run as two programs.  (Across devices the one loop runs
+    each device's chains in that device's own program, where a statistic pooled over chains
+    would see that device's chains only.)
 
     Attributes
     ----------
