@@ -20,11 +20,12 @@ adaptation never breaks invariance of the reported draws.
 
 **Cross-chain statistics.**  A warmup may pool statistics across chains (ensemble adaptation:
 ChEES, MEADS, MAMS).  ``run_chains`` maps ``Warmup.init``, ``step`` and ``finalize`` over the
-chains with a named axis, ``"chains"`` (``vmap(..., axis_name="chains")``; across devices the
-same vmap over the sharded batch, so a reduction covers the chains of every device and host),
-and inside them :func:`mcgen.adaptation.ensemble.chain_mean` / ``chain_sum`` (or raw
-``jax.lax.pmean``/``psum`` over ``"chains"``) reduce over all chains.  Use the ``ensemble``
-functions: they leave out the padding chains the driver may add, which raw collectives count.
+chains with a named axis, ``"chains"`` (``vmap(..., axis_name="chains")``), and inside them
+:func:`mcgen.adaptation.ensemble.chain_mean` / ``chain_sum`` (or raw ``jax.lax.pmean``/``psum``
+over ``"chains"``) reduce over all chains, of every device and host.  Use the ``ensemble``
+functions: they leave out the padding chains the driver may add, which raw collectives count,
+and across devices they let each device run its own chains' steps (a raw collective makes the
+warmup one program partitioned over all devices, slower).
 The rules: ``Kernel.init`` and ``Kernel.step`` stay per-chain (draws come from a kernel whose
 chains are independent given the frozen tunables); only a warmup pools; a kernel that pools
 nothing is unchanged by the named axis (bit for bit); and ``chain_method="sequential"``

@@ -103,5 +103,7 @@ def test_adapted_values_agree_on_1_and_8_devices():
         assert r["sharded"], name
         if name.startswith("raw"):  # planted bug: padding chains counted, 4 on 8 devices, none on 1
             assert r["max_rel_diff"] > 1e-3, (name, r)
+            assert not r["per_device"], (name, r)  # a raw collective needs every chain in one program
         else:
             assert r["max_rel_diff"] < 1e-4, (name, r)
+            assert r["per_device"], (name, r)  # each device loops over its own chains

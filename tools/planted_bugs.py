@@ -276,6 +276,13 @@ BUGS = {
         "    mesh = _MESH.get()\n    if mesh is None or True:\n        return fn",
         "tests/test_sharding.py -k identical_draws",
     ),
+    # ensemble warmups split over devices: a pooled sum over the device's own chains only
+    "pooled_sum_one_device_only": (
+        "mcgen/adaptation/ensemble.py",
+        "total = jax.lax.psum(total, context.split[0])",
+        "total = total",
+        "tests/test_ensemble.py -k devices",
+    ),
     # a default that silently resonates
     "hmc_default_no_jitter": (
         "mcgen/kernels/hmc.py",

@@ -1,7 +1,7 @@
 """Where chains run: padding, sharding across devices and hosts, copying draws to the host.
 
 With several devices the chain axis of every state is split over a one-axis
-``Mesh(devices, ("chains",))``; under ``jax.distributed`` the mesh spans every process.
+``Mesh(devices, ("devices",))``; under ``jax.distributed`` the mesh spans every process.
 XLA:CPU rounds some operations differently for per-device batches of 1, 3, 5-7 and 13-15
 lanes, so the chain count is padded away from those sizes with chains that are discarded.
 """
@@ -13,8 +13,17 @@ import contextvars
 from typing import Any, Callable, Sequence
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
+
+# the mesh's one axis (the chain axis split over devices)
+DEVICE_AXIS = "devices"
+# a warmup's chain axis on one device when chains are split over devices (see _on_each_device)
+LOCAL_AXIS = "chains_on_device"
+
+# pooled warmups traced as one partitioned program since the process started (a raw collective)
+_WHOLE_BATCH_WARMUPS = 0
 
 # the mesh of the program being traced (set by the compile cache from its arguments' shardings)
 _MESH: contextvars.ContextVar[Any] = contextvars.ContextVar("mcgen_mesh", default=None)
@@ -79,15 +88,24 @@ def _embeddable(value, aval) -> bool:
     return np.dtype(aval.dtype).kind in "biuf"  # not PRNG keys or other extended types
 
 
-def _on_each_device(fn: Callable, num_shared: int = 0) -> Callable:
+def _on_each_device(fn: Callable | None, num_shared: int = 0, *, pooled: Callable | None = None) -> Callable:
     """``fn(*per_chain, *shared)``, a map over chains, run by each device on its own chains.
 
     Under a mesh (see :func:`_tracing_on`) the ``per_chain`` arguments and every output are
     split along their leading axis over the devices and ``shared`` ones are whole on each; each
     device runs ``fn`` on its block in its own program (``shard_map``).  The partitioner
-    would otherwise turn a loop whose condition depends on every chain (NUTS's trees) into one
-    loop over all devices, with a collective at each iteration.  Without a mesh, ``fn`` itself.
-    ``fn`` must pool nothing across chains: each device sees only its own.
+    would otherwise turn a loop whose condition depends on every chain (NUTS's trees, a
+    leapfrog loop of per-chain length) into one loop over all devices, with a collective at
+    each iteration.  Without a mesh, ``fn`` itself.  ``fn`` must pool nothing across chains:
+    each device sees only its own.
+
+    A map whose function pools statistics across chains (a warmup, through
+    :mod:`mcgen.adaptation.ensemble`) comes as ``pooled(split)`` instead, which returns the map:
+    with ``split = (DEVICE_AXIS, chains per device)`` its chain axis is :data:`LOCAL_AXIS` and
+    the ensemble helpers reduce over it and then over the devices; with ``split = None`` it is
+    the whole batch's ``"chains"`` axis.  A raw collective over ``"chains"`` has no such axis
+    per device (an unbound-axis error while tracing); the whole batch then runs as one
+    partitioned program, which sees every chain.
 
     Arrays that ``fn`` closes over (a log-density's data) stay constants in each device's
     code, as they are in the program of one device: ``shard_map`` alone would make them
@@ -95,8 +113,28 @@ def _on_each_device(fn: Callable, num_shared: int = 0) -> Callable:
     not with a parameter, so chain ``i``'s draws would depend on the number of devices.
     """
     mesh = _MESH.get()
+    if pooled is not None:
+        if mesh is None:
+            return pooled(None)
+
+        def run_pooled(*args):
+            per_device = jax.tree_util.tree_leaves(args[0])[0].shape[0] // mesh.devices.size
+            try:
+                return _each_device(mesh, pooled((DEVICE_AXIS, per_device)), num_shared)(*args)
+            except NameError:  # a raw collective over "chains": every chain in one program
+                global _WHOLE_BATCH_WARMUPS
+                _WHOLE_BATCH_WARMUPS += 1
+                return pooled(None)(*args)
+
+        return run_pooled
+    assert fn is not None
     if mesh is None:
         return fn
+    return _each_device(mesh, fn, num_shared)
+
+
+def _each_device(mesh, fn: Callable, num_shared: int) -> Callable:
+    """``fn`` in ``shard_map`` over ``mesh``, its closed-over arrays constants (see :func:`_on_each_device`)."""
     from jax.sharding import PartitionSpec
 
     def run(*args):
@@ -109,7 +147,7 @@ def _on_each_device(fn: Callable, num_shared: int = 0) -> Callable:
             return jax.ShapeDtypeStruct(shape, t.dtype, weak_type=t.weak_type)
 
         blocks = [jax.tree_util.tree_map(lambda x, d=i < split: block(x, d), a) for i, a in enumerate(args)]
-        closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*blocks)
+        closed, out_shape = jax.make_jaxpr(fn, axis_env=[(DEVICE_AXIS, devices)], return_shape=True)(*blocks)
         avals = [v.aval for v in closed.jaxpr.constvars]
         embed = [_embeddable(c, a) for c, a in zip(closed.consts, avals)]
         passed = [c for c, e in zip(closed.consts, embed) if not e]
@@ -124,8 +162,8 @@ def _on_each_device(fn: Callable, num_shared: int = 0) -> Callable:
             out = jax.core.eval_jaxpr(closed.jaxpr, consts, *jax.tree_util.tree_leaves(a))
             return jax.tree_util.tree_unflatten(out_tree, out)
 
-        specs = (PartitionSpec(),) + (PartitionSpec("chains"),) * split + (PartitionSpec(),) * num_shared
-        mapped = jax.shard_map(body, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("chains"), check_vma=False)
+        specs = (PartitionSpec(),) + (PartitionSpec(DEVICE_AXIS),) * split + (PartitionSpec(),) * num_shared
+        mapped = jax.shard_map(body, mesh=mesh, in_specs=specs, out_specs=PartitionSpec(DEVICE_AXIS), check_vma=False)
         return mapped(passed, *args)
 
     return run
@@ -143,11 +181,11 @@ def _placement(chain_method: str | None, devices: Sequence[Any] | None):
     if chain_method not in ("vectorized", "sharded", "sequential"):
         raise ValueError(f"chain_method must be 'vectorized', 'sharded' or 'sequential', got {chain_method!r}")
     if chain_method == "sharded" and len(devices) > 1:
-        return "vectorized", Mesh(np.array(devices), ("chains",))
+        return "vectorized", Mesh(np.array(devices), (DEVICE_AXIS,))
     if chain_method == "sharded":
         chain_method = "vectorized"  # one device: sharding is plain vmap
     elif len(devices) == 1 and devices[0] != jax.devices()[0]:
-        return chain_method, Mesh(np.array(devices), ("chains",))
+        return chain_method, Mesh(np.array(devices), (DEVICE_AXIS,))
     return chain_method, None
 
 
@@ -188,7 +226,7 @@ def _place(mesh, tree):
         return tree
     from jax.sharding import NamedSharding, PartitionSpec
 
-    sharding = NamedSharding(mesh, PartitionSpec("chains"))
+    sharding = NamedSharding(mesh, PartitionSpec(DEVICE_AXIS))
 
     def put(x):
         if getattr(x, "sharding", None) == sharding:

@@ -8,13 +8,14 @@ of a ``vmap`` (or ``lax.map``) across chains, so where the scan is cut never cha
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
-from mcgen._driver.placement import _on_each_device
+from mcgen._driver.placement import LOCAL_AXIS, _on_each_device
 from mcgen.adaptation.ensemble import CHAIN_AXIS, _chain_axis
 from mcgen.kernels import _random
 from mcgen.types import Kernel, isolated_step
@@ -28,25 +29,27 @@ def _chain_keys(num_chains: int, seed):
     return keys[:, 0], keys[:, 1], keys[:, 2]
 
 
-def _over_chains(method: str, fn: Callable, num_real: int | None = None) -> Callable:
+def _over_chains(method: str, fn: Callable, num_real: int | None = None, split=None) -> Callable:
     """Map ``fn`` over the leading (chain) axis of every argument: vmap, or lax.map one by one.
 
     With ``num_real`` (warmups) the vmap names its axis ``"chains"`` so that ``fn`` may pool
     statistics across chains (:mod:`mcgen.adaptation.ensemble`); the first ``num_real``
     chains are the requested ones, the rest padding.  Naming the axis changes nothing for a
-    function that uses no collective.
+    function that uses no collective.  With ``split`` (a device's own chains, see
+    :func:`~mcgen._driver.placement._on_each_device`) the axis is the device's, and the
+    ensemble helpers reduce over it and then over the devices.
     """
     if method == "sequential":
         mapped = lambda *args: jax.lax.map(lambda a: fn(*a), args)  # noqa: E731
     elif num_real is None:
         return jax.vmap(fn)
     else:
-        mapped = jax.vmap(fn, axis_name=CHAIN_AXIS)
+        mapped = jax.vmap(fn, axis_name=CHAIN_AXIS if split is None else LOCAL_AXIS)
     if num_real is None:
         return mapped
 
     def run(*args):
-        with _chain_axis(method, num_real):
+        with _chain_axis(method, num_real, split):
             return mapped(*args)
 
     return run
@@ -79,7 +82,8 @@ def _warmup_chunk(method, kernel, logdensity_fn, num_warmup, num_real, length, w
         def one(state, key):
             return w.step(_random.fold_in(key, t), state, logdensity_fn)[0]
 
-        return _over_chains(method, one, num_real)(ws, keys), None
+        pooled = functools.partial(_over_chains, method, one, num_real)  # split -> the map
+        return _on_each_device(None, pooled=lambda split: pooled(split=split))(ws, keys), None
 
     ts = t0 + jnp.arange(length, dtype=jnp.uint32)
     return jax.lax.scan(body, wstates, ts)[0]
@@ -202,7 +206,7 @@ def _steps(
         return ws, state, buffer
 
     def each(ws, st, buf, wk, sk, u):  # the warmup's parts pool nothing across chains
-        return _over_chains(method, lambda *a: one(*a, u))(ws, st, buf, wk, sk)
+        return _over_chains(method, lambda w, s, b, k1, k2: one(w, s, b, k1, k2, u))(ws, st, buf, wk, sk)
 
     def body(carry, u):
         carry = _on_each_device(each, num_shared=1)(*carry, wkeys, skeys, u)

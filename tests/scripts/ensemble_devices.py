@@ -17,6 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 import mcgen as mc  # noqa: E402
+from mcgen._driver import placement  # noqa: E402
 from tests.ensemble_kernels import pooled_rwmh  # noqa: E402
 
 warnings.simplefilter("ignore")
@@ -40,7 +41,10 @@ run = dict(init=jnp.ones(3), num_chains=12, num_samples=2, progress=False, seed=
 out = {"num_devices": len(jax.devices())}
 for name, (kernel, num_warmup) in kernels.items():
     one = mc.run_chains(logdensity, kernel, devices=jax.devices()[:1], num_warmup=num_warmup, **run)
+    before = placement._WHOLE_BATCH_WARMUPS
     eight = mc.run_chains(logdensity, kernel, num_warmup=num_warmup, **run)
+    # each device maps its own chains, pooling through the helpers; a raw pmean: one program
+    per_device = placement._WHOLE_BATCH_WARMUPS == before
     diffs = [
         float(np.max(np.abs(a - b) / (np.abs(a) + 1e-30)))
         for a, b in zip(
@@ -51,5 +55,5 @@ for name, (kernel, num_warmup) in kernels.items():
         )
     ]
     sharded = len(jax.tree_util.tree_leaves(eight.last_state)[0].sharding.device_set) == 8
-    out[name] = {"max_rel_diff": max(diffs), "sharded": sharded}
+    out[name] = {"max_rel_diff": max(diffs), "sharded": sharded, "per_device": per_device}
 json.dump(out, sys.stdout)
