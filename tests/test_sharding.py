@@ -10,6 +10,7 @@ import subprocess
 import sys
 import warnings
 
+import jax
 import numpy as np
 import pytest
 
@@ -81,6 +82,8 @@ def test_two_processes_match_single_process(tmp_path):
         warnings.simplefilter("ignore")
         ref = mc.run_chains(target.logdensity_fn, mc.rwmh(), **run)
         nuts = mc.run_chains(target.logdensity_fn, mc.nuts(mass="diag"), **run)
+        chees = mc.run_chains(target.logdensity_fn, mc.chees_hmc(), **{**run, "num_warmup": 5, "num_samples": 2})
+    chees_params = [np.asarray(x, np.float64) for x in jax.tree_util.tree_leaves(chees.last_state.params)]
     ids = []
     for i in range(2):
         got = np.load(tmp_path / f"process_{i}.npz")
@@ -92,6 +95,8 @@ def test_two_processes_match_single_process(tmp_path):
         np.testing.assert_array_equal(got["nuts_loc"], nuts.samples["loc"])
         np.testing.assert_array_equal(got["nuts_steps"], nuts.stats["num_grad_evals"])
         assert np.all(got["nuts_times"] > 0)
+        for j, want in enumerate(chees_params):  # pooled across processes: equal to rounding
+            np.testing.assert_allclose(got[f"chees_{j}"], want, rtol=1e-4)
         ids.append(set(got["local_ids"].tolist()))
     assert ids[0].isdisjoint(ids[1]) and ids[0] | ids[1] == set(range(8))
 

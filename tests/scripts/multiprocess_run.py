@@ -30,6 +30,12 @@ local = mc.run_chains(target.logdensity_fn, mc.rwmh(), gather=False, **run)
 idata = full.to_arviz()
 # NUTS runs its warmup and sampling as one program (mcgen.run's whole run), sharded too
 nuts = mc.run_chains(target.logdensity_fn, mc.nuts(mass="diag"), **run)
+# ChEES's warmup pools across chains: each device maps its own chains, the pooled sums go
+# across the devices of both processes (compared after 5 steps, where rounding is all that differs)
+chees = mc.run_chains(target.logdensity_fn, mc.chees_hmc(), **{**run, "num_warmup": 5, "num_samples": 2})
+from mcgen._driver.placement import _host_value  # noqa: E402
+
+chees_params = [_host_value(x) for x in jax.tree_util.tree_leaves(chees.last_state.params)]
 np.savez(
     f"{out_dir}/process_{process_id}.npz",
     loc=full.samples["loc"],
@@ -41,5 +47,6 @@ np.savez(
     nuts_loc=nuts.samples["loc"],
     nuts_steps=nuts.stats["num_grad_evals"],
     nuts_times=np.array([nuts.warmup_time, nuts.sampling_time]),
+    **{f"chees_{i}": x for i, x in enumerate(chees_params)},
 )
 jax.distributed.shutdown()
