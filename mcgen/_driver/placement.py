@@ -156,8 +156,8 @@ def _each_device(mesh, fn: Callable, num_shared: int) -> Callable:
         def body(passed, *a):
             rest = iter(passed)
             consts = [
-                _EMBEDDED.bind(held=_Held(np.asarray(c, a.dtype))) if e else next(rest)
-                for c, a, e in zip(closed.consts, avals, embed)
+                _EMBEDDED.bind(held=_Held(np.asarray(c, aval.dtype))) if e else next(rest)
+                for c, aval, e in zip(closed.consts, avals, embed)
             ]
             out = jax.core.eval_jaxpr(closed.jaxpr, consts, *jax.tree_util.tree_leaves(a))
             return jax.tree_util.tree_unflatten(out_tree, out)
