@@ -7,9 +7,9 @@ trajectory's leapfrog steps, waits for no other device), and the functions here 
 the device's chains and then across the devices: they cover *every* chain of the run.  A
 raw collective such as ``jax.lax.pmean(x, "chains")`` in a warmup's ``step`` also reduces over
 every chain, but across devices it makes that warmup run as one program partitioned over all
-devices, where every iteration of such a loop waits for a collective (measured: ChEES's
-warmup on Brownian motion, 64 chains on 2 simulated CPU devices, 96 us per gradient and chain
-that way, 37 us through these functions).
+devices, where every iteration of such a loop waits for a collective (``benchmarks/
+bench_sharded_warmup.py``: ChEES's warmup on Brownian motion, 64 chains on 2 simulated CPU
+devices, 110 us per gradient and chain that way, 36 us through these functions).
 
 The driver may run a few *padding* chains beside the requested ones (so that each device
 holds an equal, well-vectorized batch; they are discarded).  A raw ``pmean`` counts them; the
