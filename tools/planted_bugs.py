@@ -272,8 +272,8 @@ BUGS = {
     # driver: the sharded step is partitioned over all devices again (one loop across devices)
     "per_device_loop_dropped": (
         "mcgen/_driver/placement.py",
-        "    mesh = _MESH.get()\n    if mesh is None:\n        return fn",
-        "    mesh = _MESH.get()\n    if mesh is None or True:\n        return fn",
+        "    return _each_device(mesh, fn, num_shared)",
+        "    return fn",
         "tests/test_sharding.py -k identical_draws",
     ),
     # ensemble warmups split over devices: a pooled sum over the device's own chains only
