@@ -19,8 +19,6 @@ import numpy as np
 
 # the mesh's one axis (the chain axis split over devices)
 DEVICE_AXIS = "devices"
-# a warmup's chain axis on one device when chains are split over devices (see _on_each_device)
-LOCAL_AXIS = "chains_on_device"
 
 # pooled warmups traced as one partitioned program since the process started (a raw collective)
 _WHOLE_BATCH_WARMUPS = 0
@@ -88,7 +86,7 @@ def _embeddable(value, aval) -> bool:
     return np.dtype(aval.dtype).kind in "biuf"  # not PRNG keys or other extended types
 
 
-def _on_each_device(fn: Callable | None, num_shared: int = 0, *, pooled: Callable | None = None) -> Callable:
+def _on_each_device(fn: Callable, num_shared: int = 0) -> Callable:
     """``fn(*per_chain, *shared)``, a map over chains, run by each device on its own chains.
 
     Under a mesh (see :func:`_tracing_on`) the ``per_chain`` arguments and every output are
@@ -97,15 +95,7 @@ def _on_each_device(fn: Callable | None, num_shared: int = 0, *, pooled: Callabl
     would otherwise turn a loop whose condition depends on every chain (NUTS's trees, a
     leapfrog loop of per-chain length) into one loop over all devices, with a collective at
     each iteration.  Without a mesh, ``fn`` itself.  ``fn`` must pool nothing across chains:
-    each device sees only its own.
-
-    A map whose function pools statistics across chains (a warmup, through
-    :mod:`mcgen.adaptation.ensemble`) comes as ``pooled(split)`` instead, which returns the map:
-    with ``split = (DEVICE_AXIS, chains per device)`` its chain axis is :data:`LOCAL_AXIS` and
-    the ensemble helpers reduce over it and then over the devices; with ``split = None`` it is
-    the whole batch's ``"chains"`` axis.  A raw collective over ``"chains"`` has no such axis
-    per device (an unbound-axis error while tracing); the whole batch then runs as one
-    partitioned program, which sees every chain.
+    each device sees only its own (:func:`_pooled_on_each_device` is for maps that pool).
 
     Arrays that ``fn`` closes over (a log-density's data) stay constants in each device's
     code, as they are in the program of one device: ``shard_map`` alone would make them
@@ -113,24 +103,35 @@ def _on_each_device(fn: Callable | None, num_shared: int = 0, *, pooled: Callabl
     not with a parameter, so chain ``i``'s draws would depend on the number of devices.
     """
     mesh = _MESH.get()
-    if pooled is not None:
-        if mesh is None:
-            return pooled(None)
-
-        def run_pooled(*args):
-            per_device = jax.tree_util.tree_leaves(args[0])[0].shape[0] // mesh.devices.size
-            try:
-                return _each_device(mesh, pooled((DEVICE_AXIS, per_device)), num_shared)(*args)
-            except NameError:  # a raw collective over "chains": every chain in one program
-                global _WHOLE_BATCH_WARMUPS
-                _WHOLE_BATCH_WARMUPS += 1
-                return pooled(None)(*args)
-
-        return run_pooled
-    assert fn is not None
     if mesh is None:
         return fn
     return _each_device(mesh, fn, num_shared)
+
+
+def _pooled_on_each_device(make: Callable, num_shared: int = 0) -> Callable:
+    """:func:`_on_each_device` for a map whose function pools statistics across chains (a
+    warmup, through :mod:`mcgen.adaptation.ensemble`), given as ``make(split) -> map``.
+
+    With ``split = (DEVICE_AXIS, chains per device)`` the map names its axis the device's own,
+    and the ensemble helpers reduce over it and then over the devices; with ``split = None``
+    it is the whole batch's ``"chains"`` axis.  A raw collective over ``"chains"`` has no such
+    axis per device (an unbound-axis error while tracing); the whole batch then runs as one
+    partitioned program, which sees every chain.
+    """
+    mesh = _MESH.get()
+    if mesh is None:
+        return make(None)
+
+    def run(*args):
+        per_device = jax.tree_util.tree_leaves(args[0])[0].shape[0] // mesh.devices.size
+        try:
+            return _each_device(mesh, make((DEVICE_AXIS, per_device)), num_shared)(*args)
+        except NameError:  # a raw collective over "chains": every chain in one program
+            global _WHOLE_BATCH_WARMUPS
+            _WHOLE_BATCH_WARMUPS += 1
+            return make(None)(*args)
+
+    return run
 
 
 def _each_device(mesh, fn: Callable, num_shared: int) -> Callable:

@@ -15,8 +15,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from mcgen._driver.placement import LOCAL_AXIS, _on_each_device
-from mcgen.adaptation.ensemble import CHAIN_AXIS, _chain_axis
+from mcgen._driver.placement import _on_each_device, _pooled_on_each_device
+from mcgen.adaptation.ensemble import _LOCAL_AXIS, CHAIN_AXIS, _chain_axis
 from mcgen.kernels import _random
 from mcgen.types import Kernel, isolated_step
 
@@ -36,7 +36,7 @@ def _over_chains(method: str, fn: Callable, num_real: int | None = None, split=N
     statistics across chains (:mod:`mcgen.adaptation.ensemble`); the first ``num_real``
     chains are the requested ones, the rest padding.  Naming the axis changes nothing for a
     function that uses no collective.  With ``split`` (a device's own chains, see
-    :func:`~mcgen._driver.placement._on_each_device`) the axis is the device's, and the
+    :func:`~mcgen._driver.placement._pooled_on_each_device`) the axis is the device's, and the
     ensemble helpers reduce over it and then over the devices.
     """
     if method == "sequential":
@@ -44,7 +44,7 @@ def _over_chains(method: str, fn: Callable, num_real: int | None = None, split=N
     elif num_real is None:
         return jax.vmap(fn)
     else:
-        mapped = jax.vmap(fn, axis_name=CHAIN_AXIS if split is None else LOCAL_AXIS)
+        mapped = jax.vmap(fn, axis_name=CHAIN_AXIS if split is None else _LOCAL_AXIS)
     if num_real is None:
         return mapped
 
@@ -82,8 +82,7 @@ def _warmup_chunk(method, kernel, logdensity_fn, num_warmup, num_real, length, w
         def one(state, key):
             return w.step(_random.fold_in(key, t), state, logdensity_fn)[0]
 
-        pooled = functools.partial(_over_chains, method, one, num_real)  # split -> the map
-        return _on_each_device(None, pooled=lambda split: pooled(split=split))(ws, keys), None
+        return _pooled_on_each_device(functools.partial(_over_chains, method, one, num_real))(ws, keys), None
 
     ts = t0 + jnp.arange(length, dtype=jnp.uint32)
     return jax.lax.scan(body, wstates, ts)[0]

@@ -65,6 +65,10 @@ __all__ = [
 CHAIN_AXIS = "chains"
 """The name of the chain axis that ``run_chains`` maps warmups over."""
 
+# the name of a device's own chain axis when the chains are split over devices (the ``split`` of
+# _AxisContext): apart from CHAIN_AXIS, so that a raw collective over "chains" is unbound there
+_LOCAL_AXIS = "chains_on_device"
+
 
 class _AxisContext(NamedTuple):
     method: str  # "vectorized" or "sequential"
@@ -125,11 +129,7 @@ def chain_sum(x, weight=None):
 
 
 def _local_axis(context: _AxisContext | None) -> str:
-    if context is None or context.split is None:
-        return CHAIN_AXIS
-    from mcgen._driver.placement import LOCAL_AXIS
-
-    return LOCAL_AXIS
+    return CHAIN_AXIS if context is None or context.split is None else _LOCAL_AXIS
 
 
 def _psum(x):
