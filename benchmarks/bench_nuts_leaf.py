@@ -17,7 +17,10 @@ mass (medians over 4 chains) and starting points from a short mcgen warmup.
 ``--fence on|off`` sets ``mcgen.kernels._integrators.FENCE`` (fence every log-density's
 gradient behind a ``cond``, or none; by default ``fence_pays`` decides per log-density and
 batch size), which is how the fenced / not fenced figures of ``docs/gradient_kernels.md`` and
-``mcgen/kernels/_integrators.py`` are measured.
+``mcgen/kernels/_integrators.py`` are measured.  ``--every-slot on|off`` likewise forces
+``mcgen.kernels._trajectory._EVERY_SLOT_MAX_ELEMENTS`` (read every checkpoint slot at each leaf,
+or pick the tested ones with a ``switch``), and ``--step-size`` replaces the adapted step size
+(a smaller one grows deeper trees, where the per-leaf cost dominates the per-draw cost).
 
 Usage: python benchmarks/bench_nuts_leaf.py [--target gaussian_100|funnel_10|logistic_1000x25]
        [--chains 4 128]
@@ -173,13 +176,24 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--gym", help="an Inference Gym target (overrides --target)")
     parser.add_argument("--fence", choices=["on", "off"], help="force mcgen's gradient fence on or off")
+    parser.add_argument(
+        "--every-slot",
+        choices=["on", "off"],
+        help="force mcgen's leaves to read every checkpoint slot (on) or only the slots they test (off)",
+    )
+    parser.add_argument("--step-size", type=float, help="this step size instead of the adapted one (deeper trees)")
     args = parser.parse_args()
     if args.fence is not None:
         from mcgen.kernels import _integrators
 
         _integrators.FENCE = args.fence == "on"
+    if args.every_slot is not None:
+        _trajectory._EVERY_SLOT_MAX_ELEMENTS = 2**62 if args.every_slot == "on" else -1
     if args.gym:
         args.target = add_gym_target(args.gym)
+    if args.step_size is not None:
+        ld, imm, _ = SETUPS[args.target]
+        SETUPS[args.target] = (ld, imm, args.step_size)
     key = jax.random.key(1)
     for chains in args.chains:
         x0, fns = loops(args.target, chains, args.draws)
