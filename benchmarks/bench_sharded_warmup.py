@@ -5,7 +5,8 @@ device alone and split over ``--devices`` simulated CPU devices (``XLA_FLAGS`` i
 JAX starts), from cold caches, one after the other in one process.  Reported per run:
 microseconds of warmup and of sampling per gradient and chain (the kernel's ``num_grad_evals``
 summed over the draws, divided by the chain count; the warmup's gradients are taken to be the
-sampling's, per step, for the ensemble kernels, whose warmup records none), and compile seconds.
+sampling's, per step, for the ensemble kernels, whose warmup records none), compile seconds,
+and on several devices the collectives (all-reduce, all-gather) in the run's compiled programs.
 
 The point is the ensemble kernels (ChEES-HMC, MAMS, MEADS): their warmups pool statistics
 across chains, and across devices each device maps its own chains and pools through
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
 
@@ -81,11 +83,25 @@ def main() -> None:
             warm_per_chain = (
                 float(np.sum(warm)) / args.chains if warm is not None else per_chain * args.warmup / args.draws
             )
+            collectives = _collectives() if len(devices) > 1 else ""
             print(
                 f"  {name:6s} {len(devices)} device(s): warmup {1e6 * res.warmup_time / warm_per_chain:8.2f},"
-                f" sampling {1e6 * res.sampling_time / per_chain:8.2f}, compile {res.compile_time:5.1f} s",
+                f" sampling {1e6 * res.sampling_time / per_chain:8.2f}, compile {res.compile_time:5.1f} s"
+                f"{collectives}",
                 flush=True,
             )
+
+
+def _collectives() -> str:
+    """The collectives in the run's compiled programs (each a rendezvous of every device)."""
+    from mcgen._driver import compile as compiled
+
+    counts = {op: 0 for op in ("all-reduce", "all-gather")}
+    for program in compiled._CACHE.values():
+        text = program.as_text()
+        for op in counts:
+            counts[op] += len(re.findall(rf" {op}(-start)?\(", text))
+    return "; collectives: " + ", ".join(f"{n} {op}" for op, n in counts.items())
 
 
 if __name__ == "__main__":

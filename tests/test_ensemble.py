@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import mcgen as mc
-from mcgen.adaptation.ensemble import chain_mean, chain_sum, num_chains
+from mcgen.adaptation.ensemble import _chain_axis, chain_gather, chain_mean, chain_means, chain_sum, num_chains
 from tests.ensemble_kernels import pooled_rwmh
 
 pytestmark = pytest.mark.exact_bits  # run under XLA's default optimization (dev.py test)
@@ -60,6 +60,49 @@ def test_weighted_helpers_under_vmap():
     np.testing.assert_allclose(mean, 9.0 / 4.0)
     np.testing.assert_allclose(total, 9.0)
     np.testing.assert_allclose(count, 4.0)
+
+
+def test_chain_means_are_the_separate_means_in_one_call():
+    """Known answers: 8 mapped chains of which the driver requested 5 (3 padding chains, one
+    holding NaN), values with and without weights and a pytree, one call against separate ones."""
+    x = jnp.array([1.0, 2.0, 3.0, 4.0, 5.0, 60.0, jnp.nan, 80.0])
+    y = jnp.stack([x, -2.0 * x], axis=1)
+    w = jnp.array([1.0, 0.0, 2.0, 1.0, jnp.nan, 3.0, 1.0, 1.0])  # NaN and 0: the chain counts for nothing
+
+    def both(xi, yi, wi):
+        together = chain_means([xi, {"y": yi}, xi], [None, wi, wi])
+        apart = (chain_mean(xi), {"y": chain_mean(yi, wi)}, chain_mean(xi, wi))
+        return together, apart, num_chains(), num_chains(wi)
+
+    with _chain_axis("vectorized", 5):
+        together, apart, count, weight = jax.vmap(both, axis_name="chains")(x, y, w)
+    for a, b in zip(jax.tree_util.tree_leaves(together), jax.tree_util.tree_leaves(apart)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(together[0], 3.0)  # (1 + 2 + 3 + 4 + 5) / 5
+    np.testing.assert_allclose(together[2], (1.0 + 6.0 + 4.0) / 4.0)  # weights 1, 0, 2, 1, NaN
+    np.testing.assert_allclose(together[1]["y"], np.broadcast_to([[11.0 / 4.0, -22.0 / 4.0]], (8, 2)))
+    np.testing.assert_array_equal(count, 5.0)
+    np.testing.assert_array_equal(weight, 4.0)
+    with pytest.raises(ValueError, match="2 values but 1 weights"):
+        jax.vmap(lambda xi: chain_means([xi, xi], [None]), axis_name="chains")(x)
+
+
+def test_chain_gather_stacks_every_chain_and_weights_padding_zero():
+    x = jnp.arange(6.0)
+
+    def gather(xi):
+        return chain_gather({"a": xi, "b": jnp.stack([xi, 2 * xi]), "n": xi.astype(jnp.int32)})
+
+    with _chain_axis("vectorized", 4):
+        stacked, weights = jax.vmap(gather, axis_name="chains")(x)
+    np.testing.assert_array_equal(stacked["a"][3], x)
+    np.testing.assert_array_equal(stacked["b"][0], np.stack([x, 2 * x], axis=1))
+    np.testing.assert_array_equal(stacked["n"][5], np.arange(6))
+    assert stacked["n"].dtype == jnp.int32
+    np.testing.assert_array_equal(weights[2], [1.0, 1.0, 1.0, 1.0, 0.0, 0.0])
+    # outside run_chains every chain counts
+    _, weights = jax.vmap(gather, axis_name="chains")(x)
+    np.testing.assert_array_equal(weights[0], np.ones(6))
 
 
 def test_sequential_refuses_pooling_warmup():

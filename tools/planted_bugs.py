@@ -283,6 +283,20 @@ BUGS = {
         "total = total",
         "tests/test_ensemble.py -k devices",
     ),
+    # several pooled means in one collective: a weighted one divided by the chain count
+    "chain_means_weighted_by_count": (
+        "mcgen/adaptation/ensemble.py",
+        "total = num_chains() if weight is None else total_w",
+        "total = num_chains()",
+        "tests/test_ensemble.py -k chain_means",
+    ),
+    # the gathered chains' weights, known when tracing: padding counted as requested
+    "chain_gather_padding_weighted": (
+        "mcgen/adaptation/ensemble.py",
+        "weights = (jnp.arange(total) < num_requested(total))",
+        "weights = (jnp.arange(total) < total)",
+        "tests/test_ensemble.py -k gather",
+    ),
     # a default that silently resonates
     "hmc_default_no_jitter": (
         "mcgen/kernels/hmc.py",

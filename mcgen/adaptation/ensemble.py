@@ -56,6 +56,7 @@ __all__ = [
     "chain_gather",
     "chain_index",
     "chain_mean",
+    "chain_means",
     "chain_sum",
     "chain_weight",
     "num_chains",
@@ -117,15 +118,21 @@ def chain_sum(x, weight=None):
     """:math:`\\sum_i w_i x_i` over the requested chains (every leaf of the pytree ``x``).
 
     ``weight`` (a per-chain scalar, optional) multiplies the padding mask; ``x`` may be a
-    pytree, each leaf summed over chains and returned to every chain.
+    pytree, each leaf summed over chains and returned to every chain (all leaves in one
+    collective).
     """
+    return _psum(_masked(x, weight)[0])
+
+
+def _masked(x, weight):
+    """Each leaf of ``x`` times the chain's weight (0 for padding), and that weight."""
     w = chain_weight()
     if weight is not None:
         w = w * weight
     # where, not a product: a chain with zero weight may hold NaN or inf (a divergent proposal)
-    return jax.tree_util.tree_map(
-        lambda leaf: _psum(jnp.where(w > 0, w.astype(leaf.dtype) * leaf, jnp.zeros_like(leaf))), x
-    )
+    masked = jax.tree_util.tree_map(lambda leaf: jnp.where(w > 0, w.astype(leaf.dtype) * leaf, jnp.zeros_like(leaf)), x)
+    one = jnp.ones(())
+    return masked, jnp.where(w > 0, w.astype(one.dtype), jnp.zeros_like(one))
 
 
 def _local_axis(context: _AxisContext | None) -> str:
@@ -143,7 +150,17 @@ def _psum(x):
 
 def num_chains(weight=None) -> jax.Array:
     """The number of requested chains (or the total ``weight`` over them)."""
+    if weight is None:
+        return jnp.asarray(_num_real(), jnp.ones(()).dtype)
     return chain_sum(jnp.ones(()), weight)
+
+
+def _num_real() -> int:
+    """The number of requested chains, known when the program is traced (no collective)."""
+    context = _check_axis()
+    if context is not None:
+        return context.num_real
+    return jax.lax.psum(1, CHAIN_AXIS)  # a user's own map: every chain counts (the axis size)
 
 
 def chain_mean(x, weight=None):
@@ -152,8 +169,42 @@ def chain_mean(x, weight=None):
     Padding chains of ``run_chains`` count for nothing.  With weights that sum to zero the
     result is NaN; callers decide what to do then.
     """
-    total = num_chains(weight)
-    return jax.tree_util.tree_map(lambda s: s / total.astype(s.dtype), chain_sum(x, weight))
+    return chain_means([x], [weight])[0]
+
+
+def chain_means(xs, weights=None) -> tuple:
+    """:func:`chain_mean` of each pytree in ``xs``, each with the weight at the same position
+    of ``weights`` (a sequence of per-chain scalars and ``None``; ``None``: no weights), all
+    in one collective.
+
+    Across devices each collective is a rendezvous of every device, so a warmup step that
+    needs several independent means should ask for them together.  Each result equals that
+    of its own :func:`chain_mean` call.
+
+    Example
+    -------
+    >>> import jax, jax.numpy as jnp
+    >>> from mcgen.adaptation.ensemble import chain_means
+    >>> def f(x):
+    ...     return chain_means([x, x**2], [None, jnp.where(x > 0, 1.0, 0.0)])
+    >>> plain, positive = jax.vmap(f, axis_name="chains")(jnp.array([-1.0, 1.0, 3.0]))
+    >>> float(plain[0]), float(positive[0])
+    (1.0, 5.0)
+    """
+    xs = list(xs)
+    weights = [None] * len(xs) if weights is None else list(weights)
+    if len(weights) != len(xs):
+        raise ValueError(f"chain_means: {len(xs)} values but {len(weights)} weights")
+    terms = []
+    for x, weight in zip(xs, weights):
+        masked, w = _masked(x, weight)
+        terms.append((masked, None if weight is None else w))
+    sums = _psum(terms)  # one collective for every term
+    out = []
+    for (total_x, total_w), weight in zip(sums, weights):
+        total = num_chains() if weight is None else total_w
+        out.append(jax.tree_util.tree_map(lambda s, t=total: s / t.astype(s.dtype), total_x))
+    return tuple(out)
 
 
 def chain_index() -> jax.Array:
@@ -187,7 +238,7 @@ def chain_gather(x):
     >>> stacked[0], w[0]
     (Array([0., 1., 2.], dtype=float32), Array([1., 1., 1.], dtype=float32))
     """
-    w = chain_weight()
+    chain_weight()  # checks the chain axis
     context = _CONTEXT.get()
     local = _local_axis(context)
 
@@ -197,7 +248,22 @@ def chain_gather(x):
             out = jax.lax.all_gather(out, context.split[0], tiled=True)
         return out
 
-    return jax.tree_util.tree_map(gather, x), gather(w)
+    # the leaves of one dtype travel together, flattened and joined: one collective per dtype
+    leaves, tree = jax.tree_util.tree_flatten(x)
+    leaves = [jnp.asarray(leaf) for leaf in leaves]
+    gathered: list = [None] * len(leaves)
+    for dtype in dict.fromkeys(leaf.dtype for leaf in leaves):
+        picked = [i for i, leaf in enumerate(leaves) if leaf.dtype == dtype]
+        joined = gather(jnp.concatenate([leaves[i].reshape(-1) for i in picked]))
+        start = 0
+        for i in picked:
+            size = leaves[i].size
+            gathered[i] = joined[:, start : start + size].reshape(joined.shape[:1] + leaves[i].shape)
+            start += size
+    total = joined.shape[0] if leaves else gather(jnp.zeros(())).shape[0]
+    # each chain's weight is known when tracing: requested chains first, then padding
+    weights = (jnp.arange(total) < num_requested(total)).astype(jnp.float32)  # as chain_weight
+    return jax.tree_util.tree_unflatten(tree, gathered), weights
 
 
 def num_requested(total: int) -> int:

@@ -58,7 +58,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
-from mcgen.adaptation.ensemble import chain_mean
+from mcgen.adaptation.ensemble import chain_mean, chain_means
 from mcgen.kernels import _random
 from mcgen.kernels._gradient import check_target_accept, flatten, initial_step_size
 from mcgen.kernels._integrators import flat_value_and_grad, hamiltonian, integrate
@@ -231,22 +231,30 @@ def chees_hmc(
             new, info, (q0, q1, p1) = transition(key_step, state, logdensity_fn)
             dtype = params.step_size.dtype
 
-            # step size: dual averaging on the harmonic mean of the acceptance probabilities
+            # the pooled statistics of a step in two collectives (across devices each is a
+            # rendezvous): first every mean of this step's values, then those about the means
             ok = (~info.is_divergent & ~info.is_nonfinite).astype(dtype)
             a = jnp.where(ok > 0, info.accept_prob, 0.0).astype(dtype)
-            harmonic = 1.0 / chain_mean(1.0 / jnp.maximum(a, 1e-10), ok)
+            scale = jnp.sqrt(params.inverse_mass)
+            z0, z1 = q0 / scale, q1 / scale
+            x = flatten(new, logdensity_fn)[0]
+            inverse_a, mean_z0, mean_z1, mean = chain_means(
+                [1.0 / jnp.maximum(a, 1e-10), z0, z1, x], [ok, None, a, None]
+            )
+
+            # step size: dual averaging on the harmonic mean of the acceptance probabilities
+            harmonic = 1.0 / inverse_a
             harmonic = jnp.where(jnp.isfinite(harmonic), harmonic, 0.0)
             da = da_update(da, harmonic, target_accept)
             new_eps = jnp.exp(da.log_x).astype(dtype)
 
             # trajectory length: one Adam step (no momentum) on log T along the ChEES gradient
-            scale = jnp.sqrt(params.inverse_mass)
-            z0, z1 = q0 / scale, q1 / scale
-            c0 = z0 - chain_mean(z0)
-            c1 = z1 - chain_mean(z1, a)
+            c0 = z0 - mean_z0
+            c1 = z1 - mean_z1
             t = info.trajectory_length
             g_i = t * (jnp.sum(c1**2) - jnp.sum(c0**2)) * jnp.dot(c1, scale * p1)
-            grad = chain_mean(jnp.where(a > 0, g_i, 0.0), a)
+            # metric: the cross-chain variance of the positions
+            grad, var = chain_means([jnp.where(a > 0, g_i, 0.0), (x - mean) ** 2], [a, None])
             grad_sq = 0.95 * ws.grad_sq + 0.05 * grad**2
             count = ws.count + 1
             corrected = grad_sq / (1.0 - 0.95 ** count.astype(dtype))
@@ -258,10 +266,6 @@ def chees_hmc(
             weight = count.astype(dtype) ** -0.5
             log_length_avg = (1.0 - weight) * ws.log_length_avg + weight * log_length
 
-            # metric: the cross-chain variance of the positions
-            x = flatten(new, logdensity_fn)[0]
-            mean = chain_mean(x)
-            var = chain_mean((x - mean) ** 2)
             var = jnp.where(jnp.isfinite(var) & (var > 0), var, params.inverse_mass)
             var = (1.0 - weight) * params.inverse_mass + weight * var  # forgets the transient
 

@@ -90,7 +90,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
-from mcgen.adaptation.ensemble import chain_mean
+from mcgen.adaptation.ensemble import chain_mean, chain_means
 from mcgen.kernels import _random
 from mcgen.kernels._gradient import check_target_accept, flatten
 from mcgen.kernels._integrators import flat_value_and_grad
@@ -273,7 +273,18 @@ def mams(
             new, info, (q0, q1, u1) = transition(key, ws.state, logdensity_fn, adjusted)
             dtype = params.step_size.dtype
             ok = (~info.is_divergent & ~info.is_nonfinite).astype(dtype)
-            mean_accept = _pooled_mean(jnp.where(ok > 0, info.accept_prob, 0.0).astype(dtype))
+            accept = jnp.where(ok > 0, info.accept_prob, 0.0).astype(dtype)
+            x = flatten(new, logdensity_fn)[0]
+            # the pooled statistics of a step in two collectives (across devices each is a
+            # rendezvous): first every mean of this step's values, then the spreads about them
+            scale = jnp.sqrt(params.inverse_mass)
+            z0, z1 = q0 / scale, q1 / scale
+            # a chain's weight: the probability that its proposal is taken
+            taken = info.is_accepted.astype(dtype)
+            a = jnp.where(adjusted, jnp.where(ok > 0, info.accept_prob, 0.0), taken).astype(dtype)
+            centred = ([z0, z1], [None, a]) if adapt_length else ([], [])
+            mean_accept, mean, *centres = chain_means([accept, x, *centred[0]], [None, None, *centred[1]])
+            mean_accept = jnp.where(jnp.isfinite(mean_accept), mean_accept, 0.0)
             da = da_update(ws.dual_averaging, mean_accept, target_accept)
             new_eps = jnp.exp(da.log_x).astype(dtype)
             count = ws.count + 1
@@ -284,21 +295,18 @@ def mams(
             # coordinates whitened by the current metric (dz/dt = u, unit speed)
             log_length, ema = ws.log_length, ws.ema
             if adapt_length:
-                scale = jnp.sqrt(params.inverse_mass)
-                z0, z1 = q0 / scale, q1 / scale
-                # a chain's weight: the probability that its proposal is taken
-                taken = info.is_accepted.astype(dtype)
-                a = jnp.where(adjusted, jnp.where(ok > 0, info.accept_prob, 0.0), taken).astype(dtype)
-                c0 = z0 - chain_mean(z0)
-                c1 = z1 - chain_mean(z1, a)
+                c0 = z0 - centres[0]
+                c1 = z1 - centres[1]
                 t = info.num_grad_evals.astype(dtype) * info.step_size  # the same time in every chain
                 change = jnp.sum(c1**2) - jnp.sum(c0**2)
                 # this step's criterion and its derivative in log t, pooled with weights a
                 stats = jnp.stack([0.25 * change**2, t * change * jnp.dot(c1, u1)])
                 # in units of the ensemble's current spread, so that the average over steps is not
-                # ruled by the large values of a transient
-                spread = chain_mean(jnp.sum(c0**2))
-                stats = chain_mean(jnp.where(a > 0, stats, 0.0), a) / spread**2
+                # ruled by the large values of a transient; the metric's variance beside them
+                spread, stats, var = chain_means(
+                    [jnp.sum(c0**2), jnp.where(a > 0, stats, 0.0), (x - mean) ** 2], [None, a, None]
+                )
+                stats = stats / spread**2
                 # from the adjusted phase on: the unadjusted start's moves (and step sizes) are wild
                 good = jnp.all(jnp.isfinite(stats)) & adjusted
                 ema = jnp.where(good, LENGTH_EMA * ws.ema + (1.0 - LENGTH_EMA) * jnp.where(good, stats, 0.0), ws.ema)
@@ -307,12 +315,11 @@ def mams(
                 update = learning_rate * jnp.clip(jnp.where(jnp.isfinite(slope), slope, 0.0), -1.0, 1.0)
                 moved = jnp.clip(log_length + update, jnp.log(new_eps), jnp.log(0.5 * new_eps * max_num_steps))
                 log_length = jnp.where(adjusted, moved, log_length)
+            else:
+                var = chain_mean((x - mean) ** 2)
             log_length_avg = (1.0 - weight) * ws.log_length_avg + weight * log_length
 
             # metric: the cross-chain variance of the positions
-            x = flatten(new, logdensity_fn)[0]
-            mean = chain_mean(x)
-            var = chain_mean((x - mean) ** 2)
             var = jnp.where(jnp.isfinite(var) & (var > 0), var, params.inverse_mass)
             var = (1.0 - weight) * params.inverse_mass + weight * var
             new_params = new.params._replace(
@@ -330,12 +337,6 @@ def mams(
         return Warmup(w_init, w_step, w_finalize)
 
     return Kernel(init, step, warmup if adapt else None)
-
-
-def _pooled_mean(x):
-    """The mean of ``x`` over the requested chains (0 when it is not finite)."""
-    m = chain_mean(x)
-    return jnp.where(jnp.isfinite(m), m, 0.0)
 
 
 __all__ = ["mams", "MAMSInfo", "MAMSParams", "MAMSState"]
