@@ -303,10 +303,10 @@ def mams(
                 stats = jnp.stack([0.25 * change**2, t * change * jnp.dot(c1, u1)])
                 # in units of the ensemble's current spread, so that the average over steps is not
                 # ruled by the large values of a transient; the metric's variance beside them
-                spread, stats, var = chain_means(
+                spread, pooled, var = chain_means(
                     [jnp.sum(c0**2), jnp.where(a > 0, stats, 0.0), (x - mean) ** 2], [None, a, None]
                 )
-                stats = stats / spread**2
+                stats = pooled / spread**2
                 # from the adjusted phase on: the unadjusted start's moves (and step sizes) are wild
                 good = jnp.all(jnp.isfinite(stats)) & adjusted
                 ema = jnp.where(good, LENGTH_EMA * ws.ema + (1.0 - LENGTH_EMA) * jnp.where(good, stats, 0.0), ws.ema)
