@@ -569,6 +569,8 @@ def bench(names, num_chains, warmup, draws, reps, libraries, json_path=None, fir
                 compile=results[lib][0]["compile"],
                 first=results[lib][0]["first"],
                 z=max(r["z"] for r in results[lib]),
+                beyond=sum(r["z"] > target.z_threshold() for r in results[lib]),
+                runs=len(results[lib]),
                 rhat=max(r["rhat"] for r in results[lib]),
                 bare=bare,
                 threshold=target.z_threshold(),
@@ -583,7 +585,8 @@ def table(rows, names, libraries, num_chains):
     lines = [
         f"\n### Inference Gym, {num_chains} chains (median of reps; z and R-hat: worst rep)\n",
         "| target | d | library | us/grad | bare | first call s | compile s | warmup grads | ESS/grad "
-        "| ESS/grad all | ESS/s | ESS/s all | div | R-hat | max abs z (limit) | us/grad ratio | first-call ratio "
+        "| ESS/grad all | ESS/s | ESS/s all | div | R-hat | max abs z (limit; runs beyond) | us/grad ratio "
+        "| first-call ratio "
         "| ESS/grad ratio | ESS/s ratio |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -609,7 +612,9 @@ def table(rows, names, libraries, num_chains):
                 f"| {name[:40]} | {r['dim']} | {lib} | {r['us_grad']:.1f} | {r['bare']:.1f} | {r['first']:.1f} "
                 f"| {r['compile']:.1f} | {r['wgrads']:.3g} | {r['ess_grad']:.3g} | {r['ess_grad_all']:.3g} "
                 f"| {r['ess_s']:.3g} | {r['ess_s_all']:.3g} | {r['div']:.0f} "
-                f"| {r['rhat']:.3f} | {r['z']:.2f} ({r['threshold']:.2f}) | " + " | ".join(rat) + " |"
+                f"| {r['rhat']:.3f} | {r['z']:.2f} ({r['threshold']:.2f}; {r['beyond']}/{r['runs']}) | "
+                + " | ".join(rat)
+                + " |"
             )
     replaced = [name for name in names if rows[(name, "mcgen")]["truth"] == "quadrature"]
     if replaced:

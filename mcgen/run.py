@@ -36,7 +36,9 @@ leaf to take another code path: from 32 chains on a target of
 at most 16 coordinates (the leaf's per-chain decisions move behind a ``cond``, which changes
 how XLA fuses, and so rounds, the arithmetic around them), and where the U-turn tests' inner
 products change form with the batch (:func:`mcgen.kernels._trajectory._rowdots` splits its
-sums by batch size, and XLA:CPU hands large reductions and products to libraries).  Measured
+sums by batch size, XLA:CPU hands large reductions and products to libraries, and a leaf
+computes the products of every checkpoint slot on a batch of at most 256 coordinates, chains
+times d, but only of the slots it tests on a larger one).  Measured
 (chain 0's draws after 100 + 100 steps): on an 8-coordinate elementwise target 4, 16 and 2
 chains agree bit for bit and 32, 64 and 128 chains differ from them; on the 100-d Gaussian
 of ``benchmarks/bench_nuts.py`` 4, 16 and 128 chains all differ, by as much as the chains'
