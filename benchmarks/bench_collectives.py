@@ -3,13 +3,15 @@
 A pooling warmup (ChEES-HMC, MAMS, MEADS) split over devices makes a few collectives in every
 warmup step, each a rendezvous of all the devices (``mcgen.adaptation.ensemble``).  This times
 a ``fori_loop`` of ``--iterations`` iterations in ``jax.shard_map`` over ``--devices``
-simulated CPU devices, each iteration a little arithmetic and ``k`` all-reduces of a
-``(32,)`` vector one after the other, for each ``k`` of ``--per-iteration``; it prints
-microseconds per iteration.  No peer: the figure is a property of XLA:CPU's in-process
+simulated CPU devices, each iteration ``k`` times some elementwise work on a ``(--size,)``
+vector per device (``--work`` rounds of a sine; none by default) followed by an
+all-reduce of it, for each ``k`` of ``--per-iteration``; it prints microseconds per iteration,
+and beside it the same loop without the all-reduces, so that the difference is what the
+collectives cost.  No peer: the figure is a property of XLA:CPU's in-process
 collectives, the floor under any library's pooled warmup on such devices.  Pin the process to
 the devices' cores (``taskset -c 0,1`` for 2).
 
-Usage: python benchmarks/bench_collectives.py [--devices 2] [--per-iteration 0 1 2 4]
+Usage: python benchmarks/bench_collectives.py [--devices 2] [--per-iteration 1 2 4] [--work 3 --size 4096]
 """
 
 from __future__ import annotations
@@ -32,12 +34,16 @@ from jax.sharding import Mesh  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
 
-def loop(mesh: Mesh, per_iteration: int, iterations: int):
-    """The jitted loop: ``iterations`` iterations of ``per_iteration`` dependent all-reduces."""
+def loop(mesh: Mesh, per_iteration: int, iterations: int, work: int, collective: bool = True):
+    """The jitted loop: ``iterations`` iterations of ``per_iteration`` rounds of work, each
+    followed by an all-reduce (or, with ``collective=False``, not)."""
 
     def body(_, x):
         for _ in range(per_iteration):
-            x = jax.lax.psum(0.5 * x, "devices") * 0.5 + 1e-3
+            for _ in range(work):
+                x = jnp.sin(x) * 1.0001 + 1e-3
+            y = 0.5 * x
+            x = (jax.lax.psum(y, "devices") if collective else y) * 0.5 + 1e-3
         return x + 1e-6
 
     def run(x):
@@ -49,22 +55,33 @@ def loop(mesh: Mesh, per_iteration: int, iterations: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=2)
-    parser.add_argument("--per-iteration", type=int, nargs="+", default=[0, 1, 2, 4])
+    parser.add_argument("--per-iteration", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--work", type=int, default=0, help="rounds of elementwise work before each all-reduce")
+    parser.add_argument("--size", type=int, default=32, help="length of each device's vector")
     args = parser.parse_args()
     mesh = Mesh(np.array(jax.devices()[: args.devices]), ("devices",))
-    x = jnp.ones((args.devices, 32))
-    print(f"{args.devices} simulated CPU devices, {args.iterations} iterations, best of {args.repeats}")
+    x = jnp.ones((args.devices, args.size))
+    print(
+        f"{args.devices} simulated CPU devices, {args.iterations} iterations, {args.work} rounds of work on "
+        f"{args.size} floats per device before each all-reduce, best of {args.repeats}"
+    )
     for k in args.per_iteration:
-        fn = loop(mesh, k, args.iterations)
-        jax.block_until_ready(fn(x))
-        best = np.inf
-        for _ in range(args.repeats):
-            start = time.perf_counter()
+        best = {}
+        for collective in (True, False):
+            fn = loop(mesh, k, args.iterations, args.work, collective)
             jax.block_until_ready(fn(x))
-            best = min(best, time.perf_counter() - start)
-        print(f"  {k} all-reduces per iteration: {1e6 * best / args.iterations:8.2f} us per iteration", flush=True)
+            best[collective] = np.inf
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                jax.block_until_ready(fn(x))
+                best[collective] = min(best[collective], time.perf_counter() - start)
+        with_, without = (1e6 * best[c] / args.iterations for c in (True, False))
+        print(
+            f"  {k} all-reduces per iteration: {with_:8.2f} us per iteration, {without:8.2f} without them",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
