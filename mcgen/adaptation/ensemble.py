@@ -9,7 +9,8 @@ raw collective such as ``jax.lax.pmean(x, "chains")`` in a warmup's ``step`` als
 every chain, but across devices it makes that warmup run as one program partitioned over all
 devices, where every iteration of such a loop waits for a collective (``benchmarks/
 bench_sharded_warmup.py``: ChEES's warmup on Brownian motion, 64 chains on 2 simulated CPU
-devices, 110 us per gradient and chain that way, 36 us through these functions).
+devices, 110 us per gradient and chain that way, 19 us through these functions, which
+join the values a step pools into one collective per call).
 
 The driver may run a few *padding* chains beside the requested ones (so that each device
 holds an equal, well-vectorized batch; they are discarded).  A raw ``pmean`` counts them; the
@@ -50,6 +51,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = [
     "CHAIN_AXIS",
@@ -121,7 +123,7 @@ def chain_sum(x, weight=None):
     pytree, each leaf summed over chains and returned to every chain (all leaves in one
     collective).
     """
-    return _psum(_masked(x, weight)[0])
+    return _psum_joined(_masked(x, weight)[0])
 
 
 def _masked(x, weight):
@@ -146,6 +148,23 @@ def _psum(x):
     if context is not None and context.split is not None:
         total = jax.lax.psum(total, context.split[0])
     return total
+
+
+def _psum_joined(tree):
+    """:func:`_psum` of every leaf of ``tree``, the leaves of one dtype flattened and joined
+    into one array first: one collective per dtype, which XLA cannot split again."""
+    leaves, structure = jax.tree_util.tree_flatten(tree)
+    out: list = [None] * len(leaves)
+    for dtype in dict.fromkeys(jnp.result_type(leaf) for leaf in leaves):
+        picked = [i for i, leaf in enumerate(leaves) if jnp.result_type(leaf) == dtype]
+        total = _psum(jnp.concatenate([jnp.ravel(leaves[i]) for i in picked]))
+        start = 0
+        for i in picked:
+            shape = jnp.shape(leaves[i])
+            size = int(np.prod(shape))
+            out[i] = total[start : start + size].reshape(shape)
+            start += size
+    return jax.tree_util.tree_unflatten(structure, out)
 
 
 def num_chains(weight=None) -> jax.Array:
@@ -177,9 +196,11 @@ def chain_means(xs, weights=None) -> tuple:
     of ``weights`` (a sequence of per-chain scalars and ``None``; ``None``: no weights), all
     in one collective.
 
-    Across devices each collective is a rendezvous of every device, so a warmup step that
-    needs several independent means should ask for them together.  Each result equals that
-    of its own :func:`chain_mean` call.
+    Across devices each collective is a rendezvous of every device (about 60 us between
+    simulated CPU devices, ``benchmarks/bench_collectives.py``), so a warmup step that needs
+    several independent means should ask for them together: the values (and weight totals) are
+    flattened into one array per dtype and summed by one all-reduce.  Each result is that of
+    its own :func:`chain_mean` call up to the order of the floating-point additions.
 
     Example
     -------
@@ -199,7 +220,7 @@ def chain_means(xs, weights=None) -> tuple:
     for x, weight in zip(xs, weights):
         masked, w = _masked(x, weight)
         terms.append((masked, None if weight is None else w))
-    sums = _psum(terms)  # one collective for every term
+    sums = _psum_joined(terms)  # one collective for every term
     out = []
     for (total_x, total_w), weight in zip(sums, weights):
         total = num_chains() if weight is None else total_w

@@ -346,8 +346,7 @@ def meads(
         )
         return new, info
 
-    def warmup(num_steps: int) -> Warmup:
-        del num_steps  # MEADS adapts at every step for as long as warmup lasts
+    def warmup(num_steps: int) -> Warmup:  # MEADS adapts at every step for as long as warmup lasts
 
         def w_init(state: MEADSState) -> MEADSWarmupState:
             return MEADSWarmupState(state, jnp.zeros((), jnp.int32))
@@ -355,8 +354,12 @@ def meads(
         def gathered_parameters(state: MEADSState, count, folds: int):
             """Every fold's parameters, computed once from all chains, and this chain's fold."""
             x, g = ravel_pytree(state.position)[0], ravel_pytree(state.logdensity_grad)[0]
-            (xs, gs, counts), w = chain_gather((x, g, count))
-            step = counts[0]  # the same in every chain, and not batched: computed once
+            # the step count travels as a float beside the positions and gradients where the float
+            # holds every count exactly (below 2^24 steps in float32): one all-gather per step
+            # across devices, not two
+            exact = num_steps < 2 ** (jnp.finfo(x.dtype).nmant + 1)
+            (xs, gs, counts), w = chain_gather((x, g, count.astype(x.dtype) if exact else count))
+            step = counts[0].astype(count.dtype)  # the same in every chain, and not batched: computed once
             n = xs.shape[0]
             rows = _fold_rows(n, step // folds, num_requested(n)) if folds > 1 else None
             fold = jnp.zeros((), jnp.int32) if rows is None else rows[chain_index()] % folds
