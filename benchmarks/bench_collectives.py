@@ -7,11 +7,13 @@ simulated CPU devices, each iteration ``k`` times some elementwise work on a ``(
 vector per device (``--work`` rounds of a sine; none by default) followed by an
 all-reduce of it, for each ``k`` of ``--per-iteration``; it prints microseconds per iteration,
 and beside it the same loop without the all-reduces, so that the difference is what the
-collectives cost.  No peer: the figure is a property of XLA:CPU's in-process
+collectives cost; with ``--operands K`` also the loop whose all-reduces each sum a tuple of
+``K`` pieces of the vector (one all-reduce operation in the program, as ``jax.lax.psum`` of a
+list makes), which XLA:CPU runs as ``K`` rendezvous.  No peer: the figure is a property of XLA:CPU's in-process
 collectives, the floor under any library's pooled warmup on such devices.  Pin the process to
 the devices' cores (``taskset -c 0,1`` for 2).
 
-Usage: python benchmarks/bench_collectives.py [--devices 2] [--per-iteration 1 2 4] [--work 3 --size 4096]
+Usage: python benchmarks/bench_collectives.py [--devices 2] [--per-iteration 1 2 4] [--work 6 --size 4096 --operands 4]
 """
 
 from __future__ import annotations
@@ -34,16 +36,18 @@ from jax.sharding import Mesh  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
 
-def loop(mesh: Mesh, per_iteration: int, iterations: int, work: int, collective: bool = True):
+def loop(mesh: Mesh, per_iteration: int, iterations: int, work: int, collective: bool = True, operands: int = 1):
     """The jitted loop: ``iterations`` iterations of ``per_iteration`` rounds of work, each
-    followed by an all-reduce (or, with ``collective=False``, not)."""
+    followed by an all-reduce (or, with ``collective=False``, not) of the vector cut into
+    ``operands`` pieces (one all-reduce of a tuple)."""
 
     def body(_, x):
         for _ in range(per_iteration):
             for _ in range(work):
                 x = jnp.sin(x) * 1.0001 + 1e-3
-            y = 0.5 * x
-            x = (jax.lax.psum(y, "devices") if collective else y) * 0.5 + 1e-3
+            y = jnp.array_split(0.5 * x, operands, axis=-1)
+            y = jax.lax.psum(y, "devices") if collective else y
+            x = jnp.concatenate(y, axis=-1) * 0.5 + 1e-3
         return x + 1e-6
 
     def run(x):
@@ -60,6 +64,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--work", type=int, default=0, help="rounds of elementwise work before each all-reduce")
     parser.add_argument("--size", type=int, default=32, help="length of each device's vector")
+    parser.add_argument(
+        "--operands", type=int, default=1, help="also time each all-reduce as a tuple of this many pieces"
+    )
     args = parser.parse_args()
     mesh = Mesh(np.array(jax.devices()[: args.devices]), ("devices",))
     x = jnp.ones((args.devices, args.size))
@@ -78,10 +85,17 @@ def main() -> None:
                 jax.block_until_ready(fn(x))
                 best[collective] = min(best[collective], time.perf_counter() - start)
         with_, without = (1e6 * best[c] / args.iterations for c in (True, False))
-        print(
-            f"  {k} all-reduces per iteration: {with_:8.2f} us per iteration, {without:8.2f} without them",
-            flush=True,
-        )
+        line = f"  {k} all-reduces per iteration: {with_:8.2f} us per iteration, {without:8.2f} without them"
+        if args.operands > 1:
+            fn = loop(mesh, k, args.iterations, args.work, True, args.operands)
+            jax.block_until_ready(fn(x))
+            pieces = np.inf
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                jax.block_until_ready(fn(x))
+                pieces = min(pieces, time.perf_counter() - start)
+            line += f", {1e6 * pieces / args.iterations:8.2f} with each a tuple of {args.operands} pieces"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":
