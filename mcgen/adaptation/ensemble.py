@@ -9,7 +9,7 @@ raw collective such as ``jax.lax.pmean(x, "chains")`` in a warmup's ``step`` als
 every chain, but across devices it makes that warmup run as one program partitioned over all
 devices, where every iteration of such a loop waits for a collective (``benchmarks/
 bench_sharded_warmup.py``: ChEES's warmup on Brownian motion, 64 chains on 2 simulated CPU
-devices, 110 us per gradient and chain that way, 19 us through these functions, which
+devices, 110 us per gradient and chain that way, 15-17 us through these functions, which
 join the values a step pools into one collective per call).
 
 The driver may run a few *padding* chains beside the requested ones (so that each device
@@ -226,6 +226,13 @@ def chain_means(xs, weights=None) -> tuple:
         total = num_chains() if weight is None else total_w
         out.append(jax.tree_util.tree_map(lambda s, t=total: s / t.astype(s.dtype), total_x))
     return tuple(out)
+
+
+def _same_in_every_chain(x):
+    """``x``, a value the caller knows to be the same in every chain, as one unbatched value
+    (its maximum over the device's own chains: no collective across devices).  A ``cond`` on it
+    stays a branch under ``vmap``, so a collective inside runs only when it is taken."""
+    return jax.lax.pmax(x, _local_axis(_check_axis()))
 
 
 def chain_index() -> jax.Array:

@@ -58,7 +58,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
-from mcgen.adaptation.ensemble import chain_mean, chain_means
+from mcgen.adaptation.ensemble import _same_in_every_chain, chain_mean, chain_means
 from mcgen.kernels import _random
 from mcgen.kernels._gradient import check_target_accept, flatten, initial_step_size
 from mcgen.kernels._integrators import flat_value_and_grad, hamiltonian, integrate
@@ -215,8 +215,13 @@ def chees_hmc(
             state, da = ws.state, ws.dual_averaging
             if step_size is None:  # Stan's heuristic at the first step, pooled in log space
                 first = ws.count == 0
-                eps0, _ = initial_step_size(key_init, state, logdensity_fn, first)  # (step size, gradients)
-                eps0 = jnp.exp(chain_mean(jnp.log(eps0)))
+
+                def pooled_guess(_):
+                    eps, _ = initial_step_size(key_init, state, logdensity_fn, True)  # (step size, gradients)
+                    return jnp.exp(chain_mean(jnp.log(eps))).astype(state.params.step_size.dtype)
+
+                # a branch, not a select: the guess and its collective run at the first step only
+                eps0 = jax.lax.cond(_same_in_every_chain(first), pooled_guess, lambda _: state.params.step_size, None)
                 da = jax.tree_util.tree_map(lambda new, old: jnp.where(first, new, old), da_init(eps0), da)
                 state = state._replace(
                     params=state.params._replace(
