@@ -217,10 +217,12 @@ def chees_hmc(
                 first = ws.count == 0
 
                 def pooled_guess(_):
-                    eps, _ = initial_step_size(key_init, state, logdensity_fn, True)  # (step size, gradients)
+                    eps, _ = initial_step_size(key_init, state, logdensity_fn, first)  # (step size, gradients)
                     return jnp.exp(chain_mean(jnp.log(eps))).astype(state.params.step_size.dtype)
 
                 # a branch, not a select: the guess and its collective run at the first step only
+                # (under an outer vmap that batches the step count it is a select again, and
+                # `first` keeps the search from spending gradients at the other steps)
                 eps0 = jax.lax.cond(_same_in_every_chain(first), pooled_guess, lambda _: state.params.step_size, None)
                 da = jax.tree_util.tree_map(lambda new, old: jnp.where(first, new, old), da_init(eps0), da)
                 state = state._replace(
@@ -258,7 +260,7 @@ def chees_hmc(
             c1 = z1 - mean_z1
             t = info.trajectory_length
             g_i = t * (jnp.sum(c1**2) - jnp.sum(c0**2)) * jnp.dot(c1, scale * p1)
-            # metric: the cross-chain variance of the positions
+            # the pooled ChEES gradient, and the positions' cross-chain variance for the metric
             grad, var = chain_means([jnp.where(a > 0, g_i, 0.0), (x - mean) ** 2], [a, None])
             grad_sq = 0.95 * ws.grad_sq + 0.05 * grad**2
             count = ws.count + 1
