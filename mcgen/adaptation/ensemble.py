@@ -51,7 +51,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 __all__ = [
     "CHAIN_AXIS",
@@ -150,21 +149,28 @@ def _psum(x):
     return total
 
 
-def _psum_joined(tree):
-    """:func:`_psum` of every leaf of ``tree``, the leaves of one dtype flattened and joined
-    into one array first: one collective per dtype, which XLA cannot split again."""
+def _joined(tree, collective):
+    """``collective`` applied to every leaf of ``tree`` at once: the leaves of one dtype are
+    flattened and joined into one vector, so there is one collective per dtype, which XLA
+    cannot split again (an all-reduce of a tuple runs as one rendezvous per array).
+    ``collective`` maps a vector ``(n,)`` to ``(..., n)``; each leaf comes back ``(..., *shape)``."""
     leaves, structure = jax.tree_util.tree_flatten(tree)
+    leaves = [jnp.asarray(leaf) for leaf in leaves]
     out: list = [None] * len(leaves)
-    for dtype in dict.fromkeys(jnp.result_type(leaf) for leaf in leaves):
-        picked = [i for i, leaf in enumerate(leaves) if jnp.result_type(leaf) == dtype]
-        total = _psum(jnp.concatenate([jnp.ravel(leaves[i]) for i in picked]))
+    for dtype in dict.fromkeys(leaf.dtype for leaf in leaves):
+        picked = [i for i, leaf in enumerate(leaves) if leaf.dtype == dtype]
+        total = collective(jnp.concatenate([leaves[i].reshape(-1) for i in picked]))
         start = 0
         for i in picked:
-            shape = jnp.shape(leaves[i])
-            size = int(np.prod(shape))
-            out[i] = total[start : start + size].reshape(shape)
+            size = leaves[i].size
+            out[i] = total[..., start : start + size].reshape(total.shape[:-1] + leaves[i].shape)
             start += size
     return jax.tree_util.tree_unflatten(structure, out)
+
+
+def _psum_joined(tree):
+    """:func:`_psum` of every leaf of ``tree``, in one collective per dtype (:func:`_joined`)."""
+    return _joined(tree, _psum)
 
 
 def num_chains(weight=None) -> jax.Array:
@@ -276,22 +282,13 @@ def chain_gather(x):
             out = jax.lax.all_gather(out, context.split[0], tiled=True)
         return out
 
-    # the leaves of one dtype travel together, flattened and joined: one collective per dtype
-    leaves, tree = jax.tree_util.tree_flatten(x)
-    leaves = [jnp.asarray(leaf) for leaf in leaves]
-    gathered: list = [None] * len(leaves)
-    for dtype in dict.fromkeys(leaf.dtype for leaf in leaves):
-        picked = [i for i, leaf in enumerate(leaves) if leaf.dtype == dtype]
-        joined = gather(jnp.concatenate([leaves[i].reshape(-1) for i in picked]))
-        start = 0
-        for i in picked:
-            size = leaves[i].size
-            gathered[i] = joined[:, start : start + size].reshape(joined.shape[:1] + leaves[i].shape)
-            start += size
-    total = joined.shape[0] if leaves else gather(jnp.zeros(())).shape[0]
-    # each chain's weight is known when tracing: requested chains first, then padding
+    gathered = _joined(x, gather)  # one collective per dtype
+    total = jax.lax.psum(1, local)  # the chain count: a constant, as psum of a Python number is
+    if context is not None and context.split is not None:
+        total *= jax.lax.psum(1, context.split[0])
+    # each chain's weight is known when tracing too: requested chains first, then padding
     weights = (jnp.arange(total) < num_requested(total)).astype(jnp.float32)  # as chain_weight
-    return jax.tree_util.tree_unflatten(tree, gathered), weights
+    return gathered, weights
 
 
 def num_requested(total: int) -> int:

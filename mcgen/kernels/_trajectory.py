@@ -518,7 +518,8 @@ def _grow(
 
         return run
 
-    branches = [products(size) for size in range(window + 1)] + [products(None)]
+    every = products(None)
+    branches = [products(size) for size in range(window + 1)] + [every]
     small_and_many = batch >= _DECISIONS_FENCE_MIN_BATCH and t.vecs.shape[-1] <= _SMALL_DIM
     every_slot = batch * t.vecs.shape[-1] <= _EVERY_SLOT_MAX_ELEMENTS
 
@@ -532,14 +533,14 @@ def _grow(
         else:
             logdensity1, g1 = gradient(dr.q1)
         kick = mapped(_kick)(t, c, dr, g1)
-        start, size = _window(it)
         # only a subtree's first leaf (n = 0) and its last (n = 2^j - 1) move the ends, the
         # draw or the trajectory's momentum sum
         doubling, n_shared = _leaf_of(it)
         special = (n_shared == 0) | (n_shared == jnp.left_shift(1, doubling) - 1)
-        if every_slot:
-            s_ar, s_v = branches[-1](kick.ck, kick.a_r, kick.v1, start)
+        if every_slot:  # every slot's products: no window, no switch
+            s_ar, s_v = every(kick.ck, kick.a_r, kick.v1, 0)
         else:
+            start, size = _window(it)
             s_ar, s_v = jax.lax.switch(jnp.minimum(size, window + 1), branches, kick.ck, kick.a_r, kick.v1, start)
         keep = lambda x: x  # noqa: E731
         if small_and_many:
