@@ -106,8 +106,8 @@ BUGS = {
     # replaces "nuts_deep_phase_skipped", the shallow/deep products it stood for are gone)
     "nuts_wide_window_skipped": (
         "mcgen/kernels/_trajectory.py",
-        "[products(size) for size in range(window + 1)] + [products(None)]",
-        "[products(size) for size in range(window + 1)] + [products(window)]",
+        "branches = [products(size) for size in range(window + 1)] + [every]",
+        "branches = [products(size) for size in range(window + 1)] + [products(window)]",
         "tests/kernels/test_nuts_uturn.py tests/kernels/test_nuts.py -k 'deep or depth or reference'",
     ),
     # the fenced leaf decisions of many chains of a small target hand back a shifted energy

@@ -14,7 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import mcgen
 from mcgen import testing
+from mcgen.kernels import _trajectory
 from mcgen.kernels.nuts import nuts
 from tests.kernels.gradient_targets import (
     EIGHT,
@@ -188,9 +190,27 @@ def test_rowdots_pieces_equal_the_product(rows, dim, batch):
     np.testing.assert_allclose(ours, np.einsum("bkd,bd->bk", np.asarray(r), np.asarray(x)), rtol=1e-4, atol=1e-4)
 
 
-def test_deep_trees_past_the_shallow_phase():
+@pytest.fixture
+def forced_slots():
+    """Force how a leaf reads its checkpoint slots; compiled programs traced meanwhile are dropped after."""
+
+    def force(monkeypatch, every_slot: bool):
+        mcgen.run.clear_cache()
+        jax.clear_caches()
+        monkeypatch.setattr(_trajectory, "_EVERY_SLOT_MAX_ELEMENTS", 2**62 if every_slot else -1)
+
+    yield force
+    mcgen.run.clear_cache()
+    jax.clear_caches()
+
+
+@pytest.mark.parametrize("every_slot", [True, False], ids=["every_slot", "tested_slots"])
+def test_deep_trees_past_the_shallow_phase(every_slot, monkeypatch, forced_slots):
     """With a small step size trees grow past the first three doublings, where the loop moves
-    on to all checkpoint slots; the draws stay right and the depth is not cut there."""
+    on to all checkpoint slots; the draws stay right and the depth is not cut there.  Both
+    ways a leaf reads its slots: all of them (small batches), or those it tests, picked by a
+    switch."""
+    forced_slots(monkeypatch, every_slot)
     kernel = nuts(step_size=0.08, adapt=False)
     res = run(GAUSS10.logdensity_fn, kernel, init=GAUSS10.init, samples=300, warmup=0)
     depth = np.asarray(res.stats["tree_depth"])

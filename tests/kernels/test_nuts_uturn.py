@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mcgen.kernels import _trajectory
 from mcgen.kernels._random import nuts_draws
 from mcgen.kernels.nuts import nuts
 
@@ -111,8 +112,12 @@ def references(trapezoid: bool, across: bool = True):
     )
 
 
+@pytest.mark.parametrize("every_slot", [True, False], ids=["every_slot", "tested_slots"])
 @pytest.mark.parametrize("uturn", ["stan", "trapezoid"])
-def test_trajectory_length_matches_recursive_reference(uturn):
+def test_trajectory_length_matches_recursive_reference(uturn, every_slot, monkeypatch):
+    """Both ways a leaf reads its checkpoint slots (all of them on small batches, else the ones
+    it tests, picked by a switch) build the reference's trees."""
+    monkeypatch.setattr(_trajectory, "_EVERY_SLOT_MAX_ELEMENTS", 2**62 if every_slot else -1)
     keys, starts, steps, _, _ = transitions()
     kernel = nuts(max_tree_depth=MAX_DEPTH, adapt=False, uturn=uturn)
 
