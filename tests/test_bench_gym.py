@@ -44,3 +44,33 @@ def test_per_chain_finds_the_stuck_chain():
     means = np.array(re.search(r"chain means\s+(.*?)\s+truth", first).group(1).split(), float)
     z = (means - target.truth_mean[stuck]) / target.truth_sd[stuck]
     assert abs(z[2] - 3.0) < 0.3 and np.all(np.abs(np.delete(z, 2)) < 0.3)
+
+
+def test_chain_groups_score_each_group_of_four():
+    """``bench_chain_groups.score_groups`` against known answers on the 100-d Gaussian toy
+    target: a group of independent draws from the truth (1600 draws for 4000 gradients) has a
+    minimum bulk ESS over the 100 coordinates a little under its draw count (0.25-0.45 per
+    gradient) and stays within the truth; a group with one chain shifted by 3 sd in one
+    coordinate has R-hat above 1.05; a group whose four chains are all shifted by 0.3 sd in one
+    coordinate (z about 12) leaves the truth; a group whose coordinate 7 is an AR(1)
+    chain (coefficient 0.9: ESS about 1/19 of the draws, 84) scores about a nineteenth as much."""
+    C = pytest.importorskip("bench_chain_groups")
+    target = G.make_target("toy:gaussian_100")
+    rng = np.random.default_rng(1)
+    iid = target.truth_mean + target.truth_sd * rng.standard_normal((4, 400, 100))
+    shifted = target.truth_mean + target.truth_sd * rng.standard_normal((4, 400, 100))
+    shifted[2, :, 7] += 3 * target.truth_sd[7]
+    biased = target.truth_mean + target.truth_sd * rng.standard_normal((4, 400, 100))
+    biased[:, :, 7] += 0.3 * target.truth_sd[7]
+    noise = rng.standard_normal((4, 400, 100))
+    ar = noise.copy()
+    for t in range(1, 400):
+        ar[:, t, 7] = 0.9 * ar[:, t - 1, 7] + np.sqrt(1 - 0.81) * noise[:, t, 7]
+    ar = target.truth_mean + target.truth_sd * ar
+    x = np.concatenate([iid, shifted, biased, ar])
+    scores = C.score_groups(target, x, np.full(16, 1000.0))
+    e = scores["ess_per_grad"]
+    assert 250 < e[0] < 450, e
+    assert list(scores["beyond"]) == [False, False, True, False]
+    assert list(scores["high_rhat"]) == [False, True, False, False]
+    assert 1 / 40 < e[3] / e[0] < 1 / 8, e

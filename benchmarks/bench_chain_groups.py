@@ -1,0 +1,155 @@
+"""Effective draws per gradient of many 4-chain runs at once: NUTS warmups side by side.
+
+``bench_gym.py`` scores a 4-chain run; on curved or funnel-shaped targets one run's minimum
+ESS moves by a factor of ten from seed to seed, so medians over 3 or 8 repetitions cannot tell
+two warmups apart.  Here each library runs ``--chains`` chains (default 128) in one call, each
+chain with its own warmup, as in a 4-chain run, and the chains are scored in consecutive
+groups of 4: each group is one 4-chain run.  Per library it prints the median and the 25% and
+10% quantiles over the groups of
+
+* the minimum bulk ESS over the coordinates (mapped back to the constrained space, as in
+  ``bench_gym.py``) per 1000 gradient evaluations of the group, warmup included;
+
+and, over the groups, how many leave the ground truth (max |z| above ``bench_gym.py``'s
+Bonferroni limit) and how many have R-hat above 1.05; over the chains, the mean acceptance
+statistic of sampling, the median adapted step size, divergences and gradients per chain, and
+``tails``: the share of chains that never drew the first constrained coordinate beyond
+``--tail`` (the banana's arm tips: ``|x0| > 20`` holds with probability 4.6%; off when not
+given).  Timing is not measured: every library's chains run in lockstep batches here, which
+says nothing of a 4-chain run's seconds.  Use ``bench_gym.py`` for those.
+
+Libraries: ``blackjax`` (``window_adaptation`` NUTS, as in ``bench_gym.py``), ``mcgen``
+(``nuts(mass="diag")``), ``default`` (``nuts()``), and ``target:T`` (``nuts(target_accept=T)``,
+the default warmup at another target acceptance).
+
+Usage::
+
+    python benchmarks/bench_chain_groups.py Banana --chains 256 --tail 20 \\
+        --libraries default target:0.8 mcgen blackjax
+    python benchmarks/bench_chain_groups.py EightSchools --libraries default target:0.8 blackjax
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import bench_gym as G
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import mcgen as mc
+from mcgen.kernels.nuts import nuts
+
+
+def kernel(library: str):
+    if library == "mcgen":
+        return nuts(mass="diag")
+    if library == "default":
+        return nuts()
+    if library.startswith("target:"):
+        return nuts(target_accept=float(library.split(":", 1)[1]))
+    raise ValueError(f"unknown library {library!r}")
+
+
+def run(target, library: str, init, warmup: int, draws: int, seed: int) -> dict:
+    """One call of ``library`` on all chains: draws, gradients per chain (warmup included),
+    divergences per chain, mean acceptance statistic and adapted step sizes."""
+    n = init.shape[0]
+    if library == "blackjax":
+        warm, sample = G.blackjax_programs(target, warmup, draws)
+        keys = jax.random.split(jax.random.key(seed), 2 * n)
+        states, params, _, wgrads = warm(keys[:n], init)
+        positions, steps, divergent, accept = sample(keys[n:], states, params)
+        return dict(
+            draws=np.asarray(positions),
+            grads=np.asarray(steps).sum(1) + np.asarray(wgrads),
+            div=np.asarray(divergent).sum(1),
+            accept=float(np.mean(accept)),
+            eps=np.asarray(params["step_size"]),
+        )
+    res = mc.run_chains(
+        target.logdensity,
+        kernel(library),
+        init=init,
+        init_batched=True,
+        num_chains=n,
+        num_samples=draws,
+        num_warmup=warmup,
+        seed=seed,
+        progress=False,
+        warn=False,
+    )
+    return dict(
+        draws=np.asarray(res.samples),
+        grads=np.asarray(res.stats["num_grad_evals"]).sum(1) + np.asarray(res.warmup_grad_evals()),
+        div=np.asarray(res.stats["is_divergent"]).sum(1),
+        accept=float(np.mean(res.stats["accept_prob"])),
+        eps=np.asarray(res.last_state.params.step_size),
+    )
+
+
+def score_groups(target, x, grads, group: int = 4) -> dict:
+    """Per consecutive group of ``group`` chains of constrained draws ``x`` (chains, draws, dim)
+    with per-chain gradient counts ``grads``: the minimum bulk ESS per 1000 gradients, whether
+    max |z| against the truth exceeds the Bonferroni limit, and whether R-hat exceeds 1.05."""
+    import arviz as az
+
+    ess_per_grad, beyond, high_rhat = [], [], []
+    limit = target.z_threshold()
+    for g in range(x.shape[0] // group):
+        xs = x[g * group : (g + 1) * group]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = az.convert_to_dataset({"x": xs})
+            ess = np.asarray(az.ess(ds, method="bulk")["x"])
+            ess_mean = np.asarray(az.ess(ds, method="mean")["x"])
+            rhat = np.asarray(az.rhat(ds)["x"])
+        sd = target.truth_sd if target.has_truth_sd else xs.std(axis=(0, 1))
+        mcse = np.sqrt(sd**2 / np.maximum(ess_mean, 1.0) + target.truth_se**2)
+        z = np.abs(xs.mean(axis=(0, 1)) - target.truth_mean) / mcse
+        ess_per_grad.append(1e3 * float(np.min(ess)) / float(np.sum(grads[g * group : (g + 1) * group])))
+        beyond.append(bool(np.max(z) > limit))
+        high_rhat.append(bool(np.max(rhat) > 1.05))
+    return dict(ess_per_grad=np.array(ess_per_grad), beyond=np.array(beyond), high_rhat=np.array(high_rhat))
+
+
+def line(name: str, library: str, out: dict, scores: dict, tail_share: float | None) -> str:
+    e = scores["ess_per_grad"]
+    tails = "" if tail_share is None else f" | tails never reached {tail_share:.0%} of chains"
+    return (
+        f"{name[:30]:30s} {library:12s} {e.size} groups: ESS per 1000 grads (warmup included) median {np.median(e):.3g}"
+        f" q25 {np.quantile(e, 0.25):.3g} q10 {np.quantile(e, 0.1):.3g} | beyond truth {int(scores['beyond'].sum())}"
+        f" R-hat>1.05 {int(scores['high_rhat'].sum())} | accept {out['accept']:.3f} step size {np.median(out['eps']):.3g}"
+        f" div/chain {np.mean(out['div']):.1f} grads/chain {np.mean(out['grads']):.0f}{tails}"
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("target", help="a bench_gym.py target (a Gym model's name, or toy:NAME)")
+    parser.add_argument("--chains", type=int, default=128, help="a multiple of 4")
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the runs and of the initial points")
+    parser.add_argument("--libraries", nargs="+", default=["default", "mcgen", "blackjax"])
+    parser.add_argument("--tail", type=float, default=None, help="report chains that never drew |x0| beyond this")
+    args = parser.parse_args(argv)
+    if args.chains % 4 or args.chains < 8:
+        parser.error(f"--chains must be a multiple of 4, at least 8, got {args.chains}")
+    for library in args.libraries:  # an unknown name fails before any run
+        if library != "blackjax":
+            kernel(library)
+    target = G.make_target(args.target)
+    init = target.inits(args.chains, args.seed)
+    print(f"jax {jax.__version__} on {jax.default_backend()}; {args.target}, {args.chains} chains in groups of 4")
+    for library in args.libraries:
+        out = run(target, library, init, args.warmup, args.draws, args.seed)
+        x = np.asarray(target.constrain_flat(jnp.asarray(out["draws"])), np.float64)
+        tail = None if args.tail is None else float(np.mean(np.all(np.abs(x[..., 0]) <= args.tail, axis=1)))
+        print(line(args.target, library, out, score_groups(target, x, out["grads"]), tail), flush=True)
+
+
+if __name__ == "__main__":
+    main()
