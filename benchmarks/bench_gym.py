@@ -198,9 +198,12 @@ class GymTarget:
 
     def score(self, draws) -> dict:
         """ESS, R-hat and ground-truth z of unconstrained draws (chains, draws, dim)."""
+        return self.score_constrained(np.asarray(self.constrain_flat(jnp.asarray(draws)), np.float64))
+
+    def score_constrained(self, x) -> dict:
+        """:meth:`score` of draws already mapped to the constrained space (float64)."""
         import arviz as az
 
-        x = np.asarray(self.constrain_flat(jnp.asarray(draws)), np.float64)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = az.convert_to_dataset({"x": x})
