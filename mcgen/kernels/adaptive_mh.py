@@ -21,11 +21,21 @@ refreshed every step from the growing estimate, with a restarted dual averaging 
 :math:`\\lambda`.  At the end of warmup the proposal is frozen, so the draws ``run_chains``
 returns come from a fixed :math:`\\pi`-invariant kernel: adaptation never touches them.
 
+The covariance is only as good as the number of effective draws behind it, and a random walk
+takes few: in 10 dimensions (``testing.correlated_gaussian(10, 0.5)``) the proposal learned in
+1000 warmup steps is typically *worse* than the target's own diagonal would be (Roberts and
+Rosenthal's suboptimality factor :math:`b`, 1 for a proposal proportional to the covariance:
+median 1.24 over 256 chains, against 1.14 for the diagonal), 2000 steps give 1.07 and 4000
+give 1.025; :math:`b - 1` roughly halves each time warmup doubles.  Give it warmup in the
+thousands, growing with the dimension.
+
 References
 ----------
 Haario, H., Saksman, E. and Tamminen, J. (2001). An adaptive Metropolis algorithm.
 Bernoulli 7(2), 223–242.
 Andrieu, C. and Thoms, J. (2008). A tutorial on adaptive MCMC. Stat. Comput. 18, 343–373.
+Roberts, G. O. and Rosenthal, J. S. (2009). Examples of adaptive MCMC. J. Comput. Graph.
+Stat. 18(2), 349–367.
 """
 
 from __future__ import annotations

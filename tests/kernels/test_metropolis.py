@@ -112,15 +112,51 @@ def test_rwmh_warmup_reaches_target_acceptance():
     assert np.all(np.abs(res1.acceptance_rate() - 0.44) < 0.08), res1.acceptance_rate()
 
 
+def suboptimality(proposal_cov, target_cov):
+    """Roberts & Rosenthal's suboptimality factor of a random-walk proposal covariance:
+    ``b = d * sum(l**-2) / sum(l**-1)**2`` over the eigenvalues ``l`` of
+    ``proposal_cov^(1/2) target_cov^(-1/2)``.  ``b >= 1``, with equality exactly when the proposal
+    is proportional to the target's covariance; the chain's speed is about ``1/b`` of the best
+    random walk's (Roberts & Rosenthal 2001; "Examples of adaptive MCMC", 2009)."""
+    lam = np.sqrt(np.linalg.eigvals(np.linalg.solve(target_cov, proposal_cov)).real)
+    return lam.size * np.sum(lam**-2.0) / np.sum(lam**-1.0) ** 2
+
+
+def test_suboptimality_factor_against_known_cases():
+    cov = np.asarray(GAUSS10.cov, np.float64)
+    assert suboptimality(3.7 * cov, cov) == pytest.approx(1.0)
+    # identity proposal: b = d * sum(sigma_i^2) / (sum sigma_i)^2 over the eigenvalues sigma_i^2 of cov
+    sig = np.sqrt(np.linalg.eigvalsh(cov))
+    assert suboptimality(np.eye(10), cov) == pytest.approx(10 * np.sum(sig**2) / np.sum(sig) ** 2)
+
+
+# The best proposal that ignores the correlations (the target's own variances): what an adaptation
+# that learned only the scales would reach.  b = 1.14 on GAUSS10; the isotropic start has 1.31.
+DIAGONAL_ONLY_B = suboptimality(np.diag(np.diag(np.asarray(GAUSS10.cov))), np.asarray(GAUSS10.cov))
+
+
 def test_adaptive_mh_learns_covariance():
-    _, res = _run("adaptive_mh", "gauss10")
-    chol = np.asarray(res.last_state.params.chol[0])
-    proposal_cov = chol @ chol.T
-    target_cov = np.asarray(GAUSS10.sample(__import__("jax").random.key(0), 20000)).T
-    target_cov = np.cov(target_cov)
-    # proposal covariance is proportional to the target covariance: correlation of entries ~ 1
-    corr = np.corrcoef(proposal_cov.ravel(), target_cov.ravel())[0, 1]
-    assert corr > 0.9, corr
+    # The estimate needs many effective draws: over 256 chains (seed 1) the median b after 1000
+    # warmup steps is 1.24 (worse than the diagonal's), after 2000 1.07, after 4000 1.025 with a
+    # maximum of 1.051; b - 1 halves as warmup doubles.  Every chain must beat the best diagonal
+    # proposal by a margin 4000 steps reach with room: it learned the correlations, not only the scales.
+    assert DIAGONAL_ONLY_B > 1.13
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mc.SamplingWarning)
+        res = mc.run_chains(
+            GAUSS10.logdensity_fn,
+            mc.adaptive_mh(),
+            init=GAUSS10.init,
+            num_chains=8,
+            num_samples=10,
+            num_warmup=4000,
+            seed=1,
+            progress=False,
+        )
+    chol = np.asarray(res.last_state.params.chol, np.float64)
+    cov = np.asarray(GAUSS10.cov, np.float64)
+    b = np.array([suboptimality(c @ c.T, cov) for c in chol])
+    assert np.all(b < 1.10), (b, DIAGONAL_ONLY_B)
 
 
 def test_nan_logdensity_is_a_counted_rejection():
