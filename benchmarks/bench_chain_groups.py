@@ -11,7 +11,10 @@ groups of 4: each group is one 4-chain run.  Per library it prints the median an
   ``bench_gym.py``) per 1000 gradient evaluations of the group, warmup included;
 
 and, over the groups, how many leave the ground truth (max |z| above ``bench_gym.py``'s
-Bonferroni limit) and how many have R-hat above 1.05; over the chains, the mean acceptance
+Bonferroni limit, which a run with honest error bars exceeds with probability 1%) and how many
+have R-hat above 1.05; the max |z| of all groups' draws pooled, with the standard error taken
+from the spread of the groups' means (no ESS estimated: :func:`pooled_z`), against the same
+limit; over the chains, the mean acceptance
 statistic of sampling, the median adapted step size, divergences and gradients per chain, and
 ``tails``: the share of chains that never drew the first constrained coordinate beyond
 ``--tail`` (the banana's arm tips: ``|x0| > 20`` holds with probability 4.6%; off when not
@@ -37,6 +40,7 @@ import bench_gym as G
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import stats as sps
 
 import mcgen as mc
 from mcgen.kernels.nuts import nuts
@@ -101,7 +105,25 @@ def score_groups(target, x, grads, group: int = 4) -> dict:
         ess_per_grad.append(1e3 * score["ess"] / float(np.sum(grads[chains])))
         beyond.append(score["z"] > limit)
         high_rhat.append(score["rhat"] > 1.05)
-    return dict(ess_per_grad=np.array(ess_per_grad), beyond=np.array(beyond), high_rhat=np.array(high_rhat))
+    return dict(
+        ess_per_grad=np.array(ess_per_grad),
+        beyond=np.array(beyond),
+        high_rhat=np.array(high_rhat),
+        pooled_z=pooled_z(target, x, group),
+    )
+
+
+def pooled_z(target, x, group: int = 4) -> float:
+    """Largest |z| over coordinates of the mean of all groups' means against the truth, its
+    standard error from the spread of the groups' means (no ESS estimated; the truth's own
+    standard error added in quadrature), the t-statistic mapped to the normal deviate with the
+    same tail probability (``mcgen.testing.check_moments(runs=)``).  One group's ESS-based MCSE
+    can be too small where a run rarely visits a tail; this error bar cannot."""
+    runs = x.shape[0] // group
+    means = x[: runs * group].reshape(runs, -1, x.shape[-1]).mean(axis=1)
+    se = np.sqrt(means.var(axis=0, ddof=1) / runs + target.truth_se**2)
+    t = (means.mean(axis=0) - target.truth_mean) / se
+    return float(np.max(sps.norm.isf(sps.t.sf(np.abs(t), runs - 1))))
 
 
 def line(name: str, library: str, out: dict, scores: dict, tail_share: float | None) -> str:
@@ -110,6 +132,7 @@ def line(name: str, library: str, out: dict, scores: dict, tail_share: float | N
     return (
         f"{name[:30]:30s} {library:12s} {e.size} groups: ESS per 1000 grads (warmup included) median {np.median(e):.3g}"
         f" q25 {np.quantile(e, 0.25):.3g} q10 {np.quantile(e, 0.1):.3g} | beyond truth {int(scores['beyond'].sum())}"
+        f" (all groups pooled: max |z| {scores['pooled_z']:.2f})"
         f" R-hat>1.05 {int(scores['high_rhat'].sum())} | accept {out['accept']:.3f} step size {np.median(out['eps']):.3g}"
         f" div/chain {np.mean(out['div']):.1f} grads/chain {np.mean(out['grads']):.0f}{tails}"
     )

@@ -74,3 +74,15 @@ def test_chain_groups_score_each_group_of_four():
     assert list(scores["beyond"]) == [False, False, True, False]
     assert list(scores["high_rhat"]) == [False, True, False, False]
     assert 1 / 40 < e[3] / e[0] < 1 / 8, e
+
+
+def test_chain_groups_pool_the_groups_against_the_truth():
+    """``bench_chain_groups.pooled_z``: 16 groups of independent draws from the truth stay
+    within the Bonferroni limit when pooled; the same draws with every chain shifted by 0.15 sd
+    in one coordinate (12 standard errors of the pooled mean, 3 of one group's) leave it."""
+    C = pytest.importorskip("bench_chain_groups")
+    target = G.make_target("toy:gaussian_100")
+    x = target.truth_mean + target.truth_sd * np.random.default_rng(2).standard_normal((64, 100, 100))
+    assert C.pooled_z(target, x) < target.z_threshold()
+    x[:, :, 7] += 0.15 * target.truth_sd[7]
+    assert C.pooled_z(target, x) > target.z_threshold() + 1.0
