@@ -14,9 +14,12 @@ and, over the groups, how many leave the ground truth (max |z| above ``bench_gym
 Bonferroni limit, which a run with honest error bars exceeds with probability 1%) and how many
 have R-hat above 1.05; the max |z| of all groups' draws pooled, with the standard error taken
 from the spread of the groups' means (no ESS estimated: :func:`pooled_z`), against the same
-limit; over the chains, the mean acceptance
-statistic of sampling, the median adapted step size, divergences and gradients per chain, and
-``tails``: the share of chains that never drew the first constrained coordinate beyond
+limit; and the effective draws per 1000 gradients measured by the groups' error against the
+truth (:func:`error_ess`: squared errors of the groups' means of ``x`` and ``x^2``, bias
+included, no autocorrelation estimated), with the relative standard error of the squared error
+that decides it; over
+the chains, the mean acceptance statistic of sampling, the median adapted step size,
+divergences and gradients per chain, and ``tails``: the share of chains that never drew the first constrained coordinate beyond
 ``--tail`` (the banana's arm tips: ``|x0| > 20`` holds with probability 4.6%; off when not
 given).  Timing is not measured: every library's chains run in lockstep batches here, which
 says nothing of a 4-chain run's seconds.  Use ``bench_gym.py`` for those.
@@ -110,6 +113,7 @@ def score_groups(target, x, grads, group: int = 4) -> dict:
         beyond=np.array(beyond),
         high_rhat=np.array(high_rhat),
         pooled_z=pooled_z(target, x, group),
+        error_ess=error_ess(target, x, grads, group),
     )
 
 
@@ -126,13 +130,40 @@ def pooled_z(target, x, group: int = 4) -> float:
     return float(np.max(sps.norm.isf(sps.t.sf(np.abs(t), runs - 1))))
 
 
+def error_ess(target, x, grads, group: int = 4) -> tuple[float, float]:
+    """Effective draws of a group measured by its error against the truth, per 1000 gradients:
+    the minimum over coordinates ``i`` of ``Var(x_i) / E[(mean_i - truth_i)^2]`` and of
+    ``Var(x_i^2) / E[(mean of x_i^2 - truth)^2]``, the expectations taken over the groups (bias
+    and variance together), divided by a group's mean gradient count.  ``Var(x_i)`` is the
+    truth's; ``Var(x_i^2)`` is a Gaussian's with the truth's mean and standard deviation (the
+    Gym publishes no fourth moments), the same for every library.  No autocorrelation is
+    estimated, so a run that misses a tail it rarely visits cannot look good.  Returns the value
+    and the relative standard error of the mean squared error that decides it (over the groups);
+    NaN without a truth sd."""
+    if not target.has_truth_sd:
+        return float("nan"), float("nan")
+    runs = x.shape[0] // group
+    m1 = x[: runs * group].reshape(runs, -1, x.shape[-1]).mean(axis=1)
+    m2 = (x[: runs * group] ** 2).reshape(runs, -1, x.shape[-1]).mean(axis=1)
+    mu, sd = target.truth_mean, target.truth_sd
+    sq = np.concatenate(
+        [(m1 - mu) ** 2 / sd**2, (m2 - (sd**2 + mu**2)) ** 2 / (2 * sd**4 + 4 * mu**2 * sd**2)], axis=1
+    )  # squared errors of the groups, in units of one independent draw's variance
+    mse = sq.mean(axis=0)
+    worst = int(np.argmax(mse))
+    grads_per_group = float(np.sum(grads[: runs * group])) / runs
+    rel_se = float(sq[:, worst].std(ddof=1) / np.sqrt(runs) / mse[worst])
+    return 1e3 / float(mse[worst]) / grads_per_group, rel_se
+
+
 def line(name: str, library: str, out: dict, scores: dict, tail_share: float | None) -> str:
     e = scores["ess_per_grad"]
     tails = "" if tail_share is None else f" | tails never reached {tail_share:.0%} of chains"
     return (
         f"{name[:30]:30s} {library:12s} {e.size} groups: ESS per 1000 grads (warmup included) median {np.median(e):.3g}"
         f" q25 {np.quantile(e, 0.25):.3g} q10 {np.quantile(e, 0.1):.3g} | beyond truth {int(scores['beyond'].sum())}"
-        f" (all groups pooled: max |z| {scores['pooled_z']:.2f})"
+        f" (all groups pooled: max |z| {scores['pooled_z']:.2f}) | from the error against the truth"
+        f" {scores['error_ess'][0]:.3g} (+-{scores['error_ess'][1]:.0%} in its squared error)"
         f" R-hat>1.05 {int(scores['high_rhat'].sum())} | accept {out['accept']:.3f} step size {np.median(out['eps']):.3g}"
         f" div/chain {np.mean(out['div']):.1f} grads/chain {np.mean(out['grads']):.0f}{tails}"
     )

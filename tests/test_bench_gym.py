@@ -86,3 +86,27 @@ def test_chain_groups_pool_the_groups_against_the_truth():
     assert C.pooled_z(target, x) < target.z_threshold()
     x[:, :, 7] += 0.15 * target.truth_sd[7]
     assert C.pooled_z(target, x) > target.z_threshold() + 1.0
+
+
+def test_chain_groups_count_effective_draws_from_the_error():
+    """``bench_chain_groups.error_ess`` against known answers: 64 groups of 400 independent
+    draws from the truth (1000 gradients a group) are worth about 400 draws each, the minimum
+    over 200 estimates a little under (each within about 18%, the standard error it reports); an AR(1) coordinate with
+    coefficient 0.9 is worth a nineteenth; a bias of 0.1 sd in one coordinate caps a group at
+    1 / (0.1^2 + 1/400) = 80 draws, though its draws are independent."""
+    C = pytest.importorskip("bench_chain_groups")
+    target = G.make_target("toy:gaussian_100")
+    rng = np.random.default_rng(3)
+    noise = rng.standard_normal((256, 100, 100))
+    grads = np.full(256, 250.0)
+    value, rel_se = C.error_ess(target, target.truth_mean + target.truth_sd * noise, grads)
+    assert 250 < value < 420 and 0.12 < rel_se < 0.25, (value, rel_se)
+    ar = noise.copy()
+    for t in range(1, 100):
+        ar[:, t, 7] = 0.9 * ar[:, t - 1, 7] + np.sqrt(1 - 0.81) * noise[:, t, 7]
+    value_ar = C.error_ess(target, target.truth_mean + target.truth_sd * ar, grads)[0]
+    assert 1 / 30 < value_ar / 400 < 1 / 12, value_ar
+    biased = noise.copy()
+    biased[:, :, 7] += 0.1
+    value_biased = C.error_ess(target, target.truth_mean + target.truth_sd * biased, grads)[0]
+    assert 60 < value_biased < 100, value_biased
