@@ -42,9 +42,9 @@ def assert_rate(count: int, n: int, p: float, what: str):
 # ----------------------------------------------------------------------------- check_moments
 
 
-def _iid_chains(rng, n_seeds, mean_shift=0.0, sd=1.0):
-    """Exact iid N(0, 1) draws shaped (seeds, chains=4, draws=500, d=3), optionally biased in coordinate 0."""
-    x = rng.standard_normal((n_seeds, 4, 500, 3))
+def _iid_chains(rng, n_seeds, mean_shift=0.0, sd=1.0, chains=4):
+    """Exact iid N(0, 1) draws shaped (seeds, chains, draws=500, d=3), optionally biased in coordinate 0."""
+    x = rng.standard_normal((n_seeds, chains, 500, 3))
     x[..., 0] = mean_shift + sd * x[..., 0]
     return x
 
@@ -74,19 +74,12 @@ def test_check_moments_power_in_both_directions(shift, sd):
         testing.assert_moments(x[0], np.zeros(3), np.ones(3))
 
 
-def _iid_runs(rng, n_seeds, mean_shift=0.0, sd=1.0):
-    """Exact iid N(0, 1) draws shaped (seeds, chains=16, draws=500, d=3): 16 one-chain runs."""
-    x = rng.standard_normal((n_seeds, 16, 500, 3))
-    x[..., 0] = mean_shift + sd * x[..., 0]
-    return x
-
-
 def test_check_moments_across_runs_false_alarm_rate_is_the_stated_one():
-    # runs=16: Student-t statistics with 15 dof, reported as normal deviates of the same tail
+    # 16 one-chain runs of 500 draws, runs=16: Student-t statistics with 15 dof, reported as normal deviates of the same tail
     # probability; at z = 2 the stated rate is the normal one.  Comparing the raw t with 2
     # would fail about 1.3 times as often (327 against 244 of 1000).
     n = 1000
-    x = _iid_runs(np.random.default_rng(2), n)
+    x = _iid_chains(np.random.default_rng(2), n, chains=16)
     fails = sum(not testing.check_moments(x[s], np.zeros(3), np.ones(3), z=2.0, runs=16).passed for s in range(n))
     assert_rate(fails, n, 1 - (1 - 2 * stats.norm.sf(2.0)) ** 6, "check_moments(runs=16) false alarms")
 
@@ -100,7 +93,7 @@ def test_check_moments_across_runs_power_in_both_directions(shift, sd):
     # 8000 draws in 16 runs: a mean bias of 0.11 sd is 9.8 standard errors, a 20% variance error
     # 12.6; with 15 dof the z = 4 bound sits at |t| = 5.5.  Both must fail at least 90% of the time.
     n = 40
-    x = _iid_runs(np.random.default_rng(3), n, shift, sd)
+    x = _iid_chains(np.random.default_rng(3), n, shift, sd, chains=16)
     fails = sum(not testing.check_moments(x[s], np.zeros(3), np.ones(3), runs=16).passed for s in range(n))
     assert fails >= 0.9 * n, f"power {fails}/{n}"
     with pytest.raises(AssertionError):
@@ -109,7 +102,7 @@ def test_check_moments_across_runs_power_in_both_directions(shift, sd):
 
 @pytest.mark.parametrize("runs", [1, 3, 2.0, True])
 def test_check_moments_runs_must_split_the_chains(runs):
-    x = _iid_runs(np.random.default_rng(4), 1)[0]
+    x = _iid_chains(np.random.default_rng(4), 1, chains=16)[0]
     with pytest.raises(ValueError, match="runs"):
         testing.check_moments(x, np.zeros(3), np.ones(3), runs=runs)
 

@@ -63,7 +63,7 @@ def _independent_kernel(target):
     return mc.independent_mh(_DictProposal())
 
 
-def _run(name, case, seed=1):
+def _run(name, case, seed=1, num_samples=None, num_warmup=1000):
     target, chains, samples, thin = CASES[case]
     kernel = KERNELS[name] if name != "independent_mh" else _independent_kernel(target)
     with warnings.catch_warnings():
@@ -73,8 +73,8 @@ def _run(name, case, seed=1):
             kernel,
             init=target.init,
             num_chains=chains,
-            num_samples=samples,
-            num_warmup=1000,
+            num_samples=samples if num_samples is None else num_samples,
+            num_warmup=num_warmup,
             thin=thin,
             seed=seed,
             progress=False,
@@ -141,18 +141,7 @@ def test_adaptive_mh_learns_covariance():
     # maximum of 1.051; b - 1 halves as warmup doubles.  Every chain must beat the best diagonal
     # proposal by a margin 4000 steps reach with room: it learned the correlations, not only the scales.
     assert DIAGONAL_ONLY_B > 1.13
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", mc.SamplingWarning)
-        res = mc.run_chains(
-            GAUSS10.logdensity_fn,
-            mc.adaptive_mh(),
-            init=GAUSS10.init,
-            num_chains=8,
-            num_samples=10,
-            num_warmup=4000,
-            seed=1,
-            progress=False,
-        )
+    _, res = _run("adaptive_mh", "gauss10", num_samples=10, num_warmup=4000)
     chol = np.asarray(res.last_state.params.chol, np.float64)
     cov = np.asarray(GAUSS10.cov, np.float64)
     b = np.array([suboptimality(c @ c.T, cov) for c in chol])
