@@ -21,7 +21,9 @@ that decides it; over
 the chains, the mean acceptance statistic of sampling, the median adapted step size,
 divergences and gradients per chain, and ``tails``: the share of chains that never drew the first constrained coordinate beyond
 ``--tail`` (the banana's arm tips: ``|x0| > 20`` holds with probability 4.6%; off when not
-given).  Timing is not measured: every library's chains run in lockstep batches here, which
+given); and with ``--segments K`` a burn-in check (:func:`segment_z`): all chains pooled, the
+bias of the first draws and of each of K stretches of the draws, for the coordinate that
+strays most.  Timing is not measured: every library's chains run in lockstep batches here, which
 says nothing of a 4-chain run's seconds.  Use ``bench_gym.py`` for those.
 
 Libraries: ``blackjax`` (``window_adaptation`` NUTS, as in ``bench_gym.py``), ``mcgen``
@@ -33,6 +35,7 @@ Usage::
     python benchmarks/bench_chain_groups.py Banana --chains 256 --tail 20 \\
         --libraries default target:0.8 mcgen blackjax
     python benchmarks/bench_chain_groups.py EightSchools --libraries default target:0.8 blackjax
+    python benchmarks/bench_chain_groups.py Banana --chains 1024 --segments 4 --libraries default blackjax
 """
 
 from __future__ import annotations
@@ -130,6 +133,39 @@ def pooled_z(target, x, group: int = 4) -> float:
     return float(np.max(sps.norm.isf(sps.t.sf(np.abs(t), runs - 1))))
 
 
+def segment_z(target, x, segments: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """A burn-in check over all chains: for the chains' first draws and for each of
+    ``segments`` consecutive stretches of the sampling phase, the mean over all chains of each
+    coordinate against the truth, as a bias in the truth's standard deviations and as a z (the
+    standard error from the spread of the chains' stretch means, the truth's own standard error
+    added in quadrature, the t statistic mapped to the normal deviate with the same tail
+    probability, as in :func:`pooled_z`).  Chains that start sampling before they reach
+    equilibrium show a bias that shrinks from the first draw to the last stretch; stationary
+    chains give each z the spread of a standard normal, as long as the chains' stretch means are
+    not too skewed (on the banana they are: use 1024 chains there).  Returns ``(bias, z)``, each
+    ``(segments + 1, dim)``, row 0 the first draws."""
+    n, draws = x.shape[0], x.shape[1]
+    if draws < segments:
+        raise ValueError(f"{draws} draws cannot be cut into {segments} stretches")
+    stretch = draws // segments
+    means = np.concatenate(
+        [x[:, :1], x[:, : segments * stretch].reshape(n, segments, stretch, -1).mean(axis=2)], axis=1
+    )  # (chains, segments + 1, dim)
+    bias = means.mean(axis=0) - target.truth_mean
+    se = np.sqrt(means.var(axis=0, ddof=1) / n + target.truth_se**2)
+    z = np.sign(bias) * sps.norm.isf(sps.t.sf(np.abs(bias) / se, n - 1))
+    return bias / target.truth_sd, z
+
+
+def segment_line(target, x, segments: int) -> str:
+    """The burn-in check of :func:`segment_z` for the coordinate with the largest |z|."""
+    bias, z = segment_z(target, x, segments)
+    i = int(np.argmax(np.max(np.abs(z), axis=0)))
+    parts = ["first draw"] + [f"stretch {k + 1}/{segments}" for k in range(segments)]
+    cells = " | ".join(f"{p} {b:+.3f} sd (z {v:+.1f})" for p, b, v in zip(parts, bias[:, i], z[:, i]))
+    return f"    burn-in check, {target.coord_names[i]} (largest |z|): {cells}"
+
+
 def error_ess(target, x, grads, group: int = 4) -> tuple[float, float]:
     """Effective draws of a group measured by its error against the truth, per 1000 gradients:
     the minimum over coordinates ``i`` of ``Var(x_i) / E[(mean_i - truth_i)^2]`` and of
@@ -178,6 +214,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the runs and of the initial points")
     parser.add_argument("--libraries", nargs="+", default=["default", "mcgen", "blackjax"])
     parser.add_argument("--tail", type=float, default=None, help="report chains that never drew |x0| beyond this")
+    parser.add_argument(
+        "--segments", type=int, default=0, help="burn-in check: bias of all chains pooled in K stretches of the draws"
+    )
     args = parser.parse_args(argv)
     if args.chains % 4 or args.chains < 8:
         parser.error(f"--chains must be a multiple of 4, at least 8, got {args.chains}")
@@ -192,6 +231,8 @@ def main(argv=None):
         x = np.asarray(target.constrain_flat(jnp.asarray(out["draws"])), np.float64)
         tail = None if args.tail is None else float(np.mean(np.all(np.abs(x[..., 0]) <= args.tail, axis=1)))
         print(line(args.target, library, out, score_groups(target, x, out["grads"]), tail), flush=True)
+        if args.segments:
+            print(segment_line(target, x, args.segments), flush=True)
 
 
 if __name__ == "__main__":

@@ -110,3 +110,30 @@ def test_chain_groups_count_effective_draws_from_the_error():
     biased[:, :, 7] += 0.1
     value_biased = C.error_ess(target, target.truth_mean + target.truth_sd * biased, grads)[0]
     assert 60 < value_biased < 100, value_biased
+
+
+def test_chain_groups_burn_in_check():
+    """``bench_chain_groups.segment_z`` against known answers: 512 chains of 400 independent
+    draws from the truth give |z| of a standard normal in the first draws and in each of 4
+    stretches (below 4.5 over 5 x 100 z's); the same chains with coordinate 7 offset by 0.5 sd at
+    the first draw, decaying by a factor 0.98 per draw, show the burn-in. The mean offset of the
+    first stretch is 0.5 * (1 - 0.98^100) / (100 * 0.02) = 0.217 sd (z about 49), of the second
+    0.029 sd (z about 6.5) and of the last 0.0005 sd (z about 0.1; one standard error is 0.0044
+    sd). So the first draws and the first two stretches are outside, the bias shrinks
+    between them, and the last stretch is within."""
+    C = pytest.importorskip("bench_chain_groups")
+    target = G.make_target("toy:gaussian_100")
+    noise = np.random.default_rng(4).standard_normal((512, 400, 100))
+    x = target.truth_mean + target.truth_sd * noise
+    bias, z = C.segment_z(target, x, 4)
+    assert bias.shape == z.shape == (5, 100)
+    assert np.max(np.abs(z)) < 4.5, np.max(np.abs(z))
+    decay = 0.5 * 0.98 ** np.arange(400)
+    x[:, :, 7] += target.truth_sd[7] * decay
+    bias, z = C.segment_z(target, x, 4)
+    assert z[0, 7] > 6 and z[1, 7] > 20 and z[2, 7] > 3, z[:, 7]
+    assert bias[0, 7] > bias[1, 7] > bias[2, 7], bias[:, 7]
+    assert abs(z[4, 7]) < 4.5 and abs(bias[1, 7] - 0.217) < 0.02, (z[:, 7], bias[:, 7])
+    assert "burn-in check, x[7]" in C.segment_line(target, x, 4)
+    with pytest.raises(ValueError, match="stretches"):
+        C.segment_z(target, x[:, :3], 4)

@@ -346,6 +346,24 @@ BUGS = {
         "per_run.std(axis=0, ddof=1)",
         "tests/test_testing_calibration.py -k runs",
     ),
+    "bench_segment_se_undivided": (
+        "benchmarks/bench_chain_groups.py",
+        "se = np.sqrt(means.var(axis=0, ddof=1) / n + target.truth_se**2)",
+        "se = np.sqrt(means.var(axis=0, ddof=1) + target.truth_se**2)",
+        "tests/test_bench_gym.py -k burn_in",
+    ),
+    "bench_segment_draws_not_stretches": (
+        "benchmarks/bench_chain_groups.py",
+        "x[:, : segments * stretch].reshape(n, segments, stretch, -1).mean(axis=2)",
+        "x[:, : segments * stretch : stretch]",
+        "tests/test_bench_gym.py -k burn_in",
+    ),
+    "bench_pooled_se_undivided": (
+        "benchmarks/bench_chain_groups.py",
+        "se = np.sqrt(means.var(axis=0, ddof=1) / runs + target.truth_se**2)",
+        "se = np.sqrt(means.var(axis=0, ddof=1) + target.truth_se**2)",
+        "tests/test_bench_gym.py -k pool",
+    ),
     "invariance_dependent_draws": (
         "mcgen/testing/_checks.py",
         "fresh = exact_sampler(key_fresh, num_chains)",
