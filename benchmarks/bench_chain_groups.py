@@ -11,7 +11,10 @@ groups of 4: each group is one 4-chain run.  Per library it prints the median an
   ``bench_gym.py``) per 1000 gradient evaluations of the group, warmup included;
 
 and, over the groups, how many leave the ground truth (max |z| above ``bench_gym.py``'s
-Bonferroni limit, which a run with honest error bars exceeds with probability 1%) and how many
+Bonferroni limit, which a run with honest error bars exceeds with probability 1%), how many of
+those ``run_chains``'s after-run checks would not have warned about (R-hat above 1.01, fewer
+than 100 effective draws per chain, divergences: :func:`mcgen.diagnostics.check_run` on the
+group's own draws; a silent wrong answer) and how many groups they warn about, and how many
 have R-hat above 1.05; the max |z| of all groups' draws pooled, with the standard error taken
 from the spread of the groups' means (no ESS estimated: :func:`pooled_z`), against the same
 limit; and the effective draws per 1000 gradients measured by the groups' error against the
@@ -99,11 +102,19 @@ def run(target, library: str, init, warmup: int, draws: int, seed: int) -> dict:
     )
 
 
-def score_groups(target, x, grads, group: int = 4) -> dict:
+def score_groups(target, x, grads, group: int = 4, raw=None, div=None) -> dict:
     """Per consecutive group of ``group`` chains of constrained draws ``x`` (chains, draws, dim)
     with per-chain gradient counts ``grads``: the minimum bulk ESS per 1000 gradients, whether
-    max |z| against the truth exceeds the Bonferroni limit, and whether R-hat exceeds 1.05."""
-    ess_per_grad, beyond, high_rhat = [], [], []
+    max |z| against the truth exceeds the Bonferroni limit, and whether R-hat exceeds 1.05.
+
+    Given the sampler's own draws ``raw`` (unconstrained, as ``run_chains`` sees them) and the
+    per-chain divergence counts ``div``, also whether ``run_chains``'s after-run checks
+    (:func:`mcgen.diagnostics.check_run`: R-hat above 1.01, fewer than 100 effective draws per
+    chain, divergences) would have warned about the group: a group beyond the truth without a
+    warning is a silent wrong answer."""
+    from mcgen.diagnostics import check_run
+
+    ess_per_grad, beyond, high_rhat, warned = [], [], [], []
     limit = target.z_threshold()
     for g in range(x.shape[0] // group):
         chains = slice(g * group, (g + 1) * group)
@@ -111,10 +122,13 @@ def score_groups(target, x, grads, group: int = 4) -> dict:
         ess_per_grad.append(1e3 * score["ess"] / float(np.sum(grads[chains])))
         beyond.append(score["z"] > limit)
         high_rhat.append(score["rhat"] > 1.05)
+        if raw is not None and div is not None:
+            warned.append(bool(check_run(np.asarray(raw[chains]), {"is_divergent": np.asarray(div[chains])}, group)))
     return dict(
         ess_per_grad=np.array(ess_per_grad),
         beyond=np.array(beyond),
         high_rhat=np.array(high_rhat),
+        warned=np.array(warned) if warned else None,
         pooled_z=pooled_z(target, x, group),
         error_ess=error_ess(target, x, grads, group),
     )
@@ -195,9 +209,15 @@ def error_ess(target, x, grads, group: int = 4) -> tuple[float, float]:
 def line(name: str, library: str, out: dict, scores: dict, tail_share: float | None) -> str:
     e = scores["ess_per_grad"]
     tails = "" if tail_share is None else f" | tails never reached {tail_share:.0%} of chains"
+    warned = scores.get("warned")
+    silent = (
+        ""
+        if warned is None
+        else f" ({int(np.sum(scores['beyond'] & ~warned))} of them unwarned; {int(np.sum(warned))} groups warned)"
+    )
     return (
         f"{name[:30]:30s} {library:12s} {e.size} groups: ESS per 1000 grads (warmup included) median {np.median(e):.3g}"
-        f" q25 {np.quantile(e, 0.25):.3g} q10 {np.quantile(e, 0.1):.3g} | beyond truth {int(scores['beyond'].sum())}"
+        f" q25 {np.quantile(e, 0.25):.3g} q10 {np.quantile(e, 0.1):.3g} | beyond truth {int(scores['beyond'].sum())}{silent}"
         f" (all groups pooled: max |z| {scores['pooled_z']:.2f}) | from the error against the truth"
         f" {scores['error_ess'][0]:.3g} (+-{scores['error_ess'][1]:.0%} in its squared error)"
         f" R-hat>1.05 {int(scores['high_rhat'].sum())} | accept {out['accept']:.3f} step size {np.median(out['eps']):.3g}"
@@ -230,7 +250,12 @@ def main(argv=None):
         out = run(target, library, init, args.warmup, args.draws, args.seed)
         x = np.asarray(target.constrain_flat(jnp.asarray(out["draws"])), np.float64)
         tail = None if args.tail is None else float(np.mean(np.all(np.abs(x[..., 0]) <= args.tail, axis=1)))
-        print(line(args.target, library, out, score_groups(target, x, out["grads"]), tail), flush=True)
+        print(
+            line(
+                args.target, library, out, score_groups(target, x, out["grads"], raw=out["draws"], div=out["div"]), tail
+            ),
+            flush=True,
+        )
         if args.segments:
             print(segment_line(target, x, args.segments), flush=True)
 

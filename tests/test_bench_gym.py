@@ -74,6 +74,17 @@ def test_chain_groups_score_each_group_of_four():
     assert list(scores["beyond"]) == [False, False, True, False]
     assert list(scores["high_rhat"]) == [False, True, False, False]
     assert 1 / 40 < e[3] / e[0] < 1 / 8, e
+    # run_chains's after-run checks: R-hat above 1.01 (the shifted chain) and fewer than 100
+    # effective draws per chain (the AR(1) coordinate: about 84 for 4 chains) warn; the group
+    # whose chains are all biased alike passes them, a silent wrong answer; a divergence warns
+    div = np.zeros(16)
+    checked = C.score_groups(target, x, np.full(16, 1000.0), raw=x, div=div)
+    assert list(checked["warned"]) == [False, True, False, True], checked["warned"]
+    out = dict(accept=0.8, eps=[0.1], div=div, grads=[1.0])
+    assert "beyond truth 1 (1 of them unwarned; 2 groups warned)" in C.line("toy", "lib", out, checked, None)
+    div[9] = 1
+    warned = C.score_groups(target, x, np.full(16, 1000.0), raw=x, div=div)["warned"]
+    assert list(warned) == [False, True, True, True], warned
 
 
 def test_chain_groups_pool_the_groups_against_the_truth():
