@@ -30,8 +30,9 @@ strays most.  Timing is not measured: every library's chains run in lockstep bat
 says nothing of a 4-chain run's seconds.  Use ``bench_gym.py`` for those.
 
 Libraries: ``blackjax`` (``window_adaptation`` NUTS, as in ``bench_gym.py``), ``mcgen``
-(``nuts(mass="diag")``), ``default`` (``nuts()``), and ``target:T`` (``nuts(target_accept=T)``,
-the default warmup at another target acceptance).
+(``nuts(mass="diag")``), ``default`` (``nuts()``), ``target:T`` (``nuts(target_accept=T)``,
+the default warmup at another target acceptance), and ``nuts:NAME=VALUE,...`` (``nuts()`` with
+those settings, e.g. ``nuts:mass_rank=32,mass_eigval_cutoff=1.5`` or ``nuts:mass=grad_diag``).
 
 Usage::
 
@@ -44,6 +45,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import ast
 
 import bench_gym as G
 import jax
@@ -62,6 +64,17 @@ def kernel(library: str):
         return nuts()
     if library.startswith("target:"):
         return nuts(target_accept=float(library.split(":", 1)[1]))
+    if library.startswith("nuts:"):  # nuts:mass_rank=32,mass_eigval_cutoff=1.5
+        settings = {}
+        for item in filter(None, library.split(":", 1)[1].split(",")):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"{library!r}: expected nuts:NAME=VALUE,..., got {item!r}")
+            try:
+                settings[key] = ast.literal_eval(value)  # numbers, True/False/None
+            except (ValueError, SyntaxError):
+                settings[key] = value  # a bare word: a string setting such as mass=diag
+        return nuts(**settings)
     raise ValueError(f"unknown library {library!r}")
 
 

@@ -148,3 +148,16 @@ def test_chain_groups_burn_in_check():
     assert "burn-in check, x[7]" in C.segment_line(target, x, 4)
     with pytest.raises(ValueError, match="stretches"):
         C.segment_z(target, x[:, :3], 4)
+
+
+def test_chain_groups_kernel_settings():
+    """``bench_chain_groups.kernel("nuts:NAME=VALUE,...")`` builds ``nuts(NAME=VALUE, ...)``:
+    numbers and booleans as literals, bare words as strings; an item without a value is an error."""
+    C = pytest.importorskip("bench_chain_groups")
+    from mcgen.kernels.nuts import nuts
+
+    assert C.kernel("nuts:mass=diag,mass_rank=8,adapt=True") is nuts(mass="diag", mass_rank=8, adapt=True)
+    assert C.kernel("nuts:mass_eigval_cutoff=1.5") is nuts(mass_eigval_cutoff=1.5)
+    assert C.kernel("nuts:mass_eigval_cutoff=1.5") is not nuts()
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        C.kernel("nuts:mass_rank")
