@@ -24,6 +24,7 @@ __all__ = [
     "chains_to_arviz",
     "check_run",
     "default_superchains",
+    "e_bfmi",
     "ess_rhat",
     "nested_rhat",
     "plot_trace",
@@ -269,12 +270,84 @@ MANY_CHAINS = 64
 MIN_TOTAL_ESS = 400
 
 
+# E-BFMI below this says the momentum draws cannot move the chain across the energy levels it
+# must visit (ArviZ's and CmdStan's threshold; Betancourt 2016).
+EBFMI_THRESHOLD = 0.3
+# With fewer draws per chain the energies of all chains are pooled into one estimate: one
+# chain's estimate from a few draws is too noisy to judge, and judging each of thousands of
+# short chains would make the warning depend on how many there are.
+EBFMI_MIN_DRAWS = 50
+# Stats that mark a kernel whose momentum persists between transitions (MEADS: partial
+# refreshment), where the energy changes slowly by design and E-BFMI does not apply.
+_PERSISTENT_MOMENTUM_STATS = ("damping",)
+
+
+def e_bfmi(energy: Any, pooled: bool = False) -> np.ndarray:
+    """Energy Bayesian fraction of missing information of Hamiltonian chains.
+
+    ``energy`` is the Hamiltonian at each draw, shape ``(chains, draws)`` (``stats["energy"]``
+    of ``nuts``, ``hmc`` and ``chees_hmc``). Per chain, the mean squared change of the energy
+    from one draw to the next over the variance of the energy (Betancourt 2016):
+
+    .. math:: \\mathrm{E\\text{-}BFMI} = \\frac{\\sum_{n=2}^N (E_n - E_{n-1})^2 / N}{\\sum_{n=1}^N (E_n - \\bar E)^2 / N}
+
+    the same as ``arviz.bfmi``. Only the momentum draw changes the energy between two draws of
+    a full-refreshment Hamiltonian kernel, so a value near 0 says that the chain's energy
+    random-walks across its marginal distribution (heavy tails, a funnel): below 0.3
+    (``EBFMI_THRESHOLD``) the draws are suspect. For an AR(1) energy series with coefficient
+    :math:`\\phi` it tends to :math:`2 (1 - \\phi)`.
+
+    Returns one value per chain, or with ``pooled=True`` one value for all chains together:
+    the squared changes summed over the chains, over the squared deviations from the mean of
+    all draws (a short chain alone sees only part of the energy's distribution; many chains
+    together see it whole, and chains that disagree lower the value). A chain whose energy
+    never changes gives ``nan``.
+    """
+    e = np.asarray(energy, dtype=np.float64)
+    if e.ndim != 2 or e.shape[1] < 2:
+        raise ValueError(f"e_bfmi: energy must have shape (chains, draws) with draws >= 2, got {e.shape}")
+    num = np.sum(np.square(np.diff(e, axis=1)), axis=1)
+    if pooled:
+        num, den = np.sum(num), np.sum(np.square(e - e.mean()))
+    else:
+        den = np.sum(np.square(e - e.mean(axis=1, keepdims=True)), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _ebfmi_problem(energy: Any) -> str | None:
+    e = np.asarray(energy, dtype=np.float64)
+    if not np.all(np.isfinite(e)):
+        return None
+    if e.shape[1] >= EBFMI_MIN_DRAWS:
+        per_chain = e_bfmi(e)
+        low = np.flatnonzero(per_chain < EBFMI_THRESHOLD)
+        if low.size:
+            which = ", ".join(str(i) for i in low[:8]) + (", ..." if low.size > 8 else "")
+            return (
+                f"E-BFMI below {EBFMI_THRESHOLD} in {low.size} of {e.shape[0]} chains (chains {which}; "
+                f"lowest {np.nanmin(per_chain):.2f}); the momentum draws move the energy too little: "
+                "heavy tails or a funnel, consider a reparameterization."
+            )
+        return None
+    pooled = float(e_bfmi(e, pooled=True))
+    if pooled < EBFMI_THRESHOLD:
+        return (
+            f"E-BFMI of the chains pooled = {pooled:.2f} < {EBFMI_THRESHOLD}; the momentum draws move the "
+            "energy too little: heavy tails or a funnel, consider a reparameterization."
+        )
+    return None
+
+
 def check_run(samples: Any, stats: Mapping[str, Any], num_chains: int, superchains: int | None = None) -> list[str]:
-    """One line per problem: R-hat > 1.01, ESS < 100 per chain (Stan/ArviZ), divergences.
+    """One line per problem: R-hat > 1.01, ESS < 100 per chain (Stan/ArviZ), divergences, E-BFMI < 0.3.
 
     With many short chains (at least ``MANY_CHAINS`` chains and fewer draws than chains) the
     convergence check is the nested R-hat (:func:`nested_rhat`, ``superchains`` groups) and
-    the ESS floor is ``MIN_TOTAL_ESS`` for the ensemble instead of 100 per chain.
+    the ESS floor is ``MIN_TOTAL_ESS`` for the ensemble instead of 100 per chain. E-BFMI
+    (:func:`e_bfmi`) is checked where ``stats`` has the Hamiltonian ``energy`` of a kernel that
+    redraws the whole momentum at every transition: per chain from ``EBFMI_MIN_DRAWS`` draws
+    on, below that pooled over the chains.
     """
     problems: list[str] = []
     num_draws = next(iter(_variables(samples).values())).shape[1]
@@ -310,4 +383,10 @@ def check_run(samples: Any, stats: Mapping[str, Any], num_chains: int, superchai
         n_bad = int(np.sum(np.asarray(stats["is_nonfinite"])))
         if n_bad:
             problems.append(f"{n_bad} proposals had a NaN/+inf log-density and were rejected.")
+    if "energy" in stats and not any(k in stats for k in _PERSISTENT_MOMENTUM_STATS):
+        energy = np.asarray(stats["energy"])
+        if energy.ndim == 2:
+            problem = _ebfmi_problem(energy)
+            if problem:
+                problems.append(problem)
     return problems

@@ -882,6 +882,37 @@ BUGS = {
         "state = jax.lax.cond(warm, lambda: w.finalize(jax.lax.optimization_barrier(ws)), lambda: state)",
         "tests/test_run.py -k whole_run",
     ),
+    # E-BFMI (session 20): the estimator, the pooling of short chains, the MEADS exemption
+    "ebfmi_absolute_changes": (
+        "mcgen/diagnostics.py",
+        "num = np.sum(np.square(np.diff(e, axis=1)), axis=1)",
+        "num = np.sum(np.abs(np.diff(e, axis=1)), axis=1)",
+        "tests/test_ebfmi.py -k 'arviz or ar1'",
+    ),
+    "ebfmi_pooled_within_chains": (
+        "mcgen/diagnostics.py",
+        "num, den = np.sum(num), np.sum(np.square(e - e.mean()))",
+        "num, den = np.sum(num), np.sum(np.square(e - e.mean(axis=1, keepdims=True)))",
+        "tests/test_ebfmi.py -k pools",
+    ),
+    "ebfmi_short_chains_judged_alone": (
+        "mcgen/diagnostics.py",
+        "if e.shape[1] >= EBFMI_MIN_DRAWS:",
+        "if e.shape[1] >= 2:",
+        "tests/test_ebfmi.py -k pools",
+    ),
+    "ebfmi_checks_persistent_momentum": (
+        "mcgen/diagnostics.py",
+        'if "energy" in stats and not any(k in stats for k in _PERSISTENT_MOMENTUM_STATS):',
+        'if "energy" in stats:',
+        "tests/test_ebfmi.py -k persistent",
+    ),
+    "ebfmi_never_warns": (
+        "mcgen/diagnostics.py",
+        "low = np.flatnonzero(per_chain < EBFMI_THRESHOLD)",
+        "low = np.flatnonzero(per_chain < 0.0)",
+        "tests/test_ebfmi.py -k 'names or funnel'",
+    ),
 }
 
 
