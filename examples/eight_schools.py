@@ -3,7 +3,8 @@
 The classic hierarchical model (Rubin 1981; Gelman et al., BDA3 section 5.5) in its
 non-centered form, sampled with ``mc.nuts()`` from ``mc.from_numpyro``.  The centered form is
 run too, to show what divergences look like: its funnel-shaped posterior defeats the
-integrator near small ``tau``, and ``run_chains`` warns.
+integrator near small ``tau``, and ``run_chains`` warns (divergences, and E-BFMI below 0.3:
+the momentum draws cannot move the chains up and down the funnel fast enough).
 
 Run::
 
