@@ -86,11 +86,12 @@ def run(target, library: str, init, warmup: int, draws: int, seed: int) -> dict:
         warm, sample = G.blackjax_programs(target, warmup, draws)
         keys = jax.random.split(jax.random.key(seed), 2 * n)
         states, params, _, wgrads = warm(keys[:n], init)
-        positions, steps, divergent, accept = sample(keys[n:], states, params)
+        positions, steps, divergent, accept, energy = sample(keys[n:], states, params)
         return dict(
             draws=np.asarray(positions),
             grads=np.asarray(steps).sum(1) + np.asarray(wgrads),
             div=np.asarray(divergent).sum(1),
+            energy=np.asarray(energy),
             accept=float(np.mean(accept)),
             eps=np.asarray(params["step_size"]),
         )
@@ -110,12 +111,13 @@ def run(target, library: str, init, warmup: int, draws: int, seed: int) -> dict:
         draws=np.asarray(res.samples),
         grads=np.asarray(res.stats["num_grad_evals"]).sum(1) + np.asarray(res.warmup_grad_evals()),
         div=np.asarray(res.stats["is_divergent"]).sum(1),
+        energy=np.asarray(res.stats["energy"]),
         accept=float(np.mean(res.stats["accept_prob"])),
         eps=np.asarray(res.last_state.params.step_size),
     )
 
 
-def score_groups(target, x, grads, group: int = 4, raw=None, div=None) -> dict:
+def score_groups(target, x, grads, group: int = 4, raw=None, div=None, energy=None) -> dict:
     """Per consecutive group of ``group`` chains of constrained draws ``x`` (chains, draws, dim)
     with per-chain gradient counts ``grads``: the minimum bulk ESS per 1000 gradients, whether
     max |z| against the truth exceeds the Bonferroni limit, and whether R-hat exceeds 1.05.
@@ -123,8 +125,9 @@ def score_groups(target, x, grads, group: int = 4, raw=None, div=None) -> dict:
     Given the sampler's own draws ``raw`` (unconstrained, as ``run_chains`` sees them) and the
     per-chain divergence counts ``div``, also whether ``run_chains``'s after-run checks
     (:func:`mcgen.diagnostics.check_run`: R-hat above 1.01, fewer than 100 effective draws per
-    chain, divergences) would have warned about the group: a group beyond the truth without a
-    warning is a silent wrong answer."""
+    chain, divergences, and with the Hamiltonian ``energy`` (chains, draws) E-BFMI below 0.3)
+    would have warned about the group: a group beyond the truth without a warning is a silent
+    wrong answer."""
     from mcgen.diagnostics import check_run
 
     ess_per_grad, beyond, high_rhat, warned = [], [], [], []
@@ -136,7 +139,10 @@ def score_groups(target, x, grads, group: int = 4, raw=None, div=None) -> dict:
         beyond.append(score["z"] > limit)
         high_rhat.append(score["rhat"] > 1.05)
         if raw is not None and div is not None:
-            warned.append(bool(check_run(np.asarray(raw[chains]), {"is_divergent": np.asarray(div[chains])}, group)))
+            stats = {"is_divergent": np.asarray(div[chains])}
+            if energy is not None:
+                stats["energy"] = np.asarray(energy[chains])
+            warned.append(bool(check_run(np.asarray(raw[chains]), stats, group)))
     return dict(
         ess_per_grad=np.array(ess_per_grad),
         beyond=np.array(beyond),
@@ -265,7 +271,11 @@ def main(argv=None):
         tail = None if args.tail is None else float(np.mean(np.all(np.abs(x[..., 0]) <= args.tail, axis=1)))
         print(
             line(
-                args.target, library, out, score_groups(target, x, out["grads"], raw=out["draws"], div=out["div"]), tail
+                args.target,
+                library,
+                out,
+                score_groups(target, x, out["grads"], raw=out["draws"], div=out["div"], energy=out["energy"]),
+                tail,
             ),
             flush=True,
         )

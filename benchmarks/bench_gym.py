@@ -363,7 +363,8 @@ _BJ: dict = {}
 def blackjax_programs(target, warmup: int, draws: int, dense: bool = False):
     """BlackJAX's ``window_adaptation`` NUTS for ``target``, jitted and cached: ``warm(keys,
     positions) -> (states, params, step-size trace (chains, warmup), warmup gradients)`` and
-    ``sample(keys, states, params) -> (positions, leapfrog steps, divergent, acceptance rate)``,
+    ``sample(keys, states, params) -> (positions, leapfrog steps, divergent, acceptance rate,
+    energy)``,
     each ``(chains, draws, ...)``; the warmup gradients are per chain.  With ``DEVICES`` both
     run in ``jax.shard_map``, each device on its own chains."""
     import blackjax
@@ -382,7 +383,13 @@ def blackjax_programs(target, warmup: int, draws: int, dense: bool = False):
 
                 def body(s, kk):
                     s, info = step(kk, s)
-                    return s, (s.position, info.num_integration_steps, info.is_divergent, info.acceptance_rate)
+                    return s, (
+                        s.position,
+                        info.num_integration_steps,
+                        info.is_divergent,
+                        info.acceptance_rate,
+                        info.energy,
+                    )
 
                 return jax.lax.scan(body, state, jax.random.split(k, draws))[1]
 
@@ -416,7 +423,7 @@ def run_blackjax(target, init, num_chains, warmup, draws, seed, dense=False):
     warm_time = time.perf_counter() - w0
     compiled = sample.lower(skeys, states, params).compile()
     start = time.perf_counter()
-    positions, steps, div, _ = jax.block_until_ready(compiled(skeys, states, params))
+    positions, steps, div, _, _ = jax.block_until_ready(compiled(skeys, states, params))
     end = time.perf_counter()
     return dict(
         draws=positions,

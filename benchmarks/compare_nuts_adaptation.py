@@ -176,7 +176,7 @@ def run_blackjax(target, init, warmup, draws, seed):
     n = init.shape[0]
     keys = jax.random.split(jax.random.key(seed), 2 * n)
     states, params, eps_trace, wgrads = warm(keys[:n], init)
-    positions, steps, _, accept = sample(keys[n:], states, params)
+    positions, steps, _, accept, _ = sample(keys[n:], states, params)
     final_len = _final_buffer(warmup)
     # adaptation_state.step_size[i] is the step size after step i: the one step i + 1 uses
     return dict(

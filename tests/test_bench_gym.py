@@ -85,6 +85,18 @@ def test_chain_groups_score_each_group_of_four():
     div[9] = 1
     warned = C.score_groups(target, x, np.full(16, 1000.0), raw=x, div=div)["warned"]
     assert list(warned) == [False, True, True, True], warned
+    # and an E-BFMI below 0.3 warns: energies that random-walk in one chain of the first group
+    energy = rng.standard_normal((16, 400))
+    div[9] = 0
+    assert list(C.score_groups(target, x, np.full(16, 1000.0), raw=x, div=div, energy=energy)["warned"]) == [
+        False,
+        True,
+        False,
+        True,
+    ]
+    energy[1] = np.cumsum(energy[1])
+    warned = C.score_groups(target, x, np.full(16, 1000.0), raw=x, div=div, energy=energy)["warned"]
+    assert list(warned) == [True, True, False, True], warned
 
 
 def test_chain_groups_pool_the_groups_against_the_truth():

@@ -370,6 +370,12 @@ BUGS = {
         '{"is_divergent": np.zeros_like(np.asarray(div[chains]))}',
         "tests/test_bench_gym.py -k four",
     ),
+    "bench_warned_ignores_energy": (
+        "benchmarks/bench_chain_groups.py",
+        'stats["energy"] = np.asarray(energy[chains])',
+        "pass",
+        "tests/test_bench_gym.py -k four",
+    ),
     "invariance_dependent_draws": (
         "mcgen/testing/_checks.py",
         "fresh = exact_sampler(key_fresh, num_chains)",
