@@ -301,7 +301,9 @@ def e_bfmi(energy: Any, pooled: bool = False) -> np.ndarray:
     the squared changes summed over the chains, over the squared deviations from the mean of
     all draws (a short chain alone sees only part of the energy's distribution; many chains
     together see it whole, and chains that disagree lower the value). A chain whose energy
-    never changes gives ``nan``.
+    never changes gives ``nan``. From thinned draws (``run_chains(..., thin=k)``) the value is
+    that of every ``k``-th energy, larger than the kernel's own: the check is then less
+    sensitive.
     """
     e = np.asarray(energy, dtype=np.float64)
     if e.ndim != 2 or e.shape[1] < 2:
