@@ -115,6 +115,20 @@ class Result:
 
         return nested_rhat(self.samples, superchains)
 
+    def e_bfmi(self) -> np.ndarray:
+        """E-BFMI per chain (:func:`mcgen.diagnostics.e_bfmi`) from ``stats['energy']``, which the
+        Hamiltonian kernels (``nuts``, ``hmc``, ``chees_hmc``) record; below 0.3 the momentum
+        draws move the energy too little (``run_chains`` warns). Not a diagnostic for ``meads``,
+        whose momentum persists from one step to the next."""
+        if "energy" not in self.stats:
+            raise ValueError(
+                "e_bfmi: this run recorded no Hamiltonian 'energy' (only nuts, hmc, chees_hmc and "
+                f"meads kernels do); its stats are {sorted(self.stats)}"
+            )
+        from mcgen.diagnostics import e_bfmi
+
+        return e_bfmi(self.stats["energy"])
+
     def acceptance_rate(self) -> np.ndarray:
         """Mean acceptance probability per chain (from ``stats['accept_prob']``)."""
         return np.mean(self.stats["accept_prob"], axis=1)

@@ -118,3 +118,12 @@ def test_run_chains_warns_on_a_funnel_not_on_a_gaussian(kernel):
     assert len(funnel_lines) == 1 and "4 of 4 chains" in funnel_lines[0]
     assert np.all(gauss_values > 0.8), gauss_values  # about 1
     assert gauss_lines == []
+
+
+def test_result_e_bfmi():
+    res = mc.run_chains(gaussian, mc.hmc(), init=jnp.zeros(3), num_chains=2, num_samples=200, num_warmup=100, seed=1)
+    np.testing.assert_allclose(res.e_bfmi(), e_bfmi(res.stats["energy"]))
+    assert res.e_bfmi().shape == (2,)
+    rw = mc.run_chains(gaussian, mc.rwmh(), init=jnp.zeros(3), num_chains=2, num_samples=50, seed=1, warn=False)
+    with pytest.raises(ValueError, match="no Hamiltonian 'energy'"):
+        rw.e_bfmi()
