@@ -280,6 +280,7 @@ EBFMI_MIN_DRAWS = 50
 # Stats that mark a kernel whose momentum persists between transitions (MEADS: partial
 # refreshment), where the energy changes slowly by design and E-BFMI does not apply.
 _PERSISTENT_MOMENTUM_STATS = ("damping",)
+_EBFMI_ADVICE = "the momentum draws move the energy too little: heavy tails or a funnel, consider a reparameterization."
 
 
 def e_bfmi(energy: Any, pooled: bool = False) -> np.ndarray:
@@ -328,16 +329,12 @@ def _ebfmi_problem(energy: Any) -> str | None:
             which = ", ".join(str(i) for i in low[:8]) + (", ..." if low.size > 8 else "")
             return (
                 f"E-BFMI below {EBFMI_THRESHOLD} in {low.size} of {e.shape[0]} chains (chains {which}; "
-                f"lowest {np.nanmin(per_chain):.2f}); the momentum draws move the energy too little: "
-                "heavy tails or a funnel, consider a reparameterization."
+                f"lowest {np.nanmin(per_chain):.2f}); {_EBFMI_ADVICE}"
             )
         return None
     pooled = float(e_bfmi(e, pooled=True))
     if pooled < EBFMI_THRESHOLD:
-        return (
-            f"E-BFMI of the chains pooled = {pooled:.2f} < {EBFMI_THRESHOLD}; the momentum draws move the "
-            "energy too little: heavy tails or a funnel, consider a reparameterization."
-        )
+        return f"E-BFMI of the chains pooled = {pooled:.2f} < {EBFMI_THRESHOLD}; {_EBFMI_ADVICE}"
     return None
 
 
