@@ -13,7 +13,8 @@ groups of 4: each group is one 4-chain run.  Per library it prints the median an
 and, over the groups, how many leave the ground truth (max |z| above ``bench_gym.py``'s
 Bonferroni limit, which a run with honest error bars exceeds with probability 1%), how many of
 those ``run_chains``'s after-run checks would not have warned about (R-hat above 1.01, fewer
-than 100 effective draws per chain, divergences: :func:`mcgen.diagnostics.check_run` on the
+than 100 effective draws per chain, divergences, E-BFMI, trajectories at the maximum tree
+depth: :func:`mcgen.diagnostics.check_run` on the
 group's own draws; a silent wrong answer) and how many groups they warn about, and how many
 have R-hat above 1.05; the max |z| of all groups' draws pooled, with the standard error taken
 from the spread of the groups' means (no ESS estimated: :func:`pooled_z`), against the same
@@ -27,7 +28,12 @@ divergences and gradients per chain, and ``tails``: the share of chains that nev
 given); and with ``--segments K`` a burn-in check (:func:`segment_z`): all chains pooled, the
 bias of the first draws and of each of K stretches of the draws, for the coordinate that
 strays most.  Timing is not measured: every library's chains run in lockstep batches here, which
-says nothing of a 4-chain run's seconds.  Use ``bench_gym.py`` for those.
+says nothing of a 4-chain run's seconds.  Use ``bench_gym.py`` for those.  With
+``--sequential`` the chains run one after another instead, with the same keys and starting
+points: the same algorithm, and on a CPU much faster where one chain's trees run long (a
+vmapped batch runs every transition for as long as its longest tree; BlackJAX's 32 chains
+of seed 1 on the Cox process, one of them stuck at the maximum tree depth, ran for more than 50
+minutes vmapped and 5 one at a time, ``bench_chain_by_chain.py``).
 
 Libraries: ``blackjax`` (``window_adaptation`` NUTS, as in ``bench_gym.py``), ``mcgen``
 (``nuts(mass="diag")``), ``default`` (``nuts()``), ``target:T`` (``nuts(target_accept=T)``,
@@ -78,12 +84,13 @@ def kernel(library: str):
     raise ValueError(f"unknown library {library!r}")
 
 
-def run(target, library: str, init, warmup: int, draws: int, seed: int) -> dict:
+def run(target, library: str, init, warmup: int, draws: int, seed: int, sequential: bool = False) -> dict:
     """One call of ``library`` on all chains: draws, gradients per chain (warmup included),
-    divergences per chain, mean acceptance statistic and adapted step sizes."""
+    divergences per chain, mean acceptance statistic and adapted step sizes.  With
+    ``sequential`` the chains run one after another (same keys, same starting points)."""
     n = init.shape[0]
     if library == "blackjax":
-        warm, sample = G.blackjax_programs(target, warmup, draws)
+        warm, sample = G.blackjax_programs(target, warmup, draws, sequential=sequential)
         keys = jax.random.split(jax.random.key(seed), 2 * n)
         states, params, _, wgrads = warm(keys[:n], init)
         positions, steps, divergent, accept, energy = sample(keys[n:], states, params)
@@ -92,6 +99,9 @@ def run(target, library: str, init, warmup: int, draws: int, seed: int) -> dict:
             grads=np.asarray(steps).sum(1) + np.asarray(wgrads),
             div=np.asarray(divergent).sum(1),
             energy=np.asarray(energy),
+            # BlackJAX's default limit of 10 doublings: a full tree has 1023 leapfrog steps (one
+            # whose last doubling diverged has fewer, and is flagged as a divergence anyway)
+            max_depth=np.asarray(steps) >= 2**10 - 1,
             accept=float(np.mean(accept)),
             eps=np.asarray(params["step_size"]),
         )
@@ -106,18 +116,20 @@ def run(target, library: str, init, warmup: int, draws: int, seed: int) -> dict:
         seed=seed,
         progress=False,
         warn=False,
+        chain_method="sequential" if sequential else "vectorized",
     )
     return dict(
         draws=np.asarray(res.samples),
         grads=np.asarray(res.stats["num_grad_evals"]).sum(1) + np.asarray(res.warmup_grad_evals()),
         div=np.asarray(res.stats["is_divergent"]).sum(1),
         energy=np.asarray(res.stats["energy"]),
+        max_depth=np.asarray(res.stats["reached_max_treedepth"]),
         accept=float(np.mean(res.stats["accept_prob"])),
         eps=np.asarray(res.last_state.params.step_size),
     )
 
 
-def score_groups(target, x, grads, group: int = 4, raw=None, div=None, energy=None) -> dict:
+def score_groups(target, x, grads, group: int = 4, raw=None, div=None, energy=None, max_depth=None) -> dict:
     """Per consecutive group of ``group`` chains of constrained draws ``x`` (chains, draws, dim)
     with per-chain gradient counts ``grads``: the minimum bulk ESS per 1000 gradients, whether
     max |z| against the truth exceeds the Bonferroni limit, and whether R-hat exceeds 1.05.
@@ -125,9 +137,10 @@ def score_groups(target, x, grads, group: int = 4, raw=None, div=None, energy=No
     Given the sampler's own draws ``raw`` (unconstrained, as ``run_chains`` sees them) and the
     per-chain divergence counts ``div``, also whether ``run_chains``'s after-run checks
     (:func:`mcgen.diagnostics.check_run`: R-hat above 1.01, fewer than 100 effective draws per
-    chain, divergences, and with the Hamiltonian ``energy`` (chains, draws) E-BFMI below 0.3)
-    would have warned about the group: a group beyond the truth without a warning is a silent
-    wrong answer."""
+    chain, divergences, with the Hamiltonian ``energy`` (chains, draws) E-BFMI below 0.3, and
+    with ``max_depth`` (chains, draws; True where a transition reached NUTS's maximum tree
+    depth) any such transition) would have warned about the group: a group beyond the truth
+    without a warning is a silent wrong answer."""
     from mcgen.diagnostics import check_run
 
     ess_per_grad, beyond, high_rhat, warned = [], [], [], []
@@ -142,6 +155,8 @@ def score_groups(target, x, grads, group: int = 4, raw=None, div=None, energy=No
             stats = {"is_divergent": np.asarray(div[chains])}
             if energy is not None:
                 stats["energy"] = np.asarray(energy[chains])
+            if max_depth is not None:
+                stats["reached_max_treedepth"] = np.asarray(max_depth[chains])
             warned.append(bool(check_run(np.asarray(raw[chains]), stats, group)))
     return dict(
         ess_per_grad=np.array(ess_per_grad),
@@ -256,6 +271,11 @@ def main(argv=None):
     parser.add_argument(
         "--segments", type=int, default=0, help="burn-in check: bias of all chains pooled in K stretches of the draws"
     )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="run the chains one after another (lax.map): on a CPU much faster when some chain's trees run long",
+    )
     args = parser.parse_args(argv)
     if args.chains % 4 or args.chains < 8:
         parser.error(f"--chains must be a multiple of 4, at least 8, got {args.chains}")
@@ -266,7 +286,7 @@ def main(argv=None):
     init = target.inits(args.chains, args.seed)
     print(f"jax {jax.__version__} on {jax.default_backend()}; {args.target}, {args.chains} chains in groups of 4")
     for library in args.libraries:
-        out = run(target, library, init, args.warmup, args.draws, args.seed)
+        out = run(target, library, init, args.warmup, args.draws, args.seed, args.sequential)
         x = np.asarray(target.constrain_flat(jnp.asarray(out["draws"])), np.float64)
         tail = None if args.tail is None else float(np.mean(np.all(np.abs(x[..., 0]) <= args.tail, axis=1)))
         print(
@@ -274,7 +294,15 @@ def main(argv=None):
                 args.target,
                 library,
                 out,
-                score_groups(target, x, out["grads"], raw=out["draws"], div=out["div"], energy=out["energy"]),
+                score_groups(
+                    target,
+                    x,
+                    out["grads"],
+                    raw=out["draws"],
+                    div=out["div"],
+                    energy=out["energy"],
+                    max_depth=out["max_depth"],
+                ),
                 tail,
             ),
             flush=True,

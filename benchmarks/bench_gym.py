@@ -360,21 +360,27 @@ def run_mcgen(target, init, num_chains, warmup, draws, seed, kernel=None):
 _BJ: dict = {}
 
 
-def blackjax_programs(target, warmup: int, draws: int, dense: bool = False):
+def blackjax_programs(target, warmup: int, draws: int, dense: bool = False, sequential: bool = False):
     """BlackJAX's ``window_adaptation`` NUTS for ``target``, jitted and cached: ``warm(keys,
     positions) -> (states, params, step-size trace (chains, warmup), warmup gradients)`` and
     ``sample(keys, states, params) -> (positions, leapfrog steps, divergent, acceptance rate,
     energy)``,
     each ``(chains, draws, ...)``; the warmup gradients are per chain.  With ``DEVICES`` both
-    run in ``jax.shard_map``, each device on its own chains."""
+    run in ``jax.shard_map``, each device on its own chains.  The chains are vmapped, or with
+    ``sequential`` run one after another (``lax.map``): on a CPU that spares each chain the
+    trajectories of the others (a vmapped batch runs every transition for as long as its
+    longest tree)."""
     import blackjax
 
-    key = (target.name, warmup, draws, dense, None if DEVICES is None else len(DEVICES))
+    def over_chains(fn):
+        return jax.vmap(fn) if not sequential else (lambda *args: jax.lax.map(lambda a: fn(*a), args))
+
+    key = (target.name, warmup, draws, dense, sequential, None if DEVICES is None else len(DEVICES))
     if key not in _BJ:
         adapt = blackjax.window_adaptation(blackjax.nuts, target.logdensity, is_mass_matrix_diagonal=not dense)
 
         def warm(keys, positions):
-            (state, params), info = jax.vmap(lambda k, x: adapt.run(k, x, num_steps=warmup))(keys, positions)
+            (state, params), info = over_chains(lambda k, x: adapt.run(k, x, num_steps=warmup))(keys, positions)
             return state, params, info.adaptation_state.step_size, jnp.sum(info.info.num_integration_steps, axis=1)
 
         def sample(keys, states, params):
@@ -393,7 +399,7 @@ def blackjax_programs(target, warmup: int, draws: int, dense: bool = False):
 
                 return jax.lax.scan(body, state, jax.random.split(k, draws))[1]
 
-            return jax.vmap(one_chain)(keys, states, params)
+            return over_chains(one_chain)(keys, states, params)
 
         if DEVICES is not None:
             from jax.sharding import Mesh

@@ -280,6 +280,12 @@ EBFMI_MIN_DRAWS = 50
 # Stats that mark a kernel whose momentum persists between transitions (MEADS: partial
 # refreshment), where the energy changes slowly by design and E-BFMI does not apply.
 _PERSISTENT_MOMENTUM_STATS = ("damping",)
+# Stan warns about any transition whose trajectory used every doubling ``max_tree_depth`` allows:
+# it was cut short, and the chain explores with shorter steps than NUTS would choose.
+_TREEDEPTH_ADVICE = (
+    "their trajectories were cut short, which slows exploration: raise max_tree_depth, or if the adapted "
+    "step size is tiny, reparameterize."
+)
 _EBFMI_ADVICE = "the momentum draws move the energy too little: heavy tails or a funnel, consider a reparameterization."
 
 
@@ -318,6 +324,19 @@ def e_bfmi(energy: Any, pooled: bool = False) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
+def _treedepth_problem(reached: Any) -> str | None:
+    hit = np.asarray(reached, dtype=bool)
+    if hit.ndim != 2 or not hit.any():
+        return None
+    per_chain = hit.sum(axis=1)
+    chains = np.flatnonzero(per_chain)
+    which = ", ".join(str(i) for i in chains[:8]) + (", ..." if chains.size > 8 else "")
+    return (
+        f"{int(per_chain.sum())} of {hit.size} transitions ({100 * hit.mean():.1f}%) reached the maximum tree depth "
+        f"(in chains {which}; at most {100 * (per_chain / hit.shape[1]).max():.0f}% of one chain's); {_TREEDEPTH_ADVICE}"
+    )
+
+
 def _ebfmi_problem(energy: Any) -> str | None:
     e = np.asarray(energy, dtype=np.float64)
     if not np.all(np.isfinite(e)):
@@ -339,14 +358,18 @@ def _ebfmi_problem(energy: Any) -> str | None:
 
 
 def check_run(samples: Any, stats: Mapping[str, Any], num_chains: int, superchains: int | None = None) -> list[str]:
-    """One line per problem: R-hat > 1.01, ESS < 100 per chain (Stan/ArviZ), divergences, E-BFMI < 0.3.
+    """One line per problem: R-hat > 1.01, ESS < 100 per chain (Stan/ArviZ), divergences, E-BFMI < 0.3,
+    trajectories that reached NUTS's maximum tree depth.
 
     With many short chains (at least ``MANY_CHAINS`` chains and fewer draws than chains) the
     convergence check is the nested R-hat (:func:`nested_rhat`, ``superchains`` groups) and
     the ESS floor is ``MIN_TOTAL_ESS`` for the ensemble instead of 100 per chain. E-BFMI
     (:func:`e_bfmi`) is checked where ``stats`` has the Hamiltonian ``energy`` of a kernel that
     redraws the whole momentum at every transition: per chain from ``EBFMI_MIN_DRAWS`` draws
-    on, below that pooled over the chains.
+    on, below that pooled over the chains. Where ``stats`` has ``reached_max_treedepth``
+    (``nuts``), any transition whose trajectory used every doubling is reported, as Stan does:
+    an efficiency warning, naming the chains, since a chain stuck at a tiny step size shows
+    there first.
     """
     problems: list[str] = []
     num_draws = next(iter(_variables(samples).values())).shape[1]
@@ -382,6 +405,10 @@ def check_run(samples: Any, stats: Mapping[str, Any], num_chains: int, superchai
         n_bad = int(np.sum(np.asarray(stats["is_nonfinite"])))
         if n_bad:
             problems.append(f"{n_bad} proposals had a NaN/+inf log-density and were rejected.")
+    if "reached_max_treedepth" in stats:
+        problem = _treedepth_problem(stats["reached_max_treedepth"])
+        if problem:
+            problems.append(problem)
     if "energy" in stats and not any(k in stats for k in _PERSISTENT_MOMENTUM_STATS):
         energy = np.asarray(stats["energy"])
         if energy.ndim == 2:

@@ -236,7 +236,9 @@ def run_chains(
     transform
         Applied to each kept position before it is stored (e.g. back to constrained space).
     warn
-        Warn (``mcgen.SamplingWarning``) on R-hat > 1.01, ESS < 100 per chain, divergences.
+        Warn (``mcgen.SamplingWarning``) on R-hat > 1.01, ESS < 100 per chain, divergences,
+        E-BFMI < 0.3 and NUTS trajectories cut short at ``max_tree_depth``
+        (:func:`mcgen.diagnostics.check_run`).
     chain_method
         ``"vectorized"`` (vmap on one device), ``"sharded"`` (the chain axis split across
         ``devices`` with ``jax.sharding``; the default when more than one device is visible)

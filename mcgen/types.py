@@ -111,6 +111,7 @@ INFO_FIELDS: dict[str, str] = {
     "num_grad_evals": "int: gradient evaluations spent by the step",
     "step_size": "float: the step size used",
     "energy": "float: the Hamiltonian at the new state",
+    "reached_max_treedepth": "bool: the trajectory used every doubling its maximum tree depth allows",
 }
 """The common ``Info`` field names and what they mean.  A kernel that reports one of these
 quantities uses this name (``run_chains`` and the ArviZ bridge read them); it may add fields

@@ -97,6 +97,17 @@ def test_chain_groups_score_each_group_of_four():
     energy[1] = np.cumsum(energy[1])
     warned = C.score_groups(target, x, np.full(16, 1000.0), raw=x, div=div, energy=energy)["warned"]
     assert list(warned) == [True, True, False, True], warned
+    # and a transition at the maximum tree depth warns: one in a chain of the third group
+    max_depth = np.zeros((16, 400), bool)
+    assert list(C.score_groups(target, x, np.full(16, 1000.0), raw=x, div=div, max_depth=max_depth)["warned"]) == [
+        False,
+        True,
+        False,
+        True,
+    ]
+    max_depth[10, 5] = True
+    warned = C.score_groups(target, x, np.full(16, 1000.0), raw=x, div=div, max_depth=max_depth)["warned"]
+    assert list(warned) == [False, True, True, True], warned
 
 
 def test_chain_groups_pool_the_groups_against_the_truth():

@@ -40,6 +40,17 @@ def test_rate_and_time_left_come_from_stepping_time_only():
     bar.close()
 
 
+def test_health_counts_transitions_at_the_maximum_tree_depth():
+    health = progress.Health()
+    reached = np.zeros((50, 3), bool)
+    health.add({"reached_max_treedepth": reached, "is_divergent": reached}, np.array([True, True, False]))
+    assert "max tree depth" not in health.text()  # shown once there are any
+    reached[:10, 1] = True
+    reached[:, 2] = True  # a padding chain: left out
+    health.add({"reached_max_treedepth": reached, "is_divergent": reached & False}, np.array([True, True, False]))
+    assert health.text() == "divergences 0, at max tree depth 10"
+
+
 def test_a_run_shows_compiling_phases_rate_and_health(capsys, monkeypatch):
     def logdensity(x):
         return -0.5 * jnp.sum(x**2)

@@ -376,6 +376,12 @@ BUGS = {
         "pass",
         "tests/test_bench_gym.py -k four",
     ),
+    "bench_warned_ignores_max_depth": (
+        "benchmarks/bench_chain_groups.py",
+        'stats["reached_max_treedepth"] = np.asarray(max_depth[chains])',
+        "pass",
+        "tests/test_bench_gym.py -k four",
+    ),
     "invariance_dependent_draws": (
         "mcgen/testing/_checks.py",
         "fresh = exact_sampler(key_fresh, num_chains)",
@@ -918,6 +924,31 @@ BUGS = {
         "low = np.flatnonzero(per_chain < EBFMI_THRESHOLD)",
         "low = np.flatnonzero(per_chain < 0.0)",
         "tests/test_ebfmi.py -k 'names or funnel'",
+    ),
+    # NUTS's maximum tree depth (session 21): the stat and the after-run warning
+    "treedepth_never_flagged": (
+        "mcgen/kernels/nuts.py",
+        "tree.depth >= max_tree_depth,",
+        "tree.depth > max_tree_depth,",
+        "tests/test_treedepth.py",
+    ),
+    "treedepth_off_by_one": (
+        "mcgen/kernels/nuts.py",
+        "tree.depth >= max_tree_depth,",
+        "tree.depth >= max_tree_depth - 1,",
+        "tests/test_treedepth.py -k 'stat or defaults'",
+    ),
+    "treedepth_not_checked": (
+        "mcgen/diagnostics.py",
+        'if "reached_max_treedepth" in stats:',
+        'if "reached_max_treedepth" in stats and False:',
+        "tests/test_treedepth.py -k 'warns or names'",
+    ),
+    "treedepth_counts_chains_not_transitions": (
+        "mcgen/diagnostics.py",
+        'f"{int(per_chain.sum())} of {hit.size} transitions',
+        'f"{int(chains.size)} of {hit.size} transitions',
+        "tests/test_treedepth.py -k names",
     ),
 }
 

@@ -4,7 +4,8 @@ The bar moves between compiled chunks (never from a callback inside the compiled
 says ``compiling`` while XLA compiles, names the phase (``warmup`` / ``sampling``), and
 computes the rate and the time left from stepping time alone, so a long first compile does not
 make the start look slow.  During sampling it shows the chains' health from the draws' stats:
-divergences so far, mean acceptance, mean step size and, for parallel tempering, round trips.
+divergences so far, mean acceptance, mean step size, NUTS transitions that reached the maximum
+tree depth (once there are any) and, for parallel tempering, round trips.
 
 ``progress="auto"`` shows it in a terminal (stderr is a TTY) and in a Jupyter kernel (a
 ``tqdm.notebook`` widget when ``ipywidgets`` is installed, text in the cell's output
@@ -73,11 +74,14 @@ class Health:
         self.count = 0
         self.step_size = None
         self.round_trips = None
+        self.at_max_depth = 0
 
     def add(self, stats: Mapping[str, Any], keep: np.ndarray) -> None:
         """Fold in one chunk of stats, each ``(draws, chains, ...)``; ``keep`` masks real chains."""
         if "is_divergent" in stats:
             self.divergences = (self.divergences or 0) + int(np.sum(np.asarray(stats["is_divergent"])[:, keep]))
+        if "reached_max_treedepth" in stats:
+            self.at_max_depth += int(np.sum(np.asarray(stats["reached_max_treedepth"])[:, keep]))
         if "accept_prob" in stats:
             accept = np.asarray(stats["accept_prob"], np.float64)[:, keep]
             self.accept_sum += float(np.nansum(accept))
@@ -95,6 +99,8 @@ class Health:
             parts.append(f"step {self.step_size:.3g}")
         if self.divergences is not None:
             parts.append(f"divergences {self.divergences}")
+        if self.at_max_depth:
+            parts.append(f"at max tree depth {self.at_max_depth}")
         if self.round_trips is not None:
             parts.append(f"round trips {self.round_trips}")
         return ", ".join(parts)

@@ -79,6 +79,7 @@ class NUTSInfo(NamedTuple):
     tree_depth: jax.Array  # doublings completed
     step_size: jax.Array
     energy: jax.Array  # Hamiltonian at the draw (for ArviZ's energy plot / E-BFMI)
+    reached_max_treedepth: jax.Array  # all max_tree_depth doublings done (Stan's treedepth__ == max_depth)
 
 
 # nuts()'s target acceptance statistic on Stan's schedule and on the early one (``target_accept``)
@@ -108,7 +109,8 @@ def nuts(
     ----------
     max_tree_depth
         Largest number of trajectory doublings: at most :math:`2^{\\text{depth}} - 1`
-        gradient evaluations per draw.
+        gradient evaluations per draw.  A transition that uses them all is flagged in the
+        ``reached_max_treedepth`` stat, and ``run_chains`` warns about it as Stan does.
     mass
         The inverse mass matrix adapted in warmup: ``"low_rank"`` (default: the diagonal of
         ``"grad_diag"`` corrected along a few directions fitted to the draws and gradients,
@@ -219,7 +221,15 @@ def nuts(
             gather,
         )
         info = NUTSInfo(
-            tree.accept_prob, tree.moved, tree.divergent, tree.nonfinite, tree.num_leaves, tree.depth, eps, tree.energy
+            tree.accept_prob,
+            tree.moved,
+            tree.divergent,
+            tree.nonfinite,
+            tree.num_leaves,
+            tree.depth,
+            eps,
+            tree.energy,
+            tree.depth >= max_tree_depth,
         )
         return rebuild(state, unravel, tree.q, tree.logdensity, tree.g), info
 
