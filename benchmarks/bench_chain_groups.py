@@ -129,10 +129,17 @@ def run(target, library: str, init, warmup: int, draws: int, seed: int, sequenti
     )
 
 
+# A chain whose mean lies this many posterior standard deviations from the truth in some
+# coordinate sampled somewhere else (a warmup that ended at a tiny step size far out in the
+# tails, e.g.): for a chain of 1000 draws that mixes at all, such a miss has no chance.
+LOST_SD = 5.0
+
+
 def score_groups(target, x, grads, group: int = 4, raw=None, div=None, energy=None, max_depth=None) -> dict:
     """Per consecutive group of ``group`` chains of constrained draws ``x`` (chains, draws, dim)
     with per-chain gradient counts ``grads``: the minimum bulk ESS per 1000 gradients, whether
-    max |z| against the truth exceeds the Bonferroni limit, and whether R-hat exceeds 1.05.
+    max |z| against the truth exceeds the Bonferroni limit, and whether R-hat exceeds 1.05;
+    and the chains whose mean lies more than ``LOST_SD`` posterior sd from the truth (``lost``).
 
     Given the sampler's own draws ``raw`` (unconstrained, as ``run_chains`` sees them) and the
     per-chain divergence counts ``div``, also whether ``run_chains``'s after-run checks
@@ -158,7 +165,9 @@ def score_groups(target, x, grads, group: int = 4, raw=None, div=None, energy=No
             if max_depth is not None:
                 stats["reached_max_treedepth"] = np.asarray(max_depth[chains])
             warned.append(bool(check_run(np.asarray(raw[chains]), stats, group)))
+    off = np.max(np.abs(x.mean(axis=1) - target.truth_mean) / target.truth_sd, axis=1)  # per chain
     return dict(
+        lost=np.flatnonzero(off > LOST_SD),
         ess_per_grad=np.array(ess_per_grad),
         beyond=np.array(beyond),
         high_rhat=np.array(high_rhat),
@@ -249,6 +258,8 @@ def line(name: str, library: str, out: dict, scores: dict, tail_share: float | N
         if warned is None
         else f" ({int(np.sum(scores['beyond'] & ~warned))} of them unwarned; {int(np.sum(warned))} groups warned)"
     )
+    lost = scores.get("lost", np.zeros(0, int))
+    which = f" (chains {', '.join(str(i) for i in lost[:8])}{', ...' if lost.size > 8 else ''})" if lost.size else ""
     return (
         f"{name[:30]:30s} {library:12s} {e.size} groups: ESS per 1000 grads (warmup included) median {np.median(e):.3g}"
         f" q25 {np.quantile(e, 0.25):.3g} q10 {np.quantile(e, 0.1):.3g} | beyond truth {int(scores['beyond'].sum())}{silent}"
@@ -256,6 +267,7 @@ def line(name: str, library: str, out: dict, scores: dict, tail_share: float | N
         f" {scores['error_ess'][0]:.3g} (+-{scores['error_ess'][1]:.0%} in its squared error)"
         f" R-hat>1.05 {int(scores['high_rhat'].sum())} | accept {out['accept']:.3f} step size {np.median(out['eps']):.3g}"
         f" div/chain {np.mean(out['div']):.1f} grads/chain {np.mean(out['grads']):.0f}{tails}"
+        f" | chains more than {LOST_SD:g} sd from the truth {lost.size}{which}"
     )
 
 

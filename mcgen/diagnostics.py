@@ -9,9 +9,12 @@ module alone.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 with warnings.catch_warnings():
     # ArviZ 0.2x announces its 1.x refactor with a FutureWarning on import.
@@ -21,6 +24,7 @@ with warnings.catch_warnings():
 __all__ = [
     "SamplingWarning",
     "az",
+    "chain_summary",
     "chains_to_arviz",
     "check_run",
     "default_superchains",
@@ -355,6 +359,71 @@ def _ebfmi_problem(energy: Any) -> str | None:
     if pooled < EBFMI_THRESHOLD:
         return f"E-BFMI of the chains pooled = {pooled:.2f} < {EBFMI_THRESHOLD}; {_EBFMI_ADVICE}"
     return None
+
+
+def chain_summary(
+    samples: Any, stats: Mapping[str, Any], warmup_grad_evals: Any = None, chain_ids: Any = None
+) -> "pd.DataFrame":
+    """One row per chain: what tells a chain that went wrong from the others.
+
+    The after-run warnings name chains; this table says how each one differs.  Columns, each
+    where ``stats`` has what it needs:
+
+    * ``off_sd``: over all scalar coordinates of the draws, the largest distance of the
+      chain's mean from the mean of the other chains, in standard deviations of the other
+      chains' draws (NaN with one chain).  A chain that samples somewhere else shows as
+      several; chains that agree give values of about 3 / sqrt(ESS per chain) or less.
+    * ``step_size``: the median step size of its draws;
+    * ``accept``: its mean acceptance statistic;
+    * ``divergent``: its number of divergent transitions;
+    * ``at_max_depth``: the share of its NUTS transitions that reached the maximum tree depth;
+    * ``grads_per_draw``: its mean gradient evaluations per draw;
+    * ``warmup_grads``: the gradients its warmup spent (given ``warmup_grad_evals``);
+    * ``e_bfmi``: its E-BFMI (:func:`e_bfmi`; not for kernels whose momentum persists).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> draws = np.random.default_rng(0).standard_normal((3, 500))
+    >>> draws[1] += 10.0  # chain 1 elsewhere
+    >>> table = chain_summary(draws, {"is_divergent": np.zeros((3, 500), bool)})
+    >>> list(table.columns), int(table["off_sd"].idxmax())
+    (['off_sd', 'divergent'], 1)
+    """
+    import pandas as pd
+
+    columns: dict[str, np.ndarray] = {}
+    flat = [v.reshape(v.shape[0], v.shape[1], -1).astype(np.float64) for v in _variables(samples).values()]
+    x = np.concatenate(flat, axis=2)  # (chains, draws, coordinates)
+    chains, draws = x.shape[:2]
+    if chains > 1:
+        total, total_sq = x.sum(axis=(0, 1)), np.square(x).sum(axis=(0, 1))
+        own, own_sq = x.sum(axis=1), np.square(x).sum(axis=1)  # (chains, coordinates)
+        n_other = (chains - 1) * draws
+        mean_other = (total - own) / n_other
+        var_other = np.maximum((total_sq - own_sq) / n_other - np.square(mean_other), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            off = np.abs(own / draws - mean_other) / np.sqrt(var_other)
+        off = np.where(np.isfinite(off), off, np.where(own / draws == mean_other, 0.0, np.inf))
+        columns["off_sd"] = off.max(axis=1)
+    else:
+        columns["off_sd"] = np.full(chains, np.nan)
+    if "step_size" in stats:
+        columns["step_size"] = np.median(np.asarray(stats["step_size"], np.float64), axis=1)
+    if "accept_prob" in stats:
+        columns["accept"] = np.mean(np.asarray(stats["accept_prob"], np.float64), axis=1)
+    if "is_divergent" in stats:
+        columns["divergent"] = np.sum(np.asarray(stats["is_divergent"]), axis=1).astype(np.int64)
+    if "reached_max_treedepth" in stats:
+        columns["at_max_depth"] = np.mean(np.asarray(stats["reached_max_treedepth"], bool), axis=1)
+    if "num_grad_evals" in stats:
+        columns["grads_per_draw"] = np.mean(np.asarray(stats["num_grad_evals"], np.float64), axis=1)
+    if warmup_grad_evals is not None:
+        columns["warmup_grads"] = np.asarray(warmup_grad_evals).astype(np.int64)
+    if "energy" in stats and not any(k in stats for k in _PERSISTENT_MOMENTUM_STATS) and draws > 1:
+        columns["e_bfmi"] = e_bfmi(stats["energy"])
+    index = pd.Index(np.arange(chains) if chain_ids is None else np.asarray(chain_ids), name="chain")
+    return pd.DataFrame(columns, index=index)
 
 
 def check_run(samples: Any, stats: Mapping[str, Any], num_chains: int, superchains: int | None = None) -> list[str]:

@@ -129,6 +129,17 @@ class Result:
 
         return e_bfmi(self.stats["energy"])
 
+    def chain_summary(self):
+        """One row per chain (a ``pandas.DataFrame``, :func:`mcgen.diagnostics.chain_summary`):
+        how far its mean lies from the other chains' in their standard deviations
+        (``off_sd``), its step size, acceptance, divergences, share of NUTS transitions at the
+        maximum tree depth, gradients per draw and in warmup, and E-BFMI.  The after-run
+        warnings name chains; this says what sets them apart (a chain whose warmup ended at a
+        tiny step size shows it here)."""
+        from mcgen.diagnostics import chain_summary
+
+        return chain_summary(self.samples, self.stats, self.warmup_grad_evals(), self.chain_ids)
+
     def acceptance_rate(self) -> np.ndarray:
         """Mean acceptance probability per chain (from ``stats['accept_prob']``)."""
         return np.mean(self.stats["accept_prob"], axis=1)

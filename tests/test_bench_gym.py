@@ -74,6 +74,15 @@ def test_chain_groups_score_each_group_of_four():
     assert list(scores["beyond"]) == [False, False, True, False]
     assert list(scores["high_rhat"]) == [False, True, False, False]
     assert 1 / 40 < e[3] / e[0] < 1 / 8, e
+    assert list(scores["lost"]) == []  # the shifted chain is 3 sd off: not lost
+    far = x.copy()
+    far[13, :, 50] += 6 * target.truth_sd[50]
+    lost = C.score_groups(target, far, np.full(16, 1000.0))["lost"]
+    assert list(lost) == [13], lost
+    line = C.line(
+        "toy", "lib", dict(accept=0.8, eps=[0.1], div=np.zeros(16), grads=[1.0]), dict(scores, lost=lost), None
+    )
+    assert line.endswith("chains more than 5 sd from the truth 1 (chains 13)"), line
     # run_chains's after-run checks: R-hat above 1.01 (the shifted chain) and fewer than 100
     # effective draws per chain (the AR(1) coordinate: about 84 for 4 chains) warn; the group
     # whose chains are all biased alike passes them, a silent wrong answer; a divergence warns

@@ -9,6 +9,9 @@ used every doubling ``max_tree_depth`` allows was cut short.
   size shows there although every other chain is fine.
 * End to end: ``run_chains`` warns when the limit is too low for the step size, and not with
   the default settings on a Gaussian.
+
+And ``chain_summary``, the per-chain table that says what sets a named chain apart: its
+``off_sd`` against analytic values, its other columns against the stats they summarize.
 """
 
 import warnings
@@ -81,3 +84,50 @@ def test_check_run_names_the_stuck_chain():
     (line,) = [m for m in check_run(samples, {"reached_max_treedepth": reached}, 6) if "tree depth" in m]
     assert line.startswith("401 of 2400 transitions (16.7%) reached the maximum tree depth (in chains 1, 4;")
     assert "at most 100% of one chain's" in line
+
+
+# ----------------------------------------------------------------------------- chain_summary
+
+
+def test_chain_summary_finds_the_chain_elsewhere():
+    """``off_sd`` against its analytic value: four chains of N(0, 1) draws in 3 coordinates,
+    chain 2 shifted by 5 in coordinate 1.  Chain 2's mean is 5 sd of the others' draws away;
+    each other chain's is 5/3 from the mean of the other three (chain 2 among them), whose
+    draws have variance 1 + 50/9 (two chains at 0 and one at 5), so 0.651 of their sd."""
+    x = np.random.default_rng(0).standard_normal((4, 4000, 3))
+    x[2, :, 1] += 5.0
+    table = mc.diagnostics.chain_summary({"a": x[..., :2], "b": x[..., 2]}, {})
+    assert list(table.columns) == ["off_sd"] and list(table.index) == [0, 1, 2, 3]
+    assert abs(table["off_sd"][2] - 5.0) < 0.15, table
+    expected = (5.0 / 3.0) / np.sqrt(1.0 + 50.0 / 9.0)
+    np.testing.assert_allclose(table["off_sd"][[0, 1, 3]], expected, atol=0.05)
+    same = mc.diagnostics.chain_summary(x[:, :, 0], {})  # chains that agree: a few 1/sqrt(4000)
+    assert same["off_sd"].max() < 4.0 / np.sqrt(4000), same
+    assert np.isnan(mc.diagnostics.chain_summary(x[:1], {})["off_sd"][0])  # one chain: no others
+
+
+def test_result_chain_summary_columns_agree_with_the_stats():
+    kernel = mc.nuts(max_tree_depth=4, step_size=0.15, adapt=False)
+    res, _ = _run(kernel)
+    table = res.chain_summary()
+    assert list(table.columns) == [
+        "off_sd",
+        "step_size",
+        "accept",
+        "divergent",
+        "at_max_depth",
+        "grads_per_draw",
+        "e_bfmi",
+    ]
+    np.testing.assert_allclose(table["at_max_depth"], res.stats["reached_max_treedepth"].mean(axis=1))
+    np.testing.assert_allclose(table["grads_per_draw"], res.stats["num_grad_evals"].mean(axis=1))
+    np.testing.assert_allclose(table["accept"], res.acceptance_rate(), rtol=1e-6)
+    np.testing.assert_allclose(table["e_bfmi"], res.e_bfmi())
+    np.testing.assert_allclose(table["step_size"], 0.15)
+    assert table["off_sd"].max() < 0.5  # exact draws of one Gaussian in every chain
+    warm, _ = _run(mc.nuts(), chains=2, samples=100, warmup=100)
+    table = warm.chain_summary()
+    np.testing.assert_array_equal(table["warmup_grads"], warm.warmup_grad_evals())
+    np.testing.assert_array_equal(table["divergent"], warm.stats["is_divergent"].sum(axis=1))
+    meads = mc.diagnostics.chain_summary(x := np.zeros((2, 10)), {"energy": x + np.arange(10), "damping": x})
+    assert "e_bfmi" not in meads.columns  # momentum that persists: E-BFMI does not apply
