@@ -4,7 +4,8 @@ The classic hierarchical model (Rubin 1981; Gelman et al., BDA3 section 5.5) in 
 non-centered form, sampled with ``mc.nuts()`` from ``mc.from_numpyro``.  The centered form is
 run too, to show what divergences look like: its funnel-shaped posterior defeats the
 integrator near small ``tau``, and ``run_chains`` warns (divergences, and E-BFMI below 0.3:
-the momentum draws cannot move the chains up and down the funnel fast enough).
+the momentum draws cannot move the chains up and down the funnel fast enough), and
+``Result.chain_summary()`` shows each chain's step size, divergences and E-BFMI side by side.
 
 Run::
 
@@ -67,6 +68,8 @@ def main() -> None:
     print(f"\ncentered: {int(bad.stats['is_divergent'].sum())} divergences; warnings:")
     for w in caught:
         print("  -", w.message)
+    print("\ncentered, chain by chain (the warnings name chains; this says how each one differs):")
+    print(bad.chain_summary().round(3).to_string())
 
     from mcgen.diagnostics import az
 
