@@ -38,7 +38,8 @@ class Result:
         Wall-clock seconds of the compiled warmup and sampling phases, compile excluded (where
         both ran as one program, split at the moment the program reported its warmup's end).
     messages
-        The diagnostic warnings raised after sampling (R-hat, ESS, divergences).
+        The diagnostic warnings raised after sampling (R-hat, ESS, divergences, E-BFMI,
+        NUTS trajectories at the maximum tree depth).
     chain_ids
         Global index of each chain held (all chains, or this process's with ``gather=False``).
     warmup_stats
