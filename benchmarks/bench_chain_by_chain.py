@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import bench_chain_groups as C
 import bench_gym as G
 import jax
 import jax.numpy as jnp
@@ -58,14 +59,14 @@ def main(argv=None):
         seconds = time.perf_counter() - t0
         x = np.asarray(target.constrain_flat(jnp.asarray(positions)), np.float64)[0]
         off = float(np.max(np.abs(x.mean(0) - target.truth_mean) / target.truth_sd))
-        lost += off > 1.0
+        lost += off > C.LOST_SD
         print(
             f"{k:5d}  {seconds:7.1f}  {float(params['step_size'][0]):9.2e}  {int(wgrads[0]):12d}  "
             f"{int(steps.sum()):14d}  {float(np.mean(steps >= MAX_LEAPFROG)):12.3f}  "
             f"{int(np.sum(divergent)):9d}  {off:18.2f}",
             flush=True,
         )
-    print(f"chains with a mean more than 1 posterior sd from the truth: {lost}")
+    print(f"chains with a mean more than {C.LOST_SD:g} posterior sd from the truth: {lost}")
 
 
 if __name__ == "__main__":

@@ -328,16 +328,20 @@ def e_bfmi(energy: Any, pooled: bool = False) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
+def _chain_list(indices: np.ndarray, shown: int = 8) -> str:
+    """``"0, 3, 7"``: the first ``shown`` chain indices of a warning, then ``", ..."``."""
+    return ", ".join(str(i) for i in indices[:shown]) + (", ..." if indices.size > shown else "")
+
+
 def _treedepth_problem(reached: Any) -> str | None:
     hit = np.asarray(reached, dtype=bool)
     if hit.ndim != 2 or not hit.any():
         return None
     per_chain = hit.sum(axis=1)
-    chains = np.flatnonzero(per_chain)
-    which = ", ".join(str(i) for i in chains[:8]) + (", ..." if chains.size > 8 else "")
     return (
         f"{int(per_chain.sum())} of {hit.size} transitions ({100 * hit.mean():.1f}%) reached the maximum tree depth "
-        f"(in chains {which}; at most {100 * (per_chain / hit.shape[1]).max():.0f}% of one chain's); {_TREEDEPTH_ADVICE}"
+        f"(in chains {_chain_list(np.flatnonzero(per_chain))}; "
+        f"at most {100 * (per_chain / hit.shape[1]).max():.0f}% of one chain's); {_TREEDEPTH_ADVICE}"
     )
 
 
@@ -349,9 +353,8 @@ def _ebfmi_problem(energy: Any) -> str | None:
         per_chain = e_bfmi(e)
         low = np.flatnonzero(per_chain < EBFMI_THRESHOLD)
         if low.size:
-            which = ", ".join(str(i) for i in low[:8]) + (", ..." if low.size > 8 else "")
             return (
-                f"E-BFMI below {EBFMI_THRESHOLD} in {low.size} of {e.shape[0]} chains (chains {which}; "
+                f"E-BFMI below {EBFMI_THRESHOLD} in {low.size} of {e.shape[0]} chains (chains {_chain_list(low)}; "
                 f"lowest {np.nanmin(per_chain):.2f}); {_EBFMI_ADVICE}"
             )
         return None
