@@ -15,6 +15,7 @@ scale, and for ``mass="low_rank"`` the smallest and largest eigenvalue of the co
 Usage::
 
     python benchmarks/replay_warmup.py SyntheticLogGaussianCoxProcess --rep 2 --chain 0
+    python benchmarks/replay_warmup.py SyntheticLogGaussianCoxProcess --rep 1 --chains 128 --chain 59 --steps 100
     python benchmarks/replay_warmup.py EightSchools --rep 0 --chain 1 --kernel "mass='diag'" --steps 200
 
 It is slow by design (one compiled warmup step per Python call, so that it can stop anywhere):
@@ -50,9 +51,11 @@ def _metric_range(inverse_mass) -> str:
     return f"diag {diag.min():.3g}..{diag.max():.3g}"
 
 
-def replay(name: str, rep: int, chain: int, warmup: int, steps: int, kernel_args: str, every: int) -> list[dict]:
+def replay(
+    name: str, rep: int, chain: int, warmup: int, steps: int, kernel_args: str, every: int, chains: int | None = None
+) -> list[dict]:
     target = bench_gym.make_target(name)
-    x0 = target.inits(chain + 1, rep)[chain]
+    x0 = target.inits(max(chains or 0, chain + 1), rep)[chain]
     kernel = mc.nuts(**eval(f"dict({kernel_args})"))  # noqa: S307 (a command-line tool)
     warm = kernel.warmup(warmup)
     logdensity = target.logdensity
@@ -89,12 +92,18 @@ def main(argv=None) -> None:
     parser.add_argument("target", help="a bench_gym target (a Gym model name, or toy:NAME)")
     parser.add_argument("--rep", type=int, default=0, help="the repetition (its seed and starting points)")
     parser.add_argument("--chain", type=int, default=0)
+    parser.add_argument(
+        "--chains",
+        type=int,
+        default=None,
+        help="the chain count of the run (its starting points depend on it; default: chain + 1, as bench_gym.py's)",
+    )
     parser.add_argument("--warmup", type=int, default=1000, help="the warmup length of the run (fixes the schedule)")
     parser.add_argument("--steps", type=int, default=300, help="replay this many warmup steps")
     parser.add_argument("--kernel", default="mass='low_rank'", help="mc.nuts keyword arguments, as Python")
     parser.add_argument("--every", type=int, default=20, help="print every this many steps after the 40th")
     args = parser.parse_args(argv)
-    replay(args.target, args.rep, args.chain, args.warmup, args.steps, args.kernel, args.every)
+    replay(args.target, args.rep, args.chain, args.warmup, args.steps, args.kernel, args.every, args.chains)
 
 
 if __name__ == "__main__":

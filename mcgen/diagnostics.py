@@ -365,7 +365,11 @@ def _ebfmi_problem(energy: Any) -> str | None:
 
 
 def chain_summary(
-    samples: Any, stats: Mapping[str, Any], warmup_grad_evals: Any = None, chain_ids: Any = None
+    samples: Any,
+    stats: Mapping[str, Any],
+    warmup_grad_evals: Any = None,
+    chain_ids: Any = None,
+    warmup_restarts: Any = None,
 ) -> "pd.DataFrame":
     """One row per chain: what tells a chain that went wrong from the others.
 
@@ -382,6 +386,8 @@ def chain_summary(
     * ``at_max_depth``: the share of its NUTS transitions that reached the maximum tree depth;
     * ``grads_per_draw``: its mean gradient evaluations per draw;
     * ``warmup_grads``: the gradients its warmup spent (given ``warmup_grad_evals``);
+    * ``restarts``: the times the warmup's collapse guard sent it back to its start (given
+      ``warmup_restarts``; see :func:`~mcgen.adaptation.window.window_adaptation`);
     * ``e_bfmi``: its E-BFMI (:func:`e_bfmi`; not for kernels whose momentum persists).
 
     Example
@@ -423,6 +429,8 @@ def chain_summary(
         columns["grads_per_draw"] = np.mean(np.asarray(stats["num_grad_evals"], np.float64), axis=1)
     if warmup_grad_evals is not None:
         columns["warmup_grads"] = np.asarray(warmup_grad_evals).astype(np.int64)
+    if warmup_restarts is not None:
+        columns["restarts"] = np.asarray(warmup_restarts).astype(np.int64)
     if "energy" in stats and not any(k in stats for k in _PERSISTENT_MOMENTUM_STATS) and draws > 1:
         columns["e_bfmi"] = e_bfmi(stats["energy"])
     index = pd.Index(np.arange(chains) if chain_ids is None else np.asarray(chain_ids), name="chain")

@@ -51,7 +51,9 @@ class Result:
         ``step_size`` ``(num_chains, num_warmup)``, the step size of each warmup transition;
         ``window_end`` ``(num_chains, num_windows)``, the warmup steps after which the metric
         was set; ``inverse_mass`` ``(num_chains, num_windows, d)``, the diagonal of the
-        inverse mass set at each of them.
+        inverse mass set at each of them; ``restarted`` ``(num_chains, num_warmup)``, whether
+        the initial buffer's collapse guard sent the chain back to its start after that step
+        (:func:`~mcgen.adaptation.window.window_adaptation`'s ``collapse_restarts``).
     """
 
     samples: ArrayTree
@@ -134,12 +136,16 @@ class Result:
         """One row per chain (a ``pandas.DataFrame``, :func:`mcgen.diagnostics.chain_summary`):
         how far its mean lies from the other chains' in their standard deviations
         (``off_sd``), its step size, acceptance, divergences, share of NUTS transitions at the
-        maximum tree depth, gradients per draw and in warmup, and E-BFMI.  The after-run
+        maximum tree depth, gradients per draw and in warmup, restarts of the warmup's
+        collapse guard, and E-BFMI.  The after-run
         warnings name chains; this says what sets them apart (a chain whose warmup ended at a
         tiny step size shows it here)."""
         from mcgen.diagnostics import chain_summary
 
-        return chain_summary(self.samples, self.stats, self.warmup_grad_evals(), self.chain_ids)
+        restarts = None
+        if self.warmup_stats is not None and "restarted" in self.warmup_stats:
+            restarts = np.sum(self.warmup_stats["restarted"], axis=1)
+        return chain_summary(self.samples, self.stats, self.warmup_grad_evals(), self.chain_ids, restarts)
 
     def acceptance_rate(self) -> np.ndarray:
         """Mean acceptance probability per chain (from ``stats['accept_prob']``)."""

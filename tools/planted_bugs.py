@@ -968,6 +968,37 @@ BUGS = {
         'f"{int(chains.size)} of {hit.size} transitions',
         "tests/test_treedepth.py -k names",
     ),
+    # the initial buffer's collapse guard (session 22)
+    "collapse_guard_never_restarts": (
+        "mcgen/adaptation/window.py",
+        "restart = active & collapsed & (guard.restarts < limit)",
+        "restart = active & collapsed & (guard.restarts < limit) & False",
+        "tests/test_collapse_guard.py -k 'comes_back or bounded'",
+    ),
+    "collapse_guard_keeps_position": (
+        "mcgen/adaptation/window.py",
+        "state = _where(restart, start, state)",
+        "state = _where(restart, state, state)",
+        "tests/test_collapse_guard.py -k 'comes_back or puts_back'",
+    ),
+    "collapse_guard_keeps_step_size": (
+        "mcgen/adaptation/window.py",
+        "da = _where(restart, da_init(working), da)",
+        "da = _where(restart, da, da)",
+        "tests/test_collapse_guard.py -k 'comes_back or puts_back'",
+    ),
+    "collapse_guard_unbounded": (
+        "mcgen/adaptation/window.py",
+        "(guard.restarts < limit)",
+        "(guard.restarts < limit + 10)",
+        "tests/test_collapse_guard.py -k bounded",
+    ),
+    "collapse_guard_hair_trigger": (
+        "mcgen/adaptation/window.py",
+        "_COLLAPSE = 1e-4",
+        "_COLLAPSE = 0.2",
+        "tests/test_collapse_guard.py -k ordinary",
+    ),
 }
 
 

@@ -40,7 +40,7 @@ from jax.core import Tracer
 
 from mcgen._driver.store import check_path
 
-FORMAT = 1
+FORMAT = 2
 _PREFIX = "checkpoint-"
 
 
