@@ -80,7 +80,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     print(f"jax {jax.__version__} on {jax.default_backend()}; threshold {W._COLLAPSE:g}; {args.chains} chains")
     for name in args.targets:
-        r = margin(name, args.chains, args.seed)
+        try:
+            r = margin(name, args.chains, args.seed)
+        except Exception as err:  # a Gym target that needs data this machine lacks
+            print(f"{name:55s} failed: {type(err).__name__}: {str(err)[:200]}", flush=True)
+            continue
         print(
             f"{r['target']:55s} restarts {r['restarts']:3d} (chains {r['restarted']})  "
             f"smallest ratio of a chain not restarted {r['margin']:.3g}  ({r['seconds']:.0f} s)",

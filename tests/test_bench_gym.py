@@ -193,3 +193,12 @@ def test_chain_groups_kernel_settings():
     assert C.kernel("nuts:mass_eigval_cutoff=1.5") is not nuts()
     with pytest.raises(ValueError, match="NAME=VALUE"):
         C.kernel("nuts:mass_rank")
+
+
+def test_collapse_margin_runs_the_initial_buffer():
+    # benchmarks/collapse_margin.py on a target where no chain collapses: no restart, and the
+    # smallest ratio of the step size to the one that worked lies above the guard's threshold
+    M = pytest.importorskip("collapse_margin")
+    r = M.margin("toy:eight_schools_nc", chains=4, seed=0)
+    assert r["restarts"] == 0 and r["restarted"] == []
+    assert M.W._COLLAPSE < r["margin"] < 10.0
