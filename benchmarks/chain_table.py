@@ -5,7 +5,7 @@ reruns the default NUTS (``mc.nuts()``, or ``nuts:NAME=VALUE,...`` as there) on 
 ``--first`` of its ``--chains`` starting points, one chain after another, and prints the
 per-chain table (step size, divergences, share at the maximum tree depth, warmup gradients,
 E-BFMI, distance from the other chains) beside each chain's distance from the truth, and the
-warmup step sizes of ``--show`` chains.  Chain ``i`` has the same key whatever the number of
+warmup step sizes of ``--show`` chains and of those more than 5 sd from the truth.  Chain ``i`` has the same key whatever the number of
 chains (``fold_in(key(seed), i)``); the default's draws agree across chain counts to rounding,
 so a chain usually, but not surely, repeats its fate.
 
@@ -56,7 +56,9 @@ def main(argv=None):
     table["truth_off_sd"] = np.max(np.abs(x.mean(axis=1) - target.truth_mean) / target.truth_sd, axis=1)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.sort_values("truth_off_sd").to_string())
-    for i in args.show:
+    lost = np.flatnonzero(table["truth_off_sd"].to_numpy() > C.LOST_SD).tolist()
+    print(f"chains more than {C.LOST_SD} sd from the truth: {lost}")
+    for i in sorted(set(args.show) | set(lost)):
         assert res.warmup_stats is not None
         print(f"chain {i}: warmup step size every 50 steps", np.asarray(res.warmup_stats["step_size"])[i, ::50])
 
