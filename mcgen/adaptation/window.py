@@ -381,7 +381,7 @@ def window_adaptation(
         BlackJAX's windowed warmup, and without the guard about 3 of 128 of Stan's diagonal
         here and 1 of 256 of ``mc.nuts()``'s (step size 4e-7 within 20 steps, then 1,023
         leapfrog steps per draw and never back); with the guard, none of those runs lost a
-        chain (each lost chain restarted once).  Its later transitions use new keys, so a
+        chain (the chains thrown restarted once each).  Its later transitions use new keys, so a
         restart from the same start rarely repeats the throw (11 of 12 chains from that
         chain's start were not thrown).  A healthy chain's iterate stays at least 100 times above
         the threshold (no restart in 64 chains on each of ten benchmark targets, the
