@@ -414,7 +414,6 @@ def window_adaptation(
         raise ValueError(f"collapse_restarts must be a non-negative integer, got {collapse_restarts!r}")
     # the initial buffer: the steps before the first collected draw (none below 20 steps)
     first_collect = int(np.flatnonzero(sched["collect"])[0]) if sched["collect"].any() else 0
-    guarded = jnp.asarray(np.arange(num_steps) < first_collect)
     guard_on = collapse_restarts > 0 and first_collect > 0
 
     def init(state) -> WindowAdaptationState:
@@ -497,7 +496,7 @@ def window_adaptation(
         guard, restarted = ws.guard, jnp.zeros((), bool)
         if guard_on:
             state, da, guard, restarted = _collapse_guard(
-                guard, guarded[i], collapse_restarts, state, da, step_size, info.accept_prob
+                guard, i < first_collect, collapse_restarts, state, da, step_size, info.accept_prob
             )
         scores, (bg_draws, bg_scores) = ws.scores, ws.background
         if early:
