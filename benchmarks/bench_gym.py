@@ -87,6 +87,7 @@ if __name__ == "__main__" and "--devices" in sys.argv:  # before JAX starts: the
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={_n}"
 
 import bench_nuts as B  # noqa: E402
+import gym_data  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -143,6 +144,7 @@ class GymTarget:
             warnings.simplefilter("ignore")
             from inference_gym import using_jax as gym
             from tensorflow_probability.substrates import jax as tfp
+        gym_data.install()  # the German credit data from benchmarks/data where tensorflow_datasets is missing
         nest = tfp.tf2jax.nest
         model = getattr(gym.targets, name)()
         bijector, dtype = model.default_event_space_bijector, model.dtype

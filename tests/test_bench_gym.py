@@ -202,3 +202,28 @@ def test_collapse_margin_runs_the_initial_buffer():
     r = M.margin("toy:eight_schools_nc", chains=4, seed=0)
     assert r["restarts"] == 0 and r["restarted"] == []
     assert M.W._COLLAPSE < r["margin"] < 10.0
+
+
+def test_german_credit_file_is_the_uci_table(tmp_path):
+    # benchmarks/data/german.data-numeric: UCI's Statlog table, 1000 applicants, 700 good (class
+    # 1) and 300 bad (class 2), as the data set's documentation counts them; a table of another
+    # shape is refused
+    D = pytest.importorskip("gym_data")
+    features, classes = D.german_credit_numeric()
+    assert features.shape == (1000, 24) and np.bincount(classes).tolist() == [0, 700, 300]
+    bad = tmp_path / "short"
+    np.savetxt(bad, np.ones((10, 25), int), fmt="%d")
+    with pytest.raises(ValueError, match="not the UCI"):
+        D.german_credit_numeric(bad)
+
+
+def test_german_credit_served_to_the_gym_matches_its_truth(monkeypatch):
+    # the Gym's logistic regression on the served data has its mode within a fraction of a
+    # posterior sd of the stored truth; with the classes swapped (the data read wrongly) the
+    # same check lands many sd away, so it can fail
+    pytest.importorskip("inference_gym")
+    D = pytest.importorskip("gym_data")
+    assert D.check_german_credit() < 1.0
+    features, classes = D.german_credit_numeric()
+    monkeypatch.setattr(D, "german_credit_numeric", lambda path=None: (features, 3 - classes))
+    assert D.check_german_credit() > 5.0
