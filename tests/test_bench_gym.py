@@ -227,3 +227,18 @@ def test_german_credit_served_to_the_gym_matches_its_truth(monkeypatch):
     features, classes = D.german_credit_numeric()
     monkeypatch.setattr(D, "german_credit_numeric", lambda path=None: (features, 3 - classes))
     assert D.check_german_credit() > 5.0
+
+
+def test_radon_served_to_the_gym_passes_its_checks():
+    # Gelman and Hill's Minnesota table has 919 measurements in 85 counties; the Gym's radon
+    # loader checks its own figures for each state (size of the filtered table, number of
+    # counties) and raises otherwise, so both targets' log-densities are finite only on the
+    # right rows
+    pytest.importorskip("inference_gym")
+    D = pytest.importorskip("gym_data")
+    table = D.radon()
+    minnesota = table["features"]["state"] == "MN"
+    assert minnesota.sum() == 919 and np.unique(table["features"]["county"][minnesota]).size == 85
+    for name in ("RadonContextualEffectsMinnesota", "RadonContextualEffectsIndiana"):
+        target = G.GymTarget(name)
+        assert np.isfinite(float(target.logdensity(np.zeros(target.dim, np.float32))))
