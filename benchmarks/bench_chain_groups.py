@@ -51,7 +51,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import ast
 
 import bench_gym as G
 import jax
@@ -71,16 +70,7 @@ def kernel(library: str):
     if library.startswith("target:"):
         return nuts(target_accept=float(library.split(":", 1)[1]))
     if library.startswith("nuts:"):  # nuts:mass_rank=32,mass_eigval_cutoff=1.5
-        settings = {}
-        for item in filter(None, library.split(":", 1)[1].split(",")):
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ValueError(f"{library!r}: expected nuts:NAME=VALUE,..., got {item!r}")
-            try:
-                settings[key] = ast.literal_eval(value)  # numbers, True/False/None
-            except (ValueError, SyntaxError):
-                settings[key] = value  # a bare word: a string setting such as mass=diag
-        return nuts(**settings)
+        return nuts(**G.nuts_settings(library))
     raise ValueError(f"unknown library {library!r}")
 
 

@@ -75,6 +75,7 @@ collective inside NUTS's loop).  NumPyro runs on one device.
 from __future__ import annotations
 
 import argparse
+import ast
 import functools
 import os
 import statistics
@@ -510,6 +511,29 @@ OPTIONAL = {
 }
 
 
+def nuts_settings(spec: str) -> dict:
+    """The settings of a ``nuts:NAME=VALUE,...`` library (e.g. ``nuts:mass_rank=4,mass_eigval_cutoff=3``)."""
+    settings = {}
+    for item in filter(None, spec.split(":", 1)[1].split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"{spec!r}: expected nuts:NAME=VALUE,..., got {item!r}")
+        try:
+            settings[key] = ast.literal_eval(value)  # numbers, True/False/None
+        except (ValueError, SyntaxError):
+            settings[key] = value  # a bare word: a string setting such as mass=diag
+    return settings
+
+
+def runner(library: str):
+    """The run function of a library name: a peer, one of mcgen's named warmups, or ``nuts:...``."""
+    if library in LIBRARIES or library in OPTIONAL:
+        return {**LIBRARIES, **OPTIONAL}[library]
+    if library.startswith("nuts:"):
+        return functools.partial(run_mcgen, kernel=nuts(**nuts_settings(library)))
+    raise ValueError(f"unknown library {library!r}: one of {', '.join([*LIBRARIES, *OPTIONAL])} or nuts:NAME=VALUE,...")
+
+
 def bare_gradient(target, init, calls: int = 300, repeats: int = 5) -> float:
     """Microseconds of one vmapped value-and-gradient for all chains, outputs stored: the loop
     carries the value and gradient, so each is computed once per call (a bound no sampler beats)."""
@@ -550,7 +574,7 @@ def bench(names, num_chains, warmup, draws, reps, libraries, json_path=None, fir
             for lib in libraries[rep % len(libraries) :] + libraries[: rep % len(libraries)]:  # rotated
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    r = LIBRARIES[lib](target, init, num_chains, warmup, draws, rep)
+                    r = runner(lib)(target, init, num_chains, warmup, draws, rep)
                 chain, sampled = r.pop("chain"), r.pop("draws")
                 scored = target.score(sampled)
                 r.update(
@@ -682,7 +706,13 @@ def main(argv=None):
     )
     parser.add_argument("--json", help="write every repetition's figures to this JSON file")
     parser.add_argument("--first-rep", type=int, default=0, help="number of the first repetition (its seed)")
-    parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=list(LIBRARIES) + list(OPTIONAL))
+    parser.add_argument(
+        "--libraries",
+        nargs="+",
+        default=list(LIBRARIES),
+        help=f"any of {', '.join([*LIBRARIES, *OPTIONAL])}, or nuts:NAME=VALUE,... (mcgen's nuts() with those "
+        "settings, e.g. nuts:mass_rank=4,mass_eigval_cutoff=3)",
+    )
     parser.add_argument("--quick", action="store_true", help="300 warmup + 300 draws, one repetition")
     parser.add_argument("--devices", type=int, default=None, help="split the chains over N simulated devices")
     parser.add_argument(
@@ -704,7 +734,11 @@ def main(argv=None):
     DEVICES = None if args.devices is None else jax.devices()[: args.devices]
     if args.quick:
         args.warmup, args.draws, args.reps = 300, 300, 1
-    LIBRARIES.update(OPTIONAL)
+    for lib in args.libraries:
+        try:
+            runner(lib)
+        except (ValueError, TypeError) as err:  # an unknown name or nuts() setting
+            parser.error(str(err))
     libraries = ["mcgen"] + [lib for lib in args.libraries if lib != "mcgen"]
     print(
         f"jax {jax.__version__} on {jax.devices()[0].platform}; {args.chains} chains, warmup {args.warmup}, "
