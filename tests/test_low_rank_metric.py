@@ -103,6 +103,32 @@ def test_rank_k_estimate_finds_the_eigen_directions_and_eigenvalues():
     assert np.all(np.asarray(diagonal_only.vals) == 1.0)
 
 
+def test_fit_from_fewer_than_min_draws_is_the_diagonal_alone():
+    # on the Hadamard target 30 rows find the corrections (every whitened eigenvalue is
+    # exact for a Gaussian); with min_draws above the rows used the fit is the diagonal alone,
+    # and the weights count the rows (30 of 60 rows weighted: no correction at min_draws=40)
+    cov, _, _, _ = _hadamard_target()
+    draws, grads = _gaussian_draws(cov, 60, 2)
+    fitted = _fit(draws[:30], grads[:30], rank=4, cutoff=2.0, min_draws=30)
+    assert np.sum(np.asarray(fitted.vals) != 1.0) == 4
+    for rows, weights in ((30, None), (60, jnp.arange(60) < 30)):
+        alone = _fit(draws[:rows], grads[:rows], weights, rank=4, cutoff=2.0, min_draws=40)
+        assert np.all(np.asarray(alone.vals) == 1.0) and np.all(np.asarray(alone.vecs) == 0.0)
+        np.testing.assert_array_equal(alone.scale, _fit(draws[:rows], grads[:rows], weights, rank=4, cutoff=2.0).scale)
+
+
+def test_early_windows_below_mass_min_draws_get_the_diagonal_alone():
+    # a 150-step early warmup: its windows hold fewer than 100 draws, so mass_min_draws=100 (the
+    # whole buffer) leaves every chain with the diagonal alone, where the default fits the
+    # correlated Gaussian's directions (its whitened eigenvalues under the Fisher diagonal
+    # reach 0.29 and 2.28, outside the cutoff's [1/2, 2])
+    settings = dict(init=GAUSS10.init, chains=2, samples=50, warmup=150)
+    few = run(GAUSS10.logdensity_fn, mc.nuts(max_tree_depth=6, mass_min_draws=100), **settings)
+    assert np.all(np.asarray(few.last_state.params.inverse_mass.vals) == 1.0)
+    default = run(GAUSS10.logdensity_fn, mc.nuts(max_tree_depth=6), **settings)
+    assert np.all(np.sum(np.asarray(default.last_state.params.inverse_mass.vals) != 1.0, axis=1) > 0)
+
+
 def _reference_fit(draws, grads, rank, cutoff, gamma=1e-3):
     """The estimator of the module doc in float64 numpy, with an SVD basis of the span of the
     scaled draws and scores where the estimator takes a QR basis: the fit is basis-free, so
@@ -370,6 +396,8 @@ def test_low_rank_settings_are_checked():
         mc.hmc(mass="low_rank", mass_eigval_cutoff=0.5)
     with pytest.raises(ValueError, match="mass_buffer"):
         mc.mala(mass="low_rank", mass_buffer=2)
+    with pytest.raises(ValueError, match="mass_min_draws"):
+        mc.nuts(mass_min_draws=2)
 
 
 def test_a_state_with_another_metric_cannot_warm_start_the_default():

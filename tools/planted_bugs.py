@@ -968,6 +968,19 @@ BUGS = {
         'f"{int(chains.size)} of {hit.size} transitions',
         "tests/test_treedepth.py -k names",
     ),
+    # the low-rank fit waits for mass_min_draws draws in its window (session 23)
+    "low_rank_min_draws_ignored": (
+        "mcgen/adaptation/low_rank.py",
+        "(n >= max(3, min_draws))",
+        "(n >= 3)",
+        "tests/test_low_rank_metric.py -k 'min_draws'",
+    ),
+    "low_rank_min_draws_not_passed": (
+        "mcgen/adaptation/window.py",
+        "min_draws=min(min_draws, buffer_size),",
+        "min_draws=3,",
+        "tests/test_low_rank_metric.py -k 'min_draws'",
+    ),
     # the initial buffer's collapse guard (session 22)
     "collapse_guard_never_restarts": (
         "mcgen/adaptation/window.py",

@@ -74,6 +74,11 @@ class LowRankInverseMass(NamedTuple):
     vals: jax.Array  # (k,) Lambda: eigenvalues of the scaled metric along U
 
 
+# the fewest draws a warmup window must hold for its low-rank fit (window_adaptation's
+# min_draws, the kernels' mass_min_draws); from fewer, the diagonal alone
+LOW_RANK_MIN_DRAWS = 40
+
+
 def is_low_rank(inverse_mass) -> bool:
     return isinstance(inverse_mass, LowRankInverseMass)
 
@@ -143,6 +148,7 @@ def low_rank_estimate(
     cutoff: float = 2.0,
     gamma: float = 1e-3,
     diag: jax.Array | None = None,
+    min_draws: int = 3,
 ) -> LowRankInverseMass:
     """The low-rank plus diagonal metric of the module doc from ``n`` draws and their scores.
 
@@ -162,12 +168,14 @@ def low_rank_estimate(
     diag
         The diagonal part :math:`s^2` (default: the Fisher diagonal of these rows); the
         warmup passes the one of its whole window.
+    min_draws
+        Fewest rows (at least 3) from which a correction is made; below, the diagonal alone.
 
     Returns
     -------
     LowRankInverseMass
-        With ``k = min(rank, d)`` directions.  Where the fit is not finite (or fewer than 3
-        rows are used) the correction is dropped: the diagonal metric alone.
+        With ``k = min(rank, d)`` directions.  Where the fit is not finite (or fewer than
+        ``min_draws`` rows are used) the correction is dropped: the diagonal metric alone.
 
     Example
     -------
@@ -216,7 +224,7 @@ def low_rank_estimate(
     _, idx = jax.lax.top_k(score, used)
     vals, directions = lam[idx], vecs[:, idx] if basis is None else basis @ vecs[:, idx]
     keep = ((vals > cutoff) | (vals < 1.0 / cutoff)) & reliable[idx]
-    ok = jnp.all(jnp.isfinite(vals)) & jnp.all(jnp.isfinite(directions)) & (n >= 3)
+    ok = jnp.all(jnp.isfinite(vals)) & jnp.all(jnp.isfinite(directions)) & (n >= max(3, min_draws))
     keep = keep & ok
     vals = jnp.where(keep, vals, 1.0)
     directions = jnp.where(keep[None, :], directions, 0.0)

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from mcgen.adaptation.low_rank import LOW_RANK_MIN_DRAWS
 from mcgen.adaptation.window import window_adaptation
 from mcgen.kernels._integrators import find_reasonable_step_size, flat_value_and_grad
 from mcgen.kernels._metrics import LowRankInverseMass, check_positive, identity_inverse_mass
@@ -113,7 +114,7 @@ def gradient_warmup(
 
 class LowRankSettings(NamedTuple):
     """The settings of a ``mass="low_rank"`` metric (the kernels' ``mass_rank``,
-    ``mass_eigval_cutoff`` and ``mass_buffer``)."""
+    ``mass_eigval_cutoff``, ``mass_buffer`` and ``mass_min_draws``)."""
 
     rank: int = 16
     eigval_cutoff: float = 2.0
@@ -121,17 +122,21 @@ class LowRankSettings(NamedTuple):
     # warmup_schedule="early": refit every this many steps (nutpie's update frequency for its
     # low-rank metric), not after every step: a fit costs eigen-decompositions of (2n, 2n)
     update_every: int = 20
+    min_draws: int = LOW_RANK_MIN_DRAWS
 
 
-def low_rank_settings(rank, eigval_cutoff, buffer_size, who: str) -> LowRankSettings:
+def low_rank_settings(
+    rank, eigval_cutoff, buffer_size, who: str, min_draws: int = LOW_RANK_MIN_DRAWS
+) -> LowRankSettings:
     """Validate the low-rank settings of kernel ``who``; clear errors for bad values."""
-    for value, name, least in ((rank, "mass_rank", 1), (buffer_size, "mass_buffer", 3)):
+    checked = ((rank, "mass_rank", 1), (buffer_size, "mass_buffer", 3), (min_draws, "mass_min_draws", 3))
+    for value, name, least in checked:
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise ValueError(f"{who}: {name} must be an integer >= {least}, got {value!r}")
     check_positive(eigval_cutoff, "mass_eigval_cutoff", who)
     if not float(eigval_cutoff) >= 1.0:
         raise ValueError(f"{who}: mass_eigval_cutoff must be >= 1, got {eigval_cutoff!r}")
-    return LowRankSettings(rank, float(eigval_cutoff), buffer_size)
+    return LowRankSettings(rank, float(eigval_cutoff), buffer_size, min_draws=min_draws)
 
 
 WARMUP_SCHEDULES = ("stan", "early")

@@ -52,6 +52,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from mcgen.adaptation.low_rank import LOW_RANK_MIN_DRAWS
 from mcgen.kernels import _random
 from mcgen.kernels._gradient import (
     GradientState,
@@ -93,6 +94,7 @@ def hmc(
     mass_rank: int = 16,
     mass_eigval_cutoff: float = 2.0,
     mass_buffer: int = 100,
+    mass_min_draws: int = LOW_RANK_MIN_DRAWS,
 ) -> Kernel:
     """Hamiltonian Monte Carlo (leapfrog integrator, Metropolis correction).
 
@@ -121,11 +123,14 @@ def hmc(
         ``"stan"`` (default): Stan's doubling windows; ``"early"``: the metric updated after
         every warmup step (the low-rank fit every 20 steps) from the last tens of draws, in
         nutpie's manner (:func:`~mcgen.adaptation.window.early_schedule`).
-    mass_rank, mass_eigval_cutoff, mass_buffer
+    mass_rank, mass_eigval_cutoff, mass_buffer, mass_min_draws
         For ``mass="low_rank"`` only: the number ``k`` of corrected directions, the cutoff
-        :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped) and
-        the number of a window's last draws that the directions are fitted to (memory:
-        ``2 * mass_buffer * d`` numbers per chain in warmup).
+        :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped), the
+        number of a window's last draws that the directions are fitted to (memory:
+        ``2 * mass_buffer * d`` numbers per chain in warmup), and the fewest draws a window
+        must hold to be fitted (default 40; from fewer, as in the early schedule's first
+        windows of 10 to 20 draws, the metric is the diagonal alone: a fit to so few draws
+        off a Gaussian target misleads the warmup, see the gradient-kernel docs).
     """
     if (
         not isinstance(num_integration_steps, int)
@@ -137,7 +142,7 @@ def hmc(
     check_step_size(step_size, "hmc")
     check_target_accept(target_accept, "hmc")
     check_warmup_schedule(warmup_schedule, "hmc")
-    low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "hmc")
+    low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "hmc", mass_min_draws)
     if not 0.0 <= float(jitter) < 1.0:
         raise ValueError(f"hmc: jitter must lie in [0, 1), got {jitter!r}")
     check_positive(max_energy_error, "max_energy_error", "hmc")

@@ -50,6 +50,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from mcgen.adaptation.low_rank import LOW_RANK_MIN_DRAWS
 from mcgen.kernels import _random
 from mcgen.kernels._gradient import (
     GradientState,
@@ -181,6 +182,7 @@ def mala(
     mass_rank: int = 16,
     mass_eigval_cutoff: float = 2.0,
     mass_buffer: int = 100,
+    mass_min_draws: int = LOW_RANK_MIN_DRAWS,
 ) -> Kernel:
     """Metropolis-adjusted Langevin algorithm (exact for :math:`\\pi`).
 
@@ -202,17 +204,20 @@ def mala(
         ``"stan"`` (default): Stan's doubling windows; ``"early"``: the metric updated after
         every warmup step (the low-rank fit every 20 steps) from the last tens of draws, in
         nutpie's manner (:func:`~mcgen.adaptation.window.early_schedule`).
-    mass_rank, mass_eigval_cutoff, mass_buffer
+    mass_rank, mass_eigval_cutoff, mass_buffer, mass_min_draws
         For ``mass="low_rank"`` only: the number ``k`` of corrected directions, the cutoff
-        :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped) and
-        the number of a window's last draws that the directions are fitted to (memory:
-        ``2 * mass_buffer * d`` numbers per chain in warmup).
+        :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped), the
+        number of a window's last draws that the directions are fitted to (memory:
+        ``2 * mass_buffer * d`` numbers per chain in warmup), and the fewest draws a window
+        must hold to be fitted (default 40; from fewer, as in the early schedule's first
+        windows of 10 to 20 draws, the metric is the diagonal alone: a fit to so few draws
+        off a Gaussian target misleads the warmup, see the gradient-kernel docs).
     """
     check_step_size(step_size, "mala")
     check_mass(mass, "mala")
     check_target_accept(target_accept, "mala")
     check_warmup_schedule(warmup_schedule, "mala")
-    low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "mala")
+    low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "mala", mass_min_draws)
     one = jnp.ones((), jnp.int32)
 
     def init(position, logdensity_fn) -> GradientState:

@@ -52,6 +52,7 @@ from typing import NamedTuple
 
 import jax
 
+from mcgen.adaptation.low_rank import LOW_RANK_MIN_DRAWS
 from mcgen.kernels._gradient import (
     GradientState,
     check_target_accept,
@@ -100,6 +101,7 @@ def nuts(
     mass_rank: int = 16,
     mass_eigval_cutoff: float = 2.0,
     mass_buffer: int = 100,
+    mass_min_draws: int = LOW_RANK_MIN_DRAWS,
     uturn: str = "trapezoid",
     gather: bool | None = None,
 ) -> Kernel:
@@ -149,11 +151,14 @@ def nuts(
         fit every 20 steps) from the last tens of draws, in nutpie's manner
         (:func:`~mcgen.adaptation.window.early_schedule`).  ``None``
         (default): ``"early"`` for ``mass="low_rank"``, ``"stan"`` for the others.
-    mass_rank, mass_eigval_cutoff, mass_buffer
+    mass_rank, mass_eigval_cutoff, mass_buffer, mass_min_draws
         For ``mass="low_rank"`` only: the number ``k`` of corrected directions, the cutoff
-        :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped) and
-        the number of a window's last draws that the directions are fitted to (memory:
-        ``2 * mass_buffer * d`` numbers per chain in warmup).
+        :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped), the
+        number of a window's last draws that the directions are fitted to (memory:
+        ``2 * mass_buffer * d`` numbers per chain in warmup), and the fewest draws a window
+        must hold to be fitted (default 40; from fewer, as in the early schedule's first
+        windows of 10 to 20 draws, the metric is the diagonal alone: a fit to so few draws
+        off a Gaussian target misleads the warmup, see the gradient-kernel docs).
     uturn
         The momentum sum :math:`\\rho` of a span of leaves in the U-turn test:
         ``"trapezoid"`` (default) the sum with the span's two end momenta halved,
@@ -194,7 +199,7 @@ def nuts(
     if target_accept is None:
         target_accept = EARLY_TARGET_ACCEPT if warmup_schedule == "early" else STAN_TARGET_ACCEPT
     check_target_accept(target_accept, "nuts")
-    low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "nuts")
+    low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "nuts", mass_min_draws)
     check_positive(max_energy_error, "max_energy_error", "nuts")
     if uturn not in UTURN_CRITERIA:
         raise ValueError(f"nuts: uturn must be one of {UTURN_CRITERIA}, got {uturn!r}")
