@@ -59,6 +59,12 @@ draw and mean log-density, and its means of the K coordinates of largest R-hat b
 windowed dense covariance in each library) run only when named in ``--libraries``; BlackJAX's
 dense is compared with mcgen's dense.
 
+``--libraries`` also takes ``nuts:NAME=VALUE,...``: mcgen's ``nuts()`` with those settings (e.g.
+``nuts:mass=grad_diag,warmup_schedule=early`` or ``nuts:mass_min_draws=40``).  The Gym's
+real-data targets (``GermanCreditNumeric{Logistic,Probit,SparseLogistic}Regression``,
+``RadonContextualEffects[HalfNormal]{Indiana,Minnesota}``) run offline: ``gym_data.py`` serves
+their data from ``benchmarks/data`` where ``tensorflow_datasets`` is missing.
+
 The toy targets of ``bench_nuts.py`` (``toy:gaussian_100``, ``toy:eight_schools_nc``,
 ``toy:logistic_1000x25``, ``toy:funnel_10_nc``; ``--targets toy`` for all four) are scored the
 same way, against exact moments or the stored reference runs (:class:`ToyTarget`).
