@@ -151,7 +151,7 @@ class GymTarget:
             warnings.simplefilter("ignore")
             from inference_gym import using_jax as gym
             from tensorflow_probability.substrates import jax as tfp
-        gym_data.install()  # the German credit data from benchmarks/data where tensorflow_datasets is missing
+        gym_data.install()  # German credit and radon data from benchmarks/data where tensorflow_datasets is missing
         nest = tfp.tf2jax.nest
         model = getattr(gym.targets, name)()
         bijector, dtype = model.default_event_space_bijector, model.dtype

@@ -232,7 +232,7 @@ def test_german_credit_served_to_the_gym_matches_its_truth(monkeypatch):
 def test_radon_served_to_the_gym_passes_its_checks():
     # Gelman and Hill's Minnesota table has 919 measurements in 85 counties; the Gym's radon
     # loader checks its own figures for each state (size of the filtered table, number of
-    # counties) and raises otherwise, so both targets' log-densities are finite only on the
+    # counties) and raises otherwise, so both targets' log-densities evaluate only on the
     # right rows
     pytest.importorskip("inference_gym")
     D = pytest.importorskip("gym_data")
