@@ -209,10 +209,8 @@ def mala(
         :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped), the
         number of a window's last draws that the directions are fitted to (memory:
         ``2 * mass_buffer * d`` numbers per chain in warmup), and the fewest draws a window
-        must hold to be fitted (from fewer, the diagonal alone; default 3: every window,
-        as nutpie; 40 leaves the early schedule's first windows of 10 to 20 draws to the
-        diagonal, which helped a sparse regression and cost a rotated Gaussian, see the
-        gradient-kernel docs, "Held out: the Gym's real-data targets").
+        must hold to be fitted (from fewer, the diagonal alone; default 3: every window;
+        measured: :func:`~mcgen.adaptation.window.window_adaptation`'s ``min_draws``).
     """
     check_step_size(step_size, "mala")
     check_mass(mass, "mala")

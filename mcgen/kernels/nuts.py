@@ -156,10 +156,8 @@ def nuts(
         :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped), the
         number of a window's last draws that the directions are fitted to (memory:
         ``2 * mass_buffer * d`` numbers per chain in warmup), and the fewest draws a window
-        must hold to be fitted (from fewer, the diagonal alone; default 3: every window,
-        as nutpie; 40 leaves the early schedule's first windows of 10 to 20 draws to the
-        diagonal, which helped a sparse regression and cost a rotated Gaussian, see the
-        gradient-kernel docs, "Held out: the Gym's real-data targets").
+        must hold to be fitted (from fewer, the diagonal alone; default 3: every window;
+        measured: :func:`~mcgen.adaptation.window.window_adaptation`'s ``min_draws``).
     uturn
         The momentum sum :math:`\\rho` of a span of leaves in the U-turn test:
         ``"trapezoid"`` (default) the sum with the span's two end momenta halved,
