@@ -28,7 +28,7 @@ import pytest
 
 import mcgen as mc
 from mcgen import testing
-from mcgen.adaptation.low_rank import LowRankInverseMass, low_rank_estimate
+from mcgen.adaptation.low_rank import LowRankInverseMass, log_condition, low_rank_estimate
 from mcgen.kernels._integrators import hamiltonian
 from mcgen.kernels._metrics import (
     dense_inverse_mass,
@@ -127,6 +127,77 @@ def test_early_windows_below_mass_min_draws_get_the_diagonal_alone():
     assert np.all(np.asarray(few.last_state.params.inverse_mass.vals) == 1.0)
     default = run(GAUSS10.logdensity_fn, mc.nuts(max_tree_depth=6), **settings)
     assert np.all(np.sum(np.asarray(default.last_state.params.inverse_mass.vals) != 1.0, axis=1) > 0)
+
+
+def _scale_mixture_draws(n, dim, seed):
+    """Exact draws and scores of a funnel: :math:`v \\sim N(0, 1.5^2)`, :math:`x_i | v \\sim N(0, e^v)`.
+
+    Its draws and its scores are uncorrelated between coordinates (each :math:`x_i` is symmetric
+    given the rest), so the Fisher-divergence fit of a large sample is the diagonal alone: any
+    correction fitted to a few draws is noise.
+    """
+    rng = np.random.default_rng(seed)
+    v = 1.5 * rng.normal(size=n)
+    x = rng.normal(size=(n, dim - 1)) * np.exp(v / 2)[:, None]
+    gv = -v / 1.5**2 - (dim - 1) / 2 + 0.5 * np.sum(x**2, 1) * np.exp(-v)
+    draws, grads = np.column_stack([v, x]), np.column_stack([gv, -x * np.exp(-v)[:, None]])
+    return jnp.asarray(draws, jnp.float32), jnp.asarray(grads, jnp.float32)
+
+
+def test_log_condition_is_the_condition_number_the_metric_leaves():
+    # the Hadamard target scaled by its exact diagonal: the draws' covariance is I + U (L - I) U^T
+    # with eigenvalues 10 ... 0.1, the scores' its inverse, so lambda_max(C_x) lambda_max(C_g) =
+    # 10 * 10; under the exact correction both are I (log 0).  From 20,000 draws the top sample
+    # eigenvalue of a 16-d covariance lies within a few sqrt(16 / 20000) = 3% of the truth.
+    cov, u, vals, scale = _hadamard_target()
+    x, g = _gaussian_draws(cov, 20_000, 0)
+    xs, gs, w = (x - x.mean(0)) / scale, (g - g.mean(0)) * scale, jnp.ones(20_000)
+    assert abs(float(log_condition(xs, gs, w)) - np.log(100.0)) < 0.15
+    exact = log_condition(xs, gs, w, jnp.asarray(u, jnp.float32), jnp.asarray(vals, jnp.float32))
+    assert 0.0 <= float(exact) < 0.15
+    # the weights choose the rows: the first half alone gives the same (within its noise)
+    half = log_condition(xs, gs, (jnp.arange(20_000) < 10_000).astype(jnp.float32))
+    assert abs(float(half) - np.log(100.0)) < 0.2
+
+
+def test_holdout_keeps_what_held_out_draws_confirm():
+    # a Gaussian's fit is exact from any few draws, so it wins on the held-out half and stays;
+    # a funnel's correction from 20 or 100 draws is noise (the fit of a large sample is the
+    # diagonal), kept by the plain fit in every one of 20 windows and dropped by the held-out
+    # check in every one (the margins are wide: the held-out condition number grows 2-10-fold)
+    cov, _, _, _ = _hadamard_target()
+    fold = jnp.arange(20) < 10
+    for seed in range(10):
+        x, g = _gaussian_draws(cov, 20, seed)
+        plain, checked = _fit(x, g, rank=4, cutoff=2.0), _fit(x, g, rank=4, cutoff=2.0, holdout=fold)
+        assert np.sum(np.asarray(plain.vals) != 1.0) == 4
+        np.testing.assert_array_equal(checked.vals, plain.vals)
+        np.testing.assert_array_equal(checked.vecs, plain.vecs)
+    for rows in (20, 100):
+        fold = jnp.arange(rows) < rows // 2
+        for seed in range(20):
+            x, g = _scale_mixture_draws(rows, 16, seed)
+            assert np.sum(np.asarray(_fit(x, g, rank=4, cutoff=2.0).vals) != 1.0) > 0
+            checked = _fit(x, g, rank=4, cutoff=2.0, holdout=fold)
+            assert np.all(np.asarray(checked.vals) == 1.0) and np.all(np.asarray(checked.vecs) == 0.0)
+            np.testing.assert_array_equal(checked.scale, _fit(x, g, rank=4, cutoff=2.0).scale)
+
+
+def test_mass_holdout_leaves_a_funnel_the_diagonal_and_a_gaussian_its_fit():
+    # the warmup splits each window into its older and newer half: on a 10-d funnel the fits of
+    # an early warmup are noise and every chain ends on the diagonal alone (the plain fit ends
+    # with spurious directions in some chains); on the correlated Gaussian the check keeps the fit
+    def funnel(x):
+        return -0.5 * x[0] ** 2 / 2.25 - 0.5 * jnp.sum(x[1:] ** 2) * jnp.exp(-x[0]) - 4.5 * x[0]
+
+    settings = dict(init=jnp.zeros(10), chains=4, samples=20, warmup=150)
+    plain = run(funnel, mc.nuts(max_tree_depth=6), **settings)
+    assert np.any(np.asarray(plain.last_state.params.inverse_mass.vals) != 1.0)
+    checked = run(funnel, mc.nuts(max_tree_depth=6, mass_holdout=True), **settings)
+    assert np.all(np.asarray(checked.last_state.params.inverse_mass.vals) == 1.0)
+    settings = dict(init=GAUSS10.init, chains=2, samples=20, warmup=150)
+    gauss = run(GAUSS10.logdensity_fn, mc.nuts(max_tree_depth=6, mass_holdout=True), **settings)
+    assert np.all(np.sum(np.asarray(gauss.last_state.params.inverse_mass.vals) != 1.0, axis=1) > 0)
 
 
 def _reference_fit(draws, grads, rank, cutoff, gamma=1e-3):
@@ -398,6 +469,8 @@ def test_low_rank_settings_are_checked():
         mc.mala(mass="low_rank", mass_buffer=2)
     with pytest.raises(ValueError, match="mass_min_draws"):
         mc.nuts(mass_min_draws=2)
+    with pytest.raises(ValueError, match="mass_holdout"):
+        mc.hmc(mass_holdout="yes")
 
 
 def test_a_state_with_another_metric_cannot_warm_start_the_default():

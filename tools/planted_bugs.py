@@ -981,6 +981,31 @@ BUGS = {
         "min_draws=3,",
         "tests/test_low_rank_metric.py -k 'min_draws'",
     ),
+    # the low-rank fit checked on held-out draws (mass_holdout, session 24)
+    "low_rank_holdout_not_passed": (
+        "mcgen/adaptation/window.py",
+        "holdout=older if holdout else None,",
+        "holdout=None,",
+        "tests/test_low_rank_metric.py -k 'holdout'",
+    ),
+    "low_rank_holdout_scored_in_sample": (
+        "mcgen/adaptation/low_rank.py",
+        "test = w * (1.0 - train)",
+        "test = w * train",
+        "tests/test_low_rank_metric.py -k 'holdout'",
+    ),
+    "low_rank_holdout_folds_not_split": (
+        "mcgen/adaptation/window.py",
+        "older = (buffer.stamp < (oldest + buffer.collected) // 2).astype(flat.dtype)",
+        "older = (buffer.stamp >= 0).astype(flat.dtype)",
+        "tests/test_low_rank_metric.py -k 'holdout'",
+    ),
+    "log_condition_not_whitened": (
+        "mcgen/adaptation/low_rank.py",
+        "xs = xs + ((xs @ vecs) * (vals**-0.5 - 1.0)) @ vecs.T",
+        "xs = xs + ((xs @ vecs) * (vals**0.5 - 1.0)) @ vecs.T",
+        "tests/test_low_rank_metric.py -k 'log_condition'",
+    ),
     # the initial buffer's collapse guard (session 22)
     "collapse_guard_never_restarts": (
         "mcgen/adaptation/window.py",

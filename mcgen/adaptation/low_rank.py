@@ -151,6 +151,7 @@ def low_rank_estimate(
     gamma: float = 1e-3,
     diag: jax.Array | None = None,
     min_draws: int = 3,
+    holdout: jax.Array | None = None,
 ) -> LowRankInverseMass:
     """The low-rank plus diagonal metric of the module doc from ``n`` draws and their scores.
 
@@ -172,6 +173,13 @@ def low_rank_estimate(
         warmup passes the one of its whole window.
     min_draws
         Fewest rows (at least 3) from which a correction is made; below, the diagonal alone.
+    holdout
+        ``(n,)`` 0/1 labels that split the rows in two folds (the warmup: a window's older
+        and newer half).  The correction is then kept only where it beats the diagonal on
+        draws it was not fitted to: each fold's fit is scored on the other fold by
+        :func:`log_condition`, the log of the condition number that the metric leaves, and
+        the correction of all rows stays only where the two scores sum below the diagonal's.
+        Default: no such check.
 
     Returns
     -------
@@ -228,12 +236,62 @@ def low_rank_estimate(
     keep = ((vals > cutoff) | (vals < 1.0 / cutoff)) & reliable[idx]
     ok = jnp.all(jnp.isfinite(vals)) & jnp.all(jnp.isfinite(directions)) & (n >= max(3, min_draws))
     keep = keep & ok
+    if holdout is not None:
+        fold = holdout.astype(dtype)
+        gain = jnp.zeros((), dtype)
+        for train in (fold, 1.0 - fold):
+            fit = low_rank_estimate(
+                draws, grads, w * train, rank=rank, cutoff=cutoff, gamma=gamma, diag=diag, min_draws=min_draws
+            )
+            test = w * (1.0 - train)
+            gain = gain + log_condition(xs, gs, test, fit.vecs, fit.vals) - log_condition(xs, gs, test)
+        keep = keep & jnp.isfinite(gain) & (gain < 0)
     vals = jnp.where(keep, vals, 1.0)
     directions = jnp.where(keep[None, :], directions, 0.0)
     if used < k:  # fewer directions exist than asked: pad with void ones
         vals = jnp.concatenate([vals, jnp.ones((k - used,), dtype)])
         directions = jnp.concatenate([directions, jnp.zeros((dim, k - used), dtype)], axis=1)
     return LowRankInverseMass(scale.astype(dtype), directions.astype(dtype), vals.astype(dtype))
+
+
+def log_condition(
+    xs: jax.Array, gs: jax.Array, w: jax.Array, vecs: jax.Array | None = None, vals: jax.Array | None = None
+) -> jax.Array:
+    """The log of :math:`\\lambda_{max}(C_x)\\, \\lambda_{max}(C_g)` for the rows where ``w`` is 1,
+    after the correction ``I + U (\\Lambda - I) U^\\top`` (none by default).
+
+    ``xs, gs`` ``(n_rows, d)``: centred draws and scores, scaled by the diagonal; ``C_x`` and
+    ``C_g`` their second moments after the metric's whitening (draws times
+    :math:`A^{-1/2}`, scores times :math:`A^{1/2}`).  Leapfrog's stable step shrinks as
+    :math:`\\lambda_{max}(C_g)^{-1/2}` and a trajectory must span
+    :math:`\\lambda_{max}(C_x)^{1/2}`, so NUTS needs about the square root of their product in
+    steps per independent draw: 1 for a Gaussian under its exact covariance.
+    """
+    if vecs is not None and vals is not None:
+        xs = xs + ((xs @ vecs) * (vals**-0.5 - 1.0)) @ vecs.T
+        gs = gs + ((gs @ vecs) * (vals**0.5 - 1.0)) @ vecs.T
+    xs, gs = xs * w[:, None], gs * w[:, None]
+    n = jnp.maximum(jnp.sum(w), 1.0)
+    return jnp.log(_top_eigenvalue(xs) / n) + jnp.log(_top_eigenvalue(gs) / n)
+
+
+# power iterations for the largest eigenvalue in log_condition (from the longest row, which
+# lies near the top direction; the Rayleigh quotient approaches the eigenvalue from below, and
+# within a cluster of near-equal top eigenvalues it lands inside the cluster)
+_POWER_STEPS = 30
+
+
+def _top_eigenvalue(rows: jax.Array) -> jax.Array:
+    """The largest eigenvalue of ``rows^T rows``, by power iteration (an eigen-decomposition
+    of the ``(d, d)`` matrix would cost more than the fit itself on the CPU)."""
+    v = rows[jnp.argmax(jnp.sum(rows * rows, axis=1))]
+
+    def power(_, v):
+        v = (rows @ v) @ rows
+        return v / jnp.maximum(jnp.linalg.norm(v), jnp.finfo(rows.dtype).tiny)
+
+    v = jax.lax.fori_loop(0, _POWER_STEPS, power, v / jnp.maximum(jnp.linalg.norm(v), jnp.finfo(rows.dtype).tiny))
+    return jnp.sum((rows @ v) ** 2)
 
 
 def _geometric_mean(px: jax.Array, pg: jax.Array, reg: jax.Array) -> jax.Array:

@@ -329,6 +329,7 @@ def window_adaptation(
     update_every: int = 1,
     collapse_restarts: int = 3,
     min_draws: int = LOW_RANK_MIN_DRAWS,
+    holdout: bool = False,
 ) -> Warmup:
     """The windowed warmup of a kernel whose ``state.params`` has ``step_size, inverse_mass``.
 
@@ -380,6 +381,11 @@ def window_adaptation(
         warmup gradients of the diagonal, 40 gave 1.14 and 1.56 times the effective draws per
         gradient in two paired runs; on the rotated ill-conditioned Gaussian, whose early
         fits are exact, 0.72 times.
+    holdout
+        For ``estimator="low_rank"``: keep a fit's correction only where it beats the
+        diagonal on the window's draws it was not fitted to (``low_rank_estimate``'s
+        ``holdout``, the window split into its older and newer half; three fits in place of
+        one at each update).
     collapse_restarts
         The collapse guard of the initial buffer (the steps before the first draw is
         collected, where the chain travels from its start to the typical set): a chain whose
@@ -522,6 +528,9 @@ def window_adaptation(
             buffer = buffer_add(buffer, flat, grad, in_slow)
 
             def fit(buffer, welford, scores):
+                # the window's rows in the buffer, split at their middle draw: older and newer half
+                oldest = jnp.maximum(buffer.start, buffer.collected - buffer_size)
+                older = (buffer.stamp < (oldest + buffer.collected) // 2).astype(flat.dtype)
                 return low_rank_estimate(
                     buffer.draws,
                     buffer.grads,
@@ -531,6 +540,7 @@ def window_adaptation(
                     gamma=gamma,
                     diag=fisher_diagonal(welford, scores),
                     min_draws=min(min_draws, buffer_size),
+                    holdout=older if holdout else None,
                 )
 
             # the fit (eigen-decompositions) runs only at the steps that set the metric

@@ -123,10 +123,16 @@ class LowRankSettings(NamedTuple):
     # low-rank metric), not after every step: a fit costs eigen-decompositions of (2n, 2n)
     update_every: int = 20
     min_draws: int = LOW_RANK_MIN_DRAWS
+    holdout: bool = False
 
 
 def low_rank_settings(
-    rank, eigval_cutoff, buffer_size, who: str, min_draws: int = LOW_RANK_MIN_DRAWS
+    rank,
+    eigval_cutoff,
+    buffer_size,
+    who: str,
+    min_draws: int = LOW_RANK_MIN_DRAWS,
+    holdout: bool = False,
 ) -> LowRankSettings:
     """Validate the low-rank settings of kernel ``who``; clear errors for bad values."""
     checked = ((rank, "mass_rank", 1), (buffer_size, "mass_buffer", 3), (min_draws, "mass_min_draws", 3))
@@ -136,7 +142,9 @@ def low_rank_settings(
     check_positive(eigval_cutoff, "mass_eigval_cutoff", who)
     if not float(eigval_cutoff) >= 1.0:
         raise ValueError(f"{who}: mass_eigval_cutoff must be >= 1, got {eigval_cutoff!r}")
-    return LowRankSettings(rank, float(eigval_cutoff), buffer_size, min_draws=min_draws)
+    if not isinstance(holdout, bool):
+        raise ValueError(f"{who}: mass_holdout must be True or False, got {holdout!r}")
+    return LowRankSettings(rank, float(eigval_cutoff), buffer_size, min_draws=min_draws, holdout=holdout)
 
 
 WARMUP_SCHEDULES = ("stan", "early")

@@ -183,6 +183,7 @@ def mala(
     mass_eigval_cutoff: float = 2.0,
     mass_buffer: int = 100,
     mass_min_draws: int = LOW_RANK_MIN_DRAWS,
+    mass_holdout: bool = False,
 ) -> Kernel:
     """Metropolis-adjusted Langevin algorithm (exact for :math:`\\pi`).
 
@@ -204,19 +205,22 @@ def mala(
         ``"stan"`` (default): Stan's doubling windows; ``"early"``: the metric updated after
         every warmup step (the low-rank fit every 20 steps) from the last tens of draws, in
         nutpie's manner (:func:`~mcgen.adaptation.window.early_schedule`).
-    mass_rank, mass_eigval_cutoff, mass_buffer, mass_min_draws
+    mass_rank, mass_eigval_cutoff, mass_buffer, mass_min_draws, mass_holdout
         For ``mass="low_rank"`` only: the number ``k`` of corrected directions, the cutoff
         :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped), the
         number of a window's last draws that the directions are fitted to (memory:
-        ``2 * mass_buffer * d`` numbers per chain in warmup), and the fewest draws a window
+        ``2 * mass_buffer * d`` numbers per chain in warmup), the fewest draws a window
         must hold to be fitted (from fewer, the diagonal alone; default 3: every window;
-        measured: :func:`~mcgen.adaptation.window.window_adaptation`'s ``min_draws``).
+        measured: :func:`~mcgen.adaptation.window.window_adaptation`'s ``min_draws``), and
+        whether a fit's correction must beat the diagonal on the window's draws it was not
+        fitted to (its older and newer half, each scored on the other; else the diagonal
+        alone: :func:`~mcgen.adaptation.low_rank.low_rank_estimate`'s ``holdout``).
     """
     check_step_size(step_size, "mala")
     check_mass(mass, "mala")
     check_target_accept(target_accept, "mala")
     check_warmup_schedule(warmup_schedule, "mala")
-    low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "mala", mass_min_draws)
+    low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "mala", mass_min_draws, mass_holdout)
     one = jnp.ones((), jnp.int32)
 
     def init(position, logdensity_fn) -> GradientState:

@@ -102,6 +102,7 @@ def nuts(
     mass_eigval_cutoff: float = 2.0,
     mass_buffer: int = 100,
     mass_min_draws: int = LOW_RANK_MIN_DRAWS,
+    mass_holdout: bool = False,
     uturn: str = "trapezoid",
     gather: bool | None = None,
 ) -> Kernel:
@@ -151,13 +152,16 @@ def nuts(
         fit every 20 steps) from the last tens of draws, in nutpie's manner
         (:func:`~mcgen.adaptation.window.early_schedule`).  ``None``
         (default): ``"early"`` for ``mass="low_rank"``, ``"stan"`` for the others.
-    mass_rank, mass_eigval_cutoff, mass_buffer, mass_min_draws
+    mass_rank, mass_eigval_cutoff, mass_buffer, mass_min_draws, mass_holdout
         For ``mass="low_rank"`` only: the number ``k`` of corrected directions, the cutoff
         :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped), the
         number of a window's last draws that the directions are fitted to (memory:
-        ``2 * mass_buffer * d`` numbers per chain in warmup), and the fewest draws a window
+        ``2 * mass_buffer * d`` numbers per chain in warmup), the fewest draws a window
         must hold to be fitted (from fewer, the diagonal alone; default 3: every window;
-        measured: :func:`~mcgen.adaptation.window.window_adaptation`'s ``min_draws``).
+        measured: :func:`~mcgen.adaptation.window.window_adaptation`'s ``min_draws``), and
+        whether a fit's correction must beat the diagonal on the window's draws it was not
+        fitted to (its older and newer half, each scored on the other; else the diagonal
+        alone: :func:`~mcgen.adaptation.low_rank.low_rank_estimate`'s ``holdout``).
     uturn
         The momentum sum :math:`\\rho` of a span of leaves in the U-turn test:
         ``"trapezoid"`` (default) the sum with the span's two end momenta halved,
@@ -198,7 +202,7 @@ def nuts(
     if target_accept is None:
         target_accept = EARLY_TARGET_ACCEPT if warmup_schedule == "early" else STAN_TARGET_ACCEPT
     check_target_accept(target_accept, "nuts")
-    low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "nuts", mass_min_draws)
+    low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "nuts", mass_min_draws, mass_holdout)
     check_positive(max_energy_error, "max_energy_error", "nuts")
     if uturn not in UTURN_CRITERIA:
         raise ValueError(f"nuts: uturn must be one of {UTURN_CRITERIA}, got {uturn!r}")
