@@ -7,8 +7,9 @@ Two measurements, both vmapped over ``--chains`` chains and compiled first:
   Gaussian), so what is timed is the adaptation alone: Welford updates, the ring buffer of
   the low-rank estimator, the metric fits, the record; microseconds per warmup step for all
   chains, with ``"stan"`` and ``"early"`` schedules (the low-rank fit every
-  ``LowRankSettings.update_every`` steps on the early one, as the kernels do, and after every
-  step in the last column, for comparison);
+  ``LowRankSettings.update_every`` steps on the early one, as the kernels do; after every
+  step in the next to last column, for comparison, and with ``mass_holdout``'s check of each
+  fit in the last);
 * **fit**: one :func:`~mcgen.adaptation.low_rank.low_rank_estimate` from a full buffer
   (``--buffer`` draws and scores per chain), microseconds for all chains; with ``--fit-only``
   also the SVDs of ``--chains`` square ``(d, d)`` matrices, vmapped and one by one.
@@ -59,7 +60,14 @@ def _best_of(compiled, args, repeats: int) -> float:
 
 
 def machinery(
-    mass: str, schedule: str, dim: int, chains: int, steps: int, repeats: int, update_every: int | None = None
+    mass: str,
+    schedule: str,
+    dim: int,
+    chains: int,
+    steps: int,
+    repeats: int,
+    update_every: int | None = None,
+    holdout: bool = False,
 ) -> float:
     """Microseconds per warmup step (all chains) of the adaptation alone."""
     if update_every is None:  # the kernels' setting
@@ -71,6 +79,7 @@ def machinery(
         estimator=ESTIMATORS[mass],
         schedule=schedule,
         update_every=update_every,
+        **({"holdout": holdout} if mass == "low_rank" else {}),
     )
 
     def run(keys, q0):
@@ -117,7 +126,8 @@ def main(argv=None):
     parser.add_argument("--fit-only", action="store_true", help="only one fit, and the SVDs vmapped and one by one")
     args = parser.parse_args(argv)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; {args.chains} chains, {args.steps} warmup steps")
-    heads = [f"{m} {s} us/step" for s in ("stan", "early") for m in ESTIMATORS] + ["low_rank early, fit every step"]
+    heads = [f"{m} {s} us/step" for s in ("stan", "early") for m in ESTIMATORS]
+    heads += ["low_rank early, fit every step", "low_rank early, mass_holdout"]
     heads = ["vmapped SVDs us", "SVDs one by one us"] if args.fit_only else heads
     print("| d | fit us | " + " | ".join(heads) + " |")
     print("|---|---|" + "---|" * len(heads))
@@ -131,6 +141,7 @@ def main(argv=None):
             for mass in ESTIMATORS:
                 cells.append(f"{machinery(mass, schedule, dim, args.chains, args.steps, args.repeats):.1f}")
         cells.append(f"{machinery('low_rank', 'early', dim, args.chains, args.steps, args.repeats, 1):.1f}")
+        cells.append(f"{machinery('low_rank', 'early', dim, args.chains, args.steps, args.repeats, holdout=True):.1f}")
         print(f"| {dim} | " + " | ".join(cells) + " |", flush=True)
 
 
