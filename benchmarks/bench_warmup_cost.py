@@ -79,7 +79,7 @@ def machinery(
         estimator=ESTIMATORS[mass],
         schedule=schedule,
         update_every=update_every,
-        **({"holdout": holdout} if mass == "low_rank" else {}),
+        holdout=holdout,
     )
 
     def run(keys, q0):

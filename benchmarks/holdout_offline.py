@@ -31,7 +31,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import mcgen as mc
 from mcgen.adaptation.low_rank import low_rank_estimate
 from mcgen.kernels.nuts import nuts
 
@@ -39,19 +38,8 @@ from mcgen.kernels.nuts import nuts
 def posterior(name: str, rep: int):
     target = bg.make_target(name)
     kernel = nuts(mass="grad_diag", warmup_schedule="early")
-    res = mc.run_chains(
-        target.logdensity,
-        kernel,
-        init=target.inits(4, rep),
-        init_batched=True,
-        num_chains=4,
-        num_samples=1000,
-        num_warmup=1000,
-        seed=rep,
-        progress=False,
-        warn=False,
-    )
-    x = np.asarray(res.samples).reshape(4, 1000, -1)
+    run = bg.run_mcgen(target, target.inits(4, rep), 4, 1000, 1000, rep, kernel=kernel)
+    x = np.asarray(run["draws"]).reshape(4, 1000, -1)
     g = np.asarray(jax.vmap(jax.vmap(jax.grad(target.logdensity)))(jnp.asarray(x)))
     return x, g
 

@@ -984,7 +984,7 @@ BUGS = {
     # the low-rank fit checked on held-out draws (mass_holdout, session 24)
     "low_rank_holdout_not_passed": (
         "mcgen/adaptation/window.py",
-        "holdout=older if holdout else None,",
+        "holdout=older,",
         "holdout=None,",
         "tests/test_low_rank_metric.py -k 'holdout'",
     ),

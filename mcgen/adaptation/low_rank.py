@@ -284,13 +284,12 @@ _POWER_STEPS = 30
 def _top_eigenvalue(rows: jax.Array) -> jax.Array:
     """The largest eigenvalue of ``rows^T rows``, by power iteration (an eigen-decomposition
     of the ``(d, d)`` matrix would cost more than the fit itself on the CPU)."""
-    v = rows[jnp.argmax(jnp.sum(rows * rows, axis=1))]
 
-    def power(_, v):
-        v = (rows @ v) @ rows
+    def unit(v):
         return v / jnp.maximum(jnp.linalg.norm(v), jnp.finfo(rows.dtype).tiny)
 
-    v = jax.lax.fori_loop(0, _POWER_STEPS, power, v / jnp.maximum(jnp.linalg.norm(v), jnp.finfo(rows.dtype).tiny))
+    v = unit(rows[jnp.argmax(jnp.sum(rows * rows, axis=1))])
+    v = jax.lax.fori_loop(0, _POWER_STEPS, lambda _, v: unit((rows @ v) @ rows), v)
     return jnp.sum((rows @ v) ** 2)
 
 

@@ -528,9 +528,10 @@ def window_adaptation(
             buffer = buffer_add(buffer, flat, grad, in_slow)
 
             def fit(buffer, welford, scores):
-                # the window's rows in the buffer, split at their middle draw: older and newer half
-                oldest = jnp.maximum(buffer.start, buffer.collected - buffer_size)
-                older = (buffer.stamp < (oldest + buffer.collected) // 2).astype(flat.dtype)
+                older = None
+                if holdout:  # the window's rows in the buffer, split at their middle draw
+                    oldest = jnp.maximum(buffer.start, buffer.collected - buffer_size)
+                    older = (buffer.stamp < (oldest + buffer.collected) // 2).astype(flat.dtype)
                 return low_rank_estimate(
                     buffer.draws,
                     buffer.grads,
@@ -540,7 +541,7 @@ def window_adaptation(
                     gamma=gamma,
                     diag=fisher_diagonal(welford, scores),
                     min_draws=min(min_draws, buffer_size),
-                    holdout=older if holdout else None,
+                    holdout=older,
                 )
 
             # the fit (eigen-decompositions) runs only at the steps that set the metric

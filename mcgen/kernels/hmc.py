@@ -131,9 +131,7 @@ def hmc(
         ``2 * mass_buffer * d`` numbers per chain in warmup), the fewest draws a window
         must hold to be fitted (from fewer, the diagonal alone; default 3: every window;
         measured: :func:`~mcgen.adaptation.window.window_adaptation`'s ``min_draws``), and
-        whether a fit's correction must beat the diagonal on the window's draws it was not
-        fitted to (its older and newer half, each scored on the other; else the diagonal
-        alone: :func:`~mcgen.adaptation.low_rank.low_rank_estimate`'s ``holdout``).
+        whether each fit is checked on held-out draws (``window_adaptation``'s ``holdout``).
     """
     if (
         not isinstance(num_integration_steps, int)
