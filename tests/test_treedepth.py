@@ -60,6 +60,21 @@ def test_the_stat_is_the_depth_at_the_limit():
     assert "reached_max_treedepth" in res.to_arviz().sample_stats
 
 
+def test_the_warmup_cap_bounds_the_warmup_and_not_the_sampling():
+    # one doubling (one leapfrog step) per warmup transition; sampling keeps max_tree_depth,
+    # where this target's trees take 2-4 doublings
+    res, _ = _run(mc.nuts(warmup_max_tree_depth=1), warmup=200, seed=1)
+    assert np.asarray(res.warmup_stats["num_grad_evals"]).max() == 1
+    depth = np.asarray(res.stats["tree_depth"])
+    assert depth.max() >= 3 and np.mean(depth >= 2) > 0.5, np.bincount(depth.ravel())
+    np.testing.assert_array_equal(np.asarray(res.last_state.params.depth_cap), 0)  # no cap left in the state
+    plain, _ = _run(mc.nuts(), warmup=200, seed=1)  # without the cap, warmup trees run longer
+    assert np.asarray(plain.warmup_stats["num_grad_evals"]).max() >= 7
+    # a run continued from the capped one (no warmup) samples at the full depth too
+    more = mc.run_chains(gaussian, mc.nuts(warmup_max_tree_depth=1), init=res, num_samples=100, seed=2, progress=False)
+    assert np.asarray(more.stats["tree_depth"]).max() >= 3
+
+
 def test_run_chains_warns_when_the_limit_is_too_low():
     res, lines = _run(mc.nuts(max_tree_depth=2, step_size=0.03, adapt=False), chains=2, samples=100)
     assert np.all(res.stats["reached_max_treedepth"])

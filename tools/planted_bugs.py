@@ -982,6 +982,24 @@ BUGS = {
         "tests/test_low_rank_metric.py -k 'min_draws'",
     ),
     # the low-rank fit checked on held-out draws (mass_holdout, session 24)
+    "warmup_depth_cap_not_set": (
+        "mcgen/adaptation/window.py",
+        "params = params._replace(depth_cap=jnp.full_like(params.depth_cap, depth_cap))",
+        "params = params",
+        "tests/test_treedepth.py -k 'warmup_cap'",
+    ),
+    "warmup_depth_cap_kept_in_sampling": (
+        "mcgen/adaptation/window.py",
+        "params = params._replace(depth_cap=ws.state.params.depth_cap)",
+        "params = params",
+        "tests/test_treedepth.py -k 'warmup_cap'",
+    ),
+    "depth_cap_ignored_by_trajectory": (
+        "mcgen/kernels/_trajectory.py",
+        "last = depth + 1 >= (max_depth if c.depth_limit is None else c.depth_limit)",
+        "last = depth + 1 >= max_depth",
+        "tests/test_treedepth.py -k 'warmup_cap'",
+    ),
     "low_rank_holdout_not_passed": (
         "mcgen/adaptation/window.py",
         "holdout=older,",

@@ -330,6 +330,7 @@ def window_adaptation(
     collapse_restarts: int = 3,
     min_draws: int = LOW_RANK_MIN_DRAWS,
     holdout: bool = False,
+    depth_cap: int | None = None,
 ) -> Warmup:
     """The windowed warmup of a kernel whose ``state.params`` has ``step_size, inverse_mass``.
 
@@ -386,6 +387,13 @@ def window_adaptation(
         diagonal on the window's draws it was not fitted to (``low_rank_estimate``'s
         ``holdout``, the window split into its older and newer half; three fits in place of
         one at each update).
+    depth_cap
+        For NUTS (a state whose ``params.depth_cap`` is set, as ``nuts()``'s is): every
+        warmup transition stops after at most this many doublings (``2**depth_cap - 1``
+        leapfrog steps); sampling keeps the kernel's ``max_tree_depth``.  The kernel's step is
+        the same program in both phases (the cap is a value in the state).  States without
+        the field (another kernel's) are not capped.  Default: no cap.  Why and what it
+        gives: ``nuts()``'s ``warmup_max_tree_depth``.
     collapse_restarts
         The collapse guard of the initial buffer (the steps before the first draw is
         collected, where the chain travels from its start to the typical set): a chain whose
@@ -427,6 +435,10 @@ def window_adaptation(
     early = schedule == "early"
     with_scores = estimator in ("fisher", "low_rank")
     low_rank = estimator == "low_rank"
+    if depth_cap is not None and not (
+        isinstance(depth_cap, (int, np.integer)) and not isinstance(depth_cap, bool) and depth_cap >= 1
+    ):
+        raise ValueError(f"window_adaptation: depth_cap must be None or an integer >= 1, got {depth_cap!r}")
     if not (isinstance(collapse_restarts, (int, np.integer)) and collapse_restarts >= 0):
         raise ValueError(f"collapse_restarts must be a non-negative integer, got {collapse_restarts!r}")
     # the initial buffer: the steps before the first collected draw (none below 20 steps)
@@ -483,7 +495,10 @@ def window_adaptation(
         # the state at the current iterate of dual averaging, or the search's trial (da.log_x)
         state = ws.state
         step_size = jnp.exp(ws.dual_averaging.log_x).astype(state.params.step_size.dtype)
-        return state._replace(params=state.params._replace(step_size=step_size))
+        params = state.params._replace(step_size=step_size)
+        if depth_cap is not None and getattr(params, "depth_cap", None) is not None:
+            params = params._replace(depth_cap=jnp.full_like(params.depth_cap, depth_cap))
+        return state._replace(params=params)
 
     def update(key, ws: WindowAdaptationState, logdensity_fn):
         return absorb(ws, *isolated_step(step, key, prepare(ws), logdensity_fn))
@@ -567,6 +582,8 @@ def window_adaptation(
         if low_rank:
             buffer = buffer_switch(buffer, early, is_switch)
         params = state.params._replace(step_size=jnp.exp(da.log_x).astype(dtype), inverse_mass=inverse_mass)
+        if depth_cap is not None and getattr(params, "depth_cap", None) is not None:
+            params = params._replace(depth_cap=ws.state.params.depth_cap)  # prepare()'s cap: warmup only
         trace = _record(
             ws.trace,
             i,

@@ -31,6 +31,10 @@ DEFAULT_STEP_SIZE = 1.0
 class GradientParams(NamedTuple):
     step_size: jax.Array  # scalar
     inverse_mass: jax.Array | LowRankInverseMass  # (d,) diagonal, (d, d) dense, or diagonal plus low rank
+    # NUTS only (None elsewhere): int32 (), the most doublings of the next trajectory where
+    # it is below the kernel's max_tree_depth (the warmup's cap, nuts' warmup_max_tree_depth);
+    # 0: no cap (sampling)
+    depth_cap: jax.Array | None = None
 
 
 class GradientState(NamedTuple):
@@ -40,15 +44,22 @@ class GradientState(NamedTuple):
     params: GradientParams
 
 
-def gradient_init(position, logdensity_fn: Callable, step_size, mass: str, rank: int = 0) -> GradientState:
+def gradient_init(
+    position, logdensity_fn: Callable, step_size, mass: str, rank: int = 0, depth_cap: bool = False
+) -> GradientState:
     """Evaluate the log-density and gradient at ``position`` and set the starting tunables
-    (``rank``: the number of directions of a ``"low_rank"`` metric)."""
+    (``rank``: the number of directions of a ``"low_rank"`` metric; ``depth_cap``: NUTS's
+    ``params.depth_cap``, 0)."""
     flat, unravel = ravel_pytree(position)
     if not jnp.issubdtype(flat.dtype, jnp.floating):
         raise ValueError(f"gradient kernels need a floating-point position, got dtype {flat.dtype}")
     logdensity, grad = flat_value_and_grad(logdensity_fn, unravel)(flat)
     eps = DEFAULT_STEP_SIZE if step_size is None else step_size
-    params = GradientParams(jnp.asarray(eps, flat.dtype), identity_inverse_mass(mass, flat.shape[0], flat.dtype, rank))
+    params = GradientParams(
+        jnp.asarray(eps, flat.dtype),
+        identity_inverse_mass(mass, flat.shape[0], flat.dtype, rank),
+        jnp.zeros((), jnp.int32) if depth_cap else None,
+    )
     return GradientState(position, logdensity.astype(flat.dtype), unravel(grad), params)
 
 
@@ -82,6 +93,7 @@ def gradient_warmup(
     mass: str = "diag",
     schedule: str = "stan",
     low_rank: LowRankSettings | None = None,
+    depth_cap: int | None = None,
 ) -> Callable[[int], Warmup]:
     """``warmup(num_steps)``: Stan's windowed adaptation of step size and metric.
 
@@ -94,7 +106,8 @@ def gradient_warmup(
     a few directions fitted to the window's last draws and gradients (``low_rank`` settings,
     :func:`~mcgen.adaptation.low_rank.low_rank_estimate`).  ``schedule`` is Stan's doubling windows
     (``"stan"``) or an early, frequent update in nutpie's manner (``"early"``, see
-    :func:`~mcgen.adaptation.window.early_schedule`).
+    :func:`~mcgen.adaptation.window.early_schedule`).  ``depth_cap``: NUTS's trajectories
+    stop after that many doublings in warmup (``window_adaptation``'s ``depth_cap``).
     """
     estimator = {"grad_diag": "fisher", "low_rank": "low_rank"}.get(mass, "welford")
     settings = (low_rank or LowRankSettings())._asdict() if mass == "low_rank" else {}
@@ -106,6 +119,7 @@ def gradient_warmup(
             target_accept=target_accept,
             estimator=estimator,
             schedule=schedule,
+            depth_cap=depth_cap,
             **settings,
         )
 

@@ -77,8 +77,10 @@ def cached_constructor(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     Two calls with the same settings return the *same* ``Kernel`` object, so ``run_chains``
     can reuse what it compiled for the first.  Unhashable settings (arrays) skip the cache.
+    Settings equal in value but not in type are told apart (``typed``): ``True == 1``, and
+    without it a call with ``True`` after one with ``1`` would skip its own validation.
     """
-    cached = functools.lru_cache(maxsize=256)(fn)
+    cached = functools.lru_cache(maxsize=256, typed=True)(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):

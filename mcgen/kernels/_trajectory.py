@@ -83,6 +83,9 @@ class Setup(NamedTuple):  # per-transition constants of one chain
     h0: jax.Array
     by_depth: jax.Array  # (max_depth, 3): forward in time?, reverses direction?, log merge uniform
     seeds: jax.Array  # (2,) uint32 key words; leaf t's uniform is threefry(seeds, (t, 1))
+    # int32 (), the most doublings of this trajectory where a run sets it below max_depth
+    # (build_tree's depth_limit: the warmup's cap); None: max_depth
+    depth_limit: jax.Array | None = None
 
 
 # The loop state is packed into five arrays: few arrays mean few kernels per iteration, which
@@ -154,7 +157,7 @@ def _turning(a, b):
     return (a <= 0.0) | (b <= 0.0)
 
 
-def _start(key, q, logdensity, g, step_size, inverse_mass, max_depth: int, num_slots: int):
+def _start(key, q, logdensity, g, step_size, inverse_mass, depth_limit, max_depth: int, num_slots: int):
     """Draw the transition's randomness and the one-point trajectory (``num_slots`` checkpoints)."""
     dtype, dim = q.dtype, q.shape[0]
     z, directions, log_u_merge, seeds = nuts_draws(key, dim, max_depth, dtype)
@@ -171,7 +174,9 @@ def _start(key, q, logdensity, g, step_size, inverse_mass, max_depth: int, num_s
     )
     reverses = jnp.concatenate([jnp.zeros((1,), bool), directions[1:] != directions[:-1]])
     by_depth = jnp.stack([directions.astype(dtype), reverses.astype(dtype), log_u_merge], axis=1)
-    return Setup(step_size, inverse_mass, h0, by_depth, seeds), tree
+    if depth_limit is not None:
+        depth_limit = jnp.clip(jnp.asarray(depth_limit, jnp.int32), 1, max_depth)
+    return Setup(step_size, inverse_mass, h0, by_depth, seeds, depth_limit), tree
 
 
 class _Drift(NamedTuple):  # per-chain values of a leaf known before its gradient
@@ -386,7 +391,8 @@ def _finish(
     merge = (n == (1 << depth) - 1) & ~diverging & ~sub_turning
     turning = _turning(far_a, far_b) | first_turning | _turning(near_a, near_b)
     accept_sub = active & merge & (row[2] < sub_logw - sc[LOGW])
-    done = diverging | sub_turning | (merge & (turning | (depth + 1 >= max_depth)))
+    last = depth + 1 >= (max_depth if c.depth_limit is None else c.depth_limit)
+    done = diverging | sub_turning | (merge & (turning | last))
     take, merge, accept_sub, done, diverging, nonfinite, first_turning, sub_logw, logw1, h1 = keep(
         (take, merge, accept_sub, done, diverging, nonfinite, first_turning, sub_logw, logw1, h1)
     )
@@ -663,12 +669,16 @@ def build_tree(
     max_energy_error: float,
     uturn: str = "stan",
     gather: bool | None = None,
+    depth_limit=None,
 ) -> TreeResult:
     """One NUTS transition's trajectory from ``(q, logdensity, g)``; see the module doc.
 
     ``uturn``: ``"stan"`` (the momentum sum of a span) or ``"trapezoid"`` (its ends halved).
     ``gather``: whether a vmapped batch gathers its growing trees into smaller stages
-    (:func:`_stage_sizes`; ``None``: where it pays).
+    (:func:`_stage_sizes`; ``None``: where it pays).  ``depth_limit``: an int32 scalar that
+    stops the trajectory after that many doublings where it is below ``max_depth`` (a traced
+    value: the warmup's cap and the sampling's ``max_depth`` share one program); ``None``:
+    ``max_depth`` alone.
 
     ``f(q) -> (logdensity, grad)``.  Under ``vmap`` a custom batching rule runs one loop for
     the whole batch whose body is the per-chain leaf step, idempotent once a chain's tree is
@@ -694,20 +704,20 @@ def build_tree(
     )
 
     @jax.custom_batching.custom_vmap
-    def run(key, q, logdensity, g, step_size, inverse_mass, consts):
-        c, t = _start(key, q, logdensity, g, step_size, inverse_mass, max_depth, num_slots)
+    def run(key, q, logdensity, g, step_size, inverse_mass, depth_limit, consts):
+        c, t = _start(key, q, logdensity, g, step_size, inverse_mass, depth_limit, max_depth, num_slots)
         return _result(grow(t, c, f_with(consts), ld_dtype, lambda fn: fn, 1)[0])
 
     @run.def_vmap
-    def run_batched(axis_size, in_batched, key, q, logdensity, g, step_size, inverse_mass, consts):
+    def run_batched(axis_size, in_batched, key, q, logdensity, g, step_size, inverse_mass, depth_limit, consts):
         axes = [jax.tree_util.tree_map(lambda b: 0 if b else None, b) for b in in_batched]
-        start = jax.vmap(functools.partial(_start, max_depth=max_depth, num_slots=num_slots), in_axes=tuple(axes[:6]))
-        c, t = start(key, q, logdensity, g, step_size, inverse_mass)
-        batched_f = jax.vmap(lambda x, k: f_with(k)(x), in_axes=(0, axes[6]))
+        start = jax.vmap(functools.partial(_start, max_depth=max_depth, num_slots=num_slots), in_axes=tuple(axes[:7]))
+        c, t = start(key, q, logdensity, g, step_size, inverse_mass, depth_limit)
+        batched_f = jax.vmap(lambda x, k: f_with(k)(x), in_axes=(0, axes[7]))
         t = _grow_compacting(
-            t, c, lambda x, consts: batched_f(x, consts), consts, axes[6], ld_dtype, axis_size, size, gather, grow
+            t, c, lambda x, consts: batched_f(x, consts), consts, axes[7], ld_dtype, axis_size, size, gather, grow
         )
         out = jax.vmap(_result)(t)
         return out, jax.tree_util.tree_map(lambda _: True, out)
 
-    return run(key, q, logdensity, g, step_size, inverse_mass, list(closed.consts))
+    return run(key, q, logdensity, g, step_size, inverse_mass, depth_limit, list(closed.consts))

@@ -51,6 +51,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 from mcgen.adaptation.low_rank import LOW_RANK_MIN_DRAWS
 from mcgen.kernels._gradient import (
@@ -103,6 +104,7 @@ def nuts(
     mass_buffer: int = 100,
     mass_min_draws: int = LOW_RANK_MIN_DRAWS,
     mass_holdout: bool = False,
+    warmup_max_tree_depth: int | None = None,
     uturn: str = "trapezoid",
     gather: bool | None = None,
 ) -> Kernel:
@@ -160,6 +162,13 @@ def nuts(
         must hold to be fitted (from fewer, the diagonal alone; default 3: every window;
         measured: :func:`~mcgen.adaptation.window.window_adaptation`'s ``min_draws``), and
         whether each fit is checked on held-out draws (``window_adaptation``'s ``holdout``).
+    warmup_max_tree_depth
+        Largest number of doublings of a warmup transition (sampling keeps
+        ``max_tree_depth``); ``None`` (default): ``max_tree_depth`` in warmup too.  A
+        warmup transition is for tuning: a mass matrix fitted to draws *and* gradients
+        (``"low_rank"``, ``"grad_diag"``) needs no independent draws, and a trajectory
+        under a metric not yet fitted runs long.  See "A cap on the warmup's trajectories"
+        in the gradient-kernel docs.
     uturn
         The momentum sum :math:`\\rho` of a span of leaves in the U-turn test:
         ``"trapezoid"`` (default) the sum with the span's two end momenta halved,
@@ -192,6 +201,12 @@ def nuts(
         raise ValueError(f"nuts: max_tree_depth must be an integer >= 1, got {max_tree_depth!r}")
     if max_tree_depth > 30:
         raise ValueError(f"nuts: max_tree_depth must be at most 30 (2**30 leapfrog steps), got {max_tree_depth}")
+    if warmup_max_tree_depth is not None and (
+        not isinstance(warmup_max_tree_depth, int) or isinstance(warmup_max_tree_depth, bool) or warmup_max_tree_depth < 1
+    ):
+        raise ValueError(f"nuts: warmup_max_tree_depth must be None or an integer >= 1, got {warmup_max_tree_depth!r}")
+    # a cap at or above max_tree_depth caps nothing
+    depth_cap = warmup_max_tree_depth if warmup_max_tree_depth and warmup_max_tree_depth < max_tree_depth else None
     check_mass(mass, "nuts")
     check_step_size(step_size, "nuts")
     if warmup_schedule is None:
@@ -208,7 +223,7 @@ def nuts(
         raise ValueError(f"nuts: gather must be None, True or False, got {gather!r}")
 
     def init(position, logdensity_fn) -> GradientState:
-        return gradient_init(position, logdensity_fn, step_size, mass, mass_rank)
+        return gradient_init(position, logdensity_fn, step_size, mass, mass_rank, depth_cap=True)
 
     def step(key, state: GradientState, logdensity_fn):
         q, g, f, unravel = flatten(state, logdensity_fn)
@@ -225,6 +240,7 @@ def nuts(
             max_energy_error,
             uturn,
             gather,
+            None if depth_cap is None else _cap(state.params.depth_cap),
         )
         info = NUTSInfo(
             tree.accept_prob,
@@ -239,5 +255,16 @@ def nuts(
         )
         return rebuild(state, unravel, tree.q, tree.logdensity, tree.g), info
 
-    warmup = gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank) if adapt else None
+    warmup = gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank, depth_cap) if adapt else None
     return Kernel(init, step, warmup)
+
+
+def _cap(depth_cap):
+    """The trajectory's depth limit from ``params.depth_cap`` (0: none; a state without the
+    field, e.g. another kernel's: none)."""
+    if depth_cap is None:
+        return None
+    return jnp.where(depth_cap > 0, depth_cap, _NO_CAP)
+
+
+_NO_CAP = 31  # above any max_tree_depth (at most 30): build_tree clips it to max_tree_depth

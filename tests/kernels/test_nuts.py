@@ -45,6 +45,9 @@ from tests.kernels.gradient_targets import (
         dict(target_accept=1.0),
         dict(max_energy_error=0.0),
         dict(uturn="numpyro"),
+        dict(warmup_max_tree_depth=0),
+        dict(warmup_max_tree_depth=2.5),
+        dict(warmup_max_tree_depth=True),
     ],
 )
 def test_bad_settings_raise(kwargs):
@@ -74,6 +77,19 @@ def test_constructor_is_cached():
 def test_invariance_with_fixed_step_size(mass):
     testing.assert_invariance(
         nuts(mass=mass, step_size=0.6, adapt=False), GAUSS10.logdensity_fn, GAUSS10.sample, num_chains=4000, num_steps=3
+    )
+
+
+@pytest.mark.parametrize("depth_cap", [0, 2])
+def test_invariance_with_a_depth_cap_in_the_state(depth_cap):
+    # the warmup's cap is a value in the state (params.depth_cap, 0: none): the kernel is exact
+    # with either value, the capped one as NUTS with max_tree_depth=2 is
+    def with_cap(state):
+        return state._replace(params=state.params._replace(depth_cap=jnp.asarray(depth_cap, jnp.int32)))
+
+    kernel = nuts(step_size=0.6, adapt=False, warmup_max_tree_depth=2)
+    testing.assert_invariance(
+        kernel, GAUSS10.logdensity_fn, GAUSS10.sample, num_chains=4000, num_steps=3, state_fn=with_cap
     )
 
 
