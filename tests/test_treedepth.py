@@ -68,11 +68,18 @@ def test_the_warmup_cap_bounds_the_warmup_and_not_the_sampling():
     depth = np.asarray(res.stats["tree_depth"])
     assert depth.max() >= 3 and np.mean(depth >= 2) > 0.5, np.bincount(depth.ravel())
     np.testing.assert_array_equal(np.asarray(res.last_state.params.depth_cap), 0)  # no cap left in the state
-    plain, _ = _run(mc.nuts(), warmup=200, seed=1)  # without the cap, warmup trees run longer
+    plain, _ = _run(mc.nuts(warmup_max_tree_depth=10), warmup=200, seed=1)  # no cap: longer warmup trees
     assert np.asarray(plain.warmup_stats["num_grad_evals"]).max() >= 7
     # a run continued from the capped one (no warmup) samples at the full depth too
     more = mc.run_chains(gaussian, mc.nuts(warmup_max_tree_depth=1), init=res, num_samples=100, seed=2, progress=False)
     assert np.asarray(more.stats["tree_depth"]).max() >= 3
+
+
+def test_the_default_caps_the_low_rank_warmup_only():
+    capped, _ = _run(mc.nuts(), warmup=200, seed=1)
+    assert np.asarray(capped.warmup_stats["num_grad_evals"]).max() <= 63
+    stan, _ = _run(mc.nuts(mass="diag"), warmup=200, seed=1)  # Stan's warmup: no cap
+    assert np.asarray(stan.warmup_stats["num_grad_evals"]).max() > 63
 
 
 def test_run_chains_warns_when_the_limit_is_too_low():
