@@ -209,7 +209,9 @@ def nuts(
     if max_tree_depth > 30:
         raise ValueError(f"nuts: max_tree_depth must be at most 30 (2**30 leapfrog steps), got {max_tree_depth}")
     if warmup_max_tree_depth is not None and (
-        not isinstance(warmup_max_tree_depth, int) or isinstance(warmup_max_tree_depth, bool) or warmup_max_tree_depth < 1
+        not isinstance(warmup_max_tree_depth, int)
+        or isinstance(warmup_max_tree_depth, bool)
+        or warmup_max_tree_depth < 1
     ):
         raise ValueError(f"nuts: warmup_max_tree_depth must be None or an integer >= 1, got {warmup_max_tree_depth!r}")
     if warmup_max_tree_depth is None and mass == "low_rank":
