@@ -202,7 +202,8 @@ def nuts(
     -------
     Kernel
         State :class:`~mcgen.kernels._gradient.GradientState` (``params.step_size``,
-        ``params.inverse_mass``), info :class:`NUTSInfo`.
+        ``params.inverse_mass``; ``params.depth_cap``, the warmup's cap on the next
+        trajectory, 0 in sampling), info :class:`NUTSInfo`.
     """
     if not isinstance(max_tree_depth, int) or isinstance(max_tree_depth, bool) or max_tree_depth < 1:
         raise ValueError(f"nuts: max_tree_depth must be an integer >= 1, got {max_tree_depth!r}")
