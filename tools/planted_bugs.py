@@ -981,7 +981,7 @@ BUGS = {
         "min_draws=3,",
         "tests/test_low_rank_metric.py -k 'min_draws'",
     ),
-    # the low-rank fit checked on held-out draws (mass_holdout, session 24)
+    # the warmup's cap on NUTS trajectories (warmup_max_tree_depth, session 25)
     "warmup_depth_cap_not_set": (
         "mcgen/adaptation/window.py",
         "params = params._replace(depth_cap=jnp.full_like(params.depth_cap, depth_cap))",
@@ -1000,6 +1000,7 @@ BUGS = {
         "last = depth + 1 >= max_depth",
         "tests/test_treedepth.py -k 'warmup_cap'",
     ),
+    # the low-rank fit checked on held-out draws (mass_holdout, session 24)
     "low_rank_holdout_not_passed": (
         "mcgen/adaptation/window.py",
         "holdout=older,",

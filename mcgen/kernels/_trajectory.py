@@ -174,8 +174,9 @@ def _start(key, q, logdensity, g, step_size, inverse_mass, depth_limit, max_dept
     )
     reverses = jnp.concatenate([jnp.zeros((1,), bool), directions[1:] != directions[:-1]])
     by_depth = jnp.stack([directions.astype(dtype), reverses.astype(dtype), log_u_merge], axis=1)
-    if depth_limit is not None:
-        depth_limit = jnp.clip(jnp.asarray(depth_limit, jnp.int32), 1, max_depth)
+    if depth_limit is not None:  # 0: no limit below max_depth
+        limit = jnp.asarray(depth_limit, jnp.int32)
+        depth_limit = jnp.where(limit > 0, jnp.minimum(limit, max_depth), max_depth)
     return Setup(step_size, inverse_mass, h0, by_depth, seeds, depth_limit), tree
 
 
@@ -676,9 +677,9 @@ def build_tree(
     ``uturn``: ``"stan"`` (the momentum sum of a span) or ``"trapezoid"`` (its ends halved).
     ``gather``: whether a vmapped batch gathers its growing trees into smaller stages
     (:func:`_stage_sizes`; ``None``: where it pays).  ``depth_limit``: an int32 scalar that
-    stops the trajectory after that many doublings where it is below ``max_depth`` (a traced
-    value: the warmup's cap and the sampling's ``max_depth`` share one program); ``None``:
-    ``max_depth`` alone.
+    stops the trajectory after that many doublings where it is below ``max_depth``, 0 for no
+    such limit (a traced value: the warmup's cap and the sampling's ``max_depth`` share one
+    program); ``None``: ``max_depth`` alone, with no value to read.
 
     ``f(q) -> (logdensity, grad)``.  Under ``vmap`` a custom batching rule runs one loop for
     the whole batch whose body is the per-chain leaf step, idempotent once a chain's tree is

@@ -51,7 +51,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from mcgen.adaptation.low_rank import LOW_RANK_MIN_DRAWS
 from mcgen.kernels._gradient import (
@@ -252,7 +251,7 @@ def nuts(
             max_energy_error,
             uturn,
             gather,
-            None if depth_cap is None else _cap(state.params.depth_cap),
+            None if depth_cap is None else state.params.depth_cap,
         )
         info = NUTSInfo(
             tree.accept_prob,
@@ -269,14 +268,3 @@ def nuts(
 
     warmup = gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank, depth_cap) if adapt else None
     return Kernel(init, step, warmup)
-
-
-def _cap(depth_cap):
-    """The trajectory's depth limit from ``params.depth_cap`` (0: none; a state without the
-    field, e.g. another kernel's: none)."""
-    if depth_cap is None:
-        return None
-    return jnp.where(depth_cap > 0, depth_cap, _NO_CAP)
-
-
-_NO_CAP = 31  # above any max_tree_depth (at most 30): build_tree clips it to max_tree_depth
