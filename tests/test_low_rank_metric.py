@@ -28,7 +28,18 @@ import pytest
 
 import mcgen as mc
 from mcgen import testing
-from mcgen.adaptation.low_rank import LowRankInverseMass, log_condition, low_rank_estimate
+from mcgen.adaptation.low_rank import (
+    LowRankInverseMass,
+    buffer_add,
+    buffer_init,
+    buffer_recent,
+    buffer_switch,
+    buffer_weights,
+    fit_span,
+    log_condition,
+    low_rank_estimate,
+)
+from mcgen.adaptation.window import _foreground_rows, early_schedule
 from mcgen.kernels._integrators import hamiltonian
 from mcgen.kernels._metrics import (
     dense_inverse_mass,
@@ -240,6 +251,55 @@ def test_fit_does_not_depend_on_the_basis_of_the_span(n_rows):
     np.testing.assert_allclose(
         np.asarray(metric, np.float64), reference, rtol=2e-3, atol=1e-3 * np.abs(reference).max()
     )
+
+
+def _ring(draws, grads, size, switches):
+    """A buffer of ``size`` slots fed ``draws, grads`` row by row, switched (keeping the
+    background, as the early schedule does) after the rows numbered in ``switches``."""
+    buf = buffer_init(size, draws.shape[1], draws.dtype)
+    for j in range(len(draws)):
+        buf = buffer_add(buf, draws[j], grads[j])
+        if j in switches:
+            buf = buffer_switch(buf, True)
+    return buf
+
+
+@pytest.mark.parametrize("dim", [60, 100])
+def test_fit_from_the_newest_slots_is_the_fit_of_the_whole_buffer(dim):
+    # A window of 11 draws in a 40-slot ring that has wrapped (57 draws written; switches after
+    # draws 45 and 50, so the foreground is the 11 since draw 45): the fit from the newest 16
+    # slots, with the whole buffer's subspace dimension for the level, must give the whole
+    # buffer's metric, to float32 rounding.  dim 60: the whole buffer's fit is in the standard
+    # basis; dim 100 > 2 * 40: in a QR basis of 80.  (gamma 1e-2: the level of a 32-dimensional
+    # fit, were it taken over its own dimensions, would move the metric by 1e-3 of its largest
+    # entry, 1e-4 at gamma 1e-3.)
+    cov, _, _, _ = _hadamard_target()
+    cov = np.kron(np.eye(dim // 10 + 1), cov)[:dim, :dim]
+    draws, grads = _gaussian_draws(cov, 57, 5)
+    buf = _ring(draws, grads, 40, switches={45, 50})
+    assert float(jnp.sum(buffer_weights(buf))) == 11
+    settings = dict(rank=16, cutoff=1.5, gamma=1e-2, diag=jnp.asarray(np.diag(cov), jnp.float32))
+    whole = _fit(buf.draws, buf.grads, buffer_weights(buf), **settings)
+    recent = buffer_recent(buf, 16)
+    assert float(jnp.sum(buffer_weights(recent))) == 11
+    part = _fit(recent.draws, recent.grads, buffer_weights(recent), level_dim=fit_span(dim, 40), **settings)
+    assert np.sum(np.asarray(whole.vals) != 1.0) >= 3  # the window's correlations are corrected
+    a, b = dense_inverse_mass(whole), dense_inverse_mass(part)
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=2e-5 * np.abs(a).max())
+
+
+def test_foreground_rows_are_those_the_buffer_holds():
+    # the static count of rows that decides which fits use the newest slots only, against the
+    # buffer driven along the early schedule of a 300-step warmup with 40 slots
+    sched = early_schedule(300, update_every=20)
+    rows = _foreground_rows(sched, True, 40)
+    buf = buffer_init(40, 2, jnp.float32)
+    x = jnp.zeros(2)
+    for i in range(300):
+        buf = buffer_add(buf, x, x, bool(sched["collect"][i]))
+        assert int(jnp.sum(buffer_weights(buf))) == rows[i], i
+        buf = buffer_switch(buf, True, bool(sched["switch"][i]))
+    assert rows[sched["update"]].min() == 3 and rows[sched["update"]].max() == 40
 
 
 def test_fit_on_a_diagonal_gaussian_corrects_nothing():

@@ -141,6 +141,25 @@ def buffer_weights(buf: LowRankBuffer) -> jax.Array:
     return ((buf.stamp >= buf.start) & (buf.stamp >= 0)).astype(buf.draws.dtype)
 
 
+def buffer_recent(buf: LowRankBuffer, rows: int) -> LowRankBuffer:
+    """The last ``rows`` slots of the ring written (newest first), as a buffer of that size.
+
+    Where the foreground holds at most ``rows`` draws, all of them are among these slots, so
+    a fit from this view (with ``level_dim`` the ``m`` of the whole buffer's fit) gives the
+    metric of the whole buffer's fit, at the cost of a fit in at most ``2 * rows``
+    dimensions: the early schedule's first 23 fits of a 1000-step warmup use 3 to 11 draws
+    of a 100-slot buffer (``window_adaptation``).
+    """
+    size = buf.stamp.shape[0]
+    idx = (buf.collected - 1 - jnp.arange(min(rows, size))) % max(size, 1)
+    return buf._replace(draws=buf.draws[idx], grads=buf.grads[idx], stamp=buf.stamp[idx])
+
+
+def fit_span(dim: int, rows: int) -> int:
+    """The dimension ``m`` of the subspace in which :func:`low_rank_estimate` fits ``rows`` rows of ``dim``."""
+    return dim if dim <= 2 * rows else 2 * rows
+
+
 def low_rank_estimate(
     draws: jax.Array,
     grads: jax.Array,
@@ -152,6 +171,7 @@ def low_rank_estimate(
     diag: jax.Array | None = None,
     min_draws: int = 3,
     holdout: jax.Array | None = None,
+    level_dim: int | None = None,
 ) -> LowRankInverseMass:
     """The low-rank plus diagonal metric of the module doc from ``n`` draws and their scores.
 
@@ -180,6 +200,12 @@ def low_rank_estimate(
         :func:`log_condition`, the log of the condition number that the metric leaves, and
         the correction of all rows stays only where the two scores sum below the diagonal's.
         Default: no such check.
+    level_dim
+        The number of dimensions over which the mean of the scaled second moments' diagonals
+        (the level that ``gamma`` is relative to) is taken; default the fit's own :math:`m =
+        \\min(d, 2n)`.  A fit from a few of the rows of a larger buffer passes the ``m`` of the
+        whole buffer, so that it gives the same metric as the fit of the whole buffer with the
+        other rows masked out (:func:`buffer_recent`).
 
     Returns
     -------
@@ -213,7 +239,7 @@ def low_rank_estimate(
     scale = jnp.clip(jnp.sqrt(diag.astype(dtype)), *_SCALE_BOUNDS)
     xs, gs = dx / scale, dg * scale
     root_n = jnp.sqrt(safe_n)
-    if dim <= 2 * n_rows:  # the span is (generically) all of R^d: the standard basis will do
+    if fit_span(dim, n_rows) == dim:  # the span is (generically) all of R^d: the standard basis will do
         basis = None
         px, pg = xs / root_n, gs / root_n  # C_x = px^T px, C_g = pg^T pg (unregularized)
     else:
@@ -222,7 +248,7 @@ def low_rank_estimate(
     m = px.shape[1]
     # gamma is relative to the mean scaled variance (about 1 near the typical set, far larger
     # in the transient, where an absolute gamma would leave C_g too ill-conditioned to invert)
-    level = jnp.maximum(0.5 * (jnp.sum(px * px) + jnp.sum(pg * pg)) / m, jnp.finfo(dtype).tiny)
+    level = jnp.maximum(0.5 * (jnp.sum(px * px) + jnp.sum(pg * pg)) / (level_dim or m), jnp.finfo(dtype).tiny)
     metric = _geometric_mean(px, pg, gamma * level)
     lam, vecs = jnp.linalg.eigh(metric)
     k = min(rank, dim)
@@ -241,7 +267,15 @@ def low_rank_estimate(
         gain = jnp.zeros((), dtype)
         for train in (fold, 1.0 - fold):
             fit = low_rank_estimate(
-                draws, grads, w * train, rank=rank, cutoff=cutoff, gamma=gamma, diag=diag, min_draws=min_draws
+                draws,
+                grads,
+                w * train,
+                rank=rank,
+                cutoff=cutoff,
+                gamma=gamma,
+                diag=diag,
+                min_draws=min_draws,
+                level_dim=level_dim,
             )
             test = w * (1.0 - train)
             gain = gain + log_condition(xs, gs, test, fit.vecs, fit.vals) - log_condition(xs, gs, test)

@@ -64,8 +64,10 @@ from mcgen.adaptation.low_rank import (
     LowRankBuffer,
     buffer_add,
     buffer_init,
+    buffer_recent,
     buffer_switch,
     buffer_weights,
+    fit_span,
     is_low_rank,
     low_rank_diagonal,
     low_rank_estimate,
@@ -232,6 +234,24 @@ def early_schedule(
 
 # Stan's initial fast buffer: steps of the step size alone before the first draw is collected.
 _INITIAL_BUFFER = 75
+
+# A low-rank fit from a window of at most this many draws runs on the newest this many slots
+# of the buffer only (:func:`~mcgen.adaptation.low_rank.buffer_recent`): the same metric, from
+# decompositions of at most 2 * 16 dimensions in place of min(d, 2 * buffer_size).
+_RECENT_ROWS = 16
+
+
+def _foreground_rows(sched: dict[str, np.ndarray], keep_background: bool, buffer_size: int) -> np.ndarray:
+    """The draws of the foreground in the low-rank buffer after each step (after its draw is
+    added, before a switch): the rows its fit at that step uses.  The schedule fixes them."""
+    rows = np.zeros(sched["collect"].shape[0], np.int64)
+    foreground = background = 0
+    for i, (collect, switch) in enumerate(zip(sched["collect"], sched["switch"])):
+        foreground, background = foreground + collect, background + collect
+        rows[i] = min(foreground, buffer_size)
+        if switch:
+            foreground, background = (background if keep_background else 0), 0
+    return rows
 
 
 def _stan_schedule(num_steps: int) -> dict[str, np.ndarray]:
@@ -444,6 +464,9 @@ def window_adaptation(
     # the initial buffer: the steps before the first collected draw (none below 20 steps)
     first_collect = int(np.flatnonzero(sched["collect"])[0]) if sched["collect"].any() else 0
     guard_on = collapse_restarts > 0 and first_collect > 0
+    # the low-rank fits whose window holds few draws run on the newest slots of the buffer alone
+    recent_np = sched["update"] & (_foreground_rows(sched, early, buffer_size) <= _RECENT_ROWS)
+    recent_fit = jnp.asarray(recent_np)
 
     def init(state) -> WindowAdaptationState:
         inverse_mass = state.params.inverse_mass
@@ -542,7 +565,7 @@ def window_adaptation(
         if low_rank:
             buffer = buffer_add(buffer, flat, grad, in_slow)
 
-            def fit(buffer, welford, scores):
+            def fit(buffer, welford, scores, level_dim=None):
                 older = None
                 if holdout:  # the window's rows in the buffer, split at their middle draw
                     oldest = jnp.maximum(buffer.start, buffer.collected - buffer_size)
@@ -557,12 +580,25 @@ def window_adaptation(
                     diag=fisher_diagonal(welford, scores),
                     min_draws=min(min_draws, buffer_size),
                     holdout=older,
+                    level_dim=level_dim,
                 )
 
             # the fit (eigen-decompositions) runs only at the steps that set the metric
             # (chain by chain on the CPU: batched decompositions could deadlock there, see the helper)
             fit_each = one_chain_at_a_time(fit)
-            inverse_mass = run_if(is_update, fit_each, state.params.inverse_mass, (buffer, welford, scores))
+            operands = (buffer, welford, scores)
+            span = fit_span(flat.shape[0], buffer_size)
+            if recent_np.any() and 2 * _RECENT_ROWS < span:
+                # a window of at most _RECENT_ROWS draws: the same metric from the newest slots,
+                # fitted in a subspace of at most 2 * _RECENT_ROWS dimensions (not min(d, 2 * size))
+                def fit_recent(buffer, welford, scores):
+                    return fit(buffer_recent(buffer, _RECENT_ROWS), welford, scores, span)
+
+                small = recent_fit[i]
+                inverse_mass = run_if(is_update & ~small, fit_each, state.params.inverse_mass, operands)
+                inverse_mass = run_if(is_update & small, one_chain_at_a_time(fit_recent), inverse_mass, operands)
+            else:
+                inverse_mass = run_if(is_update, fit_each, state.params.inverse_mass, operands)
         else:
             if estimator == "fisher":
                 estimate = fisher_diagonal(welford, scores)
