@@ -384,7 +384,9 @@ def window_adaptation(
         draws and gradients of the window
         (:func:`~mcgen.adaptation.low_rank.low_rank_estimate`, with ``eigval_cutoff`` and
         ``gamma``); the state's ``inverse_mass`` must then be a
-        :class:`~mcgen.adaptation.low_rank.LowRankInverseMass`.
+        :class:`~mcgen.adaptation.low_rank.LowRankInverseMass`.  Where the schedule gives a
+        window of at most 16 draws, its fit runs on the buffer's 16 newest slots alone: the
+        same metric, from decompositions of at most 32 dimensions.
     schedule
         ``"stan"``: :func:`window_schedule`; ``"early"``: :func:`early_schedule` (after an
         initial buffer of 75 steps, the metric set after every step from the last tens of
