@@ -124,6 +124,14 @@ BUGS = {
         "branches = [products(size) for size in range(window + 1)] + [products(window)]",
         "tests/kernels/test_nuts_uturn.py tests/kernels/test_nuts.py -k 'deep or depth or reference'",
     ),
+    # the running sum M^-1 R_n of a low-rank or dense metric is not reset where a subtree opens
+    # (session 27: the sum replaced a third metric product per leaf)
+    "nuts_running_ar_not_reset": (
+        "mcgen/kernels/_trajectory.py",
+        "a_r = jnp.where(dr.opening, 0.0, t.vecs[SUB_AR]) + v1",
+        "a_r = t.vecs[SUB_AR] + v1",
+        "tests/test_low_rank_metric.py tests/kernels/test_dense_metric.py -k 'corrects_nothing or invariance'",
+    ),
     # nuts() on the early schedule targets Stan's 0.8, not its own 0.85 (session 17)
     "nuts_early_target_not_raised": (
         "mcgen/kernels/nuts.py",
