@@ -20,6 +20,7 @@
 """
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +29,7 @@ import pytest
 
 import mcgen as mc
 from mcgen import testing
+from mcgen.adaptation import window
 from mcgen.adaptation.low_rank import (
     LowRankInverseMass,
     buffer_add,
@@ -40,9 +42,11 @@ from mcgen.adaptation.low_rank import (
     low_rank_estimate,
 )
 from mcgen.adaptation.window import _foreground_rows, early_schedule
+from mcgen.kernels._gradient import GradientParams, GradientState
 from mcgen.kernels._integrators import hamiltonian
 from mcgen.kernels._metrics import (
     dense_inverse_mass,
+    identity_inverse_mass,
     inverse_mass_diagonal,
     inverse_mass_quadratic,
     momentum_from_normal,
@@ -300,6 +304,58 @@ def test_foreground_rows_are_those_the_buffer_holds():
         assert int(jnp.sum(buffer_weights(buf))) == rows[i], i
         buf = buffer_switch(buf, True, bool(sched["switch"][i]))
     assert rows[sched["update"]].min() == 3 and rows[sched["update"]].max() == 40
+
+
+class _FakeInfo(NamedTuple):
+    accept_prob: jax.Array
+    num_grad_evals: jax.Array
+
+
+def _walk_step(key, state, logdensity_fn):
+    """A transition that ignores the metric: a random walk scored by a correlated Gaussian."""
+    del logdensity_fn
+    q = 0.9 * state.position + 0.3 * jax.random.normal(key, state.position.shape, state.position.dtype)
+    grad = -(q @ _WALK_PRECISION).astype(q.dtype)
+    return state._replace(position=q, logdensity_grad=grad), _FakeInfo(jnp.float32(0.8), jnp.int32(1))
+
+
+_WALK_PRECISION = jnp.asarray(np.linalg.inv(np.kron(np.eye(6), _hadamard_target()[0])[:60, :60]), jnp.float32)
+
+
+@pytest.mark.parametrize("steps", [96, 316, 400])
+def test_the_warmup_fits_short_windows_from_the_newest_slots(monkeypatch, steps):
+    # The early schedule's fit after step 95 uses a window of 11 draws (from the newest slots of
+    # the buffer); after step 315, one of 31 draws, and after step 399 the buffer's 100 rows
+    # (both from the whole buffer).  The
+    # transition ignores the metric, so with the newest-slot fits switched off
+    # (_RECENT_ROWS = 0) the warmup sees the same draws, and its metric must be the same to
+    # float32 rounding.
+    def metric(recent_rows):
+        monkeypatch.setattr(window, "_RECENT_ROWS", recent_rows)
+        warmup = window.window_adaptation(
+            _walk_step, 1000, target_accept=0.8, estimator="low_rank", schedule="early", update_every=20
+        )
+
+        def one(key):
+            q = jnp.ones((60,), jnp.float32)
+            start = GradientState(
+                q,
+                jnp.float32(0.0),
+                -q,
+                GradientParams(jnp.float32(0.5), identity_inverse_mass("low_rank", 60, jnp.float32, 16)),
+            )
+            ws = warmup.init(start)
+            ws, _ = jax.lax.scan(lambda c, k: (warmup.step(k, c, None)[0], None), ws, jax.random.split(key, steps))
+            return ws.state.params.inverse_mass
+
+        return jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(3), 2))
+
+    recent, whole = metric(16), metric(0)
+    assert np.sum(np.asarray(whole.vals) != 1.0) >= 4  # the fits corrected some directions
+    for c in range(2):
+        a = dense_inverse_mass(jax.tree_util.tree_map(lambda x: x[c], whole))
+        b = dense_inverse_mass(jax.tree_util.tree_map(lambda x: x[c], recent))
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=2e-5 * np.abs(a).max())
 
 
 def test_fit_on_a_diagonal_gaussian_corrects_nothing():
