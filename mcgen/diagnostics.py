@@ -345,6 +345,35 @@ def _treedepth_problem(reached: Any) -> str | None:
     )
 
 
+# a chain that holds at least this many divergences, and at least half of the run's, is named
+_DIVERGENT_CHAIN_MIN = 10
+
+
+def _divergence_problem(divergent: Any) -> str | None:
+    """The divergences of a run, and the chain that holds most of them where one does.
+
+    With many chains a single chain can be stuck where every trajectory at its step size
+    diverges (the narrow end of a funnel that it entered at the end of warmup): on the
+    Inference Gym's Brownian motion with unknown scales, 756 of 889 divergences of 128 chains
+    were one chain's, which never moved.  Naming it points at ``Result.chain_summary()``.
+    """
+    d = np.asarray(divergent, dtype=bool)
+    total = int(d.sum())
+    if not total:
+        return None
+    line = f"{total} divergent transitions after warmup; the draws may be biased."
+    if d.ndim == 2 and d.shape[0] > 1:
+        per_chain = d.sum(axis=1)
+        worst = int(np.argmax(per_chain))
+        if per_chain[worst] >= max(_DIVERGENT_CHAIN_MIN, total / 2):
+            line += (
+                f" {int(per_chain[worst])} of them in chain {worst} ({100 * per_chain[worst] / d.shape[1]:.0f}% of its "
+                "transitions): a chain stuck where its step size is too large, often in the narrow end of a funnel "
+                "(Result.chain_summary() compares it with the other chains)."
+            )
+    return line
+
+
 def _ebfmi_problem(energy: Any) -> str | None:
     e = np.asarray(energy, dtype=np.float64)
     if not np.all(np.isfinite(e)):
@@ -478,9 +507,9 @@ def check_run(samples: Any, stats: Mapping[str, Any], num_chains: int, superchai
                 rule = f"{floor} for the ensemble" if many else f"100 per chain ({floor} for {num_chains} chains)"
                 problems.append(f"{name}: min {kind} = {vals.min():.0f} < {rule}; run longer or tune the kernel.")
     if "is_divergent" in stats:
-        n_div = int(np.sum(np.asarray(stats["is_divergent"])))
-        if n_div:
-            problems.append(f"{n_div} divergent transitions after warmup; the draws may be biased.")
+        problem = _divergence_problem(stats["is_divergent"])
+        if problem:
+            problems.append(problem)
     if "is_nonfinite" in stats:
         n_bad = int(np.sum(np.asarray(stats["is_nonfinite"])))
         if n_bad:

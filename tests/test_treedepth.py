@@ -111,6 +111,27 @@ def test_check_run_names_the_stuck_chain():
 # ----------------------------------------------------------------------------- chain_summary
 
 
+def test_check_run_names_the_chain_that_holds_most_divergences():
+    # 128 chains, 30 scattered divergences and one chain with 75% of its transitions divergent
+    # (a chain stuck in a funnel's narrow end): the warning names it; scattered ones alone do not
+    rng = np.random.default_rng(0)
+    draws = rng.standard_normal((128, 200))
+    scattered = np.zeros((128, 200), bool)
+    scattered[rng.integers(0, 128, 30), rng.integers(0, 200, 30)] = True
+    stuck = scattered.copy()
+    stuck[57, :150] = True
+
+    def divergence_lines(divergent):
+        return [m for m in check_run(draws, {"is_divergent": divergent}, 128) if "divergent" in m]
+
+    (line,) = divergence_lines(stuck)
+    assert line.startswith(f"{int(stuck.sum())} divergent transitions after warmup")
+    assert "of them in chain 57 (" in line and "% of its transitions" in line
+    (line,) = divergence_lines(scattered)
+    assert "of them in chain" not in line
+    assert divergence_lines(np.zeros((128, 200), bool)) == []
+
+
 def test_chain_summary_finds_the_chain_elsewhere():
     """``off_sd`` against its analytic value: four chains of N(0, 1) draws in 3 coordinates,
     chain 2 shifted by 5 in coordinate 1.  Chain 2's mean is 5 sd of the others' draws away;

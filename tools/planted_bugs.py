@@ -152,6 +152,13 @@ BUGS = {
         "(_foreground_rows(sched, early, buffer_size) <= 2 * _RECENT_ROWS)",
         "tests/test_low_rank_metric.py -k newest",
     ),
+    # the divergence warning names the chain with the fewest divergences (session 27)
+    "divergence_warning_wrong_chain": (
+        "mcgen/diagnostics.py",
+        "worst = int(np.argmax(per_chain))",
+        "worst = int(np.argmin(per_chain))",
+        "tests/test_treedepth.py -k divergences",
+    ),
     # nuts() on the early schedule targets Stan's 0.8, not its own 0.85 (session 17)
     "nuts_early_target_not_raised": (
         "mcgen/kernels/nuts.py",
