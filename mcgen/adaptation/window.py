@@ -467,7 +467,9 @@ def window_adaptation(
     first_collect = int(np.flatnonzero(sched["collect"])[0]) if sched["collect"].any() else 0
     guard_on = collapse_restarts > 0 and first_collect > 0
     # the low-rank fits whose window holds few draws run on the newest slots of the buffer alone
-    recent_np = sched["update"] & (_foreground_rows(sched, early, buffer_size) <= _RECENT_ROWS)
+    recent_np = np.zeros(num_steps, bool)
+    if low_rank:
+        recent_np = sched["update"] & (_foreground_rows(sched, early, buffer_size) <= _RECENT_ROWS)
     recent_fit = jnp.asarray(recent_np)
 
     def init(state) -> WindowAdaptationState:

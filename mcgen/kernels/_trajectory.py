@@ -243,7 +243,7 @@ def _kick(t: Tree, c: Setup, dr: _Drift, g1) -> _Kick:
     odd = (n & 1) == 1
     slot = jnp.where(odd | ~active, num_slots, jax.lax.population_count(n >> 1))
     ck = t.ck.at[:, slot].set(jnp.stack([p1, dr.origin[1], rho_before]), mode="drop")
-    if _tracks_ar(c.inverse_mass):  # A R_n = A R_{n-1} + A p_n
+    if t.vecs.shape[0] > SUB_AR:  # the row _start added (_tracks_ar): A R_n = A R_{n-1} + A p_n
         a_r = jnp.where(dr.opening, 0.0, t.vecs[SUB_AR]) + v1
     else:
         a_r = velocity(c.inverse_mass, sub_rho)
@@ -348,7 +348,7 @@ def _finish(
     vecs, sc, ints = t.vecs, t.scal, t.ints
     dtype = vecs.dtype
     num_slots = t.ck.shape[1]
-    tracks_ar = vecs.shape[0] > SUB_AR
+    tracks_ar = vecs.shape[0] > SUB_AR  # the row _start added (_tracks_ar)
     slots = jnp.arange(num_slots)
     active = ints[DONE] == 0
     n, depth = ints[LEAF], ints[DEPTH]
