@@ -133,6 +133,21 @@ def _brownian_quadrature():
 REPLACED_TRUTH = {"BrownianMotionUnknownScalesMissingMiddleObservations": _brownian_quadrature}
 
 
+def _sv_particle_filter():
+    import sv_truth
+
+    return sv_truth.PARTICLE_FILTER
+
+
+# Targets where single coordinates of the stored truth are wrong: {coordinate: (mean, standard
+# error, standard deviation)} from an independent computation, the rest of the Gym's truth kept.
+# Stochastic volatility's mean_log_volatility (benchmarks/sv_truth.py): the Gym's Stan run, on a
+# non-centered form of the model, misses the persistence's upper tail, where this parameter's
+# heavy left tail lives; a particle filter integrated over the scalars gives 7.867 +- 0.004
+# against the stored 7.915 +- 0.0045, as every 128-chain NUTS run of the centered form does.
+CORRECTED_TRUTH = {"StochasticVolatilitySP500Small": _sv_particle_filter}
+
+
 def _coordinate_names(tree) -> list[str]:
     """Names of the flat coordinates of a pytree of arrays, in ``ravel_pytree``'s order."""
     names = []
@@ -200,6 +215,11 @@ class GymTarget:
             )
             self.truth_se = np.zeros_like(flat_mean)  # quadrature: its error is far below any MCSE
             self.truth_source = "quadrature"
+        if name in CORRECTED_TRUTH:
+            for coord, (mean, se, sd) in CORRECTED_TRUTH[name]().items():
+                (j,) = [i for i, c in enumerate(self.coord_names) if c == f"['{coord}']"]
+                self.truth_mean[j], self.truth_se[j], self.truth_sd[j] = mean, se, sd
+            self.truth_source = "Gym, corrected"
 
     def inits(self, num_chains: int, rep: int):
         key = jax.random.key(7919 + rep)
@@ -669,6 +689,12 @@ def table(rows, names, libraries, num_chains):
         lines.append(
             f"\nz against an independent truth (the Gym's stored one is wrong; see REPLACED_TRUTH): "
             f"{', '.join(replaced)}"
+        )
+    corrected = [name for name in names if rows[(name, "mcgen")]["truth"] == "Gym, corrected"]
+    if corrected:
+        lines.append(
+            f"\nz against the Gym's truth with coordinates corrected by an independent computation "
+            f"(see CORRECTED_TRUTH): {', '.join(corrected)}"
         )
     for lib in libraries:
         if ratios[lib] and not lib.startswith("mcgen"):

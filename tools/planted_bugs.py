@@ -381,6 +381,25 @@ BUGS = {
         "per_run.std(axis=0, ddof=1)",
         "tests/test_testing_calibration.py -k runs",
     ),
+    # the particle filter that checks the stochastic-volatility truth (benchmarks/sv_truth.py)
+    "sv_filter_mu_update_halved": (
+        "benchmarks/sv_truth.py",
+        "            m = m + gain * (x - mean)",
+        "            m = m + 0.5 * gain * (x - mean)",
+        "tests/test_sv_truth.py",
+    ),
+    "sv_filter_start_not_stationary": (
+        "benchmarks/sv_truth.py",
+        "        s0sq = s**2 / (1.0 - phi**2)",
+        "        s0sq = s**2",
+        "tests/test_sv_truth.py",
+    ),
+    "sv_filter_variance_update_unscaled": (
+        "benchmarks/sv_truth.py",
+        "            var = var - gain * a * var",
+        "            var = var - gain * var",
+        "tests/test_sv_truth.py",
+    ),
     "bench_segment_se_undivided": (
         "benchmarks/bench_chain_groups.py",
         "se = np.sqrt(means.var(axis=0, ddof=1) / n + target.truth_se**2)",

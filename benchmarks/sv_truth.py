@@ -1,0 +1,247 @@
+"""An independent check of the Gym's stored truth for StochasticVolatilitySP500Small's scalars.
+
+The model (the Gym's centered form): ``(phi + 1) / 2 ~ Beta(20, 1.5)``, ``mu ~ Cauchy(0, 5)``,
+``s ~ HalfCauchy(0, 2)``; log-volatilities ``x[0] ~ N(mu, s^2 / (1 - phi^2))``,
+``x[t] ~ N(mu + phi (x[t-1] - mu), s^2)``; returns ``r[t] ~ N(0, exp(x[t] / 2))`` for the last
+100 days of the S&P 500 series.
+
+The posterior of the three scalars ``(phi, mu, s)`` is computed without MCMC:
+
+* the Cauchy prior of ``mu`` is written as a scale mixture, ``mu | lam ~ N(0, 25 / lam)`` with
+  ``lam ~ Gamma(1/2, rate 1/2)``, integrated by generalized Gauss-Laguerre quadrature;
+* given ``(phi, s, lam)``, ``mu`` is Gaussian given a path of ``x`` and is integrated out along
+  each particle's path in closed form (a marginalized particle filter: every particle carries
+  the mean of ``mu`` given its path; the variance is the same for all);
+* a bootstrap particle filter over ``x`` gives an unbiased estimate of the likelihood
+  ``p(r | phi, s, lam)`` and, from its final weights, ``E[mu | r, phi, s, lam]``;
+* ``(phi, s)`` are integrated on a grid in ``logit((phi + 1) / 2)`` and ``log s``.
+
+The error is the particle filter's (independent repetitions with different seeds give the
+standard error printed) and the grid's (``--step`` halves it).  The Gym's truth for this target
+was made with Stan on a non-centered form of the model, 10 chains of 50,000 draws.
+
+``--nuts`` runs mcgen's NUTS on the centered model instead (128 chains, the starts of
+``bench_gym.py``) and prints the plain mean of ``mu`` beside its Rao-Blackwellized one, the
+average over draws of ``E[mu | x, phi, s]`` (a one-dimensional integral per draw).
+
+Usage: python benchmarks/sv_truth.py [--particles 512] [--seeds 4] [--step 0.2]
+       python benchmarks/sv_truth.py --nuts [--seed 1] [--mass diag]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+# mean_log_volatility's posterior (mean, standard error of that mean, standard deviation) by this
+# script: ``python benchmarks/sv_truth.py`` (4 seeds, 512 particles, grid step 0.2; with the step
+# halved, ``--step 0.1 --seeds 2``: 7.8662 +- 0.0028).  bench_gym.py scores against it
+# (CORRECTED_TRUTH) in place of the Gym's 7.91517 +- 0.00452 (standard deviation 1.048).
+PARTICLE_FILTER = {"mean_log_volatility": (7.8669, 0.0042, 1.269)}
+
+
+def returns() -> np.ndarray:
+    """The Gym's data: the last 100 daily returns of the S&P 500 closing prices, minus their mean."""
+    from inference_gym.internal.datasets import sp500_closing_prices
+
+    r = np.diff(np.asarray(sp500_closing_prices.CLOSING_PRICES, np.float64))[-100:]
+    return r - r.mean()
+
+
+def grid(step: float, nodes: int):
+    """Quadrature nodes (phi, s, lam) and log-weights (prior density times cell volume)."""
+    from scipy.special import betaln, roots_genlaguerre
+
+    u = np.arange(1.0, 13.0 + 1e-9, step)  # logit((phi + 1) / 2)
+    v = np.arange(np.log(0.03), np.log(3.0) + 1e-9, step / 2)  # log s
+    t, w = roots_genlaguerre(nodes, -0.5)  # weight t^{-1/2} e^{-t}: lam = 2 t ~ Gamma(1/2, 1/2)
+    uu, vv, kk = np.meshgrid(u, v, np.arange(nodes), indexing="ij")
+    uu, vv, kk = uu.ravel(), vv.ravel(), kk.ravel()
+    wprob = 1.0 / (1.0 + np.exp(-uu))
+    phi = 2.0 * wprob - 1.0
+    s = np.exp(vv)
+    lam = 2.0 * t[kk]
+    # log prior density in (u, v): Beta(20, 1.5) on w times dw/du; HalfCauchy(0, 2) on s times ds/dv
+    log_pu = 19.0 * np.log(wprob) + 0.5 * np.log1p(-wprob) - betaln(20.0, 1.5) + np.log(wprob * (1.0 - wprob))
+    log_pv = np.log(2.0 / (np.pi * 2.0)) - np.log1p((s / 2.0) ** 2) + vv
+    # trapezoid rule in u and v: the cells at either end of each axis count half
+    ends = (np.isclose(uu, u[0]) | np.isclose(uu, u[-1])).astype(float) + (
+        np.isclose(vv, v[0]) | np.isclose(vv, v[-1])
+    ).astype(float)
+    logw = log_pu + log_pv + np.log(w[kk] / w.sum()) + np.log(step) + np.log(step / 2) - ends * np.log(2.0)
+    return phi, s, lam, logw
+
+
+def make_filter(r: np.ndarray, particles: int):
+    import jax
+    import jax.numpy as jnp
+
+    r = jnp.asarray(r)
+
+    def one(key, phi, s, lam):
+        """log p(r | phi, s, lam) estimate, and E[mu | r, .] and E[mu^2 | r, .] from the final weights."""
+        v0 = 25.0 / lam
+        s0sq = s**2 / (1.0 - phi**2)
+        a = 1.0 - phi
+        # t = 0: x0 = mu + e, e ~ N(0, s0sq); mu ~ N(0, v0)
+        k0, key = jax.random.split(key)
+        x = jnp.sqrt(v0 + s0sq) * jax.random.normal(k0, (particles,))
+        gain = v0 / (v0 + s0sq)
+        m = gain * x
+        var = v0 * (1.0 - gain)
+
+        def loglik(x, rt):
+            return -0.5 * jnp.log(2.0 * jnp.pi) - 0.5 * x - 0.5 * rt**2 * jnp.exp(-x)
+
+        logw = loglik(x, r[0])
+
+        def resample(key, logw, x, m):
+            w = jnp.exp(logw - jnp.max(logw))
+            cdf = jnp.cumsum(w / jnp.sum(w))
+            pos = (jnp.arange(particles, dtype=cdf.dtype) + jax.random.uniform(key, dtype=cdf.dtype)) / particles
+            idx = jnp.clip(jnp.searchsorted(cdf, pos), 0, particles - 1)
+            return x[idx], m[idx]
+
+        def step(carry, inputs):
+            x, m, var, logw, total = carry
+            key, rt = inputs
+            kr, kn = jax.random.split(key)
+            total = total + jax.nn.logsumexp(logw) - jnp.log(particles)
+            x_prev, m = resample(kr, logw, x, m)
+            pvar = a**2 * var + s**2
+            mean = phi * x_prev + a * m
+            x = mean + jnp.sqrt(pvar) * jax.random.normal(kn, (particles,))
+            gain = a * var / pvar
+            m = m + gain * (x - mean)
+            var = var - gain * a * var
+            return (x, m, var, loglik(x, rt), total), None
+
+        keys = jax.random.split(key, r.shape[0] - 1)
+        (x, m, var, logw, total), _ = jax.lax.scan(step, (x, m, var, logw, jnp.zeros(())), (keys, r[1:]))
+        total = total + jax.nn.logsumexp(logw) - jnp.log(particles)
+        w = jnp.exp(logw - jax.nn.logsumexp(logw))
+        return total, jnp.sum(w * m), jnp.sum(w * (m**2 + var))
+
+    return jax.jit(jax.vmap(one))
+
+
+def moments(seed: int, step: float, nodes: int, particles: int, chunk: int = 4096):
+    import jax
+
+    phi, s, lam, logw = grid(step, nodes)
+    run = make_filter(returns(), particles)
+    keys = jax.random.split(jax.random.key(seed), phi.size)
+    ll, e1, e2 = [], [], []
+    for i in range(0, phi.size, chunk):
+        sl = slice(i, i + chunk)
+        out = run(keys[sl], phi[sl], s[sl], lam[sl])
+        ll.append(np.asarray(out[0]))
+        e1.append(np.asarray(out[1]))
+        e2.append(np.asarray(out[2]))
+    ll, e1, e2 = np.concatenate(ll), np.concatenate(e1), np.concatenate(e2)
+    lp = logw + ll
+    p = np.exp(lp - lp.max())
+    p /= p.sum()
+    out = {
+        "phi": (np.sum(p * phi), np.sqrt(np.sum(p * phi**2) - np.sum(p * phi) ** 2)),
+        "mu": (np.sum(p * e1), np.sqrt(np.sum(p * e2) - np.sum(p * e1) ** 2)),
+        "s": (np.sum(p * s), np.sqrt(np.sum(p * s**2) - np.sum(p * s) ** 2)),
+    }
+    out["P(phi > 0.993)"] = (np.sum(p * (phi > 0.993)), 0.0)
+    return out
+
+
+def rao_blackwell_mu(phi, mu, s, x):
+    """``E[mu | x, phi, s]`` per draw: Cauchy(0, 5) times the Gaussian AR(1) likelihood of ``x`` in ``mu``."""
+    prec = ((1 - phi**2) + (x.shape[-1] - 1) * (1 - phi) ** 2) / s**2
+    num = (1 - phi**2) * x[..., 0] + (1 - phi) * (x[..., 1:] - phi[..., None] * x[..., :-1]).sum(-1)
+    center = num / s**2 / prec
+    nodes, weights = np.polynomial.hermite_e.hermegauss(80)  # weight exp(-u^2 / 2)
+    m = center[..., None] + nodes / np.sqrt(prec)[..., None]
+    c = weights / (1 + (m / 5.0) ** 2)
+    return (m * c).sum(-1) / c.sum(-1)
+
+
+def nuts_check(chains: int, draws: int, seed: int, mass: str | None) -> None:
+    """mcgen's NUTS on the centered model (bench_gym's starts): the plain and Rao-Blackwellized means of mu."""
+    import arviz as az
+    import bench_gym
+
+    import mcgen as mc
+
+    target = bench_gym.make_target("StochasticVolatilitySP500Small")
+    kernel = mc.nuts() if mass is None else mc.nuts(mass=mass)
+    res = mc.run_chains(
+        target.logdensity, kernel, init=target.inits(chains, seed), init_batched=True, num_chains=chains,
+        num_samples=draws, num_warmup=1000, seed=seed, progress=False, warn=False,
+    )  # fmt: skip
+    x = np.asarray(target.constrain_flat(res.samples), np.float64)  # (phi, mu, s, log-volatilities)
+    phi, mu, s = x[..., 0], x[..., 1], x[..., 2]
+    g = rao_blackwell_mu(phi, mu, s, x[..., 3:])
+    for label, v in (("plain", mu), ("Rao-Blackwellized", g)):
+        ess = float(az.ess(v))
+        print(f"  mean of mu, {label}: {v.mean():.4f} +- {v.std() / np.sqrt(ess):.4f} (ESS {ess:.0f})")
+    print(f"  sd of mu {mu.std():.3f}; P(phi > 0.993) {np.mean(phi > 0.993):.4f}; "
+          f"divergences {int(np.sum(res.stats['is_divergent']))}; R-hat of mu {float(az.rhat(mu)):.3f}")  # fmt: skip
+
+
+def main() -> None:
+    import jax
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--particles", type=int, default=512)
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--step", type=float, default=0.2, help="grid step in logit((phi+1)/2); half of it in log s")
+    parser.add_argument("--nodes", type=int, default=24, help="Gauss-Laguerre nodes for the Cauchy mixture")
+    parser.add_argument("--nuts", action="store_true", help="instead: mcgen's NUTS, plain and Rao-Blackwellized mean")
+    parser.add_argument("--chains", type=int, default=128)
+    parser.add_argument("--draws", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--mass", default=None, help="nuts()'s mass (default: the default's)")
+    args = parser.parse_args()
+    if args.nuts:
+        nuts_check(args.chains, args.draws, args.seed, args.mass)
+        return
+    jax.config.update("jax_enable_x64", True)
+    runs = []
+    for seed in range(args.seeds):
+        t0 = time.perf_counter()
+        runs.append(moments(seed, args.step, args.nodes, args.particles))
+        print(
+            f"seed {seed}: "
+            + ", ".join(f"{k} {v[0]:.5f} (sd {v[1]:.4f})" for k, v in runs[-1].items())
+            + f"  [{time.perf_counter() - t0:.0f} s]",
+            flush=True,
+        )
+    from inference_gym import using_jax as gym
+
+    truth = gym.targets.StochasticVolatilitySP500Small().sample_transformations["identity"]
+    stored = {
+        "phi": (
+            truth.ground_truth_mean["persistence_of_volatility"],
+            truth.ground_truth_mean_standard_error["persistence_of_volatility"],
+        ),
+        "mu": (
+            truth.ground_truth_mean["mean_log_volatility"],
+            truth.ground_truth_mean_standard_error["mean_log_volatility"],
+        ),
+        "s": (
+            truth.ground_truth_mean["white_noise_shock_scale"],
+            truth.ground_truth_mean_standard_error["white_noise_shock_scale"],
+        ),
+    }
+    print(f"\nparticle-filter quadrature, {args.seeds} seeds, {args.particles} particles, grid step {args.step}:")
+    for k in ("phi", "mu", "s", "P(phi > 0.993)"):
+        vals = np.array([run[k][0] for run in runs])
+        se = vals.std(ddof=1) / np.sqrt(len(vals)) if len(vals) > 1 else float("nan")
+        line = f"  {k:15s} mean {vals.mean():.5f} +- {se:.5f}   sd {np.mean([run[k][1] for run in runs]):.4f}"
+        if k in stored:
+            m, e = (float(np.asarray(x)) for x in stored[k])
+            line += f"   stored {m:.5f} +- {e:.5f}   gap {(vals.mean() - m) / np.hypot(se, e):+.1f} combined SEs"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
