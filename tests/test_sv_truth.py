@@ -2,8 +2,8 @@
 
 Given ``(phi, s, lam)`` the log-volatilities ``x = mu + z`` (``z`` a stationary AR(1)) are
 jointly Gaussian once ``mu ~ N(0, 25 / lam)`` is integrated out, so with three returns the
-likelihood ``p(r | phi, s, lam)`` and the first two moments of ``mu`` given ``r`` are
-three-dimensional integrals, done here on a grid.  The filter (bootstrap over ``x``, ``mu`` marginalized
+likelihood ``p(r | phi, s, lam)``, the first two moments of ``mu`` and the means of the
+log-volatilities given ``r`` are three-dimensional integrals, done here on a grid.  The filter (bootstrap over ``x``, ``mu`` marginalized
 along each particle's path) must reproduce both.
 """
 
@@ -38,25 +38,28 @@ def _quadrature(r, phi, s, lam, points=161, width=8.0):
     ones = np.ones(n)
     mu_mean = np.einsum("i,ij,...j->...", v0 * ones, prec, x)
     mu_var = v0 - v0**2 * ones @ prec @ ones
-    return np.log(w.sum()), (w * mu_mean).sum() / w.sum(), (w * (mu_mean**2 + mu_var)).sum() / w.sum()
+    x_mean = (w[..., None] * x).reshape(-1, n).sum(0) / w.sum()
+    return np.log(w.sum()), (w * mu_mean).sum() / w.sum(), (w * (mu_mean**2 + mu_var)).sum() / w.sum(), x_mean
 
 
 @pytest.mark.parametrize("phi, s, lam", [(0.9, 0.5, 1.0), (0.98, 0.3, 2.0), (0.5, 1.0, 4.0)])
 def test_particle_filter_matches_quadrature_on_three_days(phi, s, lam):
     r = np.array([1.3, -40.0, 6.0])
-    log_l, mean_mu, second_mu = _quadrature(r, phi, s, lam)
+    log_l, mean_mu, second_mu, mean_x = _quadrature(r, phi, s, lam)
     runs = 16
     run = sv_truth.make_filter(r, particles=20000)
     keys = jax.random.split(jax.random.key(0), runs)
-    ll, e1, e2 = (
+    ll, e1, e2, x1, _ = (
         np.asarray(o, np.float64) for o in run(keys, np.full(runs, phi), np.full(runs, s), np.full(runs, lam))
     )
-    # the likelihood estimate is unbiased: average it over the runs, and the moments of mu with
-    # the same weights; tolerances of four standard errors from the runs' own spread
+    # the likelihood estimate is unbiased: average it over the runs, and the moments with the same
+    # weights; tolerances of four standard errors from the runs' own spread
     w = np.exp(ll - ll.max())
     assert abs(np.log(w.mean()) + ll.max() - log_l) < 4 * ll.std(ddof=1) / np.sqrt(runs)
     assert abs((w * e1).sum() / w.sum() - mean_mu) < 4 * e1.std(ddof=1) / np.sqrt(runs)
     assert abs((w * e2).sum() / w.sum() - second_mu) < 4 * e2.std(ddof=1) / np.sqrt(runs)
+    # the log-volatilities of each day, from the particles' paths traced back
+    np.testing.assert_array_less(np.abs(w @ x1 / w.sum() - mean_x), 4 * x1.std(axis=0, ddof=1) / np.sqrt(runs))
 
 
 def test_grid_holds_the_prior_mass_of_its_box():
@@ -65,3 +68,12 @@ def test_grid_holds_the_prior_mass_of_its_box():
     _, _, _, logw = sv_truth.grid(0.2, 16)
     inside = 2.0 / np.pi * (np.arctan(3.0 / 2.0) - np.arctan(0.03 / 2.0))
     assert np.exp(logw).sum() == pytest.approx(inside, rel=0.01)
+
+
+def test_stored_corrections():
+    # what bench_gym.py scores the stochastic-volatility model against in place of the Gym's:
+    # mean_log_volatility, with a standard error and a standard deviation
+    corrections = sv_truth.corrections()
+    assert set(corrections) == {"['mean_log_volatility']"}
+    mean, se, sd = corrections["['mean_log_volatility']"]
+    assert 7.85 < mean < 7.88 and 0 < se < 0.01 and 1.2 < sd < 1.35

@@ -400,6 +400,12 @@ BUGS = {
         "            var = var - gain * var",
         "tests/test_sv_truth.py",
     ),
+    "sv_filter_paths_not_traced": (
+        "benchmarks/sv_truth.py",
+        "return idx_t[lineage], x_t[lineage]",
+        "return lineage, x_t[lineage]",
+        "tests/test_sv_truth.py",
+    ),
     "bench_segment_se_undivided": (
         "benchmarks/bench_chain_groups.py",
         "se = np.sqrt(means.var(axis=0, ddof=1) / n + target.truth_se**2)",
