@@ -1,11 +1,12 @@
-"""An independent check of the Gym's stored truth for StochasticVolatilitySP500Small's scalars.
+"""An independent check of the Gym's stored truth for StochasticVolatilitySP500Small.
 
 The model (the Gym's centered form): ``(phi + 1) / 2 ~ Beta(20, 1.5)``, ``mu ~ Cauchy(0, 5)``,
 ``s ~ HalfCauchy(0, 2)``; log-volatilities ``x[0] ~ N(mu, s^2 / (1 - phi^2))``,
 ``x[t] ~ N(mu + phi (x[t-1] - mu), s^2)``; returns ``r[t] ~ N(0, exp(x[t] / 2))`` for the last
 100 days of the S&P 500 series.
 
-The posterior of the three scalars ``(phi, mu, s)`` is computed without MCMC:
+The posterior moments of the three scalars ``(phi, mu, s)`` and the means of the
+log-volatilities are computed without MCMC:
 
 * the Cauchy prior of ``mu`` is written as a scale mixture, ``mu | lam ~ N(0, 25 / lam)`` with
   ``lam ~ Gamma(1/2, rate 1/2)``, integrated by generalized Gauss-Laguerre quadrature;
@@ -13,7 +14,8 @@ The posterior of the three scalars ``(phi, mu, s)`` is computed without MCMC:
   each particle's path in closed form (a marginalized particle filter: every particle carries
   the mean of ``mu`` given its path; the variance is the same for all);
 * a bootstrap particle filter over ``x`` gives an unbiased estimate of the likelihood
-  ``p(r | phi, s, lam)`` and, from its final weights, ``E[mu | r, phi, s, lam]``;
+  ``p(r | phi, s, lam)`` and, from its final weights, ``E[mu | r, phi, s, lam]`` and (over the
+  particles' paths, traced back through the resampling) ``E[x[t] | r, phi, s, lam]``;
 * ``(phi, s)`` are integrated on a grid in ``logit((phi + 1) / 2)`` and ``log s``.
 
 The error is the particle filter's (independent repetitions with different seeds give the
@@ -221,7 +223,7 @@ def main() -> None:
     parser.add_argument("--particles", type=int, default=512)
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--step", type=float, default=0.2, help="grid step in logit((phi+1)/2); half of it in log s")
-    parser.add_argument("--nodes", type=int, default=24, help="Gauss-Laguerre nodes for the Cauchy mixture")
+    parser.add_argument("--nodes", type=int, default=16, help="Gauss-Laguerre nodes for the Cauchy mixture")
     parser.add_argument("--nuts", action="store_true", help="instead: mcgen's NUTS, plain and Rao-Blackwellized mean")
     parser.add_argument("--chains", type=int, default=128)
     parser.add_argument("--draws", type=int, default=2000)
