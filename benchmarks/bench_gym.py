@@ -143,9 +143,9 @@ def _sv_particle_filter():
 # standard deviation)} from an independent computation, the rest of the Gym's truth kept.
 # Stochastic volatility (benchmarks/sv_truth.py): the Gym's Stan run, on a non-centered form of
 # the model, misses the persistence's upper tail, where mean_log_volatility has a heavy left
-# tail; a particle filter integrated over the scalars gives 7.867 +- 0.004 against the stored
-# 7.915 +- 0.0045, as every 128-chain NUTS run of the centered form does, and moves the
-# log-volatilities' means as well.
+# tail; a particle filter integrated over the scalars gives 7.870 +- 0.003 against the stored
+# 7.915 +- 0.0045, as every 128-chain NUTS run of the centered form does, and moves some of the
+# log-volatilities' means as well (sv_truth.corrections()).
 CORRECTED_TRUTH = {"StochasticVolatilitySP500Small": _sv_particle_filter}
 
 

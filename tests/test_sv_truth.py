@@ -72,8 +72,11 @@ def test_grid_holds_the_prior_mass_of_its_box():
 
 def test_stored_corrections():
     # what bench_gym.py scores the stochastic-volatility model against in place of the Gym's:
-    # mean_log_volatility, with a standard error and a standard deviation
+    # mean_log_volatility and the 100 log-volatilities, each with a standard error and a
+    # standard deviation
     corrections = sv_truth.corrections()
-    assert set(corrections) == {"['mean_log_volatility']"}
+    assert set(corrections) == {"['mean_log_volatility']"} | {f"['log_volatility'][{i}]" for i in range(100)}
+    values = np.array(list(corrections.values()))
+    assert np.all(np.isfinite(values)) and np.all(values[:, 1:] > 0)
     mean, se, sd = corrections["['mean_log_volatility']"]
     assert 7.85 < mean < 7.88 and 0 < se < 0.01 and 1.2 < sd < 1.35
