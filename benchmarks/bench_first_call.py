@@ -8,6 +8,8 @@ compile time goes:
 * ``default_five_rungs``: the factor cut to 0, 1, 2, 8 or all columns (the ladder before
   session 12) instead of 0, 1 or all;
 * ``default_uncut``: never cut (one branch);
+* ``default_no_recent_fits``: every low-rank fit on the whole buffer (no second, small fit
+  program for the windows of at most 16 draws: session 27's fits of short windows undone);
 * ``default_no_fit``: the low-rank fit replaced by the diagonal alone (the metric's state and
   products stay; the fit's code is gone);
 * ``grad_diag_early``: the Fisher diagonal on the early schedule (the schedule without the
@@ -59,6 +61,7 @@ from mcgen.run import clear_cache  # noqa: E402
 
 LADDER = _metrics._column_ladder
 FIT = window_module.low_rank_estimate
+RECENT_ROWS = window_module._RECENT_ROWS
 
 
 def _five_rungs(k: int) -> tuple[int, ...]:
@@ -84,6 +87,7 @@ VARIANTS = {
     "default_five_rungs": (lambda: mc.nuts(), _five_rungs, FIT),
     "default_uncut": (lambda: mc.nuts(), lambda k: (k,), FIT),
     "default_no_fit": (lambda: mc.nuts(), LADDER, _diagonal_only),
+    "default_no_recent_fits": (lambda: mc.nuts(), LADDER, FIT),
     "grad_diag_early": (lambda: mc.nuts(mass="grad_diag", warmup_schedule="early"), LADDER, FIT),
     "diag_sampling_only": (lambda: mc.nuts(mass="diag", adapt=False, step_size=0.3), LADDER, FIT),
     "low_rank_sampling_only": (lambda: mc.nuts(mass="low_rank", adapt=False, step_size=0.3), LADDER, FIT),
@@ -106,6 +110,7 @@ def main() -> None:
                 make, ladder, fit = VARIANTS[name]
                 _metrics._column_ladder, window_module.low_rank_estimate = ladder, fit
                 run_module._WHOLE_RUN = not name.endswith("two_programs")
+                window_module._RECENT_ROWS = 0 if name == "default_no_recent_fits" else RECENT_ROWS
                 chunked = {"chunk_size": 100} if "chunked" in name else {}
                 clear_cache()
                 jax.clear_caches()
@@ -136,6 +141,7 @@ def main() -> None:
     finally:
         _metrics._column_ladder, window_module.low_rank_estimate = LADDER, FIT
         run_module._WHOLE_RUN = True
+        window_module._RECENT_ROWS = RECENT_ROWS
     base = statistics.median(seconds[args.variants[0]])
     on = "" if args.devices is None else f", sharded over {args.devices} devices"
     print(f"{args.target}, 4 chains{on}, 1000 + 1000, median of {args.reps}:")
