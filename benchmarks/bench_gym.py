@@ -57,7 +57,11 @@ draw and mean log-density, and its means of the K coordinates of largest R-hat b
 (a chain stuck in another mode, or one whose step size ran away in warmup, shows there);
 ``--save-draws PREFIX`` keeps each run's draws. ``mcgen_dense`` and ``blackjax_dense`` (Stan's
 windowed dense covariance in each library) run only when named in ``--libraries``; BlackJAX's
-dense is compared with mcgen's dense.
+dense is compared with mcgen's dense.  So do ``blackjax_lowrank`` (BlackJAX's
+``window_adaptation_low_rank``: nutpie's low-rank Fisher metric on Stan's windows, BlackJAX's
+defaults) and ``blackjax_nutpie`` (the same estimator on nutpie's schedule as BlackJAX ports it:
+growing windows, a partial-forget buffer refitted at every step); the last table then gives
+each mcgen variant's ESS/s (warmup included) over theirs as well.
 
 ``--libraries`` also takes ``nuts:NAME=VALUE,...``: mcgen's ``nuts()`` with those settings (e.g.
 ``nuts:mass=grad_diag,warmup_schedule=early`` or ``nuts:mass_min_draws=40``).  The Gym's
@@ -390,7 +394,9 @@ def run_mcgen(target, init, num_chains, warmup, draws, seed, kernel=None):
 _BJ: dict = {}
 
 
-def blackjax_programs(target, warmup: int, draws: int, dense: bool = False, sequential: bool = False):
+def blackjax_programs(
+    target, warmup: int, draws: int, dense: bool = False, sequential: bool = False, low_rank: str | None = None
+):
     """BlackJAX's ``window_adaptation`` NUTS for ``target``, jitted and cached: ``warm(keys,
     positions) -> (states, params, step-size trace (chains, warmup), warmup gradients)`` and
     ``sample(keys, states, params) -> (positions, leapfrog steps, divergent, acceptance rate,
@@ -399,15 +405,37 @@ def blackjax_programs(target, warmup: int, draws: int, dense: bool = False, sequ
     run in ``jax.shard_map``, each device on its own chains.  The chains are vmapped, or with
     ``sequential`` run one after another (``lax.map``): on a CPU that spares each chain the
     trajectories of the others (a vmapped batch runs every transition for as long as its
-    longest tree)."""
+    longest tree).  With ``low_rank`` the warmup is BlackJAX's ``window_adaptation_low_rank``
+    instead (the low-rank Fisher-divergence metric of Seyboldt, Carlson & Carpenter, nutpie's
+    algorithm): ``"stan"`` on Stan's windows with its defaults (rank 10, cut-off 2, the buffer
+    reset at each window), ``"nutpie"`` with nutpie's schedule as BlackJAX ports it (growing
+    windows, the partial-forget buffer refitted every step, the first diagonal from the first
+    gradient).  That warmup restarts each chain at the fitted translation ``mu*``."""
     import blackjax
 
     def over_chains(fn):
         return jax.vmap(fn) if not sequential else (lambda *args: jax.lax.map(lambda a: fn(*a), args))
 
-    key = (target.name, warmup, draws, dense, sequential, None if DEVICES is None else len(DEVICES))
+    key = (target.name, warmup, draws, dense, sequential, low_rank, None if DEVICES is None else len(DEVICES))
     if key not in _BJ:
-        adapt = blackjax.window_adaptation(blackjax.nuts, target.logdensity, is_mass_matrix_diagonal=not dense)
+        if low_rank is None:
+            adapt = blackjax.window_adaptation(blackjax.nuts, target.logdensity, is_mass_matrix_diagonal=not dense)
+        else:
+            from blackjax.adaptation import low_rank_adaptation
+
+            settings = {
+                "stan": {},
+                "nutpie": dict(
+                    # the schedule made outside the jit: BlackJAX sizes the buffer from it with numpy
+                    schedule_fn=functools.partial(
+                        lambda n, fixed: fixed,
+                        fixed=np.asarray(low_rank_adaptation.build_growing_window_schedule(warmup)),
+                    ),
+                    buffer_policy="accumulating",
+                    gradient_based_init=True,
+                ),
+            }[low_rank]
+            adapt = blackjax.window_adaptation_low_rank(blackjax.nuts, target.logdensity, **settings)
 
         def warm(keys, positions):
             (state, params), info = over_chains(lambda k, x: adapt.run(k, x, num_steps=warmup))(keys, positions)
@@ -442,8 +470,8 @@ def blackjax_programs(target, warmup: int, draws: int, dense: bool = False, sequ
     return _BJ[key]
 
 
-def run_blackjax(target, init, num_chains, warmup, draws, seed, dense=False):
-    warm, sample = blackjax_programs(target, warmup, draws, dense)
+def run_blackjax(target, init, num_chains, warmup, draws, seed, dense=False, low_rank=None):
+    warm, sample = blackjax_programs(target, warmup, draws, dense, low_rank=low_rank)
     keys = jax.random.split(jax.random.key(seed), 2 * num_chains)
     wkeys, skeys = keys[:num_chains], keys[num_chains:]
     if DEVICES is not None:  # each device's chains on it, for the shard_map'ed programs
@@ -535,6 +563,9 @@ for _name, _settings in ESTIMATORS.items():
 OPTIONAL = {
     "mcgen_dense": functools.partial(run_mcgen, kernel=nuts(mass="dense")),
     "blackjax_dense": functools.partial(run_blackjax, dense=True),
+    # BlackJAX's low-rank metric (nutpie's estimator), the peer of mcgen's default warmup
+    "blackjax_lowrank": functools.partial(run_blackjax, low_rank="stan"),
+    "blackjax_nutpie": functools.partial(run_blackjax, low_rank="nutpie"),
 }
 
 
@@ -704,21 +735,21 @@ def table(rows, names, libraries, num_chains):
                 f"(min {min(ratios[lib]):.2f})"
             )
     variants = [lib for lib in libraries if lib.startswith("mcgen")]
-    if len(variants) > 1 or "blackjax" in libraries:
+    peers = [lib for lib in ("blackjax", "blackjax_lowrank", "blackjax_nutpie") if lib in libraries]
+    if len(variants) > 1 or peers:
         lines += [
             "\n### Warmup estimators: warmup + sampling gradients in the cost (ratios per target, then median)\n",
             "| target | "
             + " | ".join(f"{v} ESS/grad all vs mcgen" for v in variants[1:])
-            + "".join(f" | {v} ESS/s all vs blackjax" for v in variants if "blackjax" in libraries)
+            + "".join(f" | {v} ESS/s all vs {peer}" for peer in peers for v in variants)
             + " |",
-            "|---|" + "---|" * (len(variants) - 1 + (len(variants) if "blackjax" in libraries else 0)),
+            "|---|" + "---|" * (len(variants) - 1 + len(variants) * len(peers)),
         ]
         columns = []
         for name in names:
             base = rows[(name, "mcgen")]
             row = [rows[(name, v)]["ess_grad_all"] / base["ess_grad_all"] for v in variants[1:]]
-            if "blackjax" in libraries:
-                row += [rows[(name, v)]["ess_s_all"] / rows[(name, "blackjax")]["ess_s_all"] for v in variants]
+            row += [rows[(name, v)]["ess_s_all"] / rows[(name, peer)]["ess_s_all"] for peer in peers for v in variants]
             columns.append(row)
             lines.append(f"| {name[:40]} | " + " | ".join(f"{x:.2f}" for x in row) + " |")
         lines.append("| **median** | " + " | ".join(f"{statistics.median(c):.2f}" for c in zip(*columns)) + " |")

@@ -118,6 +118,65 @@ def test_rank_k_estimate_finds_the_eigen_directions_and_eigenvalues():
     assert np.all(np.asarray(diagonal_only.vals) == 1.0)
 
 
+def _spread_target():
+    """A 24-d Gaussian with a lopsided spectrum: 16 eigenvalues spread over [0.02, 0.3] and 8
+    over [4, 400], along random directions."""
+    rng = np.random.default_rng(5)
+    vals = np.concatenate([np.geomspace(0.02, 0.3, 16), np.geomspace(4.0, 400.0, 8)])
+    q, _ = np.linalg.qr(rng.standard_normal((24, 24)))
+    return (q * vals) @ q.T
+
+
+def test_truncation_leaves_the_narrowest_spectrum():
+    """With rank 6 of a lopsided spectrum the corrections go to its far end, not to the six
+    largest ``|log lambda|``.  Known answer from the exact covariance scaled by its Fisher
+    diagonal (the spectrum the fit sees, 0.014 to 211): correcting the top six leaves the
+    square root of the condition number at 21.5, the least of the seven splits between the
+    two ends; the six largest ``|log lambda|`` are the top three and the bottom three, which
+    leave 40.8.  A fit from 2000 exact draws and scores must come within 10% of the first,
+    which the second rule (planted bug ``low_rank_select_by_abs_log``) does not."""
+    cov = _spread_target()
+    fisher = np.sqrt(np.diag(cov) / np.diag(np.linalg.inv(cov)))
+    lam, vecs = np.linalg.eigh(cov / np.sqrt(np.outer(fisher, fisher)))  # ascending
+
+    def left(corrected):  # square root of the condition number the uncorrected ones leave
+        rest = np.delete(lam, corrected)
+        return np.sqrt(max(rest.max(), 1.0) / min(rest.min(), 1.0))
+
+    splits = [left(np.r_[np.arange(6 - t), np.arange(24 - t, 24)].astype(int)) for t in range(7)]
+    ideal, by_abs_log = min(splits), left(np.argsort(-np.abs(np.log(lam)))[:6])
+    assert ideal == pytest.approx(21.53, abs=0.01) and ideal == splits[6]  # the top six
+    assert by_abs_log == pytest.approx(40.78, abs=0.01)
+    draws, grads = _gaussian_draws(cov, 2000, 4)
+    metric = _fit(draws, grads, rank=6, cutoff=2.0)
+    eig = _whitened_eigenvalues(cov, dense_inverse_mass(metric))  # the target under the metric
+    ratio = np.sqrt(eig[-1] / eig[0])
+    assert ratio < 1.1 * ideal, (ratio, ideal, by_abs_log)
+    # the six directions kept are those of the six largest eigenvalues (principal-angle
+    # cosines near 1), and they are ranked first, largest first (their eigenvalues are shrunk
+    # by the regularization, gamma times the mean scaled second moment: 94.7 for 211 here)
+    cosines = np.linalg.svd(vecs[:, -6:].T @ np.asarray(metric.vecs, np.float64), compute_uv=False)
+    assert cosines.min() > 0.95, cosines
+    found = np.asarray(metric.vals, np.float64)
+    assert np.all(found > 2.0) and np.all(np.diff(found) < 0), found
+
+
+def test_select_span_known_answers():
+    from mcgen.adaptation.low_rank import _select_span
+
+    # lopsided: the four largest |log| are two from each end (span 8.3 left); the four from
+    # the bottom leave [2, 6.5] and the four from the top [-4.5, 2]: 6.5 either way, and
+    # among equals the fewest from the top
+    log_lam = jnp.array([6.5, -4.5, 5.0, -4.4, 4.0, -4.3, 3.0, -4.2, 2.0])
+    assert sorted(np.asarray(_select_span(log_lam, 4)).tolist()) == [1, 3, 5, 7]
+    # one far eigenvalue on each side and neutral ones between: both ends
+    assert sorted(np.asarray(_select_span(jnp.array([0.1, -5.0, 0.0, 0.2, 4.0]), 2)).tolist()) == [1, 4]
+    # the top is farther: all from the top
+    assert sorted(np.asarray(_select_span(jnp.array([-1.0, 9.0, 8.0, 0.0, 7.0]), 3)).tolist()) == [1, 2, 4]
+    # as many as there are: every index
+    assert sorted(np.asarray(_select_span(jnp.array([0.3, -0.2]), 2)).tolist()) == [0, 1]
+
+
 def test_fit_from_fewer_than_min_draws_is_the_diagonal_alone():
     # on the Hadamard target 30 rows find the corrections (every whitened eigenvalue is
     # exact for a Gaussian); with min_draws above the rows used the fit is the diagonal alone,
@@ -587,6 +646,9 @@ def test_low_rank_settings_are_checked():
         mc.nuts(mass_min_draws=2)
     with pytest.raises(ValueError, match="mass_holdout"):
         mc.hmc(mass_holdout="yes")
+    for bad in (0.0, -1e-3, float("nan")):
+        with pytest.raises(ValueError, match="mass_gamma"):
+            mc.mala(mass_gamma=bad)
 
 
 def test_a_state_with_another_metric_cannot_warm_start_the_default():

@@ -703,6 +703,14 @@ BUGS = {
         "metric = px.T @ px + gamma * level * jnp.eye(m, dtype=dtype)",
         "tests/test_low_rank_metric.py -k estimate",
     ),
+    # the truncation back to the largest |log lambda| (session 29: the split between the two
+    # ends of the spectrum that leaves the narrowest one)
+    "low_rank_select_by_abs_log": (
+        "mcgen/adaptation/low_rank.py",
+        "    top = jnp.argmin(span)\n",
+        "    top = jnp.argmin(span)\n    return jax.lax.top_k(jnp.abs(log_lam), used)[1]\n",
+        "tests/test_low_rank_metric.py -k narrowest",
+    ),
     "low_rank_velocity_inverted": (
         "mcgen/kernels/_metrics.py",
         "return s * _low_rank_apply(m, m.vals - 1.0, s * p)",

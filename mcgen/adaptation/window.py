@@ -60,6 +60,7 @@ from jax.flatten_util import ravel_pytree
 
 from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
 from mcgen.adaptation.low_rank import (
+    LOW_RANK_GAMMA,
     LOW_RANK_MIN_DRAWS,
     LowRankBuffer,
     buffer_add,
@@ -345,7 +346,7 @@ def window_adaptation(
     rank: int = 16,
     eigval_cutoff: float = 2.0,
     buffer_size: int = 100,
-    gamma: float = 1e-3,
+    gamma: float = LOW_RANK_GAMMA,
     update_every: int = 1,
     collapse_restarts: int = 3,
     min_draws: int = LOW_RANK_MIN_DRAWS,

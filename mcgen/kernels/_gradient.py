@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from mcgen.adaptation.low_rank import LOW_RANK_MIN_DRAWS
+from mcgen.adaptation.low_rank import LOW_RANK_GAMMA, LOW_RANK_MIN_DRAWS
 from mcgen.adaptation.window import window_adaptation
 from mcgen.kernels._integrators import find_reasonable_step_size, flat_value_and_grad
 from mcgen.kernels._metrics import LowRankInverseMass, check_positive, identity_inverse_mass
@@ -128,7 +128,7 @@ def gradient_warmup(
 
 class LowRankSettings(NamedTuple):
     """The settings of a ``mass="low_rank"`` metric (the kernels' ``mass_rank``,
-    ``mass_eigval_cutoff``, ``mass_buffer`` and ``mass_min_draws``)."""
+    ``mass_eigval_cutoff``, ``mass_buffer``, ``mass_min_draws``, ``mass_holdout`` and ``mass_gamma``)."""
 
     rank: int = 16
     eigval_cutoff: float = 2.0
@@ -138,6 +138,8 @@ class LowRankSettings(NamedTuple):
     update_every: int = 20
     min_draws: int = LOW_RANK_MIN_DRAWS
     holdout: bool = False
+    # regularization of the scaled second moments (low_rank_estimate's gamma)
+    gamma: float = LOW_RANK_GAMMA
 
 
 def low_rank_settings(
@@ -147,6 +149,7 @@ def low_rank_settings(
     who: str,
     min_draws: int = LOW_RANK_MIN_DRAWS,
     holdout: bool = False,
+    gamma: float = LOW_RANK_GAMMA,
 ) -> LowRankSettings:
     """Validate the low-rank settings of kernel ``who``; clear errors for bad values."""
     checked = ((rank, "mass_rank", 1), (buffer_size, "mass_buffer", 3), (min_draws, "mass_min_draws", 3))
@@ -158,7 +161,10 @@ def low_rank_settings(
         raise ValueError(f"{who}: mass_eigval_cutoff must be >= 1, got {eigval_cutoff!r}")
     if not isinstance(holdout, bool):
         raise ValueError(f"{who}: mass_holdout must be True or False, got {holdout!r}")
-    return LowRankSettings(rank, float(eigval_cutoff), buffer_size, min_draws=min_draws, holdout=holdout)
+    check_positive(gamma, "mass_gamma", who)
+    return LowRankSettings(
+        rank, float(eigval_cutoff), buffer_size, min_draws=min_draws, holdout=holdout, gamma=float(gamma)
+    )
 
 
 WARMUP_SCHEDULES = ("stan", "early")

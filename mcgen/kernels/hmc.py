@@ -52,7 +52,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from mcgen.adaptation.low_rank import LOW_RANK_MIN_DRAWS
+from mcgen.adaptation.low_rank import LOW_RANK_GAMMA, LOW_RANK_MIN_DRAWS
 from mcgen.kernels import _random
 from mcgen.kernels._gradient import (
     GradientState,
@@ -96,6 +96,7 @@ def hmc(
     mass_buffer: int = 100,
     mass_min_draws: int = LOW_RANK_MIN_DRAWS,
     mass_holdout: bool = False,
+    mass_gamma: float = LOW_RANK_GAMMA,
 ) -> Kernel:
     """Hamiltonian Monte Carlo (leapfrog integrator, Metropolis correction).
 
@@ -124,14 +125,16 @@ def hmc(
         ``"stan"`` (default): Stan's doubling windows; ``"early"``: the metric updated after
         every warmup step (the low-rank fit every 20 steps) from the last tens of draws, in
         nutpie's manner (:func:`~mcgen.adaptation.window.early_schedule`).
-    mass_rank, mass_eigval_cutoff, mass_buffer, mass_min_draws, mass_holdout
+    mass_rank, mass_eigval_cutoff, mass_buffer, mass_min_draws, mass_holdout, mass_gamma
         For ``mass="low_rank"`` only: the number ``k`` of corrected directions, the cutoff
         :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped), the
         number of a window's last draws that the directions are fitted to (memory:
         ``2 * mass_buffer * d`` numbers per chain in warmup), the fewest draws a window
         must hold to be fitted (from fewer, the diagonal alone; default 3: every window;
         measured: :func:`~mcgen.adaptation.window.window_adaptation`'s ``min_draws``), and
-        whether each fit is checked on held-out draws (``window_adaptation``'s ``holdout``).
+        whether each fit is checked on held-out draws (``window_adaptation``'s ``holdout``),
+        and the fit's regularization (:func:`~mcgen.adaptation.low_rank_estimate`'s ``gamma``:
+        that share of the mean scaled second moment is added to both second moments).
     """
     if (
         not isinstance(num_integration_steps, int)
@@ -143,7 +146,9 @@ def hmc(
     check_step_size(step_size, "hmc")
     check_target_accept(target_accept, "hmc")
     check_warmup_schedule(warmup_schedule, "hmc")
-    low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "hmc", mass_min_draws, mass_holdout)
+    low_rank = low_rank_settings(
+        mass_rank, mass_eigval_cutoff, mass_buffer, "hmc", mass_min_draws, mass_holdout, mass_gamma
+    )
     if not 0.0 <= float(jitter) < 1.0:
         raise ValueError(f"hmc: jitter must lie in [0, 1), got {jitter!r}")
     check_positive(max_energy_error, "max_energy_error", "hmc")

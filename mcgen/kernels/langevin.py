@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from mcgen.adaptation.low_rank import LOW_RANK_MIN_DRAWS
+from mcgen.adaptation.low_rank import LOW_RANK_GAMMA, LOW_RANK_MIN_DRAWS
 from mcgen.kernels import _random
 from mcgen.kernels._gradient import (
     GradientState,
@@ -184,6 +184,7 @@ def mala(
     mass_buffer: int = 100,
     mass_min_draws: int = LOW_RANK_MIN_DRAWS,
     mass_holdout: bool = False,
+    mass_gamma: float = LOW_RANK_GAMMA,
 ) -> Kernel:
     """Metropolis-adjusted Langevin algorithm (exact for :math:`\\pi`).
 
@@ -205,20 +206,24 @@ def mala(
         ``"stan"`` (default): Stan's doubling windows; ``"early"``: the metric updated after
         every warmup step (the low-rank fit every 20 steps) from the last tens of draws, in
         nutpie's manner (:func:`~mcgen.adaptation.window.early_schedule`).
-    mass_rank, mass_eigval_cutoff, mass_buffer, mass_min_draws, mass_holdout
+    mass_rank, mass_eigval_cutoff, mass_buffer, mass_min_draws, mass_holdout, mass_gamma
         For ``mass="low_rank"`` only: the number ``k`` of corrected directions, the cutoff
         :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped), the
         number of a window's last draws that the directions are fitted to (memory:
         ``2 * mass_buffer * d`` numbers per chain in warmup), the fewest draws a window
         must hold to be fitted (from fewer, the diagonal alone; default 3: every window;
         measured: :func:`~mcgen.adaptation.window.window_adaptation`'s ``min_draws``), and
-        whether each fit is checked on held-out draws (``window_adaptation``'s ``holdout``).
+        whether each fit is checked on held-out draws (``window_adaptation``'s ``holdout``),
+        and the fit's regularization (:func:`~mcgen.adaptation.low_rank_estimate`'s ``gamma``:
+        that share of the mean scaled second moment is added to both second moments).
     """
     check_step_size(step_size, "mala")
     check_mass(mass, "mala")
     check_target_accept(target_accept, "mala")
     check_warmup_schedule(warmup_schedule, "mala")
-    low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "mala", mass_min_draws, mass_holdout)
+    low_rank = low_rank_settings(
+        mass_rank, mass_eigval_cutoff, mass_buffer, "mala", mass_min_draws, mass_holdout, mass_gamma
+    )
     one = jnp.ones((), jnp.int32)
 
     def init(position, logdensity_fn) -> GradientState:

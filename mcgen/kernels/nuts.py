@@ -52,7 +52,7 @@ from typing import NamedTuple
 
 import jax
 
-from mcgen.adaptation.low_rank import LOW_RANK_MIN_DRAWS
+from mcgen.adaptation.low_rank import LOW_RANK_GAMMA, LOW_RANK_MIN_DRAWS
 from mcgen.kernels._gradient import (
     GradientState,
     check_target_accept,
@@ -105,6 +105,7 @@ def nuts(
     mass_buffer: int = 100,
     mass_min_draws: int = LOW_RANK_MIN_DRAWS,
     mass_holdout: bool = False,
+    mass_gamma: float = LOW_RANK_GAMMA,
     warmup_max_tree_depth: int | None = None,
     uturn: str = "trapezoid",
     gather: bool | None = None,
@@ -155,14 +156,16 @@ def nuts(
         fit every 20 steps) from the last tens of draws, in nutpie's manner
         (:func:`~mcgen.adaptation.window.early_schedule`).  ``None``
         (default): ``"early"`` for ``mass="low_rank"``, ``"stan"`` for the others.
-    mass_rank, mass_eigval_cutoff, mass_buffer, mass_min_draws, mass_holdout
+    mass_rank, mass_eigval_cutoff, mass_buffer, mass_min_draws, mass_holdout, mass_gamma
         For ``mass="low_rank"`` only: the number ``k`` of corrected directions, the cutoff
         :math:`c` (eigenvalues of the scaled metric inside :math:`[1/c, c]` are dropped), the
         number of a window's last draws that the directions are fitted to (memory:
         ``2 * mass_buffer * d`` numbers per chain in warmup), the fewest draws a window
         must hold to be fitted (from fewer, the diagonal alone; default 3: every window;
         measured: :func:`~mcgen.adaptation.window.window_adaptation`'s ``min_draws``), and
-        whether each fit is checked on held-out draws (``window_adaptation``'s ``holdout``).
+        whether each fit is checked on held-out draws (``window_adaptation``'s ``holdout``),
+        and the fit's regularization (:func:`~mcgen.adaptation.low_rank_estimate`'s ``gamma``:
+        that share of the mean scaled second moment is added to both second moments).
     warmup_max_tree_depth
         Largest number of doublings of a warmup transition (sampling keeps
         ``max_tree_depth``).  ``None`` (default): 6 (63 leapfrog steps) for
@@ -226,7 +229,9 @@ def nuts(
     if target_accept is None:
         target_accept = EARLY_TARGET_ACCEPT if warmup_schedule == "early" else STAN_TARGET_ACCEPT
     check_target_accept(target_accept, "nuts")
-    low_rank = low_rank_settings(mass_rank, mass_eigval_cutoff, mass_buffer, "nuts", mass_min_draws, mass_holdout)
+    low_rank = low_rank_settings(
+        mass_rank, mass_eigval_cutoff, mass_buffer, "nuts", mass_min_draws, mass_holdout, mass_gamma
+    )
     check_positive(max_energy_error, "max_energy_error", "nuts")
     if uturn not in UTURN_CRITERIA:
         raise ValueError(f"nuts: uturn must be one of {UTURN_CRITERIA}, got {uturn!r}")
