@@ -678,6 +678,10 @@ def bench(names, num_chains, warmup, draws, reps, libraries, json_path=None, fir
                 truth=target.truth_source,
             )
             rows[(name, lib)] = med
+        # each target's compiled programs are dropped before the next one: a run of twenty
+        # targets and six libraries held enough of them to run out of memory (24 GB) in LLVM
+        _BJ.clear()
+        jax.clear_caches()
     return rows
 
 

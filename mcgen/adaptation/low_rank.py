@@ -26,11 +26,9 @@ fitted by minimizing a Fisher divergence differs most from the diagonal one:
 
    On a Gaussian target :math:`C_g \\to \\Sigma^{-1}` and :math:`C_x \\to \\Sigma` (scaled),
    so :math:`A \\to \\Sigma`: the exact covariance, from draws *and* gradients.
-4. **Truncate.**  Of the eigenpairs :math:`(\\lambda_j, v_j)` of :math:`A`, ``rank`` are kept
-   from the two ends of the spectrum, split between the largest and the smallest eigenvalues
-   so that the uncorrected ones span the narrowest range (:func:`_select_span`: what a leapfrog
-   step and a NUTS trajectory pay for), and among them only those outside :math:`[1/c, c]`
-   (``cutoff`` :math:`c`); the others get :math:`\\lambda = 1`, no effect.
+4. **Truncate.**  Of the eigenpairs :math:`(\\lambda_j, v_j)` of :math:`A`, the ``rank`` with
+   the largest :math:`|\\log \\lambda_j|` are kept, and among them only those outside
+   :math:`[1/c, c]` (``cutoff`` :math:`c`); the others get :math:`\\lambda = 1`, no effect.
    So do eigenvalues below :math:`10^{-5}` times the largest, which float32 does not resolve.
 
 The metric is then :math:`S (I + U (\\Lambda - I) U^\\top) S` with :math:`U = Q V`
@@ -262,11 +260,8 @@ def low_rank_estimate(
     # an eigenvalue far below the largest one is lost to rounding (it may even come out
     # negative): such a direction is left uncorrected, never shrunk by a noise eigenvalue
     reliable = jnp.isfinite(lam) & (lam > _RELIABLE * jnp.max(lam))
-    log_lam = jnp.where(reliable, jnp.log(jnp.where(reliable, lam, 1.0)), 0.0)
-    idx = _select_span(log_lam, used)
-    # ranked by |log lambda|, the unresolved last: the corrections the cutoff keeps come first
-    # (the factor is cut to its leading columns at run time: _metrics.by_kept_columns)
-    idx = idx[jnp.argsort(-jnp.where(reliable, jnp.abs(log_lam), -1.0)[idx], stable=True)]
+    score = jnp.where(reliable, jnp.abs(jnp.log(jnp.where(reliable, lam, 1.0))), -1.0)
+    _, idx = jax.lax.top_k(score, used)
     vals, directions = lam[idx], vecs[:, idx] if basis is None else basis @ vecs[:, idx]
     keep = ((vals > cutoff) | (vals < 1.0 / cutoff)) & reliable[idx]
     ok = jnp.all(jnp.isfinite(vals)) & jnp.all(jnp.isfinite(directions)) & (n >= max(3, min_draws))
@@ -295,35 +290,6 @@ def low_rank_estimate(
         vals = jnp.concatenate([vals, jnp.ones((k - used,), dtype)])
         directions = jnp.concatenate([directions, jnp.zeros((dim, k - used), dtype)], axis=1)
     return LowRankInverseMass(scale.astype(dtype), directions.astype(dtype), vals.astype(dtype))
-
-
-def _select_span(log_lam: jax.Array, used: int) -> jax.Array:
-    r"""Indices of the ``used`` eigenvalues (of ``m``, given as logs) to correct so that the
-    metric leaves the narrowest spectrum.
-
-    A corrected direction is whitened (its variance becomes 1 under the metric); an
-    uncorrected one keeps its eigenvalue :math:`\lambda_j` of the scaled metric.  A leapfrog
-    step must resolve the smallest whitened variance and a NUTS trajectory span the largest,
-    so the cost of a draw grows with the square root of their ratio,
-    :math:`\max(1, \lambda_{hi}) / \min(1, \lambda_{lo})` over the uncorrected ones.  The
-    corrections are therefore taken from the two ends of the sorted spectrum, ``t`` from the
-    top and ``used - t`` from the bottom, with ``t`` the split that leaves that ratio
-    smallest (the fewest from the top among equals).  The ``used`` largest :math:`|\log
-    \lambda|` (the rule before) can spend the corrections on one side while the other side
-    holds the extreme: on the Inference Gym's rotated ill-conditioned Gaussian (d = 100) with
-    16 directions, 36 against 16 in the square root of the ratio, from the exact covariance.
-    Neutral entries (log 0: directions that are not resolved) sit inside the spectrum and are
-    taken only where every other one is."""
-    m = log_lam.shape[0]
-    order = jnp.argsort(log_lam)
-    if used >= m:
-        return order
-    ranked = log_lam[order]
-    t = jnp.arange(used + 1)  # taken from the top; the rest of ``used`` from the bottom
-    span = jnp.maximum(ranked[m - 1 - t], 0.0) - jnp.minimum(ranked[used - t], 0.0)
-    top = jnp.argmin(span)
-    j = jnp.arange(used)
-    return jnp.where(j < used - top, order[j], order[jnp.minimum(m - used + j, m - 1)])
 
 
 def log_condition(
