@@ -421,6 +421,8 @@ def blackjax_programs(
         if low_rank is None:
             adapt = blackjax.window_adaptation(blackjax.nuts, target.logdensity, is_mass_matrix_diagonal=not dense)
         else:
+            if not hasattr(blackjax, "window_adaptation_low_rank"):
+                raise RuntimeError(f"blackjax {blackjax.__version__} has no window_adaptation_low_rank (1.7 has)")
             from blackjax.adaptation import low_rank_adaptation
 
             settings = {
