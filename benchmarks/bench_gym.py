@@ -425,18 +425,13 @@ def blackjax_programs(
                 raise RuntimeError(f"blackjax {blackjax.__version__} has no window_adaptation_low_rank (1.7 has)")
             from blackjax.adaptation import low_rank_adaptation
 
-            settings = {
-                "stan": {},
-                "nutpie": dict(
-                    # the schedule made outside the jit: BlackJAX sizes the buffer from it with numpy
-                    schedule_fn=functools.partial(
-                        lambda n, fixed: fixed,
-                        fixed=np.asarray(low_rank_adaptation.build_growing_window_schedule(warmup)),
-                    ),
-                    buffer_policy="accumulating",
-                    gradient_based_init=True,
-                ),
-            }[low_rank]
+            if low_rank not in ("stan", "nutpie"):
+                raise ValueError(f"low_rank must be 'stan' or 'nutpie', got {low_rank!r}")
+            settings = {}
+            if low_rank == "nutpie":
+                # the schedule made outside the jit: BlackJAX sizes the buffer from it with numpy
+                schedule = np.asarray(low_rank_adaptation.build_growing_window_schedule(warmup))
+                settings = dict(schedule_fn=lambda _: schedule, buffer_policy="accumulating", gradient_based_init=True)
             adapt = blackjax.window_adaptation_low_rank(blackjax.nuts, target.logdensity, **settings)
 
         def warm(keys, positions):
