@@ -32,6 +32,7 @@ from mcgen import testing
 from mcgen.adaptation import window
 from mcgen.adaptation.low_rank import (
     LowRankInverseMass,
+    _select,
     buffer_add,
     buffer_init,
     buffer_recent,
@@ -143,6 +144,65 @@ def test_regularization_shrinks_the_eigenvalues_as_stated():
         expected = np.sqrt((lam[-1] + r) / (1.0 / lam[-1] + r))
         found = float(np.max(np.asarray(_fit(draws, grads, rank=6, cutoff=2.0, gamma=gamma).vals)))
         assert found == pytest.approx(expected, rel=0.1), (gamma, found, expected)
+
+
+def _select_reference(lam, used, split):
+    """The rule of :func:`_select` by brute force in float64: the ``used`` largest ``|log
+    lambda|``, or the two-ended choice that leaves the narrowest range where it is narrower by
+    more than ``split**2``."""
+    log_lam = np.log(lam)
+    m = len(lam)
+
+    def left_range(chosen):
+        left = np.delete(log_lam, chosen)
+        return max(left.max(initial=0.0), 0.0) - min(left.min(initial=0.0), 0.0)
+
+    first = np.argsort(-np.abs(log_lam), kind="stable")[:used]
+    order = np.argsort(log_lam)
+    ends = [np.r_[order[: used - t], order[m - t :]].astype(int) for t in range(used + 1)]
+    two_ended = min(ends, key=left_range)
+    return set(two_ended) if left_range(first) - left_range(two_ended) > 2 * np.log(split) else set(first)
+
+
+def test_corrections_come_from_both_ends_only_where_that_narrows_the_spectrum():
+    """A lopsided spectrum (50 eigenvalues in [0.01, 0.1], 16 in [20, 1000]) with 16
+    corrections: the largest ``|log lambda|`` would take the 11 largest and 5 of the smallest,
+    leaving a range of 74.5 in its square root; the 16 largest leave 10, so the split takes
+    them unless ``split`` asks for more than 7.45.  On random spectra the rule is the brute-force one, and
+    both outcomes occur."""
+    lam = np.concatenate([np.geomspace(0.01, 0.1, 50), np.geomspace(20.0, 1000.0, 16)])
+    reliable = jnp.ones(lam.shape, bool)
+    for split, expected in ((1.5, set(range(50, 66))), (7.0, set(range(50, 66))), (8.0, None)):
+        chosen = set(np.asarray(_select(jnp.asarray(lam, jnp.float32), reliable, 16, split)).tolist())
+        assert chosen == (expected or _select_reference(lam, 16, np.inf)), split
+    assert _select_reference(lam, 16, np.inf) != set(range(50, 66))
+    rng = np.random.default_rng(0)
+    outcomes = set()
+    for _ in range(100):
+        m = int(rng.integers(5, 40))
+        used = int(rng.integers(1, m))
+        lam = np.exp(rng.normal(rng.choice([-2.0, 0.0, 2.0]), rng.choice([1.0, 2.0, 4.0]), m)).astype(np.float32)
+        chosen = set(np.asarray(_select(jnp.asarray(lam), jnp.ones(m, bool), used, 1.5)).tolist())
+        assert chosen == _select_reference(lam.astype(np.float64), used, 1.5)
+        outcomes.add(chosen == _select_reference(lam.astype(np.float64), used, np.inf))
+    assert outcomes == {True, False}  # the split was taken on some spectra and not on others
+
+
+def test_the_fit_of_a_lopsided_gaussian_corrects_its_largest_directions():
+    """A rotated 40-d Gaussian with 32 eigenvalues in [0.01, 0.1] and 8 in [10, 1000], rank 8,
+    from 2000 exact draws: the fit corrects the span of the 8 largest (principal cosines
+    above 0.95).  Ranked by ``|log lambda|`` alone (``split=inf``) it would spend half the
+    corrections on the small end (cosines near 0 for 4 of them)."""
+    rng = np.random.default_rng(7)
+    q, _ = np.linalg.qr(rng.standard_normal((40, 40)))
+    cov = (q * np.concatenate([np.geomspace(0.01, 0.1, 32), np.geomspace(10.0, 1000.0, 8)])) @ q.T
+    draws, grads = _gaussian_draws(cov, 2000, 1)
+    for split, found in ((None, 8), (np.inf, 4)):
+        metric = _fit(draws, grads, rank=8, **({} if split is None else {"split": split}))
+        kept = np.asarray(metric.vals) != 1.0
+        assert kept.sum() == 8
+        cosines = np.linalg.svd(q[:, -8:].T @ np.asarray(metric.vecs, np.float64)[:, kept], compute_uv=False)
+        assert np.sum(cosines > 0.95) == found, (split, cosines)
 
 
 def test_mass_gamma_reaches_the_warmup_fit():

@@ -710,6 +710,22 @@ BUGS = {
         "min_draws=min_draws, holdout=holdout",
         "tests/test_low_rank_metric.py -k mass_gamma",
     ),
+    # the two-ended choice of the corrections taken where it does not narrow the spectrum
+    # (session 30)
+    "low_rank_split_guard_inverted": (
+        "mcgen/adaptation/low_rank.py",
+        "first_range - ranges[top] > 2.0 * jnp.log(split)",
+        "first_range - ranges[top] < 2.0 * jnp.log(split)",
+        "tests/test_low_rank_metric.py -k 'both_ends or lopsided'",
+    ),
+    # the two-ended ranges one rung off at the bottom (the smallest uncorrected eigenvalue
+    # misread)
+    "low_rank_split_range_off_by_one": (
+        "mcgen/adaptation/low_rank.py",
+        "- jnp.minimum(ranked[used - t], 0.0)",
+        "- jnp.minimum(ranked[jnp.maximum(used - t - 1, 0)], 0.0)",
+        "tests/test_low_rank_metric.py -k 'both_ends or lopsided'",
+    ),
     "low_rank_velocity_inverted": (
         "mcgen/kernels/_metrics.py",
         "return s * _low_rank_apply(m, m.vals - 1.0, s * p)",
