@@ -807,7 +807,8 @@ def main(argv=None):
     libraries = ["mcgen"] + [lib for lib in args.libraries if lib != "mcgen"]
     print(
         f"jax {jax.__version__} on {jax.devices()[0].platform}; {args.chains} chains, warmup {args.warmup}, "
-        f"draws {args.draws}, reps {args.reps}",
+        f"draws {args.draws}, reps {args.reps}; {len(os.sched_getaffinity(0))} cores usable (a seed's draws are "
+        "reproducible bit for bit only with as many: XLA:CPU's rounding depends on them)",
         flush=True,
     )
     targets = [t for name in args.targets for t in (TOY_TARGETS if name == "toy" else [name])]
