@@ -186,6 +186,9 @@ def test_corrections_come_from_both_ends_only_where_that_narrows_the_spectrum():
         assert chosen == _select_reference(lam.astype(np.float64), used, 1.5)
         outcomes.add(chosen == _select_reference(lam.astype(np.float64), used, np.inf))
     assert outcomes == {True, False}  # the split was taken on some spectra and not on others
+    for bad in (0.5, float("nan")):
+        with pytest.raises(ValueError, match="split must be at least 1"):
+            low_rank_estimate(jnp.ones((4, 3)), jnp.ones((4, 3)), rank=2, split=bad)
 
 
 def test_the_fit_of_a_lopsided_gaussian_corrects_its_largest_directions():

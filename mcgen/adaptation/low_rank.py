@@ -89,8 +89,8 @@ LOW_RANK_GAMMA = 1e-3
 
 # the fit's corrections are split between the two ends of the spectrum where that leaves the
 # uncorrected eigenvalues a range narrower by this factor, in its square root, than the
-# largest |log lambda| (low_rank_estimate's split; docs: "The rotated Gaussian: corrections
-# from both ends where it pays", session 30)
+# largest |log lambda| (low_rank_estimate's split; the gradient-kernel docs: "Corrections
+# from both ends where it pays: the rotated Gaussian (session 30)")
 LOW_RANK_SPLIT = 1.5
 
 
@@ -242,6 +242,8 @@ def low_rank_estimate(
     >>> sorted(round(float(v), 2) for v in m.vals * m.scale[0] ** 2)
     [0.05, 1.93]
     """
+    if not split >= 1.0:  # also NaN
+        raise ValueError(f"split must be at least 1 (inf: never split), got {split!r}")
     n_rows, dim = draws.shape
     dtype = draws.dtype
     grads = grads.astype(dtype)
