@@ -194,7 +194,7 @@ def test_corrections_come_from_both_ends_only_where_that_narrows_the_spectrum():
 def test_the_fit_of_a_lopsided_gaussian_corrects_its_largest_directions():
     """A rotated 40-d Gaussian with 32 eigenvalues in [0.01, 0.1] and 8 in [10, 1000], rank 8,
     from 2000 exact draws: the fit corrects the span of the 8 largest (principal cosines
-    above 0.95).  Ranked by ``|log lambda|`` alone (``split=inf``) it would spend half the
+    above 0.9; 0.96 to 0.99 here).  Ranked by ``|log lambda|`` alone (``split=inf``) it would spend half the
     corrections on the small end (cosines near 0 for 4 of them)."""
     rng = np.random.default_rng(7)
     q, _ = np.linalg.qr(rng.standard_normal((40, 40)))
@@ -205,7 +205,7 @@ def test_the_fit_of_a_lopsided_gaussian_corrects_its_largest_directions():
         kept = np.asarray(metric.vals) != 1.0
         assert kept.sum() == 8
         cosines = np.linalg.svd(q[:, -8:].T @ np.asarray(metric.vecs, np.float64)[:, kept], compute_uv=False)
-        assert np.sum(cosines > 0.95) == found, (split, cosines)
+        assert np.sum(cosines > 0.9) == found, (split, cosines)
 
 
 def test_mass_gamma_reaches_the_warmup_fit():
