@@ -757,6 +757,12 @@ def table(rows, names, libraries, num_chains):
     return "\n".join(lines)
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS reports one, as Linux does)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chains", type=int, default=4)
@@ -807,7 +813,7 @@ def main(argv=None):
     libraries = ["mcgen"] + [lib for lib in args.libraries if lib != "mcgen"]
     print(
         f"jax {jax.__version__} on {jax.devices()[0].platform}; {args.chains} chains, warmup {args.warmup}, "
-        f"draws {args.draws}, reps {args.reps}; {len(os.sched_getaffinity(0))} cores usable (a seed's draws are "
+        f"draws {args.draws}, reps {args.reps}; {_usable_cores()} cores usable (a seed's draws are "
         "reproducible bit for bit only with as many: XLA:CPU's rounding depends on them)",
         flush=True,
     )
