@@ -149,10 +149,12 @@ class WarmupParts(NamedTuple):
     in hand, and ``kernel_step`` the very ``Kernel.step`` object of the kernel being run,
     ``run_chains`` runs warmup and sampling as one loop that calls the kernel's step in one
     place, so the model's gradient (and a NUTS trajectory) is compiled once, not once per
-    phase.  Warmups that pool across chains, or that do more than one kernel step per warmup
-    step, leave ``parts`` as None and run as two programs.  (Across devices the one loop runs
-    each device's chains in that device's own program, where a statistic pooled over chains
-    would see that device's chains only.)
+    phase.  Warmups that do more than one kernel step per warmup step leave ``parts`` as None
+    and run as two programs.  A warmup that pools statistics across chains may have parts: the
+    one loop maps the chains over the named chain axis as a warmup program does (across
+    devices each device maps its own chains, and the helpers of
+    :mod:`mcgen.adaptation.ensemble` reduce over them and then across the devices; a raw
+    collective makes the whole loop one program over all devices).
 
     Attributes
     ----------

@@ -204,11 +204,17 @@ def _steps(
         buffer = jax.tree_util.tree_map(lambda b, r: jax.lax.dynamic_update_index_in_dim(b, r, i, 0), buffer, row)
         return ws, state, buffer
 
-    def each(ws, st, buf, wk, sk, u):  # the warmup's parts pool nothing across chains
-        return _over_chains(method, lambda w, s, b, k1, k2: one(w, s, b, k1, k2, u))(ws, st, buf, wk, sk)
+    def each(split):
+        # the chain axis named, as for a warmup program: a warmup's parts may pool statistics
+        # across chains (mcgen.adaptation.ensemble); naming it changes nothing for those that do not
+        def mapped(ws, st, buf, wk, sk, u):
+            per_chain = lambda w, s, b, k1, k2: one(w, s, b, k1, k2, u)  # noqa: E731
+            return _over_chains(method, per_chain, num_real, split)(ws, st, buf, wk, sk)
+
+        return mapped
 
     def body(carry, u):
-        carry = _on_each_device(each, num_shared=1)(*carry, wkeys, skeys, u)
+        carry = _pooled_on_each_device(each, num_shared=1)(*carry, wkeys, skeys, u)
         if token is not None and num_warmup > 0:
             step_size = jax.tree_util.tree_leaves(carry[1])[0]  # orders the report after the step
             jax.lax.cond(

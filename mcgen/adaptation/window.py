@@ -59,6 +59,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from mcgen.adaptation.dual_averaging import DualAveragingState, da_final, da_init, da_update
+from mcgen.adaptation.ensemble import _same_in_every_chain, chain_gather, chain_mean
 from mcgen.adaptation.low_rank import (
     LOW_RANK_GAMMA,
     LOW_RANK_MIN_DRAWS,
@@ -233,6 +234,9 @@ def early_schedule(
     return out
 
 
+# window_adaptation(pool=...)'s cap on the draws of a pooled low-rank fit, over all chains.
+POOL_ROWS = 400
+
 # Stan's initial fast buffer: steps of the step size alone before the first draw is collected.
 _INITIAL_BUFFER = 75
 
@@ -352,6 +356,8 @@ def window_adaptation(
     min_draws: int = LOW_RANK_MIN_DRAWS,
     holdout: bool = False,
     depth_cap: int | None = None,
+    pool: str | None = None,
+    pool_rows: int = POOL_ROWS,
 ) -> Warmup:
     """The windowed warmup of a kernel whose ``state.params`` has ``step_size, inverse_mass``.
 
@@ -436,6 +442,25 @@ def window_adaptation(
         smallest ratio 0.01: ``benchmarks/collapse_margin.py``); a target whose scale truly
         shrinks 10,000-fold on the way in loses at most this many restarts' worth of the
         initial buffer.  Restarts are recorded per step in the trace's ``restarted``.
+    pool
+        ``None`` (default): each chain adapts on its own draws, so a chain's warmup does not
+        depend on the other chains.  ``"metric"``: every metric update is fitted to the
+        windows of *all* chains (the same estimator, on their draws and gradients pooled: the
+        Welford estimates combined exactly, the low-rank buffers stacked, see ``pool_rows``)
+        and every chain gets that one metric; the step size stays each chain's own.
+        ``"all"``: the step size too (dual averaging, the step-size search and the collapse
+        guard see the acceptance statistic averaged over the chains, so every chain has the
+        same step size).  Pooling needs a chain axis (:mod:`mcgen.adaptation.ensemble`:
+        ``run_chains``' vectorized or sharded chains, or a user's ``vmap`` with
+        ``axis_name="chains"``), and a chain's draws then depend on the other chains.  What
+        it is for: a chain whose window lies in a funnel's neck fits itself a metric as
+        narrow as the neck, keeps its trajectories short and may stay there for the rest of
+        the run (the gradient-kernel docs, "A warmup pooled over the chains").
+    pool_rows
+        For ``pool`` with ``estimator="low_rank"``: the pooled fit uses at most this many
+        buffered draws in all, the newest ``min(buffer_size, ceil(pool_rows / chains))`` of
+        each chain (4 chains of the default 100-draw buffer: all of them; 128 chains: 4
+        each).  The fit is computed once for all chains, not once per chain.
 
     Returns
     -------
@@ -462,6 +487,11 @@ def window_adaptation(
         isinstance(depth_cap, (int, np.integer)) and not isinstance(depth_cap, bool) and depth_cap >= 1
     ):
         raise ValueError(f"window_adaptation: depth_cap must be None or an integer >= 1, got {depth_cap!r}")
+    if pool not in (None, "metric", "all"):
+        raise ValueError(f"window_adaptation: pool must be None, 'metric' or 'all', got {pool!r}")
+    if not (isinstance(pool_rows, (int, np.integer)) and not isinstance(pool_rows, bool) and pool_rows >= 3):
+        raise ValueError(f"window_adaptation: pool_rows must be an integer >= 3, got {pool_rows!r}")
+    pool_step = pool == "all"
     if not (isinstance(collapse_restarts, (int, np.integer)) and collapse_restarts >= 0):
         raise ValueError(f"collapse_restarts must be a non-negative integer, got {collapse_restarts!r}")
     # the initial buffer: the steps before the first collected draw (none below 20 steps)
@@ -539,10 +569,13 @@ def window_adaptation(
     def _absorb(ws: WindowAdaptationState, state, info):
         dtype = state.params.step_size.dtype
         step_size = jnp.exp(ws.dual_averaging.log_x).astype(dtype)  # the one prepare() set
-        searched, trial = search_step(ws.search, step_size, info.accept_prob)
+        accept_prob = info.accept_prob
+        if pool_step:  # every chain's tunables see the chains' mean (a divergent NaN counts 0)
+            accept_prob = chain_mean(jnp.nan_to_num(jnp.asarray(accept_prob, dtype), nan=0.0))
+        searched, trial = search_step(ws.search, step_size, accept_prob)
         # a search's trials leave dual averaging alone; the next trial (or the step size that
         # crossed, when the search ends) becomes the iterate from which it restarts
-        da = _where(ws.search.active, da_init(trial), da_update(ws.dual_averaging, info.accept_prob, target_accept))
+        da = _where(ws.search.active, da_init(trial), da_update(ws.dual_averaging, accept_prob, target_accept))
         search_state = _where(ws.search.active, searched, ws.search)
 
         i = jnp.minimum(ws.count, max(num_steps - 1, 0))
@@ -556,7 +589,7 @@ def window_adaptation(
         guard, restarted = ws.guard, jnp.zeros((), bool)
         if guard_on:
             state, da, guard, restarted = _collapse_guard(
-                guard, i < first_collect, collapse_restarts, state, da, step_size, info.accept_prob
+                guard, i < first_collect, collapse_restarts, state, da, step_size, accept_prob
             )
         scores, (bg_draws, bg_scores) = ws.scores, ws.background
         if early:
@@ -593,7 +626,27 @@ def window_adaptation(
             fit_each = one_chain_at_a_time(fit)
             operands = (buffer, welford, scores)
             span = fit_span(flat.shape[0], buffer_size)
-            if recent_np.any() and 2 * _RECENT_ROWS < span:
+            if pool:
+
+                def fit_pooled(buffer, welford, scores):
+                    per_chain = min(buffer_size, -(-pool_rows // _num_chains()))
+                    if per_chain < buffer_size:
+                        buffer = buffer_recent(buffer, per_chain)
+                    (buffer, welford, scores), weights = chain_gather((buffer, welford, scores))
+                    # every chain's window is the same draws of its own (one schedule): the
+                    # buffers' counters are the first chain's, the rows all chains'
+                    rows = buffer._replace(
+                        draws=buffer.draws.reshape(-1, buffer.draws.shape[-1]),
+                        grads=buffer.grads.reshape(-1, buffer.grads.shape[-1]),
+                        stamp=jnp.where(weights[:, None] > 0, buffer.stamp, -1).reshape(-1),
+                        collected=buffer.collected[0],
+                        start=buffer.start[0],
+                        background_start=buffer.background_start[0],
+                    )
+                    return fit(rows, _pool_welford(welford, weights), _pool_welford(scores, weights))
+
+                inverse_mass = _pooled_update(is_update, fit_pooled, state.params.inverse_mass, operands)
+            elif recent_np.any() and 2 * _RECENT_ROWS < span:
                 # a window of at most _RECENT_ROWS draws: the same metric from the newest slots,
                 # fitted in a subspace of at most 2 * _RECENT_ROWS dimensions (not min(d, 2 * size))
                 def fit_recent(buffer, welford, scores):
@@ -605,11 +658,21 @@ def window_adaptation(
             else:
                 inverse_mass = run_if(is_update, fit_each, state.params.inverse_mass, operands)
         else:
-            if estimator == "fisher":
-                estimate = fisher_diagonal(welford, scores)
+
+            def estimate(welford, scores):
+                if estimator == "fisher":
+                    return fisher_diagonal(welford, scores)
+                return welford_covariance(welford).astype(flat.dtype)
+
+            if pool:
+
+                def estimate_pooled(welford, scores):
+                    (welford, scores), weights = chain_gather((welford, scores))
+                    return estimate(_pool_welford(welford, weights), _pool_welford(scores, weights))
+
+                inverse_mass = _pooled_update(is_update, estimate_pooled, state.params.inverse_mass, (welford, scores))
             else:
-                estimate = welford_covariance(welford).astype(flat.dtype)
-            inverse_mass = jnp.where(is_update, estimate, state.params.inverse_mass)
+                inverse_mass = jnp.where(is_update, estimate(welford, scores), state.params.inverse_mass)
         # a switch: the background estimate (Stan: none, so a fresh one) becomes the foreground
         fresh = welford_init(flat.shape[0], ws.welford.m2.ndim == 2, flat.dtype)
         fresh_scores = welford_init(scores.mean.shape[0], False, flat.dtype)
@@ -671,6 +734,43 @@ def _collapse_guard(guard: CollapseGuard, active, limit: int, state, da: DualAve
     state = _where(restart, start, state)
     da = _where(restart, da_init(working), da)
     return state, da, CollapseGuard(guard.start, working, guard.restarts + restart.astype(jnp.int32)), restart
+
+
+def _num_chains() -> int:
+    """The length of the chain axis (padding included), known when tracing."""
+    return chain_gather(jnp.zeros(()))[1].shape[0]
+
+
+def _pool_welford(stacked: WelfordState, weights: jax.Array) -> WelfordState:
+    """The Welford estimate of all chains' draws together from each chain's (stacked along a
+    leading axis; ``weights`` 0 drops a chain): Chan et al.'s exact combination, so the
+    pooled covariance counts the spread between the chains' means as well as within them."""
+    keep = weights > 0
+    counts = jnp.where(keep, stacked.count, 0)
+    total = jnp.sum(counts)
+    n = counts.astype(stacked.mean.dtype)
+    mean = (n @ stacked.mean) / jnp.maximum(total, 1).astype(n.dtype)
+    dev = stacked.mean - mean
+    m2 = jnp.where(keep.reshape((-1,) + (1,) * (stacked.m2.ndim - 1)), stacked.m2, 0.0).sum(0)
+    if stacked.m2.ndim == 3:  # dense
+        m2 = m2 + jnp.einsum("c,ci,cj->ij", n, dev, dev)
+    else:
+        m2 = m2 + n @ (dev * dev)
+    return WelfordState(total.astype(stacked.count.dtype), mean, m2)
+
+
+def _pooled_update(flag, fit: Callable, current, operands: tuple):
+    """``fit(*operands)`` (whose collectives make it the same for every chain) where ``flag``,
+    else ``current``.  ``flag`` is the schedule's, the same in every chain, so this is a
+    branch under ``vmap`` and the gather and the fit run only at the steps that set the metric,
+    once for all chains."""
+    return jax.lax.cond(
+        _same_in_every_chain(flag),
+        lambda ops, _: fit(*ops),
+        lambda _, kept: kept,
+        operands,
+        current,
+    )
 
 
 def _where(flag, new, old):

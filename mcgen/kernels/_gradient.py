@@ -94,6 +94,7 @@ def gradient_warmup(
     schedule: str = "stan",
     low_rank: LowRankSettings | None = None,
     depth_cap: int | None = None,
+    pool: str | None = None,
 ) -> Callable[[int], Warmup]:
     """``warmup(num_steps)``: Stan's windowed adaptation of step size and metric.
 
@@ -108,6 +109,8 @@ def gradient_warmup(
     (``"stan"``) or an early, frequent update in nutpie's manner (``"early"``, see
     :func:`~mcgen.adaptation.window.early_schedule`).  ``depth_cap``: NUTS's trajectories
     stop after that many doublings in warmup (``window_adaptation``'s ``depth_cap``).
+    ``pool``: fit the metric (``"metric"``) or the metric and the step size (``"all"``) to all
+    chains' warmup draws together (``window_adaptation``'s ``pool``).
     """
     estimator = {"grad_diag": "fisher", "low_rank": "low_rank"}.get(mass, "welford")
     settings = (low_rank or LowRankSettings())._asdict() if mass == "low_rank" else {}
@@ -120,6 +123,7 @@ def gradient_warmup(
             estimator=estimator,
             schedule=schedule,
             depth_cap=depth_cap,
+            pool=pool,
             **settings,
         )
 
@@ -173,6 +177,14 @@ WARMUP_SCHEDULES = ("stan", "early")
 def check_warmup_schedule(schedule: str, who: str) -> None:
     if schedule not in WARMUP_SCHEDULES:
         raise ValueError(f"{who}: warmup_schedule must be 'stan' or 'early', got {schedule!r}")
+
+
+WARMUP_POOLS = (None, "metric", "all")
+
+
+def check_warmup_pool(pool, who: str) -> None:
+    if pool not in WARMUP_POOLS:
+        raise ValueError(f"{who}: warmup_pool must be None, 'metric' or 'all', got {pool!r}")
 
 
 def check_target_accept(target_accept: float, who: str) -> None:

@@ -57,6 +57,7 @@ from mcgen.kernels import _random
 from mcgen.kernels._gradient import (
     GradientState,
     check_target_accept,
+    check_warmup_pool,
     check_warmup_schedule,
     flatten,
     gradient_init,
@@ -97,6 +98,7 @@ def hmc(
     mass_min_draws: int = LOW_RANK_MIN_DRAWS,
     mass_holdout: bool = False,
     mass_gamma: float = LOW_RANK_GAMMA,
+    warmup_pool: str | None = None,
 ) -> Kernel:
     """Hamiltonian Monte Carlo (leapfrog integrator, Metropolis correction).
 
@@ -135,6 +137,15 @@ def hmc(
         whether each fit is checked on held-out draws (``window_adaptation``'s ``holdout``),
         and the fit's regularization (:func:`~mcgen.adaptation.low_rank_estimate`'s ``gamma``:
         that share of the mean scaled second moment is added to both second moments).
+    warmup_pool
+        ``None`` (default): each chain adapts its step size and metric to its own warmup, so
+        chain ``i``'s draws do not depend on the other chains.  ``"metric"``: each metric
+        update is fitted to the warmup draws (and gradients) of all chains together, and every
+        chain gets it; ``"all"``: the step size too, from the chains' mean acceptance
+        statistic.  Needs ``chain_method="vectorized"`` or ``"sharded"`` in ``run_chains``.
+        For hierarchical models where a chain can end its warmup in a funnel's neck with a
+        metric as narrow as the neck (:func:`~mcgen.adaptation.window.window_adaptation`'s
+        ``pool``; measured in the gradient-kernel docs, "A warmup pooled over the chains").
     """
     if (
         not isinstance(num_integration_steps, int)
@@ -145,6 +156,7 @@ def hmc(
     check_mass(mass, "hmc")
     check_step_size(step_size, "hmc")
     check_target_accept(target_accept, "hmc")
+    check_warmup_pool(warmup_pool, "hmc")
     check_warmup_schedule(warmup_schedule, "hmc")
     low_rank = low_rank_settings(
         mass_rank, mass_eigval_cutoff, mass_buffer, "hmc", mass_min_draws, mass_holdout, mass_gamma
@@ -180,5 +192,5 @@ def hmc(
         )
         return new, info
 
-    warmup = gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank) if adapt else None
+    warmup = gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank, pool=warmup_pool) if adapt else None
     return Kernel(init, step, warmup)

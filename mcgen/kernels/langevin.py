@@ -55,6 +55,7 @@ from mcgen.kernels import _random
 from mcgen.kernels._gradient import (
     GradientState,
     check_target_accept,
+    check_warmup_pool,
     check_warmup_schedule,
     flatten,
     gradient_init,
@@ -185,6 +186,7 @@ def mala(
     mass_min_draws: int = LOW_RANK_MIN_DRAWS,
     mass_holdout: bool = False,
     mass_gamma: float = LOW_RANK_GAMMA,
+    warmup_pool: str | None = None,
 ) -> Kernel:
     """Metropolis-adjusted Langevin algorithm (exact for :math:`\\pi`).
 
@@ -216,10 +218,20 @@ def mala(
         whether each fit is checked on held-out draws (``window_adaptation``'s ``holdout``),
         and the fit's regularization (:func:`~mcgen.adaptation.low_rank_estimate`'s ``gamma``:
         that share of the mean scaled second moment is added to both second moments).
+    warmup_pool
+        ``None`` (default): each chain adapts its step size and metric to its own warmup, so
+        chain ``i``'s draws do not depend on the other chains.  ``"metric"``: each metric
+        update is fitted to the warmup draws (and gradients) of all chains together, and every
+        chain gets it; ``"all"``: the step size too, from the chains' mean acceptance
+        statistic.  Needs ``chain_method="vectorized"`` or ``"sharded"`` in ``run_chains``.
+        For hierarchical models where a chain can end its warmup in a funnel's neck with a
+        metric as narrow as the neck (:func:`~mcgen.adaptation.window.window_adaptation`'s
+        ``pool``; measured in the gradient-kernel docs, "A warmup pooled over the chains").
     """
     check_step_size(step_size, "mala")
     check_mass(mass, "mala")
     check_target_accept(target_accept, "mala")
+    check_warmup_pool(warmup_pool, "mala")
     check_warmup_schedule(warmup_schedule, "mala")
     low_rank = low_rank_settings(
         mass_rank, mass_eigval_cutoff, mass_buffer, "mala", mass_min_draws, mass_holdout, mass_gamma
@@ -249,5 +261,5 @@ def mala(
         new = select(do_accept, rebuild(state, unravel, y, logdensity_y, gy), state)
         return new, MALAInfo(accept_prob, do_accept, is_nonfinite, one, eps)
 
-    warmup = gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank) if adapt else None
+    warmup = gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank, pool=warmup_pool) if adapt else None
     return Kernel(init, step, warmup)

@@ -56,6 +56,7 @@ from mcgen.adaptation.low_rank import LOW_RANK_GAMMA, LOW_RANK_MIN_DRAWS
 from mcgen.kernels._gradient import (
     GradientState,
     check_target_accept,
+    check_warmup_pool,
     check_warmup_schedule,
     flatten,
     gradient_init,
@@ -106,6 +107,7 @@ def nuts(
     mass_min_draws: int = LOW_RANK_MIN_DRAWS,
     mass_holdout: bool = False,
     mass_gamma: float = LOW_RANK_GAMMA,
+    warmup_pool: str | None = None,
     warmup_max_tree_depth: int | None = None,
     uturn: str = "trapezoid",
     gather: bool | None = None,
@@ -166,6 +168,15 @@ def nuts(
         whether each fit is checked on held-out draws (``window_adaptation``'s ``holdout``),
         and the fit's regularization (:func:`~mcgen.adaptation.low_rank_estimate`'s ``gamma``:
         that share of the mean scaled second moment is added to both second moments).
+    warmup_pool
+        ``None`` (default): each chain adapts its step size and metric to its own warmup, so
+        chain ``i``'s draws do not depend on the other chains.  ``"metric"``: each metric
+        update is fitted to the warmup draws (and gradients) of all chains together, and every
+        chain gets it; ``"all"``: the step size too, from the chains' mean acceptance
+        statistic.  Needs ``chain_method="vectorized"`` or ``"sharded"`` in ``run_chains``.
+        For hierarchical models where a chain can end its warmup in a funnel's neck with a
+        metric as narrow as the neck (:func:`~mcgen.adaptation.window.window_adaptation`'s
+        ``pool``; measured in the gradient-kernel docs, "A warmup pooled over the chains").
     warmup_max_tree_depth
         Largest number of doublings of a warmup transition (sampling keeps
         ``max_tree_depth``).  ``None`` (default): 6 (63 leapfrog steps) for
@@ -225,6 +236,7 @@ def nuts(
     check_step_size(step_size, "nuts")
     if warmup_schedule is None:
         warmup_schedule = "early" if mass == "low_rank" else "stan"
+    check_warmup_pool(warmup_pool, "nuts")
     check_warmup_schedule(warmup_schedule, "nuts")
     if target_accept is None:
         target_accept = EARLY_TARGET_ACCEPT if warmup_schedule == "early" else STAN_TARGET_ACCEPT
@@ -271,5 +283,7 @@ def nuts(
         )
         return rebuild(state, unravel, tree.q, tree.logdensity, tree.g), info
 
-    warmup = gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank, depth_cap) if adapt else None
+    warmup = (
+        gradient_warmup(step, target_accept, mass, warmup_schedule, low_rank, depth_cap, warmup_pool) if adapt else None
+    )
     return Kernel(init, step, warmup)

@@ -36,6 +36,10 @@ kernels = {
     "chees_hmc": (mc.chees_hmc(), 5),
     "meads": (mc.meads(), 5),  # two fold assignments (a new permutation after 4 steps)
     "mams": (mc.mams(), 5),  # one unadjusted step, then four that adapt the trajectory length
+    # NUTS's warmup pooled over the chains: the metric set at step 17 of 20 from all chains'
+    # window (Stan's diagonal; the low-rank fit on the early schedule), the step size pooled too
+    "nuts_pool_all": (mc.nuts(mass="diag", warmup_pool="all"), 20),
+    "nuts_pool_metric": (mc.nuts(warmup_pool="metric"), 20),
 }
 run = dict(init=jnp.ones(3), num_chains=12, num_samples=2, progress=False, seed=1, init_jitter=1.0, warn=False)
 out = {"num_devices": len(jax.devices())}
