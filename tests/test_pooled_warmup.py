@@ -87,9 +87,10 @@ def _run_scripted(inverse_mass, accept_override=None, **settings):
         return warmup.step(jax.random.key(0), ws, None)[0]
 
     ws = jax.vmap(lambda c: warmup.init(start(c)))(jnp.arange(chains))
+    step_all = jax.jit(jax.vmap(one_step, axis_name="chains"))
     states = []
     for _ in range(STEPS):
-        ws = jax.vmap(one_step, axis_name="chains")(ws)
+        ws = step_all(ws)
         states.append(ws)
     assert not np.asarray(ws.trace.restarted).any()  # no collapse-guard restart shifts a chain's table
     return states, draws, scores
