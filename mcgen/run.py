@@ -48,7 +48,10 @@ A third, measured on HMC: when the number of coordinates is not a multiple of th
 the leftover elements of ``a * b + c`` may be fused into one multiply-add at some batch sizes
 and not at others, so on such small targets (e.g. 3 coordinates) HMC's draws can differ
 between 2 or 12 chains and 16 (``tests/determinism_cases.py`` records where the determinism
-tests hold bit for bit).
+tests hold bit for bit).  All of this is for kernels whose warmup pools nothing across
+chains: an ensemble warmup (ChEES, MEADS, MAMS, or a gradient kernel's
+``warmup_pool="metric"`` or ``"all"``) adapts from every chain, so with another chain count
+every adapted value, and every draw, is a different one (:mod:`mcgen.adaptation.ensemble`).
 
 The parts live in :mod:`mcgen._driver` (compile cache, compiled steps, initial positions,
 placement across devices and hosts, checkpoints, the draws store, the progress display); this
