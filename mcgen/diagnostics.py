@@ -369,7 +369,9 @@ def _divergence_problem(divergent: Any) -> str | None:
             line += (
                 f" {int(per_chain[worst])} of them in chain {worst} ({100 * per_chain[worst] / d.shape[1]:.0f}% of its "
                 "transitions): a chain stuck where its step size is too large, often in the narrow end of a funnel "
-                "(Result.chain_summary() compares it with the other chains)."
+                "(Result.chain_summary() compares it with the other chains). For NUTS, a higher target_accept "
+                "(e.g. 0.9) or a warmup pooled over the chains (nuts(warmup_pool='metric'): no chain's metric "
+                "fitted to its own warmup alone) often keeps a chain out of it."
             )
     return line
 

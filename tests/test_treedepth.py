@@ -127,6 +127,7 @@ def test_check_run_names_the_chain_that_holds_most_divergences():
     (line,) = divergence_lines(stuck)
     assert line.startswith(f"{int(stuck.sum())} divergent transitions after warmup")
     assert "of them in chain 57 (" in line and "% of its transitions" in line
+    assert "warmup_pool='metric'" in line  # the remedy is named
     (line,) = divergence_lines(scattered)
     assert "of them in chain" not in line
     assert divergence_lines(np.zeros((128, 200), bool)) == []
