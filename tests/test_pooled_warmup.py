@@ -110,11 +110,14 @@ def test_pooled_welford_is_the_welford_estimate_of_all_chains_draws():
             return jax.lax.scan(lambda w, xi: (welford_update(w, xi), None), welford_init(5, dense), x)[0]
 
         stacked = jax.vmap(fold)(jnp.asarray(draws))
-        for weights, rows in (
-            (np.ones(3), draws.reshape(-1, 5)),
-            (np.array([1.0, 0.0, 1.0]), draws[[0, 2]].reshape(-1, 5)),
-        ):
-            pooled = _pool_welford(stacked, jnp.asarray(weights, jnp.float32))
+        # a dropped chain (padding) may hold anything: its NaN must not leak into the pooled estimate
+        poisoned = stacked._replace(mean=stacked.mean.at[1].set(jnp.nan), m2=stacked.m2.at[1].set(jnp.nan))
+        cases = (
+            (stacked, np.ones(3), draws.reshape(-1, 5)),
+            (poisoned, np.array([1.0, 0.0, 1.0]), draws[[0, 2]].reshape(-1, 5)),
+        )
+        for chains, weights, rows in cases:
+            pooled = _pool_welford(chains, jnp.asarray(weights, jnp.float32))
             assert isinstance(pooled, WelfordState)
             assert int(pooled.count) == rows.shape[0]
             np.testing.assert_allclose(pooled.mean, rows.mean(0), rtol=1e-5, atol=1e-5)

@@ -449,10 +449,11 @@ def window_adaptation(
         Welford estimates combined exactly, the low-rank buffers stacked, see ``pool_rows``)
         and every chain gets that one metric; the step size stays each chain's own.
         ``"all"``: the step size too (dual averaging, the step-size search and the collapse
-        guard see the acceptance statistic averaged over the chains, so every chain has the
-        same step size).  Pooling needs a chain axis (:mod:`mcgen.adaptation.ensemble`:
-        ``run_chains``' vectorized or sharded chains, or a user's ``vmap`` with
-        ``axis_name="chains"``), and a chain's draws then depend on the other chains.  What
+        guard see the acceptance statistic averaged over the chains, so chains that start from
+        the same step size, as ``run_chains``' do, keep the same one).  Pooling needs a chain
+        axis (:mod:`mcgen.adaptation.ensemble`: ``run_chains``' vectorized or sharded chains,
+        or a user's ``vmap`` with ``axis_name="chains"``), and a chain's draws then depend on
+        the other chains.  What
         it is for: a chain whose window lies in a funnel's neck fits itself a metric as
         narrow as the neck, keeps its trajectories short and may stay there for the rest of
         the run (the gradient-kernel docs, "A warmup pooled over the chains").
@@ -635,9 +636,10 @@ def window_adaptation(
                     (buffer, welford, scores), weights = chain_gather((buffer, welford, scores))
                     # every chain's window is the same draws of its own (one schedule): the
                     # buffers' counters are the first chain's, the rows all chains'
+                    kept = weights[:, None, None] > 0  # a padding chain's rows: zeros, weight 0
                     rows = buffer._replace(
-                        draws=buffer.draws.reshape(-1, buffer.draws.shape[-1]),
-                        grads=buffer.grads.reshape(-1, buffer.grads.shape[-1]),
+                        draws=jnp.where(kept, buffer.draws, 0.0).reshape(-1, buffer.draws.shape[-1]),
+                        grads=jnp.where(kept, buffer.grads, 0.0).reshape(-1, buffer.grads.shape[-1]),
                         stamp=jnp.where(weights[:, None] > 0, buffer.stamp, -1).reshape(-1),
                         collected=buffer.collected[0],
                         start=buffer.start[0],
@@ -749,8 +751,10 @@ def _pool_welford(stacked: WelfordState, weights: jax.Array) -> WelfordState:
     counts = jnp.where(keep, stacked.count, 0)
     total = jnp.sum(counts)
     n = counts.astype(stacked.mean.dtype)
-    mean = (n @ stacked.mean) / jnp.maximum(total, 1).astype(n.dtype)
-    dev = stacked.mean - mean
+    # where, not a product: a dropped chain's values may be anything (NaN included)
+    means = jnp.where(keep[:, None], stacked.mean, 0.0)
+    mean = (n @ means) / jnp.maximum(total, 1).astype(n.dtype)
+    dev = jnp.where(keep[:, None], means - mean, 0.0)
     m2 = jnp.where(keep.reshape((-1,) + (1,) * (stacked.m2.ndim - 1)), stacked.m2, 0.0).sum(0)
     if stacked.m2.ndim == 3:  # dense
         m2 = m2 + jnp.einsum("c,ci,cj->ij", n, dev, dev)
