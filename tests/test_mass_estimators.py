@@ -18,7 +18,6 @@ estimate), and the draws after warmup match the target's moments in MCSE units.
 
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +31,10 @@ from mcgen.adaptation.welford import fisher_diagonal
 
 sys.path.insert(0, str(Path(__file__).parent / "kernels"))
 from gradient_targets import GAUSS10, run  # noqa: E402
+
+from tests.scripted_kernel import ScriptedInfo as _Info  # noqa: E402
+from tests.scripted_kernel import ScriptedParams as _Params  # noqa: E402
+from tests.scripted_kernel import ScriptedState as _Scripted  # noqa: E402
 
 SCALES = jnp.asarray([0.1, 0.5, 1.0, 3.0, 20.0], jnp.float32)
 
@@ -183,25 +186,6 @@ def test_early_schedule_structure():
     assert len(updates) < 100
     with pytest.raises(ValueError, match="warmup_schedule"):
         mc.nuts(warmup_schedule="nutpie")
-
-
-class _Params(NamedTuple):
-    step_size: jax.Array
-    inverse_mass: jax.Array
-
-
-class _Scripted(NamedTuple):
-    position: jax.Array
-    logdensity_grad: jax.Array
-    params: _Params
-    t: jax.Array  # the number of the next transition
-
-
-class _Info(NamedTuple):
-    accept_prob: jax.Array
-    is_accepted: jax.Array
-    is_divergent: jax.Array
-    num_grad_evals: jax.Array
 
 
 def test_early_schedule_waits_out_its_initial_buffer_then_feeds_every_draw():

@@ -12,8 +12,6 @@ estimate that forgot the spread between the chains (or used one chain's rows) is
 Then whole NUTS runs with a pooled warmup sample a correlated Gaussian (moments in MCSE units).
 """
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,24 +23,7 @@ from mcgen.adaptation.low_rank import LowRankInverseMass, low_rank_estimate
 from mcgen.adaptation.welford import WelfordState, welford_init, welford_update
 from mcgen.adaptation.window import _pool_welford, window_adaptation, window_schedule
 from tests.kernels.gradient_targets import GAUSS10, run
-
-
-class _Params(NamedTuple):
-    step_size: jax.Array
-    inverse_mass: object
-
-
-class _Scripted(NamedTuple):
-    position: jax.Array
-    logdensity_grad: jax.Array
-    params: _Params
-    t: jax.Array  # the number of the next transition
-
-
-class _Info(NamedTuple):
-    accept_prob: jax.Array
-    num_grad_evals: jax.Array
-
+from tests.scripted_kernel import ScriptedInfo, ScriptedParams, ScriptedState
 
 CHAINS, STEPS, DIM = 4, 100, 4
 # Stan's schedule for 100 steps: step size alone for 15, one window of 75 draws, 10 more
@@ -74,14 +55,16 @@ def _run_scripted(inverse_mass, accept_override=None, **settings):
         del key, logdensity_fn
         c = s.t // STEPS  # the chain, carried in t (so that a chain knows its table row)
         i = s.t % STEPS
-        info = _Info(acc[c, i], jnp.int32(3))
+        info = ScriptedInfo(acc[c, i], jnp.bool_(True), jnp.bool_(False), jnp.int32(3))
         return s._replace(position=xs[c, i], logdensity_grad=gs[c, i], t=s.t + 1), info
 
     warmup = window_adaptation(step, STEPS, target_accept=0.8, **settings)
     chains = acc.shape[0]
 
     def start(c):
-        return _Scripted(jnp.zeros(DIM), jnp.zeros(DIM), _Params(jnp.float32(0.5), inverse_mass), jnp.int32(c * STEPS))
+        return ScriptedState(
+            jnp.zeros(DIM), jnp.zeros(DIM), ScriptedParams(jnp.float32(0.5), inverse_mass), jnp.int32(c * STEPS)
+        )
 
     def one_step(ws):
         return warmup.step(jax.random.key(0), ws, None)[0]

@@ -219,14 +219,9 @@ def mala(
         and the fit's regularization (:func:`~mcgen.adaptation.low_rank_estimate`'s ``gamma``:
         that share of the mean scaled second moment is added to both second moments).
     warmup_pool
-        ``None`` (default): each chain adapts its step size and metric to its own warmup, so
-        chain ``i``'s draws do not depend on the other chains.  ``"metric"``: each metric
-        update is fitted to the warmup draws (and gradients) of all chains together, and every
-        chain gets it; ``"all"``: the step size too, from the chains' mean acceptance
-        statistic.  Needs ``chain_method="vectorized"`` or ``"sharded"`` in ``run_chains``.
-        For hierarchical models where a chain can end its warmup in a funnel's neck with a
-        metric as narrow as the neck (:func:`~mcgen.adaptation.window.window_adaptation`'s
-        ``pool``; measured in the gradient-kernel docs, "A warmup pooled over the chains").
+        ``None`` (default: each chain adapts alone), ``"metric"`` (every metric update fitted
+        to all chains' warmup draws) or ``"all"`` (the step size too), as
+        :func:`~mcgen.kernels.nuts.nuts`'s ``warmup_pool``.
     """
     check_step_size(step_size, "mala")
     check_mass(mass, "mala")
