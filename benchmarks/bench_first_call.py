@@ -10,6 +10,8 @@ compile time goes:
 * ``default_uncut``: never cut (one branch);
 * ``default_no_recent_fits``: every low-rank fit on the whole buffer (no second, small fit
   program for the windows of at most 16 draws: session 27's fits of short windows undone);
+* ``default_recent_fits``: that small program built whatever the chain count (the default
+  builds it only where the chains times the dimension reach ``window._RECENT_MIN_WORK``);
 * ``default_no_fit``: the low-rank fit replaced by the diagonal alone (the metric's state and
   products stay; the fit's code is gone);
 * ``grad_diag_early``: the Fisher diagonal on the early schedule (the schedule without the
@@ -24,7 +26,7 @@ compile time goes:
   size 0.3, the starting metric): the sampling program alone, so the cost of the low-rank
   products in one compiled NUTS step.
 
-Every run is 4 chains, 1000 warmup (none for the ``sampling_only`` ones) + 1000 draws on an Inference Gym target (the ``bench``
+Every run is 4 chains (``--chains``), 1000 warmup (none for the ``sampling_only`` ones) + 1000 draws on an Inference Gym target (the ``bench``
 extra), ``clear_cache()`` and ``jax.clear_caches()`` before each.  BlackJAX's first call is in
 ``bench_gym.py``.  Pin the process to one core from its start (``taskset -c 0``) on a shared
 machine.
@@ -32,7 +34,7 @@ machine.
 ``--devices N`` shards the chains over N simulated CPU devices (``XLA_FLAGS`` is set before JAX
 starts), where the same one-program run applies.
 
-Usage: python benchmarks/bench_first_call.py [--target EightSchools] [--reps 3] [--devices N] [--variants diag default ...]
+Usage: python benchmarks/bench_first_call.py [--target EightSchools] [--reps 3] [--chains 4] [--devices N] [--variants diag default ...]
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from mcgen.run import clear_cache  # noqa: E402
 LADDER = _metrics._column_ladder
 FIT = window_module.low_rank_estimate
 RECENT_ROWS = window_module._RECENT_ROWS
+RECENT_MIN_WORK = window_module._RECENT_MIN_WORK
 
 
 def _five_rungs(k: int) -> tuple[int, ...]:
@@ -88,6 +91,7 @@ VARIANTS = {
     "default_uncut": (lambda: mc.nuts(), lambda k: (k,), FIT),
     "default_no_fit": (lambda: mc.nuts(), LADDER, _diagonal_only),
     "default_no_recent_fits": (lambda: mc.nuts(), LADDER, FIT),
+    "default_recent_fits": (lambda: mc.nuts(), LADDER, FIT),
     "grad_diag_early": (lambda: mc.nuts(mass="grad_diag", warmup_schedule="early"), LADDER, FIT),
     "diag_sampling_only": (lambda: mc.nuts(mass="diag", adapt=False, step_size=0.3), LADDER, FIT),
     "low_rank_sampling_only": (lambda: mc.nuts(mass="low_rank", adapt=False, step_size=0.3), LADDER, FIT),
@@ -98,6 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="EightSchools")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--devices", type=int, default=None, help="shard the chains over N simulated devices")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
@@ -111,6 +116,7 @@ def main() -> None:
                 _metrics._column_ladder, window_module.low_rank_estimate = ladder, fit
                 run_module._WHOLE_RUN = not name.endswith("two_programs")
                 window_module._RECENT_ROWS = 0 if name == "default_no_recent_fits" else RECENT_ROWS
+                window_module._RECENT_MIN_WORK = 0 if name == "default_recent_fits" else RECENT_MIN_WORK
                 chunked = {"chunk_size": 100} if "chunked" in name else {}
                 clear_cache()
                 jax.clear_caches()
@@ -118,9 +124,9 @@ def main() -> None:
                 res = mc.run_chains(
                     target.logdensity,
                     make(),
-                    init=target.inits(4, rep),
+                    init=target.inits(args.chains, rep),
                     init_batched=True,
-                    num_chains=4,
+                    num_chains=args.chains,
                     num_warmup=0 if name.endswith("sampling_only") else 1000,
                     num_samples=1000,
                     seed=rep,
@@ -142,9 +148,10 @@ def main() -> None:
         _metrics._column_ladder, window_module.low_rank_estimate = LADDER, FIT
         run_module._WHOLE_RUN = True
         window_module._RECENT_ROWS = RECENT_ROWS
+        window_module._RECENT_MIN_WORK = RECENT_MIN_WORK
     base = statistics.median(seconds[args.variants[0]])
     on = "" if args.devices is None else f", sharded over {args.devices} devices"
-    print(f"{args.target}, 4 chains{on}, 1000 + 1000, median of {args.reps}:")
+    print(f"{args.target}, {args.chains} chains{on}, 1000 + 1000, median of {args.reps}:")
     for name, xs in seconds.items():
         print(f"  {name:28s} {statistics.median(xs):6.2f} s  ({statistics.median(xs) / base:.2f}x {args.variants[0]})")
 

@@ -152,6 +152,13 @@ BUGS = {
         "(_foreground_rows(sched, early, buffer_size) <= 2 * _RECENT_ROWS)",
         "tests/test_low_rank_metric.py -k newest",
     ),
+    # the small fit program built where it does not repay its compile, and not where it does
+    "low_rank_recent_fits_rule_inverted": (
+        "mcgen/adaptation/window.py",
+        "return (requested_chains() or 1) * dim >= _RECENT_MIN_WORK",
+        "return (requested_chains() or 1) * dim < _RECENT_MIN_WORK",
+        "tests/test_low_rank_metric.py -k newest_slot_fits_are_built",
+    ),
     # the divergence warning names the chain with the fewest divergences (session 27)
     "divergence_warning_wrong_chain": (
         "mcgen/diagnostics.py",

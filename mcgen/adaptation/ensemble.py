@@ -184,6 +184,15 @@ def num_chains(weight=None) -> jax.Array:
     return chain_sum(jnp.ones(()), weight)
 
 
+def requested_chains() -> int | None:
+    """The number of chains requested of the run being traced (``run_chains``'s
+    ``num_chains``, padding left out), a Python int known when tracing; ``None`` outside
+    ``run_chains`` (a user's own map).  For choices of how to compute, never of what: a
+    chain's draws must not depend on it beyond rounding."""
+    context = _CONTEXT.get()
+    return None if context is None else context.num_real
+
+
 def _num_real() -> int:
     """The number of requested chains, known when the program is traced (no collective)."""
     context = _check_axis()
