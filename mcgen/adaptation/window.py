@@ -247,7 +247,7 @@ _RECENT_ROWS = 16
 # ... a second compiled fit, built only where the run's chains times the dimension reach this
 # (chains known when tracing, 1 outside run_chains): it compiles in about 1.4 s and saves about
 # 0.016 s of warmup per chain at d = 100 (4 chains: 12% of the first call on the Gym's rotated
-# Gaussian lost, not won; the gradient-kernel docs, "Fits of short windows in a subspace")
+# Gaussian lost, not won; the gradient-kernel docs, "The small fit program only where it pays")
 _RECENT_MIN_WORK = 8192
 
 
