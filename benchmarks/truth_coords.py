@@ -35,7 +35,7 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--show", type=int, default=8, help="the number of coordinates printed")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     warnings.simplefilter("ignore")
     import arviz as az
 

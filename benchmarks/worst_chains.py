@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--coords", type=int, nargs="*", default=[0], help="unconstrained coordinates to locate")
     parser.add_argument("--worst", type=int, default=3)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
 
     target = make_target(args.target)
     kernel = mc.nuts(**nuts_settings("nuts:" + ",".join(args.settings))) if args.settings else mc.nuts()
