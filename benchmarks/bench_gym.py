@@ -236,6 +236,18 @@ class GymTarget:
 
     def score_constrained(self, x) -> dict:
         """:meth:`score` of draws already mapped to the constrained space (float64)."""
+        c = self.coordinate_scores(x)
+        return {
+            "ess": float(np.min(c["ess_bulk"])),
+            "rhat": float(np.max(c["rhat"])),
+            "z": float(np.max(np.abs(c["z"]))),
+        }
+
+    def coordinate_scores(self, x) -> dict:
+        """Per coordinate of constrained draws (chains, draws, dim): ``ess_bulk``, ``ess_mean``,
+        ``rhat``, ``mean``, ``sd`` (the truth's, or the draws' where it gives none) and ``z``,
+        the mean's distance from the truth in Monte-Carlo standard errors (the truth's own
+        standard error included)."""
         import arviz as az
 
         with warnings.catch_warnings():
@@ -248,8 +260,9 @@ class GymTarget:
         # model): the draws' own standard deviation then stands in for it in the MCSE
         sd = self.truth_sd if self.has_truth_sd else x.std(axis=(0, 1))
         mcse = np.sqrt(sd**2 / np.maximum(ess_mean, 1.0) + self.truth_se**2)
-        z = (x.mean(axis=(0, 1)) - self.truth_mean) / mcse
-        return {"ess": float(np.min(ess_bulk)), "rhat": float(np.max(rhat)), "z": float(np.max(np.abs(z)))}
+        mean = x.mean(axis=(0, 1))
+        z = (mean - self.truth_mean) / mcse
+        return {"ess_bulk": ess_bulk, "ess_mean": ess_mean, "rhat": rhat, "mean": mean, "sd": sd, "z": z}
 
     @property
     def has_truth_sd(self) -> bool:

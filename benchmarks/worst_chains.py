@@ -33,18 +33,18 @@ def _quantiles(x) -> str:
     return " ".join(f"{v:.2f}" for v in np.quantile(x, [0.01, 0.1, 0.5, 0.9, 0.99]))
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_run_arguments(parser: argparse.ArgumentParser, chains: int) -> None:
+    """The arguments of :func:`run`: a target, ``nuts()`` settings, chains, rep, warmup, draws."""
     parser.add_argument("target", help="a Gym name (bench_gym.py's targets)")
     parser.add_argument("settings", nargs="*", help="nuts() settings NAME=VALUE (default: nuts())")
-    parser.add_argument("--chains", type=int, default=128)
+    parser.add_argument("--chains", type=int, default=chains)
     parser.add_argument("--rep", type=int, default=0, help="bench_gym.py's rep: starting points and seed")
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--coords", type=int, nargs="*", default=[0], help="unconstrained coordinates to locate")
-    parser.add_argument("--worst", type=int, default=3)
-    args = parser.parse_intermixed_args(argv)
 
+
+def run(args):
+    """``(target, result)``: ``mc.nuts(**settings)`` from ``bench_gym.py``'s starts and seed for ``args.rep``."""
     target = make_target(args.target)
     kernel = mc.nuts(**nuts_settings("nuts:" + ",".join(args.settings))) if args.settings else mc.nuts()
     res = mc.run_chains(
@@ -59,6 +59,17 @@ def main(argv=None) -> None:
         progress=False,
         warn=False,
     )
+    return target, res
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_arguments(parser, chains=128)
+    parser.add_argument("--coords", type=int, nargs="*", default=[0], help="unconstrained coordinates to locate")
+    parser.add_argument("--worst", type=int, default=3)
+    args = parser.parse_intermixed_args(argv)
+
+    target, res = run(args)
     x = np.asarray(res.samples)
     div = np.asarray(res.stats["is_divergent"]).sum(1)
     grads = np.asarray(res.stats["num_grad_evals"]).mean(1)
